@@ -1,0 +1,1 @@
+"""One module per app, each behind the protocol in ``base``."""

@@ -1,0 +1,69 @@
+"""The connector protocol: what every app looks like to the engine.
+
+A connector turns one app's storage or API into these few calls. It knows nothing of the
+engine, the store, or any other connector.
+
+Reading works in two ways, and the engine picks:
+
+* ``list_versions()`` returns every record id with a cheap version (etag, mtime, row hash);
+  the engine fetches only the ids whose version differs from what it saw last time;
+* ``changes(cursor)`` (only when ``capabilities.change_feed``) returns what changed since a
+  cursor, for apps with a change feed (Google sync tokens, Graph delta, sync-collection).
+
+Writes are batched (``capabilities.batch_size``), one result per operation, in order. A
+failing record produces a ``WriteResult`` with a typed error; it never raises for one record.
+A connector raises only for failures of the whole app (``AuthExpired``, ``Unavailable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from app.model import AppInfo, Record, Schema, Unreadable, WriteOp, WriteResult
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    records: list[Record | Unreadable] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    cursor: str | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    info: AppInfo
+
+    def schema(self) -> Schema:
+        """The app's fields and its existing segments."""
+        ...
+
+    def prepare(self) -> None:
+        """Make the storage ready for a writing run (e.g. CSV stamps its id column).
+
+        Called before reading in every run that may write; never in a dry run.
+        """
+        ...
+
+    def list_versions(self) -> dict[str, str]:
+        """Every record id the app holds, with a version that changes when the record does."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        """The records with these ids; ids the app no longer has are simply absent."""
+        ...
+
+    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
+        """Records having any of these emails (compared case-insensitively)."""
+        ...
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply creates and updates; one result per op, in the same order."""
+        ...
+
+    def changes(self, cursor: str | None) -> ChangeSet | None:
+        """Changes since ``cursor``; None when the app has no change feed."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,214 @@
+"""An app that lives in memory: the engine's test double and the benchmark's baseline.
+
+It behaves like a careful real app: versions change on every write, writes with a stale
+``expected_version`` are refused, required fields are enforced, and faults can be injected
+(per-record rejections, an app-wide outage, a listing that loses records).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+from app.connectors.base import ChangeSet
+from app.errors import Conflict, NotFound, Rejected, RequiredMissing, Unavailable
+from app.model import (
+    AppInfo,
+    Capabilities,
+    Create,
+    FieldSpec,
+    FieldType,
+    FieldValue,
+    Labeled,
+    Meaning,
+    Record,
+    Schema,
+    Unreadable,
+    Update,
+    WriteOp,
+    WriteResult,
+    email_key,
+    is_empty_value,
+    record_emails,
+)
+
+STANDARD_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("full_name", "Full name", meaning=Meaning.FULL_NAME),
+    FieldSpec("given_name", "First name", meaning=Meaning.GIVEN_NAME),
+    FieldSpec("family_name", "Last name", meaning=Meaning.FAMILY_NAME),
+    FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
+    FieldSpec("phones", "Phones", FieldType.PHONE, multi=True, meaning=Meaning.PHONE),
+    FieldSpec(
+        "addresses", "Addresses", FieldType.ADDRESS, multi=True, meaning=Meaning.ADDRESS
+    ),
+    FieldSpec("organization", "Company", meaning=Meaning.ORGANIZATION),
+    FieldSpec("title", "Job title", meaning=Meaning.TITLE),
+    FieldSpec("notes", "Notes", FieldType.LONG_TEXT, meaning=Meaning.NOTES),
+)
+
+
+class MemoryApp:
+    """Connector over a dict. Tests reach into ``records`` to play the user."""
+
+    def __init__(
+        self,
+        name: str = "Memory",
+        fields: tuple[FieldSpec, ...] = STANDARD_FIELDS,
+        batch_size: int = 100,
+    ) -> None:
+        self.info = AppInfo(
+            kind="memory",
+            name=name,
+            capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=batch_size),
+        )
+        self._fields = fields
+        self.records: dict[str, Record] = {}
+        self.unreadable: dict[str, Unreadable] = {}
+        self._counter = itertools.count(1)
+        # Fault injection: record id or create-email -> error to raise for that record.
+        self.reject: dict[str, Exception] = {}
+        self.outage: Exception | None = None
+        self.hide_from_listing: set[str] = set()
+        self.before_write: Callable[[WriteOp], None] | None = None
+        self.write_calls = 0
+        self.ops_written = 0
+
+    # --- helpers for tests ---------------------------------------------------------------
+
+    def _version(self) -> str:
+        return f"v{next(self._counter)}"
+
+    def add(
+        self,
+        fields: dict[str, FieldValue],
+        segments: Iterable[str] = (),
+        record_id: str | None = None,
+    ) -> Record:
+        rid = record_id or uuid.uuid4().hex
+        rec = Record(rid, self._version(), dict(fields), frozenset(segments))
+        self.records[rid] = rec
+        return rec
+
+    def edit(self, record_id: str, **fields: FieldValue) -> Record:
+        rec = self.records[record_id]
+        new_fields = dict(rec.fields)
+        new_fields.update(fields)
+        rec = replace(rec, fields=new_fields, version=self._version())
+        self.records[record_id] = rec
+        return rec
+
+    def set_segments(self, record_id: str, segments: Iterable[str]) -> None:
+        rec = self.records[record_id]
+        self.records[record_id] = replace(
+            rec, segments=frozenset(segments), version=self._version()
+        )
+
+    def delete(self, record_id: str) -> None:
+        del self.records[record_id]
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def schema(self) -> Schema:
+        segs = sorted({s for r in self.records.values() for s in r.segments})
+        return Schema(self._fields, tuple(segs))
+
+    def prepare(self) -> None:
+        self._check_outage()
+
+    def _check_outage(self) -> None:
+        if self.outage is not None:
+            raise self.outage
+
+    def list_versions(self) -> dict[str, str]:
+        self._check_outage()
+        out = {rid: r.version for rid, r in self.records.items() if rid not in self.hide_from_listing}
+        out.update({rid: u.version for rid, u in self.unreadable.items()})
+        return out
+
+    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        self._check_outage()
+        out: list[Record | Unreadable] = []
+        for rid in ids:
+            if rid in self.records:
+                out.append(self.records[rid])
+            elif rid in self.unreadable:
+                out.append(self.unreadable[rid])
+        return out
+
+    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
+        self._check_outage()
+        keys = {email_key(e) for e in emails}
+        return [
+            r for r in self.records.values() if keys & {email_key(e) for e in record_emails(r)}
+        ]
+
+    def changes(self, cursor: str | None) -> ChangeSet | None:
+        return None
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        self._check_outage()
+        if len(ops) > self.info.capabilities.batch_size:
+            raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
+        self.write_calls += 1
+        results: list[WriteResult] = []
+        for op in ops:
+            try:
+                if self.before_write is not None:
+                    self.before_write(op)
+                results.append(WriteResult(op.op_id, record=self._apply(op)))
+                self.ops_written += 1
+            except (Rejected, Conflict, NotFound) as err:
+                results.append(WriteResult(op.op_id, error=err))
+        return results
+
+    def _apply(self, op: WriteOp) -> Record:
+        if isinstance(op, Create):
+            fields = {k: v for k, v in op.fields.items() if not is_empty_value(v)}
+            self._validate(op.new_id or "", fields)
+            rid = op.new_id or uuid.uuid4().hex
+            if rid in self.records:
+                raise Conflict(f"A record with id {rid} already exists.")
+            rec = Record(rid, self._version(), fields, frozenset(op.segments))
+            self.records[rid] = rec
+            return rec
+        assert isinstance(op, Update)
+        rec = self.records.get(op.record_id)
+        if rec is None:
+            raise NotFound("The contact no longer exists in the app.")
+        if op.expected_version is not None and rec.version != op.expected_version:
+            raise Conflict("The contact changed in the app while syncing; it is retried.")
+        fields = dict(rec.fields)
+        for key, value in op.fields.items():
+            if is_empty_value(value):
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+        self._validate(op.record_id, fields)
+        segments = (rec.segments | op.add_segments) - op.remove_segments
+        new = Record(rec.id, self._version(), fields, segments, rec.subscribed)
+        self.records[rec.id] = new
+        return new
+
+    def _validate(self, rid: str, fields: dict[str, FieldValue]) -> None:
+        for key in [rid, *(email_key(e) for e in _emails_of(fields))]:
+            if key in self.reject:
+                raise self.reject[key]
+        for spec in self._fields:
+            if spec.required and is_empty_value(fields.get(spec.key)):
+                raise RequiredMissing(
+                    f"Required field {spec.label.lower()} is missing.", field=spec.key
+                )
+
+    def close(self) -> None:
+        pass
+
+
+def _emails_of(fields: dict[str, FieldValue]) -> list[str]:
+    value = fields.get("emails")
+    if isinstance(value, tuple):
+        return [v.value for v in value if isinstance(v, Labeled)]
+    if isinstance(value, str) and value:
+        return [value]
+    return []

@@ -1,0 +1,326 @@
+"""Plain values shared by every layer: records, field specs, write operations.
+
+Nothing here knows about a particular app, the engine's tables or Qt. Connectors turn
+an app's data into these values; the engine and mappings only ever see these.
+
+Field values are deliberately few and immutable:
+
+* a single-valued field holds a ``str`` ("" means empty; absent means empty too);
+* a multi-valued field (emails, phones, urls) holds a ``tuple[Labeled, ...]`` whose first
+  element is the primary one;
+* an address field holds a ``tuple[Address, ...]``.
+
+Typed conversions (numbers, dates, choices) belong to the mapping layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Union
+
+
+class Side(StrEnum):
+    A = "a"
+    B = "b"
+
+    @property
+    def other(self) -> Side:
+        return Side.B if self is Side.A else Side.A
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    LONG_TEXT = "long_text"
+    EMAIL = "email"
+    PHONE = "phone"
+    URL = "url"
+    NUMBER = "number"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    SINGLE_CHOICE = "single_choice"
+    MULTI_CHOICE = "multi_choice"
+    ADDRESS = "address"
+
+
+class Meaning(StrEnum):
+    """The standard meaning of a field, used to pair fields of two apps by default."""
+
+    FULL_NAME = "full_name"
+    GIVEN_NAME = "given_name"
+    FAMILY_NAME = "family_name"
+    MIDDLE_NAME = "middle_name"
+    NAME_PREFIX = "name_prefix"
+    NAME_SUFFIX = "name_suffix"
+    NICKNAME = "nickname"
+    EMAIL = "email"
+    PHONE = "phone"
+    ADDRESS = "address"
+    ORGANIZATION = "organization"
+    DEPARTMENT = "department"
+    TITLE = "title"
+    WEBSITE = "website"
+    BIRTHDAY = "birthday"
+    NOTES = "notes"
+
+
+@dataclass(frozen=True, slots=True)
+class Labeled:
+    """One value of a multi-valued field, with its label (mobile, work, home, fax, other…)."""
+
+    value: str
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str = ""
+    locality: str = ""
+    region: str = ""
+    postcode: str = ""
+    country: str = ""
+    pobox: str = ""
+    extended: str = ""
+    label: str = ""
+
+    def parts(self) -> tuple[str, str, str, str, str, str, str]:
+        return (
+            self.street,
+            self.locality,
+            self.region,
+            self.postcode,
+            self.country,
+            self.pobox,
+            self.extended,
+        )
+
+    def is_empty(self) -> bool:
+        return not any(p.strip() for p in self.parts())
+
+
+FieldValue = Union[str, tuple[Labeled, ...], tuple[Address, ...]]
+
+
+def is_empty_value(value: FieldValue | None) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return all(
+        (v.is_empty() if isinstance(v, Address) else not v.value.strip()) for v in value
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """How an app describes one of its fields."""
+
+    key: str
+    label: str
+    type: FieldType = FieldType.TEXT
+    multi: bool = False
+    required: bool = False
+    writable: bool = True
+    unique: bool = False
+    choices: tuple[str, ...] = ()
+    meaning: Meaning | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    fields: tuple[FieldSpec, ...]
+    segments: tuple[str, ...] = ()
+
+    def get(self, key: str) -> FieldSpec | None:
+        for spec in self.fields:
+            if spec.key == key:
+                return spec
+        return None
+
+    def by_meaning(self, meaning: Meaning) -> FieldSpec | None:
+        for spec in self.fields:
+            if spec.meaning == meaning:
+                return spec
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    segments: bool = True
+    change_feed: bool = False
+    chooses_ids: bool = False
+    """The app accepts an id picked by us on create (lets crash recovery fetch by id)."""
+    batch_size: int = 100
+    subscription: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppInfo:
+    kind: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    auth: str = "none"  # none | password | token | oauth
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+@dataclass(slots=True)
+class Record:
+    """One contact as an app has it now."""
+
+    id: str
+    version: str
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+    subscribed: bool | None = None
+
+    def get(self, key: str) -> FieldValue | None:
+        return self.fields.get(key)
+
+    def display_name(self) -> str:
+        for key in ("full_name",):
+            value = self.fields.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        parts = [
+            self.fields.get(k) for k in ("given_name", "family_name") if self.fields.get(k)
+        ]
+        name = " ".join(p for p in parts if isinstance(p, str)).strip()
+        if name:
+            return name
+        for value in self.fields.values():
+            if isinstance(value, tuple) and value and isinstance(value[0], Labeled):
+                if "@" in value[0].value:
+                    return value[0].value
+        for value in self.fields.values():
+            if isinstance(value, str) and "@" in value:
+                return value.strip()
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record the app holds but we could not read (broken vCard, garbage from an API).
+
+    It is reported in Health for that record only; it never stops a run.
+    """
+
+    id: str
+    version: str
+    message: str
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    op_id: str
+    fields: Mapping[str, FieldValue]
+    segments: frozenset[str] = frozenset()
+    new_id: str | None = None
+    """Id to give the new record when the app lets us choose (Capabilities.chooses_ids)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    op_id: str
+    record_id: str
+    fields: Mapping[str, FieldValue]
+    """Only the fields to change; an empty value clears the field."""
+    add_segments: frozenset[str] = frozenset()
+    remove_segments: frozenset[str] = frozenset()
+    expected_version: str | None = None
+    """When given, the app must refuse the write if the record changed since (Conflict)."""
+
+
+WriteOp = Union[Create, Update]
+
+
+@dataclass(slots=True)
+class WriteResult:
+    op_id: str
+    record: Record | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.record is not None
+
+
+# --- JSON for snapshots, journal and export -------------------------------------------
+
+
+def value_to_json(value: FieldValue | None) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    out: list[Any] = []
+    for v in value:
+        if isinstance(v, Address):
+            out.append({"a": list(v.parts()), "l": v.label})
+        else:
+            out.append({"v": v.value, "l": v.label})
+    return out
+
+
+def value_from_json(data: Any) -> FieldValue | None:
+    if data is None or isinstance(data, str):
+        return data
+    items: list[Any] = []
+    for item in data:
+        if "a" in item:
+            items.append(Address(*item["a"], label=item.get("l", "")))
+        else:
+            items.append(Labeled(item["v"], item.get("l", "")))
+    return tuple(items)
+
+
+def record_to_json(record: Record) -> str:
+    return json.dumps(
+        {
+            "f": {k: value_to_json(v) for k, v in record.fields.items()},
+            "s": sorted(record.segments),
+            "u": record.subscribed,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def record_from_json(record_id: str, version: str, text: str) -> Record:
+    data = json.loads(text)
+    fields: dict[str, FieldValue] = {}
+    for key, raw in data.get("f", {}).items():
+        value = value_from_json(raw)
+        if value is not None:
+            fields[key] = value
+    return Record(
+        id=record_id,
+        version=version,
+        fields=fields,
+        segments=frozenset(data.get("s", ())),
+        subscribed=data.get("u"),
+    )
+
+
+def email_key(email: str) -> str:
+    """The matching key of an email: trimmed and case-folded (no dot or +tag stripping)."""
+    return email.strip().casefold()
+
+
+def record_emails(record: Record) -> list[str]:
+    """All email addresses of a record, primary first, from every email-typed field value.
+
+    Connectors name their email fields ``emails`` (multi) or ``email`` (single); both count.
+    """
+    out: list[str] = []
+    for key in ("emails", "email"):
+        value = record.fields.get(key)
+        if isinstance(value, str):
+            if value.strip():
+                out.append(value.strip())
+        elif value:
+            for item in value:
+                if isinstance(item, Labeled) and item.value.strip():
+                    out.append(item.value.strip())
+    return out
