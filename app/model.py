@@ -109,9 +109,7 @@ def is_empty_value(value: FieldValue | None) -> bool:
         return True
     if isinstance(value, str):
         return not value.strip()
-    return all(
-        (v.is_empty() if isinstance(v, Address) else not v.value.strip()) for v in value
-    )
+    return all((v.is_empty() if isinstance(v, Address) else not v.value.strip()) for v in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +182,7 @@ class Record:
             value = self.fields.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
-        parts = [
-            self.fields.get(k) for k in ("given_name", "family_name") if self.fields.get(k)
-        ]
+        parts = [self.fields.get(k) for k in ("given_name", "family_name") if self.fields.get(k)]
         name = " ".join(p for p in parts if isinstance(p, str)).strip()
         if name:
             return name

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from app.connectors.base import ChangeSet
-from app.errors import Conflict, NotFound, Rejected, RequiredMissing, Unavailable
+from app.errors import Conflict, NotFound, Rejected, RequiredMissing
 from app.model import (
     AppInfo,
     Capabilities,
@@ -40,9 +40,7 @@ STANDARD_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("family_name", "Last name", meaning=Meaning.FAMILY_NAME),
     FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
     FieldSpec("phones", "Phones", FieldType.PHONE, multi=True, meaning=Meaning.PHONE),
-    FieldSpec(
-        "addresses", "Addresses", FieldType.ADDRESS, multi=True, meaning=Meaning.ADDRESS
-    ),
+    FieldSpec("addresses", "Addresses", FieldType.ADDRESS, multi=True, meaning=Meaning.ADDRESS),
     FieldSpec("organization", "Company", meaning=Meaning.ORGANIZATION),
     FieldSpec("title", "Job title", meaning=Meaning.TITLE),
     FieldSpec("notes", "Notes", FieldType.LONG_TEXT, meaning=Meaning.NOTES),
@@ -123,7 +121,9 @@ class MemoryApp:
 
     def list_versions(self) -> dict[str, str]:
         self._check_outage()
-        out = {rid: r.version for rid, r in self.records.items() if rid not in self.hide_from_listing}
+        out = {
+            rid: r.version for rid, r in self.records.items() if rid not in self.hide_from_listing
+        }
         out.update({rid: u.version for rid, u in self.unreadable.items()})
         return out
 
@@ -140,9 +140,7 @@ class MemoryApp:
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
         self._check_outage()
         keys = {email_key(e) for e in emails}
-        return [
-            r for r in self.records.values() if keys & {email_key(e) for e in record_emails(r)}
-        ]
+        return [r for r in self.records.values() if keys & {email_key(e) for e in record_emails(r)}]
 
     def changes(self, cursor: str | None) -> ChangeSet | None:
         return None

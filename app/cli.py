@@ -1,0 +1,405 @@
+"""``pairsync``: the headless front end. Scripts and the GUI rely on these names.
+
+Exit codes: 0 ok · 1 some contacts failed · 2 usage or configuration error · 3 authorization
+needed · 4 stopped by the mass-change guard. Every error is one clear line on stderr; the
+traceback of an unexpected error goes to the log file, never to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from app import __version__
+from app.errors import AuthExpired, ConfigError, PairsyncError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
+
+log = logging.getLogger("pairsync")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def _on_off(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return lowered == "on"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="pairsync", description="Keep the contacts of two apps in sync.")
+    p.add_argument("--version", action="version", version=f"pairsync {__version__}")
+    p.add_argument("--home", metavar="DIR", help="keep all of Pairsync's files in DIR")
+    p.add_argument(
+        "--allow-insecure-keyring",
+        action="store_true",
+        help="accept a plaintext keyring backend (secrets readable by anyone with your files)",
+    )
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
+
+    acc = sub.add_parser("account", help="connected accounts").add_subparsers(
+        dest="action", required=True, parser_class=Parser
+    )
+    add = acc.add_parser("add", help="add an account")
+    add.add_argument("kind")
+    add.add_argument("name")
+    add.add_argument(
+        "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
+    )
+    add.add_argument(
+        "--secret-env",
+        metavar="VAR",
+        help="read the password or token from this environment variable",
+    )
+    lst = acc.add_parser("list", help="list accounts")
+    lst.add_argument("--json", action="store_true")
+    rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
+    rem.add_argument("name")
+
+    con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
+        dest="action", required=True, parser_class=Parser
+    )
+    cre = con.add_parser("create", help="connect two accounts")
+    cre.add_argument("name")
+    cre.add_argument("--a", required=True, metavar="ACCOUNT")
+    cre.add_argument("--b", required=True, metavar="ACCOUNT")
+    cre.add_argument("--direction", choices=["two-way", "a-to-b", "b-to-a"], default="two-way")
+    cre.add_argument("--winner", choices=["a", "b"], default="a")
+    cre.add_argument("--avoid-duplicates", type=_on_off, default=True, metavar="on|off")
+    cre.add_argument("--unsubscribes", type=_on_off, default=False, metavar="on|off")
+    cre.add_argument("--trash", type=_on_off, default=False, metavar="on|off")
+    cre.add_argument("--propagate-clears", type=_on_off, default=True, metavar="on|off")
+    cre.add_argument(
+        "--guard-threshold",
+        type=int,
+        default=500,
+        metavar="N",
+        help="stop a run that would write more than N contacts (not the first run)",
+    )
+    cre.add_argument(
+        "--phone-region",
+        default="",
+        metavar="CC",
+        help="country for phone numbers written without +, e.g. GB",
+    )
+    cl = con.add_parser("list", help="list connections")
+    cl.add_argument("--json", action="store_true")
+    show = con.add_parser("show", help="show one connection")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    exp = con.add_parser("export", help="print a connection as JSON")
+    exp.add_argument("name")
+    imp = con.add_parser("import", help="create a connection from exported JSON")
+    imp.add_argument("file", help="file name, or - for standard input")
+    imp.add_argument("--name", help="give the imported connection another name")
+    for verb, text in (
+        ("pause", "stop syncing"),
+        ("resume", "sync again"),
+        ("delete", "forget the connection (never touches the apps' contacts)"),
+    ):
+        one = con.add_parser(verb, help=text)
+        one.add_argument("name")
+
+    syn = sub.add_parser("sync", help="sync connections now")
+    syn.add_argument("names", nargs="*", metavar="NAME")
+    syn.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    syn.add_argument("--yes", action="store_true", help="go past the mass-change guard")
+    syn.add_argument("--json", action="store_true")
+
+    hea = sub.add_parser("health", help="what synced, what did not, and why")
+    hea.add_argument("name")
+    hea.add_argument("--json", action="store_true")
+    return p
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _setup_logging(logs_dir: str) -> None:
+    os.makedirs(logs_dir, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        os.path.join(logs_dir, "pairsync.log"), maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [
+        h for h in root.handlers if not isinstance(h, logging.handlers.RotatingFileHandler)
+    ]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.command is None:
+        return _no_command(parser)
+    from app.service import Service
+
+    service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
+    _setup_logging(str(service.paths.logs))
+    try:
+        return _dispatch(service, args)
+    finally:
+        service.close()
+
+
+def _no_command(parser: Parser) -> int:
+    try:
+        from app.ui.main import main as gui_main  # type: ignore[import-not-found]
+    except ImportError:
+        parser.print_help()
+        return EXIT_OK
+    return int(gui_main())
+
+
+def _dispatch(service: Any, args: argparse.Namespace) -> int:
+    from app.service import ConnectionOptions
+    from app.secrets import secret_from_env
+
+    if args.command == "account":
+        if args.action == "add":
+            secret = secret_from_env(args.secret_env) if args.secret_env else None
+            acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
+            print(f"Added {acc['kind']} account {acc['name']!r}.")
+        elif args.action == "list":
+            accounts = service.list_accounts()
+            if args.json:
+                _print_json(accounts)
+            elif not accounts:
+                print(
+                    "No accounts yet. Add one with: pairsync account add KIND NAME --set path=..."
+                )
+            else:
+                for a in accounts:
+                    where = a["settings"].get("path", "")
+                    print(f"{a['name']}\t{a['kind']}\t{where}")
+        elif args.action == "remove":
+            service.remove_account(args.name)
+            print(f"Removed account {args.name!r}.")
+        return EXIT_OK
+
+    if args.command == "connection":
+        return _connection(service, args, ConnectionOptions)
+
+    if args.command == "sync":
+        return _sync(service, args)
+
+    if args.command == "health":
+        return _health(service, args)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> int:
+    action = args.action
+    if action == "create":
+        options = options_type(
+            direction=args.direction,
+            winner=args.winner,
+            avoid_duplicates=args.avoid_duplicates,
+            unsubscribes=args.unsubscribes,
+            trash=args.trash,
+            propagate_clears=args.propagate_clears,
+            guard_max_writes=args.guard_threshold,
+            phone_region=args.phone_region,
+        )
+        conn = service.create_connection(args.name, args.a, args.b, options)
+        print(
+            f"Created connection {conn['name']!r}: {conn['a']['account']} ⇄ {conn['b']['account']} "
+            f"({conn['direction']}). Preview it with: pairsync sync {conn['name']} --dry-run"
+        )
+    elif action == "list":
+        conns = service.list_connections()
+        if args.json:
+            _print_json(conns)
+        elif not conns:
+            print(
+                "No connections yet. Create one with: pairsync connection create NAME --a ACCOUNT --b ACCOUNT"
+            )
+        else:
+            for c in conns:
+                state = (
+                    "paused" if c["paused"] else (c["last_run"] or {}).get("status", "never run")
+                )
+                print(
+                    f"{c['name']}\t{c['a']['account']} {_arrow(c['direction'])} "
+                    f"{c['b']['account']}\t{state}"
+                )
+    elif action == "show":
+        conn = service.show_connection(args.name)
+        if args.json:
+            _print_json(conn)
+        else:
+            for key, value in conn.items():
+                print(
+                    f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}"
+                )
+    elif action == "export":
+        _print_json(service.export_connection(args.name))
+    elif action == "import":
+        try:
+            text = (
+                sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+            )
+            data = json.loads(text)
+        except OSError as err:
+            raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
+        conn = service.import_connection(data, args.name)
+        print(f"Imported connection {conn['name']!r}.")
+    elif action in ("pause", "resume"):
+        service.set_paused(args.name, action == "pause")
+        print(f"{'Paused' if action == 'pause' else 'Resumed'} {args.name!r}.")
+    elif action == "delete":
+        service.delete_connection(args.name)
+        print(f"Deleted connection {args.name!r}. No contact was changed in either app.")
+    return EXIT_OK
+
+
+def _arrow(direction: str) -> str:
+    return {"two-way": "⇄", "a-to-b": "→", "b-to-a": "←"}.get(direction, "?")
+
+
+def _sync(service: Any, args: argparse.Namespace) -> int:
+    interactive = sys.stderr.isatty() and not args.json
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if interactive:
+            tail = f" {done}/{total}" if total else ""
+            print(f"\r{phase}{tail}\033[K", end="", file=sys.stderr, flush=True)
+
+    reports = service.sync(args.names, dry_run=args.dry_run, confirm=args.yes, progress=progress)
+    if interactive:
+        print("\r\033[K", end="", file=sys.stderr)
+    if args.json:
+        _print_json([r.as_json() for r in reports])
+    else:
+        if not reports:
+            print("No connections to sync.")
+        for r in reports:
+            print(_summary(r))
+    code = EXIT_OK
+    statuses = {r.status for r in reports}
+    if "guard" in statuses:
+        code = EXIT_GUARD
+    elif "auth" in statuses:
+        code = EXIT_AUTH
+    elif "failed" in statuses:
+        code = EXIT_FAILED
+    for r in reports:
+        if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
+            print(f"{r.connection}: {r.message}", file=sys.stderr)
+    return code
+
+
+def _summary(r: Any) -> str:
+    if r.status == "paused":
+        return f"{r.connection}: paused."
+    head = "would" if r.dry_run else ""
+    parts = [
+        f"created {r.created['a']} in A, {r.created['b']} in B",
+        f"updated {r.updated['a']} in A, {r.updated['b']} in B",
+    ]
+    if r.matched:
+        parts.append(f"matched {r.matched}")
+    for label, n in (
+        ("failed", r.failed),
+        ("conflicts", r.conflicts),
+        ("excluded", r.excluded),
+        ("duplicates", r.duplicates),
+        ("deleted on the other side", r.deleted_other_side),
+    ):
+        if n:
+            parts.append(f"{n} {label}")
+    prefix = f"{r.connection} ({'dry run' if r.dry_run else r.status})"
+    text = "; ".join(parts)
+    return f"{prefix}: {head + ' ' if head else ''}{text}."
+
+
+def _health(service: Any, args: argparse.Namespace) -> int:
+    data = service.health(args.name)
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    c = data["counts"]
+    print(
+        f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
+        f"{c['excluded']} excluded, {c['duplicates']} duplicates, {c['failed']} failed, "
+        f"{c['deleted_other_side']} deleted on the other side."
+    )
+    for title, key in (
+        ("Failed", "failed"),
+        ("Excluded", "excluded"),
+        ("Duplicates", "duplicates"),
+    ):
+        if data[key]:
+            print(f"\n{title}:")
+            for item in data[key]:
+                fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
+                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}")
+    if data["conflicts"]:
+        print("\nConflicts:")
+        for item in data["conflicts"][:50]:
+            print(
+                f"  {item['field']}: A={item['value_a']!r} B={item['value_b']!r} → "
+                f"{item['winner'].upper()} won"
+            )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except UsageError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_USAGE
+    except AuthExpired as err:
+        print(f"pairsync: {err}", file=sys.stderr)
+        return EXIT_AUTH
+    except ConfigError as err:
+        print(f"pairsync: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except PairsyncError as err:
+        print(f"pairsync: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(
+            "pairsync: interrupted; the next run picks up where this one stopped.", file=sys.stderr
+        )
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence: no traceback on screen
+        log.exception("unexpected error")
+        print(
+            f"pairsync: unexpected error: {type(err).__name__}: {err} (details in the log file)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

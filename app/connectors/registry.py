@@ -1,0 +1,97 @@
+"""The catalogue of apps: kind → how to build its connector from an account's settings.
+
+Connectors are imported lazily so that starting the CLI never pays for every app's
+dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.connectors.base import Connector
+from app.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class AppKind:
+    kind: str
+    name: str
+    aliases: tuple[str, ...]
+    settings: tuple[str, ...]
+    """Required settings (``--set KEY=VALUE``)."""
+    needs_secret: bool
+    build: Callable[[Mapping[str, str], str | None], Connector]
+    check: Callable[[Mapping[str, str]], None]
+
+
+def _path(settings: Mapping[str, str]) -> Path:
+    raw = settings.get("path", "").strip()
+    if not raw:
+        raise ConfigError("This app needs a path: add --set path=...")
+    return Path(os.path.expanduser(raw))
+
+
+def _check_folder(settings: Mapping[str, str]) -> None:
+    path = _path(settings)
+    if not path.is_dir():
+        raise ConfigError(f"The folder {path} does not exist; create it or pick another one.")
+
+
+def _check_file(settings: Mapping[str, str]) -> None:
+    path = _path(settings)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; a CSV account needs a file.")
+    if not path.parent.is_dir():
+        raise ConfigError(f"The folder {path.parent} does not exist; create it first.")
+
+
+def _vcard_folder(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.vcard_folder import VCardFolderApp
+
+    return VCardFolderApp(_path(settings))
+
+
+def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.csv_file import CsvApp
+
+    return CsvApp(_path(settings))
+
+
+KINDS: dict[str, AppKind] = {
+    "vcard-folder": AppKind(
+        "vcard-folder",
+        "vCard folder",
+        ("vcf", "vdir", "contacts folder"),
+        ("path",),
+        False,
+        _vcard_folder,
+        _check_folder,
+    ),
+    "csv": AppKind(
+        "csv",
+        "CSV file",
+        ("spreadsheet", "excel", "outlook csv", "google csv"),
+        ("path",),
+        False,
+        _csv,
+        _check_file,
+    ),
+}
+
+
+def app_kind(kind: str) -> AppKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(KINDS))
+        raise ConfigError(f"Unknown app kind {kind!r}; known kinds: {known}.") from None
+
+
+def normalize_settings(kind: AppKind, settings: Mapping[str, str]) -> dict[str, str]:
+    out = dict(settings)
+    if "path" in out:
+        out["path"] = str(Path(os.path.expanduser(out["path"])).resolve())
+    return out

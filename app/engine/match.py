@@ -1,0 +1,183 @@
+"""Matching unbound contacts on email (SPEC §4).
+
+Emails are compared trimmed and case-folded; the primary email is tried first, then the
+others. Exactly one hit on the other side binds; several records sharing a key on one side
+all go to Duplicates and none is bound. Lookups combine this run's reads (in memory) with the
+local index (SQL), so a re-sync never loads the whole address book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.model import Record, Side, email_key, record_emails
+from app.store.state import SyncState
+
+
+class _Read(Protocol):
+    changed: dict[str, Record]
+    gone: list[str]
+
+
+def keys_of(record: Record) -> list[str]:
+    return list(dict.fromkeys(k for k in (email_key(e) for e in record_emails(record)) if k))
+
+
+@dataclass(slots=True)
+class MatchResult:
+    pairs: list[tuple[Record, Record]] = field(default_factory=list)
+    notes: list[tuple[Side, Record, str, str]] = field(default_factory=list)
+    creates: list[tuple[Side, Record]] = field(default_factory=list)
+
+
+class Matcher:
+    def __init__(
+        self,
+        state: SyncState,
+        reads: Mapping[Side, Any],
+        unbound: dict[Side, dict[str, Record]],
+        app_names: Mapping[Side, str] | None = None,
+    ) -> None:
+        self.state = state
+        self.reads = reads
+        self.unbound = unbound
+        self.names = app_names or {Side.A: "side A", Side.B: "side B"}
+        self.mem: dict[Side, dict[str, set[str]]] = {Side.A: {}, Side.B: {}}
+        self.skip: dict[Side, set[str]] = {}
+        for side in (Side.A, Side.B):
+            read = reads[side]
+            self.skip[side] = set(read.changed) | set(read.gone)
+            for rid, rec in read.changed.items():
+                for k in keys_of(rec):
+                    self.mem[side].setdefault(k, set()).add(rid)
+
+    def duplicates_to_recheck(self, side: Side) -> list[str]:
+        """Contacts held in Duplicates whose partner changed or disappeared this run."""
+        dup_ids = self.state.ids_with_status(side, "duplicate")
+        if not dup_ids:
+            return []
+        touched: set[str] = set()
+        for s in (Side.A, Side.B):
+            read = self.reads[s]
+            for rec in read.changed.values():
+                touched.update(keys_of(rec))
+            for keys in self.state.keys_of(s, [*read.changed, *read.gone]).values():
+                touched.update(keys)
+        return [
+            rid
+            for rid, keys in self.state.keys_of(side, dup_ids).items()
+            if touched.intersection(keys) and rid not in self.skip[side]
+        ]
+
+    def match(self, avoid_duplicates: bool) -> MatchResult:
+        result = MatchResult()
+        keys = {
+            s: {rid: keys_of(r) for rid, r in self.unbound[s].items()} for s in (Side.A, Side.B)
+        }
+        for side in (Side.A, Side.B):
+            for rid, rec in self.unbound[side].items():
+                if rid not in self.reads[side].changed:
+                    for k in keys[side][rid]:
+                        self.mem[side].setdefault(k, set()).add(rid)
+                    self.skip[side].add(rid)
+        all_keys = {k for s in (Side.A, Side.B) for ks in keys[s].values() for k in ks}
+        indexed = {s: self.state.key_holders(s, all_keys) for s in (Side.A, Side.B)}
+
+        def holders(side: Side, key: str) -> set[str]:
+            return (indexed[side].get(key, set()) - self.skip[side]) | self.mem[side].get(
+                key, set()
+            )
+
+        # Which of the other side's holders are already bound (one query per side).
+        candidates = {
+            s: {h for ks in keys[s.other].values() for k in ks for h in holders(s, k)}
+            for s in (Side.A, Side.B)
+        }
+        bound = {s: set(self.state.bindings_for(s, candidates[s])) for s in (Side.A, Side.B)}
+
+        dup: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
+        for side in (Side.A, Side.B):
+            for rid, ks in keys[side].items():
+                for k in ks:
+                    others = holders(side, k) - {rid}
+                    if others:
+                        n = len(others)
+                        dup[side][rid] = (
+                            f"shares the email {k} with {n} other contact{'s' if n > 1 else ''} "
+                            f"in {self.names[side]}"
+                        )
+                        break
+
+        bound_now: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
+        load: dict[Side, list[tuple[Record, str]]] = {Side.A: [], Side.B: []}
+        for side in (Side.A, Side.B):
+            other = side.other
+            for rid, rec in self.unbound[side].items():
+                if rid in bound_now[side]:
+                    continue
+                if rid in dup[side]:
+                    result.notes.append((side, rec, "duplicate", dup[side][rid]))
+                    continue
+                ks = keys[side][rid]
+                if not ks:
+                    if avoid_duplicates:
+                        result.notes.append((side, rec, "excluded", "no email"))
+                    else:
+                        result.creates.append((side, rec))
+                    continue
+                verdict: tuple[str, str] | None = None
+                for k in ks:
+                    hs = holders(other, k)
+                    if not hs:
+                        continue
+                    if len(hs) > 1:
+                        verdict = (
+                            "duplicate",
+                            f"matches {len(hs)} contacts with the email {k} in {self.names[other]}",
+                        )
+                    else:
+                        (y,) = hs
+                        if y in bound[other] or y in bound_now[other]:
+                            verdict = (
+                                "duplicate",
+                                f"the email {k} belongs to a contact in {self.names[other]} "
+                                "that is already synced with another contact",
+                            )
+                        elif y in dup[other]:
+                            verdict = (
+                                "duplicate",
+                                f"the matching contact in {self.names[other]} has duplicates",
+                            )
+                        else:
+                            verdict = ("bind", y)
+                    break
+                if verdict is None:
+                    result.creates.append((side, rec))
+                elif verdict[0] == "bind":
+                    y = verdict[1]
+                    bound_now[side].add(rid)
+                    bound_now[other].add(y)
+                    load[other].append((rec, y))
+                else:
+                    result.notes.append((side, rec, verdict[0], verdict[1]))
+        # Counterparts: from this run's reads, the unbound set, or the index.
+        for side in (Side.A, Side.B):
+            other = side.other
+            wanted = [y for _, y in load[other]]
+            missing = [
+                y
+                for y in wanted
+                if y not in self.reads[other].changed and y not in self.unbound[other]
+            ]
+            from_index = self.state.load_records(other, missing) if missing else {}
+            for rec, y in load[other]:
+                partner = (
+                    self.reads[other].changed.get(y)
+                    or self.unbound[other].get(y)
+                    or from_index[y][0]
+                )
+                pair = (rec, partner) if side is Side.A else (partner, rec)
+                result.pairs.append(pair)
+        return result

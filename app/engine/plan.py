@@ -1,0 +1,86 @@
+"""The plan of one run: everything that would be written, and why, before anything is.
+
+A dry run shows it; the apply step executes it in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.model import FieldValue, Record, Side
+
+
+@dataclass(slots=True)
+class PlannedCreate:
+    op_id: str
+    source: Side
+    record: Record
+    """The source record, as read."""
+    fields: dict[str, FieldValue]
+    segments: frozenset[str]
+    base: dict[str, Any]
+    new_id: str | None = None
+
+    @property
+    def target(self) -> Side:
+        return self.source.other
+
+
+@dataclass(slots=True)
+class PlannedUpdate:
+    op_id: str
+    binding_id: int
+    target: Side
+    record: Record
+    """The target record as read (for expected version and journal 'before')."""
+    fields: dict[str, FieldValue]
+    add_segments: frozenset[str]
+    remove_segments: frozenset[str]
+    mappings: frozenset[str]
+    """Keys of the mappings this write carries; their base moves only if it succeeds."""
+
+
+@dataclass(slots=True)
+class PairPlan:
+    """A bound pair that was looked at this run."""
+
+    binding_id: int
+    record_a: Record
+    record_b: Record
+    base: dict[str, Any]
+    """The base to store once every write of the pair succeeded (per mapping key)."""
+    old_base: dict[str, Any]
+    updates: list[PlannedUpdate] = field(default_factory=list)
+    conflicts: list[tuple[str, Any, Any, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Note:
+    """A contact that is not synced, and why (Excluded or Duplicates in Health)."""
+
+    side: Side
+    record: Record
+    status: str  # excluded | duplicate
+    reason: str
+
+
+@dataclass(slots=True)
+class SyncPlan:
+    creates: list[PlannedCreate] = field(default_factory=list)
+    pairs: list[PairPlan] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    tombstones: list[tuple[int, str, Side, str]] = field(default_factory=list)
+    """(binding id, new state, side of the kept counterpart, its record id)."""
+
+    def updates(self) -> list[PlannedUpdate]:
+        return [u for p in self.pairs for u in p.updates]
+
+    def count_creates(self, side: Side) -> int:
+        return sum(1 for c in self.creates if c.target is side)
+
+    def count_updates(self, side: Side) -> int:
+        return sum(1 for u in self.updates() if u.target is side)
+
+    def write_count(self) -> int:
+        return len(self.creates) + len(self.updates())

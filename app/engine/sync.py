@@ -1,0 +1,862 @@
+"""One sync run of one connection: read → match → plan → (guard) → apply → record.
+
+The engine knows no particular app and no Qt. It reads each side's listing and fetches only
+records whose version changed since the local index saw them; bound pairs are merged field by
+field against their base; unbound records are matched by email; creates are written behind
+a committed intent; every batch commits its bindings, bases, index entries and journal at
+once, so a crash at any point loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.connectors.base import Connector
+from app.engine.match import Matcher, keys_of
+from app.engine.merge import merge_sets, merge_value
+from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
+from app.errors import AuthExpired, PairsyncError
+from app.mapping.fields import Direction, FieldMapping, Patch
+from app.model import (
+    Create,
+    FieldValue,
+    Record,
+    Side,
+    Unreadable,
+    Update,
+    WriteOp,
+    WriteResult,
+    record_to_json,
+    value_to_json,
+)
+from app.store.models import PendingOp
+from app.store.state import BindingRow, FailureNote, IndexEntry, JournalNote, SyncState
+
+Progress = Callable[[str, int, int], None]
+
+TRASH_SEGMENT = "Pairsync Trash"
+
+
+@dataclass(slots=True)
+class Settings:
+    direction: Direction = Direction.TWO_WAY
+    winner: Side = Side.A
+    avoid_duplicates: bool = True
+    propagate_clears: bool = True
+    trash: bool = False
+    guard_max_writes: int = 500
+    guard_shrink_percent: int = 20
+    guard_min_gone: int = 5
+
+
+@dataclass(slots=True)
+class RunReport:
+    connection: str
+    status: str = "ok"  # ok | failed | guard | auth | unavailable
+    dry_run: bool = False
+    created: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    failed: int = 0
+    conflicts: int = 0
+    excluded: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    deleted_other_side: int = 0
+    message: str = ""
+    guard: dict[str, Any] = field(default_factory=dict)
+    read: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "failed": self.failed,
+            "conflicts": self.conflicts,
+            "excluded": self.excluded,
+            "duplicates": self.duplicates,
+            "matched": self.matched,
+            "deleted_other_side": self.deleted_other_side,
+            "read": dict(self.read),
+            "guard": self.guard,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class SideRead:
+    """What one side's read produced this run."""
+
+    changed: dict[str, Record] = field(default_factory=dict)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    listed: int = 0
+    known: int = 0
+
+
+class GuardStop(Exception):
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _noop_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+class SyncRun:
+    def __init__(
+        self,
+        name: str,
+        state: SyncState,
+        apps: dict[Side, Connector],
+        mappings: Sequence[FieldMapping],
+        settings: Settings,
+        progress: Progress | None = None,
+    ) -> None:
+        self.name = name
+        self.state = state
+        self.apps = apps
+        self.mappings = list(mappings)
+        self.settings = settings
+        self.progress = progress or _noop_progress
+        self.report = RunReport(connection=name)
+        self.run_id = 0
+        self.run_no = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def writable(self, side: Side) -> bool:
+        return self.settings.direction.writes(side)
+
+    def effective_winner(self) -> Side:
+        if self.settings.direction is Direction.A_TO_B:
+            return Side.A
+        if self.settings.direction is Direction.B_TO_A:
+            return Side.B
+        return self.settings.winner
+
+    def app_name(self, side: Side) -> str:
+        return self.apps[side].info.name
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
+        self.report.dry_run = dry_run
+        self.run_id, self.run_no = self.state.begin_run(dry_run)
+        status, message = "ok", ""
+        try:
+            if not dry_run:
+                self.reconcile_intents()
+                for app in self.apps.values():
+                    app.prepare()
+            reads = {side: self.read_side(side) for side in (Side.A, Side.B)}
+            self.check_shrink(reads, confirm)
+            plan = self.make_plan(reads)
+            self.fill_counts(plan)
+            self.check_writes(plan, confirm)
+            if not dry_run:
+                self.apply(plan, reads)
+            status = "failed" if self.report.failed else "ok"
+        except GuardStop as stop:
+            status, message = "guard", str(stop)
+            self.report.guard = stop.details
+        except AuthExpired as err:
+            status, message = "auth", str(err)
+        except PairsyncError as err:
+            status, message = "unavailable", str(err)
+        self.report.status = status
+        self.report.message = message
+        self.state.finish_run(
+            self.run_id, status, self.report.as_json(), message, wrote=not dry_run
+        )
+        return self.report
+
+    # --- crash recovery ----------------------------------------------------------------------
+
+    def reconcile_intents(self) -> None:
+        for intent in self.state.open_intents():
+            target = Side(intent.target_side)
+            app = self.apps[target]
+            found: str | None = None
+            if intent.new_id is not None:
+                if app.fetch([intent.new_id]):
+                    found = intent.new_id
+            else:
+                emails = json.loads(intent.emails)
+                hits = app.find_by_email(emails) if emails else []
+                if len(hits) == 1:
+                    found = hits[0].id
+            self.state.resolve_intent(intent.op_id, target.other, intent.source_id, found)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def read_side(self, side: Side) -> SideRead:
+        app = self.apps[side]
+        phase = f"Reading {app.info.name}"
+        self.progress(phase, 0, 0)
+        listing = app.list_versions()
+        known = self.state.index_versions(side)
+        out = SideRead(listed=len(listing), known=len(known))
+        changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
+        missing = [rid for rid in known if rid not in listing]
+        size = max(1, app.info.capabilities.batch_size)
+        for start in range(0, len(changed_ids), size):
+            for item in app.fetch(changed_ids[start : start + size]):
+                if isinstance(item, Unreadable):
+                    out.unreadable.append(item)
+                else:
+                    out.changed[item.id] = item
+            self.progress(phase, min(start + size, len(changed_ids)), len(changed_ids))
+        if missing:
+            # Absent from the listing *and* a fetch by id says it is gone (SPEC §7).
+            still = set()
+            for start in range(0, len(missing), size):
+                still.update(item.id for item in app.fetch(missing[start : start + size]))
+            out.gone = [rid for rid in missing if rid not in still]
+        self.report.read[side.value] = len(out.changed) + len(out.unreadable)
+        return out
+
+    def check_shrink(self, reads: dict[Side, SideRead], confirm: bool) -> None:
+        if confirm:
+            return
+        for side, read in reads.items():
+            if read.known == 0:
+                continue
+            gone = len(read.gone)
+            emptied = read.listed == 0
+            share = gone * 100 / read.known
+            if emptied or (
+                share > self.settings.guard_shrink_percent and gone >= self.settings.guard_min_gone
+            ):
+                raise GuardStop(
+                    f"Stopped before writing: {self.app_name(side)} now lists {read.listed} "
+                    f"contacts, {gone} of the {read.known} seen last time are gone "
+                    f"({share:.0f} %). Nothing was written. Run again with --yes if this is "
+                    "intended.",
+                    {"side": side.value, "listed": read.listed, "known": read.known, "gone": gone},
+                )
+
+    def check_writes(self, plan: SyncPlan, confirm: bool) -> None:
+        if confirm or not self.state.connection().synced_once:
+            return
+        writes = plan.write_count()
+        if writes > self.settings.guard_max_writes:
+            raise GuardStop(
+                f"Stopped before writing: this run would create {len(plan.creates)} and update "
+                f"{len(plan.updates())} contacts, more than the limit of "
+                f"{self.settings.guard_max_writes}. Nothing was written. Run again with --yes "
+                "if this is intended.",
+                {
+                    "creates": len(plan.creates),
+                    "updates": len(plan.updates()),
+                    "limit": self.settings.guard_max_writes,
+                },
+            )
+
+    # --- planning ------------------------------------------------------------------------------
+
+    def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
+        self.progress("Matching", 0, 0)
+        plan = SyncPlan()
+        # Bindings of everything that changed or disappeared.
+        bindings: dict[Side, dict[str, BindingRow]] = {
+            side: self.state.bindings_for(side, [*reads[side].changed, *reads[side].gone])
+            for side in (Side.A, Side.B)
+        }
+        for side in (Side.A, Side.B):
+            for rid in reads[side].gone:
+                b = bindings[side].get(rid)
+                if b is not None and b.state == "active":
+                    plan.tombstones.append(
+                        (b.id, f"deleted_{side.value}", side.other, b.id_on(side.other))
+                    )
+        tomb_ids = {t[0] for t in plan.tombstones}
+        # Pairs to merge: changed bound records, pairs needing merge, due retries.
+        pair_rows: dict[int, BindingRow] = {}
+        for side in (Side.A, Side.B):
+            for rid in reads[side].changed:
+                b = bindings[side].get(rid)
+                if b is not None and b.state == "active" and b.id not in tomb_ids:
+                    pair_rows[b.id] = b
+        for b in self.state.bindings_needing_merge():
+            if b.state == "active":
+                pair_rows[b.id] = b
+        due = self.state.due_failures(self.run_no) if self.run_no else []
+        retry_ids = [f.binding_id for f in due if f.binding_id is not None]
+        for b in self.state.bindings_by_id(retry_ids):
+            if b.state == "active":
+                pair_rows.setdefault(b.id, b)
+        # Unbound records to match.
+        unbound: dict[Side, dict[str, Record]] = {Side.A: {}, Side.B: {}}
+        for side in (Side.A, Side.B):
+            for rid, rec in reads[side].changed.items():
+                if rid not in bindings[side]:
+                    unbound[side][rid] = rec
+        retry_creates: dict[Side, list[str]] = {Side.A: [], Side.B: []}
+        for f in due:
+            if f.binding_id is None:
+                retry_creates[Side(f.side)].append(f.record_id)
+        matcher = Matcher(
+            self.state, reads, unbound, {s: self.app_name(s) for s in (Side.A, Side.B)}
+        )
+        for side in (Side.A, Side.B):
+            extra = [rid for rid in retry_creates[side] if rid not in unbound[side]]
+            extra += matcher.duplicates_to_recheck(side)
+            if extra:
+                loaded = self.state.load_records(side, extra)
+                still_bound = self.state.bindings_for(side, list(loaded))
+                for rid, (rec, _status) in loaded.items():
+                    if rid not in still_bound and rid not in reads[side].gone:
+                        unbound[side][rid] = rec
+        result = matcher.match(self.settings.avoid_duplicates)
+        # New bindings from matching: merged now as first-sync pairs.
+        self.progress("Planning", 0, 0)
+        for rec_a, rec_b in result.pairs:
+            plan.pairs.append(self.plan_pair(0, rec_a, rec_b, None))
+        for side, rec, status, reason in result.notes:
+            plan.notes.append(Note(side, rec, status, reason))
+        for side, rec in result.creates:
+            if not self.writable(side.other):
+                plan.notes.append(
+                    Note(
+                        side,
+                        rec,
+                        "excluded",
+                        f"one-way: nothing is written to {self.app_name(side.other)}",
+                    )
+                )
+                continue
+            plan.creates.append(self.plan_create(side, rec))
+        # Bound pairs: current records from this run's read or from the index.
+        self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
+        return plan
+
+    def plan_bound_pairs(
+        self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]
+    ) -> None:
+        if not rows:
+            return
+        need: dict[Side, list[str]] = {Side.A: [], Side.B: []}
+        for b in rows:
+            for side in (Side.A, Side.B):
+                rid = b.id_on(side)
+                if rid not in reads[side].changed:
+                    need[side].append(rid)
+        loaded = {side: self.state.load_records(side, ids) for side, ids in need.items()}
+        for b in rows:
+            recs: dict[Side, Record | None] = {}
+            for side in (Side.A, Side.B):
+                rid = b.id_on(side)
+                got = reads[side].changed.get(rid)
+                if got is None and rid in loaded[side]:
+                    got = loaded[side][rid][0]
+                recs[side] = got
+            rec_a, rec_b = recs[Side.A], recs[Side.B]
+            if rec_a is None or rec_b is None:
+                continue  # unreadable this run: reported as such, retried when readable
+            plan.pairs.append(
+                self.plan_pair(b.id, rec_a, rec_b, None if b.needs_merge and not b.base else b.base)
+            )
+
+    def plan_pair(
+        self, binding_id: int, rec_a: Record, rec_b: Record, base: dict[str, Any] | None
+    ) -> PairPlan:
+        recs = {Side.A: rec_a, Side.B: rec_b}
+        old = dict(base or {})
+        new_base = dict(old)
+        patches = {Side.A: Patch(), Side.B: Patch()}
+        carried: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
+        conflicts: list[tuple[str, Any, Any, str]] = []
+        winner = self.effective_winner()
+        for m in self.mappings:
+            va, vb = m.value(Side.A, rec_a), m.value(Side.B, rec_b)
+            ca, cb = m.canon(va), m.canon(vb)
+            prior = old.get(m.key)
+            first = base is None or m.key not in old
+            if m.set_merge:
+                merged = merge_sets(ca, cb, None if first else prior)
+                agreed = merged
+                for side, cur in ((Side.A, ca), (Side.B, cb)):
+                    if cur != merged:
+                        if self.writable(side):
+                            patches[side].merge(m.patch(side, recs[side], frozenset(merged)))
+                            carried[side].add(m.key)
+                        else:
+                            agreed = prior if prior is not None else cur
+                new_base[m.key] = agreed
+                continue
+            out = merge_value(
+                ca,
+                cb,
+                prior,
+                first=first,
+                winner=winner,
+                propagate_clears=self.settings.propagate_clears,
+                match_key=m.match_key,
+            )
+            if out.source is None:
+                if ca == cb:
+                    new_base[m.key] = ca
+                continue
+            target = out.source.other
+            if not self.writable(target):
+                continue  # keep the base: the other side's change is not ours to write back
+            value = va if out.source is Side.A else vb
+            patch = m.patch(target, recs[target], value)
+            patches[target].merge(patch)
+            carried[target].add(m.key)
+            new_base[m.key] = ca if out.source is Side.A else cb
+            if out.conflict:
+                conflicts.append(
+                    (m.key, value_to_json_any(va), value_to_json_any(vb), out.source.value)
+                )
+        pair = PairPlan(binding_id, rec_a, rec_b, new_base, old, conflicts=conflicts)
+        for side in (Side.A, Side.B):
+            patch = patches[side]
+            fields = {
+                k: v for k, v in patch.fields.items() if not _same(recs[side].fields.get(k), v)
+            }
+            add = frozenset(s for s in patch.add_segments if s not in recs[side].segments)
+            remove = frozenset(s for s in patch.remove_segments if s in recs[side].segments)
+            if fields or add or remove:
+                pair.updates.append(
+                    PlannedUpdate(
+                        op_id=uuid.uuid4().hex,
+                        binding_id=binding_id,
+                        target=side,
+                        record=recs[side],
+                        fields=fields,
+                        add_segments=add,
+                        remove_segments=remove,
+                        mappings=frozenset(carried[side]),
+                    )
+                )
+        return pair
+
+    def plan_create(self, source: Side, rec: Record) -> PlannedCreate:
+        target = source.other
+        patch = Patch()
+        base: dict[str, Any] = {}
+        for m in self.mappings:
+            value = m.value(source, rec)
+            patch.merge(m.patch(target, None, value))
+            base[m.key] = m.canon(value)
+        fields = {k: v for k, v in patch.fields.items() if not _same(None, v)}
+        chooses = self.apps[target].info.capabilities.chooses_ids
+        return PlannedCreate(
+            op_id=uuid.uuid4().hex,
+            source=source,
+            record=rec,
+            fields=fields,
+            segments=frozenset(patch.add_segments),
+            base=base,
+            new_id=uuid.uuid4().hex if chooses else None,
+        )
+
+    def fill_counts(self, plan: SyncPlan) -> None:
+        r = self.report
+        for side in (Side.A, Side.B):
+            r.created[side.value] = plan.count_creates(side)
+            r.updated[side.value] = plan.count_updates(side)
+        r.conflicts = sum(len(p.conflicts) for p in plan.pairs)
+        r.matched = sum(1 for p in plan.pairs if p.binding_id == 0)
+        r.excluded = sum(1 for n in plan.notes if n.status == "excluded")
+        r.duplicates = sum(1 for n in plan.notes if n.status == "duplicate")
+        r.deleted_other_side = len(plan.tombstones)
+
+    # --- applying ------------------------------------------------------------------------------
+
+    def apply(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
+        self.progress("Writing", 0, plan.write_count())
+        done_ids: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
+        self.apply_notes(plan, reads, done_ids)
+        # Matched pairs get their binding before any write, so a crash keeps the match.
+        new_pairs = [p for p in plan.pairs if p.binding_id == 0]
+        if new_pairs:
+            self.bind_new_pairs(new_pairs)
+        self.apply_creates(plan.creates, done_ids)
+        self.apply_pairs(plan.pairs, done_ids)
+        self.apply_rest(reads, done_ids)
+
+    def apply_notes(
+        self, plan: SyncPlan, reads: dict[Side, SideRead], done: dict[Side, set[str]]
+    ) -> None:
+        index: list[IndexEntry] = []
+        failures: list[FailureNote] = []
+        statuses: list[tuple[Side, str, str, str]] = []
+        dropped: list[tuple[Side, str]] = []
+        for n in plan.notes:
+            index.append(self.entry(n.side, n.record, n.status, n.reason))
+            done[n.side].add(n.record.id)
+        for side in (Side.A, Side.B):
+            for bad in reads[side].unreadable:
+                failures.append(
+                    FailureNote(
+                        side=side,
+                        record_id=bad.id,
+                        target_side=side,
+                        name=bad.id,
+                        code="unreadable",
+                        message=bad.message,
+                        raw=bad.raw,
+                        source_version=bad.version,
+                    )
+                )
+            dropped.extend((side, rid) for rid in reads[side].gone)
+        self.report.failed += sum(len(reads[s].unreadable) for s in (Side.A, Side.B))
+        for _bid, _state, keep_side, keep_id in plan.tombstones:
+            statuses.append(
+                (keep_side, keep_id, "excluded", f"deleted in {self.app_name(keep_side.other)}")
+            )
+        self.state.commit(
+            run_id=self.run_id,
+            index=index,
+            tombstones=[(t[0], t[1]) for t in plan.tombstones],
+            statuses=statuses,
+            dropped=dropped,
+            failures=failures,
+            run_no=self.run_no,
+        )
+        if self.settings.trash and plan.tombstones:
+            self.apply_trash(plan)
+
+    def apply_trash(self, plan: SyncPlan) -> None:
+        for keep_side in (Side.A, Side.B):
+            ids = [t[3] for t in plan.tombstones if t[2] is keep_side]
+            if not ids or not self.writable(keep_side):
+                continue
+            recs = self.state.load_records(keep_side, ids)
+            ops: list[WriteOp] = [
+                Update(uuid.uuid4().hex, rid, {}, add_segments=frozenset({TRASH_SEGMENT}))
+                for rid in recs
+            ]
+            for res in self.write_batches(keep_side, ops):
+                if res.ok and res.record is not None:
+                    self.state.commit(
+                        run_id=self.run_id,
+                        index=[
+                            self.entry(
+                                keep_side,
+                                res.record,
+                                "excluded",
+                                f"deleted in {self.app_name(keep_side.other)}",
+                            )
+                        ],
+                        journal=[
+                            JournalNote(
+                                keep_side,
+                                res.record.id,
+                                "update",
+                                "segments",
+                                None,
+                                [TRASH_SEGMENT],
+                            )
+                        ],
+                    )
+
+    def bind_new_pairs(self, pairs: list[PairPlan]) -> None:
+        self.state.commit(
+            run_id=self.run_id,
+            new_bindings=[(p.record_a.id, p.record_b.id, {}) for p in pairs],
+            run_no=self.run_no,
+        )
+        rows = self.state.bindings_for(Side.A, [p.record_a.id for p in pairs])
+        for p in pairs:
+            p.binding_id = rows[p.record_a.id].id
+            for u in p.updates:
+                u.binding_id = p.binding_id
+
+    def apply_creates(self, creates: list[PlannedCreate], done: dict[Side, set[str]]) -> None:
+        for target in (Side.A, Side.B):
+            todo = [c for c in creates if c.target is target]
+            size = max(1, self.apps[target].info.capabilities.batch_size)
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                self.state.add_intents(
+                    [
+                        PendingOp(
+                            op_id=c.op_id,
+                            connection_id=self.state.cid,
+                            run_id=self.run_id,
+                            target_side=target.value,
+                            source_id=c.record.id,
+                            new_id=c.new_id,
+                            emails=json.dumps(keys_of(c.record)),
+                        )
+                        for c in batch
+                    ]
+                )
+                ops: list[WriteOp] = [
+                    Create(c.op_id, c.fields, c.segments, new_id=c.new_id) for c in batch
+                ]
+                results = self.write_ops(target, ops)
+                self.commit_creates(batch, results, done)
+                self.progress("Writing", start + len(batch), len(todo))
+
+    def commit_creates(
+        self, batch: list[PlannedCreate], results: list[WriteResult], done: dict[Side, set[str]]
+    ) -> None:
+        index: list[IndexEntry] = []
+        new_bindings: list[tuple[str, str, dict[str, Any]]] = []
+        failures: list[FailureNote] = []
+        cleared: list[tuple[Side, str]] = []
+        journal: list[JournalNote] = []
+        for c, res in zip(batch, results, strict=True):
+            done[c.source].add(c.record.id)
+            if res.ok and res.record is not None:
+                new = res.record
+                index.append(self.entry(c.source, c.record, "bound"))
+                index.append(self.entry(c.target, new, "bound"))
+                ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)
+                new_bindings.append((ids[0], ids[1], c.base))
+                cleared.append((c.source, c.record.id))
+                journal.extend(
+                    JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
+                    for k, v in c.fields.items()
+                )
+                if c.segments:
+                    journal.append(
+                        JournalNote(
+                            c.target, new.id, "create", "segments", None, sorted(c.segments)
+                        )
+                    )
+            else:
+                index.append(self.entry(c.source, c.record, "failed", "could not be created"))
+                failures.append(self.failure(c.source, c.record, c.target, res.error, None))
+                self.report.created[c.target.value] -= 1
+        self.state.commit(
+            run_id=self.run_id,
+            index=index,
+            new_bindings=new_bindings,
+            failures=failures,
+            cleared=cleared,
+            journal=journal,
+            done_intents=[c.op_id for c in batch],
+            run_no=self.run_no,
+        )
+
+    def apply_pairs(self, pairs: list[PairPlan], done: dict[Side, set[str]]) -> None:
+        by_op: dict[str, tuple[PairPlan, PlannedUpdate]] = {}
+        for p in pairs:
+            for u in p.updates:
+                by_op[u.op_id] = (p, u)
+        failed_maps: dict[int, set[str]] = {}
+        pending: dict[int, int] = {p.binding_id: len(p.updates) for p in pairs}
+        # Pairs with no writes: their base and index move now.
+        quiet = [p for p in pairs if not p.updates]
+        for start in range(0, len(quiet), 500):
+            chunk = quiet[start : start + 500]
+            self.state.commit(
+                run_id=self.run_id,
+                index=[e for p in chunk for e in self.pair_entries(p, None, None)],
+                bases=[(p.binding_id, p.base) for p in chunk],
+                conflicts=[(p.binding_id, *c) for p in chunk for c in p.conflicts],
+                clear_binding_failures=[p.binding_id for p in chunk],
+                run_no=self.run_no,
+            )
+            for p in chunk:
+                done[Side.A].add(p.record_a.id)
+                done[Side.B].add(p.record_b.id)
+        for target in (Side.A, Side.B):
+            todo = [u for p in pairs for u in p.updates if u.target is target]
+            size = max(1, self.apps[target].info.capabilities.batch_size)
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                ops: list[WriteOp] = [
+                    Update(
+                        u.op_id,
+                        u.record.id,
+                        u.fields,
+                        u.add_segments,
+                        u.remove_segments,
+                        expected_version=u.record.version,
+                    )
+                    for u in batch
+                ]
+                results = self.write_ops(target, ops)
+                index: list[IndexEntry] = []
+                bases: list[tuple[int, dict[str, Any]]] = []
+                failures: list[FailureNote] = []
+                journal: list[JournalNote] = []
+                conflicts: list[tuple[int, str, Any, Any, str]] = []
+                cleared_bindings: list[int] = []
+                for u, res in zip(batch, results, strict=True):
+                    pair, _ = by_op[u.op_id]
+                    pending[pair.binding_id] -= 1
+                    last = pending[pair.binding_id] == 0
+                    if res.ok and res.record is not None:
+                        journal.extend(
+                            JournalNote(
+                                target,
+                                u.record.id,
+                                "update",
+                                k,
+                                value_to_json(u.record.fields.get(k)),
+                                value_to_json(v),
+                            )
+                            for k, v in u.fields.items()
+                        )
+                        if u.add_segments or u.remove_segments:
+                            journal.append(
+                                JournalNote(
+                                    target,
+                                    u.record.id,
+                                    "update",
+                                    "segments",
+                                    sorted(u.record.segments),
+                                    sorted(
+                                        (u.record.segments | u.add_segments) - u.remove_segments
+                                    ),
+                                )
+                            )
+                        index.extend(self.pair_entries(pair, target, res.record))
+                        if target is Side.A:
+                            pair.record_a = res.record
+                        else:
+                            pair.record_b = res.record
+                    else:
+                        failed_maps.setdefault(pair.binding_id, set()).update(u.mappings)
+                        other = pair.record_b if target is Side.A else pair.record_a
+                        failures.append(
+                            self.failure(
+                                target,
+                                u.record,
+                                target,
+                                res.error,
+                                pair.binding_id,
+                                name_from=other,
+                            )
+                        )
+                        self.report.updated[target.value] -= 1
+                        index.extend(self.pair_entries(pair, target, None))
+                    if last:
+                        lost = failed_maps.get(pair.binding_id, set())
+                        base = {
+                            k: (pair.old_base[k] if k in lost and k in pair.old_base else v)
+                            for k, v in pair.base.items()
+                            if not (k in lost and k not in pair.old_base)
+                        }
+                        bases.append((pair.binding_id, base))
+                        conflicts.extend((pair.binding_id, *c) for c in pair.conflicts)
+                        if not lost:
+                            cleared_bindings.append(pair.binding_id)
+                        done[Side.A].add(pair.record_a.id)
+                        done[Side.B].add(pair.record_b.id)
+                self.state.commit(
+                    run_id=self.run_id,
+                    index=index,
+                    bases=bases,
+                    failures=failures,
+                    journal=journal,
+                    conflicts=conflicts,
+                    clear_binding_failures=cleared_bindings,
+                    run_no=self.run_no,
+                )
+
+    def pair_entries(
+        self, pair: PairPlan, written: Side | None, new: Record | None
+    ) -> list[IndexEntry]:
+        """Index entries for a pair after a commit for side ``written`` (None: no writes).
+
+        The written side gets its new record (or the one read, when the write failed); the
+        other side is indexed here only when it has no write of its own, which indexes it.
+        """
+        targets = {u.target for u in pair.updates}
+        out: list[IndexEntry] = []
+        for side, rec in ((Side.A, pair.record_a), (Side.B, pair.record_b)):
+            if side is written:
+                out.append(self.entry(side, new or rec, "bound"))
+            elif side not in targets:
+                out.append(self.entry(side, rec, "bound"))
+        return out
+
+    def apply_rest(self, reads: dict[Side, SideRead], done: dict[Side, set[str]]) -> None:
+        """Changed records that needed no write (e.g. an edit to an unmapped field)."""
+        for side in (Side.A, Side.B):
+            rest = [r for rid, r in reads[side].changed.items() if rid not in done[side]]
+            if not rest:
+                continue
+            bound = self.state.bindings_for(side, [r.id for r in rest])
+            for start in range(0, len(rest), 500):
+                chunk = rest[start : start + 500]
+                entries = []
+                for r in chunk:
+                    b = bound.get(r.id)
+                    if b is None:
+                        continue  # unplanned unbound record (e.g. failed): indexed by its note
+                    status, reason = "bound", ""
+                    if b.state != "active":
+                        status, reason = "excluded", (f"deleted in {self.app_name(side.other)}")
+                    entries.append(self.entry(side, r, status, reason))
+                self.state.commit(run_id=self.run_id, index=entries, run_no=self.run_no)
+
+    # --- small pieces ------------------------------------------------------------------------
+
+    def entry(self, side: Side, rec: Record, status: str, reason: str = "") -> IndexEntry:
+        return IndexEntry(side, rec, record_to_json(rec), keys_of(rec), status, reason)
+
+    def failure(
+        self,
+        target: Side,
+        rec: Record,
+        where: Side,
+        error: Exception | None,
+        binding_id: int | None,
+        name_from: Record | None = None,
+    ) -> FailureNote:
+        self.report.failed += 1
+        code = getattr(error, "code", "error")
+        message = str(error) if error is not None else "The app did not accept the change."
+        if not isinstance(error, PairsyncError):
+            message = f"{self.app_name(where)} refused the change: {message}"
+        return FailureNote(
+            side=target,
+            record_id=rec.id,
+            target_side=where,
+            name=(name_from or rec).display_name(),
+            code=code,
+            message=message,
+            field=getattr(error, "field", None) or "",
+            raw=getattr(error, "raw", "") or "",
+            binding_id=binding_id,
+            source_version=rec.version,
+        )
+
+    def write_ops(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        results = self.apps[side].write(ops)
+        if len(results) != len(ops):
+            raise PairsyncError(
+                f"{self.app_name(side)} answered {len(results)} results for {len(ops)} writes."
+            )
+        return results
+
+    def write_batches(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        size = max(1, self.apps[side].info.capabilities.batch_size)
+        out: list[WriteResult] = []
+        for start in range(0, len(ops), size):
+            out.extend(self.write_ops(side, ops[start : start + size]))
+        return out
+
+
+def _same(old: FieldValue | None, new: FieldValue | None) -> bool:
+    def norm(v: FieldValue | None) -> Any:
+        if v is None or v == "" or v == ():
+            return None
+        return v
+
+    return bool(norm(old) == norm(new))
+
+
+def value_to_json_any(value: Any) -> Any:
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, str | tuple) or value is None:
+        return value_to_json(value)
+    return value

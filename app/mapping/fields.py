@@ -1,0 +1,299 @@
+"""Field mappings: how one value of side A corresponds to one value of side B.
+
+A mapping projects each side's record onto a shared value (``value``), compares values in a
+canonical, JSON-able form (``canon``) and turns a value back into the fields to write on a
+side (``patch``). The engine merges per mapping against the base it stored last time; it
+knows nothing of names, lists or labels — that knowledge lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from app.mapping.canonical import canon_item, canon_scalar, canon_text
+from app.model import Address, FieldValue, Labeled, Record, Side
+
+Canon = Any  # str | list: JSON-able, comparable with ==
+
+
+class Direction(StrEnum):
+    TWO_WAY = "two-way"
+    A_TO_B = "a-to-b"
+    B_TO_A = "b-to-a"
+
+    def writes(self, side: Side) -> bool:
+        """May values flow *into* this side?"""
+        if self is Direction.TWO_WAY:
+            return True
+        return (self is Direction.A_TO_B) == (side is Side.B)
+
+
+@dataclass(slots=True)
+class Patch:
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    add_segments: set[str] = field(default_factory=set)
+    remove_segments: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.add_segments or self.remove_segments)
+
+    def merge(self, other: Patch) -> None:
+        self.fields.update(other.fields)
+        self.add_segments |= other.add_segments
+        self.remove_segments |= other.remove_segments
+
+
+class FieldMapping:
+    """Base: one mapping between a field (or fields) of A and of B."""
+
+    key: str
+    label: str
+    direction: Direction = Direction.TWO_WAY
+    match_key: bool = False
+    """The match email: a clear of it is never propagated to the other side."""
+    set_merge: bool = False
+    """Values are sets merged element-wise (segments) instead of as a whole."""
+    fields_a: tuple[str, ...] = ()
+    fields_b: tuple[str, ...] = ()
+
+    def value(self, side: Side, record: Record) -> Any:
+        raise NotImplementedError
+
+    def canon(self, value: Any) -> Canon:
+        raise NotImplementedError
+
+    def patch(self, side: Side, record: Record | None, value: Any) -> Patch:
+        raise NotImplementedError
+
+    def fields_of(self, side: Side) -> tuple[str, ...]:
+        return self.fields_a if side is Side.A else self.fields_b
+
+
+def _empty_canon(canon: Canon) -> bool:
+    return canon in ("", [], None)
+
+
+def is_empty_canon(canon: Canon) -> bool:
+    return _empty_canon(canon)
+
+
+@dataclass
+class SameField(FieldMapping):
+    """One single-valued field ↔ one single-valued field."""
+
+    field_a: str
+    field_b: str
+    kind: str = "text"
+    region: str = ""
+    label: str = ""
+    match_key: bool = False
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.field_a}={self.field_b}"
+        self.fields_a = (self.field_a,)
+        self.fields_b = (self.field_b,)
+        self.label = self.label or self.field_a
+
+    def value(self, side: Side, record: Record) -> str:
+        raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
+        if isinstance(raw, str):
+            return raw
+        if raw:
+            first = raw[0]
+            return first.value if isinstance(first, Labeled) else ""
+        return ""
+
+    def canon(self, value: str) -> Canon:
+        return canon_scalar(self.kind, value, self.region)
+
+    def patch(self, side: Side, record: Record | None, value: str) -> Patch:
+        return Patch({self.field_a if side is Side.A else self.field_b: value})
+
+
+@dataclass
+class ListField(FieldMapping):
+    """A multi-valued field ↔ a multi-valued field (emails, phones, addresses, urls).
+
+    Compared by values only: labels travel with the values but a label the other app cannot
+    hold never makes the pair look changed. Emails keep their order (the first is the match
+    key); other lists compare as sets of values, since apps may reorder them by label.
+    """
+
+    field_a: str
+    field_b: str
+    kind: str = "text"
+    region: str = ""
+    label: str = ""
+    match_key: bool = False
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.field_a}={self.field_b}"
+        self.fields_a = (self.field_a,)
+        self.fields_b = (self.field_b,)
+        self.label = self.label or self.field_a
+
+    def value(self, side: Side, record: Record) -> tuple[Labeled | Address, ...]:
+        raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
+        if isinstance(raw, str):
+            return (Labeled(raw),) if raw.strip() else ()
+        return tuple(v for v in (raw or ()) if not _item_empty(v))
+
+    def canon(self, value: tuple[Labeled | Address, ...]) -> Canon:
+        items = [canon_item(self.kind, v, self.region) for v in value]
+        if self.kind == "email":
+            return items
+        return sorted(items, key=repr)
+
+    def patch(self, side: Side, record: Record | None, value: tuple[Any, ...]) -> Patch:
+        return Patch({self.field_a if side is Side.A else self.field_b: tuple(value)})
+
+
+def _item_empty(item: Labeled | Address) -> bool:
+    return item.is_empty() if isinstance(item, Address) else not item.value.strip()
+
+
+@dataclass
+class ListToSingle(FieldMapping):
+    """A multi-valued field on ``list_side`` ↔ a single-valued field on the other side.
+
+    The single side holds the primary (first) value of the list. A value written back to the
+    list side replaces only the value it came from (the first), keeping its label and every
+    other value (SPEC S14).
+    """
+
+    field_a: str
+    field_b: str
+    list_side: Side = Side.A
+    kind: str = "text"
+    region: str = ""
+    label: str = ""
+    match_key: bool = False
+    new_label: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.field_a}={self.field_b}"
+        self.fields_a = (self.field_a,)
+        self.fields_b = (self.field_b,)
+        self.label = self.label or self.field_a
+
+    def _field(self, side: Side) -> str:
+        return self.field_a if side is Side.A else self.field_b
+
+    def value(self, side: Side, record: Record) -> str:
+        raw = record.fields.get(self._field(side))
+        if isinstance(raw, str):
+            return raw
+        for item in raw or ():
+            if isinstance(item, Labeled) and item.value.strip():
+                return item.value
+        return ""
+
+    def canon(self, value: str) -> Canon:
+        return canon_scalar(self.kind, value, self.region)
+
+    def patch(self, side: Side, record: Record | None, value: str) -> Patch:
+        key = self._field(side)
+        if side is not self.list_side:
+            return Patch({key: value})
+        raw = record.fields.get(key) if record is not None else None
+        items = [v for v in (raw or ()) if isinstance(v, Labeled) and v.value.strip()]
+        if isinstance(raw, str) and raw.strip():
+            items = [Labeled(raw)]
+        if items:
+            if value.strip():
+                items[0] = Labeled(value, items[0].label)
+            else:
+                items.pop(0)
+        elif value.strip():
+            items = [Labeled(value, self.new_label)]
+        return Patch({key: tuple(items)})
+
+
+def split_full_name(full: str) -> tuple[str, str]:
+    """Split on the last space: "Maria de la Cruz" → ("Maria de la", "Cruz")."""
+    text = canon_text(full)
+    if " " not in text:
+        return text, ""
+    given, family = text.rsplit(" ", 1)
+    return given, family
+
+
+def join_name(given: str, family: str) -> str:
+    return " ".join(p for p in (canon_text(given), canon_text(family)) if p)
+
+
+@dataclass
+class NameSplit(FieldMapping):
+    """A full-name field on ``full_side`` ↔ first/last name fields on the other side.
+
+    Split on the last space, joined with one. An existing split that joins to the same full
+    name is left alone; when only one part differs, only that part is written (SPEC S13).
+    """
+
+    full_field: str
+    given_field: str
+    family_field: str
+    full_side: Side = Side.A
+    label: str = "Name"
+
+    def __post_init__(self) -> None:
+        parts = (self.given_field, self.family_field)
+        self.key = (
+            f"{self.full_field}={self.given_field}+{self.family_field}"
+            if self.full_side is Side.A
+            else f"{self.given_field}+{self.family_field}={self.full_field}"
+        )
+        self.fields_a = (self.full_field,) if self.full_side is Side.A else parts
+        self.fields_b = parts if self.full_side is Side.A else (self.full_field,)
+
+    def value(self, side: Side, record: Record) -> str:
+        if side is self.full_side:
+            raw = record.fields.get(self.full_field)
+            return raw if isinstance(raw, str) else ""
+        given = record.fields.get(self.given_field)
+        family = record.fields.get(self.family_field)
+        return join_name(
+            given if isinstance(given, str) else "", family if isinstance(family, str) else ""
+        )
+
+    def canon(self, value: str) -> Canon:
+        return canon_text(value)
+
+    def patch(self, side: Side, record: Record | None, value: str) -> Patch:
+        if side is self.full_side:
+            return Patch({self.full_field: value})
+        if record is not None and canon_text(self.value(side, record)) == canon_text(value):
+            return Patch()
+        given, family = split_full_name(value)
+        out: dict[str, FieldValue] = {}
+        old_given = record.fields.get(self.given_field, "") if record else ""
+        old_family = record.fields.get(self.family_field, "") if record else ""
+        if record is None or canon_text(str(old_given)) != given:
+            out[self.given_field] = given
+        if record is None or canon_text(str(old_family)) != family:
+            out[self.family_field] = family
+        return Patch(out)
+
+
+@dataclass
+class Segments(FieldMapping):
+    """The apps' segments (categories, groups, labels), merged element-wise."""
+
+    label: str = "Segments"
+
+    def __post_init__(self) -> None:
+        self.key = "segments"
+        self.set_merge = True
+
+    def value(self, side: Side, record: Record) -> frozenset[str]:
+        return record.segments
+
+    def canon(self, value: frozenset[str] | list[str]) -> Canon:
+        return sorted({canon_text(s) for s in value if s.strip()})
+
+    def patch(self, side: Side, record: Record | None, value: frozenset[str]) -> Patch:
+        current = {canon_text(s) for s in (record.segments if record else frozenset())}
+        target = {canon_text(s) for s in value}
+        return Patch(add_segments=target - current, remove_segments=current - target)

@@ -1,0 +1,241 @@
+"""The only place Pairsync keeps secrets (passwords, API tokens, OAuth refresh tokens).
+
+Secrets live in the operating system's keyring, through the ``keyring`` library, one entry
+per account: service ``"pairsync"``, username ``"account:<account name>"``. Nothing else in
+Pairsync writes a secret anywhere — not to the database, not to config files, not to logs.
+
+Before the first use, :class:`SecretStore` checks the active keyring backend and refuses
+(with :class:`~app.errors.KeyringError`) one that cannot store anything (``fail``, ``null``)
+or one that keeps secrets in a plain file (keyrings.alt's file backends and the like). The
+latter are accepted when the user explicitly allows it (``--allow-insecure-keyring``).
+
+No secret value is ever logged or put into an exception message or its ``raw`` text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import keyring
+import keyring.errors
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer as keyring_chainer
+from keyring.backends import fail as keyring_fail
+from keyring.backends import null as keyring_null
+
+from app.errors import ConfigError, KeyringError
+
+__all__ = ["SERVICE_NAME", "SecretStore", "keyring_username", "secret_from_env"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "pairsync"
+
+NO_KEYRING_MESSAGE = (
+    "No system keyring is available: install and unlock GNOME Keyring/KWallet (Linux), "
+    "or use Keychain/Credential Manager; Pairsync stores secrets nowhere else."
+)
+NULL_KEYRING_MESSAGE = (
+    "The active keyring backend (keyring.backends.null.Keyring) stores nothing, so secrets "
+    "would be silently dropped: set up GNOME Keyring/KWallet (Linux), or use "
+    "Keychain/Credential Manager; Pairsync stores secrets nowhere else."
+)
+LOCKED_MESSAGE = "The system keyring is locked: unlock it and try again."
+
+_INSECURE_MESSAGE = (
+    "The active keyring backend ({backend}) keeps secrets in a file rather than in a "
+    "secure system keyring: set up GNOME Keyring/KWallet (Linux), or use "
+    "Keychain/Credential Manager, or rerun with --allow-insecure-keyring to accept it."
+)
+_GENERIC_MESSAGE = (
+    "The system keyring failed while {action} the secret for account '{account}': "
+    "check that it is running and unlocked, then try again."
+)
+
+_STARTUP_MESSAGE = (
+    "The system keyring could not be opened: check that it is running and unlocked, then try again."
+)
+
+
+def keyring_username(account: str) -> str:
+    """The keyring username under which ``account``'s secret is stored."""
+    return f"account:{account}"
+
+
+def secret_from_env(var: str) -> str:
+    """Read a secret from environment variable ``var`` (the CLI's ``--secret-env VAR``).
+
+    Raises :class:`ConfigError` when the variable is missing or empty. The value is returned
+    unchanged (no stripping: a secret is taken exactly as given).
+    """
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"Environment variable {var} is not set")
+    return value
+
+
+def _class_name(backend: KeyringBackend) -> str:
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _priority(backend: KeyringBackend) -> float:
+    try:
+        return float(type(backend).priority)
+    except Exception:  # a backend may raise here when it is not usable at all
+        return 0.0
+
+
+def _is_insecure(backend: KeyringBackend) -> bool:
+    """True for backends that keep secrets in a file (plaintext or passphrase-prompting).
+
+    Deliberately conservative: keyrings.alt's ``PlaintextKeyring`` and ``EncryptedKeyring``
+    both count (the encrypted one prompts for a passphrase on a terminal, which a desktop
+    app cannot answer), as does any low-priority backend that names itself a file store.
+    """
+    cls = type(backend)
+    module = cls.__module__
+    full = f"{module}.{cls.__qualname__}".lower()
+    if module.startswith("keyrings.alt.file"):  # file and file_base
+        return True
+    if "plaintext" in full:
+        return True
+    return _priority(backend) < 1 and "file" in full
+
+
+def _chained(backend: KeyringBackend) -> list[KeyringBackend]:
+    """The backends a ``ChainerBackend`` delegates to, best first."""
+    try:
+        return list(type(backend).backends)  # type: ignore[attr-defined]
+    except Exception:
+        return []
+
+
+class SecretStore:
+    """Stores one secret per account in the OS keyring.
+
+    The active backend is checked lazily, once, on the first ``set``/``get``/``delete``
+    (thread-safe); an unusable or insecure backend raises :class:`KeyringError` with an
+    actionable sentence. ``allow_insecure=True`` accepts file-based backends, but never
+    ``fail`` or ``null``, which store nothing.
+    """
+
+    def __init__(self, allow_insecure: bool = False) -> None:
+        self.allow_insecure = allow_insecure
+        self._lock = threading.RLock()
+        self._backend: KeyringBackend | None = None
+
+    # -- public API -------------------------------------------------------------------
+
+    def set(self, account: str, secret: str) -> None:
+        """Store (or replace) ``account``'s secret."""
+        _check_account(account)
+        if not isinstance(secret, str) or secret == "":
+            raise KeyringError(f"Refusing to store an empty secret for account '{account}'.")
+        with self._lock:
+            backend = self._checked_backend()
+            with _translated("storing", account):
+                backend.set_password(SERVICE_NAME, keyring_username(account), secret)
+        log.debug("Stored the secret for account %r", account)
+
+    def get(self, account: str) -> str | None:
+        """``account``'s secret, or None when none is stored."""
+        _check_account(account)
+        with self._lock:
+            backend = self._checked_backend()
+            with _translated("reading", account):
+                return backend.get_password(SERVICE_NAME, keyring_username(account))
+
+    def delete(self, account: str) -> None:
+        """Remove ``account``'s secret; nothing happens when there is none."""
+        _check_account(account)
+        username = keyring_username(account)
+        with self._lock:
+            backend = self._checked_backend()
+            with _translated("deleting", account):
+                try:
+                    backend.delete_password(SERVICE_NAME, username)
+                except keyring.errors.PasswordDeleteError:
+                    # Backends raise this when the entry does not exist, which is success
+                    # for us; if the entry is still there, it is a real failure.
+                    if backend.get_password(SERVICE_NAME, username) is not None:
+                        raise
+        log.debug("Deleted the secret for account %r (if any)", account)
+
+    def backend_name(self) -> str:
+        """The active backend's dotted class name, for diagnostics.
+
+        Does not refuse an unusable backend (so the CLI can show what is active even when
+        it is refused); a keyring chainer lists the backends it delegates to.
+        """
+        with self._lock:
+            backend = self._resolve()
+        name = _class_name(backend)
+        if isinstance(backend, keyring_chainer.ChainerBackend):
+            inner = ", ".join(_class_name(b) for b in _chained(backend))
+            name = f"{name} ({inner})"
+        return name
+
+    # -- internals --------------------------------------------------------------------
+
+    def _resolve(self) -> KeyringBackend:
+        if self._backend is not None:
+            return self._backend
+        with _translated("looking up", None):
+            return keyring.get_keyring()
+
+    def _checked_backend(self) -> KeyringBackend:
+        """The active backend, checked once (callers hold ``self._lock``)."""
+        if self._backend is not None:
+            return self._backend
+        backend = self._resolve()
+        self._refuse_if_unusable(backend)
+        self._backend = backend
+        log.debug("Using keyring backend %s", _class_name(backend))
+        return backend
+
+    def _refuse_if_unusable(self, backend: KeyringBackend) -> None:
+        target = backend
+        if isinstance(backend, keyring_chainer.ChainerBackend):
+            # A chainer writes to the first backend it delegates to: judge that one.
+            members = _chained(backend)
+            if not members:
+                raise KeyringError(NO_KEYRING_MESSAGE, raw=_class_name(backend))
+            target = members[0]
+        if isinstance(target, keyring_fail.Keyring):
+            raise KeyringError(NO_KEYRING_MESSAGE, raw=_class_name(target))
+        if isinstance(target, keyring_null.Keyring):
+            raise KeyringError(NULL_KEYRING_MESSAGE, raw=_class_name(target))
+        if _is_insecure(target) and not self.allow_insecure:
+            name = _class_name(target)
+            raise KeyringError(_INSECURE_MESSAGE.format(backend=name), raw=name)
+
+
+def _check_account(account: str) -> None:
+    if not isinstance(account, str) or not account.strip():
+        raise KeyringError("An account name is required to store or read its secret.")
+
+
+@contextmanager
+def _translated(action: str, account: str | None) -> Iterator[None]:
+    """Turn keyring (and file) errors into :class:`KeyringError` without leaking secrets.
+
+    ``raw`` carries only the original exception's class name: backend messages are not
+    trusted to be free of secret material, and the original exception is not chained.
+    """
+    try:
+        yield
+    except keyring.errors.KeyringLocked as exc:
+        raise KeyringError(LOCKED_MESSAGE, raw=type(exc).__name__) from None
+    except (keyring.errors.InitError, keyring.errors.NoKeyringError) as exc:
+        raise KeyringError(NO_KEYRING_MESSAGE, raw=type(exc).__name__) from None
+    except (keyring.errors.KeyringError, OSError) as exc:
+        if account is None:
+            message = _STARTUP_MESSAGE
+        else:
+            message = _GENERIC_MESSAGE.format(action=action, account=account)
+        raise KeyringError(message, raw=type(exc).__name__) from None

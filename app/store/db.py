@@ -1,0 +1,94 @@
+"""Opening the database: SQLite in WAL mode, migrated to the newest schema on open.
+
+Before any migration runs on an existing file, a copy is kept beside it
+(``pairsync.db.bak-<revision>``) so a failed or unwanted upgrade never loses the user's setup.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 10}
+    )
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def migrate(path: Path, engine: Engine) -> str | None:
+    """Upgrade the file to the newest schema; returns the backup path's revision, if any."""
+    current = current_revision(engine)
+    head = head_revision(engine)
+    if current == head:
+        return None
+    if current is not None and path.exists():
+        backup = path.with_name(f"{path.name}.bak-{current}")
+        with engine.connect() as conn:
+            # A consistent copy even in WAL mode: SQLite's own backup API.
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            dest = sqlite3.connect(backup)
+            try:
+                raw.backup(dest)  # type: ignore[attr-defined]
+            finally:
+                dest.close()
+    elif path.exists() and path.stat().st_size > 0:
+        shutil.copy2(path, path.with_name(path.name + ".bak-unversioned"))
+    command.upgrade(alembic_config(engine), "head")
+    return current
+
+
+class Store:
+    """The open database: an engine plus a session factory. One per process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(path)
+        migrate(path, self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,226 @@
+"""The tables. Secrets are never stored here (see ``app.secrets``).
+
+The local index (``records`` + ``record_keys``) holds the last snapshot of every contact of
+both apps as the engine last agreed on it; it lets a re-sync read only what changed and lets
+mappings or rules be re-planned without reading the apps again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON of non-secret settings (paths, URLs, user names)."""
+    has_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    account_a_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    account_b_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    direction: Mapped[str] = mapped_column(String(10), default="two-way")
+    winner: Mapped[str] = mapped_column(String(1), default="a")
+    avoid_duplicates: Mapped[bool] = mapped_column(Boolean, default=True)
+    unsubscribes: Mapped[bool] = mapped_column(Boolean, default=False)
+    trash: Mapped[bool] = mapped_column(Boolean, default=False)
+    propagate_clears: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    guard_max_writes: Mapped[int] = mapped_column(Integer, default=500)
+    guard_shrink_percent: Mapped[int] = mapped_column(Integer, default=20)
+    phone_region: Mapped[str] = mapped_column(String(2), default="")
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON: mapping and rule configuration (pluggable; later issues extend it)."""
+    run_count: Mapped[int] = mapped_column(Integer, default=0)
+    synced_once: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_full_read: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexedRecord(Base):
+    """A contact of one side as last seen and processed."""
+
+    __tablename__ = "records"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    side: Mapped[str] = mapped_column(String(1), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    version: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(30), default="new")
+    """bound | excluded | duplicate | unreadable | failed | gone"""
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+
+class RecordKey(Base):
+    """Matching keys (normalized emails) of indexed records; order 0 is the primary email."""
+
+    __tablename__ = "record_keys"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    side: Mapped[str] = mapped_column(String(1), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_record_keys_lookup", "connection_id", "side", "key"),)
+
+
+class Binding(Base):
+    __tablename__ = "bindings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    id_a: Mapped[str] = mapped_column(String(500))
+    id_b: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    """active | deleted_a | deleted_b (a tombstone: the record is gone on that side)."""
+    base: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON: mapping key -> canonical value agreed at the last sync."""
+    needs_merge: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "id_a", name="uq_binding_a"),
+        UniqueConstraint("connection_id", "id_b", name="uq_binding_b"),
+    )
+
+
+class Cursor(Base):
+    __tablename__ = "cursors"
+
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    side: Mapped[str] = mapped_column(String(1), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Failure(Base):
+    """A contact that could not be synced, with what to tell the user and when to retry."""
+
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    side: Mapped[str] = mapped_column(String(1))
+    """The side of the contact shown to the user (the source of the change)."""
+    record_id: Mapped[str] = mapped_column(String(500))
+    target_side: Mapped[str] = mapped_column(String(1))
+    """The side whose app refused the write (or could not be read)."""
+    binding_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    code: Mapped[str] = mapped_column(String(50))
+    message: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(200), default="")
+    raw: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    next_run_no: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    source_version: Mapped[str] = mapped_column(String(200), default="")
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "side", "record_id", name="uq_failure_record"),
+    )
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    run_no: Mapped[int] = mapped_column(Integer)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JournalEntry(Base):
+    """One field Pairsync wrote: enough to show and to revert it."""
+
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(Integer)
+    side: Mapped[str] = mapped_column(String(1))
+    record_id: Mapped[str] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(String(10))
+    """create | update"""
+    field: Mapped[str] = mapped_column(String(200))
+    before: Mapped[str | None] = mapped_column(Text, nullable=True)
+    after: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_journal_run", "run_id"),)
+
+
+class ConflictEntry(Base):
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(Integer)
+    binding_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(200))
+    value_a: Mapped[str] = mapped_column(Text)
+    value_b: Mapped[str] = mapped_column(Text)
+    winner: Mapped[str] = mapped_column(String(1))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PendingOp(Base):
+    """Write-ahead intent for a create: committed before the app is asked to create."""
+
+    __tablename__ = "pending_ops"
+
+    op_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(Integer)
+    target_side: Mapped[str] = mapped_column(String(1))
+    source_id: Mapped[str] = mapped_column(String(500))
+    new_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    emails: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

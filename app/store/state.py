@@ -1,0 +1,507 @@
+"""The engine's view of the database: the local index, bindings, failures, intents, journal.
+
+Everything the engine persists goes through ``SyncState``; the engine never writes SQL.
+Each method that changes data commits its own short transaction unless it takes a session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.model import Record, Side, record_from_json
+from app.store.models import (
+    Binding,
+    ConflictEntry,
+    Connection,
+    Failure,
+    IndexedRecord,
+    JournalEntry,
+    PendingOp,
+    RecordKey,
+    Run,
+    utcnow,
+)
+
+CHUNK = 500
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class BindingRow:
+    id: int
+    id_a: str
+    id_b: str
+    state: str
+    base: dict[str, Any]
+    needs_merge: bool
+
+    def id_on(self, side: Side) -> str:
+        return self.id_a if side is Side.A else self.id_b
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    """What to store for one record of the local index."""
+
+    side: Side
+    record: Record
+    snapshot: str
+    keys: list[str]
+    status: str
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class FailureNote:
+    side: Side
+    record_id: str
+    target_side: Side
+    name: str
+    code: str
+    message: str
+    field: str = ""
+    raw: str = ""
+    binding_id: int | None = None
+    source_version: str = ""
+
+
+@dataclass(slots=True)
+class JournalNote:
+    side: Side
+    record_id: str
+    action: str
+    field: str
+    before: Any
+    after: Any
+
+
+def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | None]:
+    """SPEC §9: retry on the next run, after 3 runs, after 10, then daily."""
+    if attempts <= 1:
+        return run_no + 1, None
+    if attempts == 2:
+        return run_no + 3, None
+    if attempts == 3:
+        return run_no + 10, None
+    return run_no + 1, now + timedelta(days=1)
+
+
+class SyncState:
+    def __init__(self, sessions: sessionmaker[Session], connection_id: int) -> None:
+        self.sessions = sessions
+        self.cid = connection_id
+
+    # --- connection and runs ------------------------------------------------------------
+
+    def connection(self) -> Connection:
+        with self.sessions() as s:
+            conn = s.get(Connection, self.cid)
+            assert conn is not None
+            return conn
+
+    def begin_run(self, dry_run: bool) -> tuple[int, int]:
+        with self.sessions() as s, s.begin():
+            conn = s.get(Connection, self.cid)
+            assert conn is not None
+            run_no = conn.run_count + 1
+            run = Run(connection_id=self.cid, run_no=run_no, dry_run=dry_run)
+            s.add(run)
+            if not dry_run:
+                conn.run_count = run_no
+            s.flush()
+            return run.id, run_no
+
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, Any], message: str, wrote: bool
+    ) -> None:
+        with self.sessions() as s, s.begin():
+            run = s.get(Run, run_id)
+            assert run is not None
+            run.status = status
+            run.counts = json.dumps(counts)
+            run.message = message
+            run.finished_at = utcnow()
+            conn = s.get(Connection, self.cid)
+            assert conn is not None
+            conn.last_run_at = run.finished_at
+            if not run.dry_run and status in ("ok", "failed"):
+                conn.synced_once = True
+                conn.needs_full_read = False
+
+    # --- the local index ----------------------------------------------------------------
+
+    def index_versions(self, side: Side) -> dict[str, str]:
+        with self.sessions() as s:
+            rows = s.execute(
+                select(IndexedRecord.record_id, IndexedRecord.version).where(
+                    IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value
+                )
+            )
+            return dict(rows.tuples().all())
+
+    def load_records(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[Record, str]]:
+        """Snapshots from the index: id -> (record, status)."""
+        out: dict[str, tuple[Record, str]] = {}
+        id_list = list(ids)
+        with self.sessions() as s:
+            for part in chunked(id_list):
+                rows = s.execute(
+                    select(
+                        IndexedRecord.record_id,
+                        IndexedRecord.version,
+                        IndexedRecord.snapshot,
+                        IndexedRecord.status,
+                    ).where(
+                        IndexedRecord.connection_id == self.cid,
+                        IndexedRecord.side == side.value,
+                        IndexedRecord.record_id.in_(part),
+                    )
+                )
+                for rid, version, snap, status in rows.tuples():
+                    out[rid] = (record_from_json(rid, version, snap), status)
+        return out
+
+    def key_holders(self, side: Side, keys: Iterable[str]) -> dict[str, set[str]]:
+        key_list = list(set(keys))
+        out: dict[str, set[str]] = {}
+        with self.sessions() as s:
+            for part in chunked(key_list):
+                rows = s.execute(
+                    select(RecordKey.key, RecordKey.record_id).where(
+                        RecordKey.connection_id == self.cid,
+                        RecordKey.side == side.value,
+                        RecordKey.key.in_(part),
+                    )
+                )
+                for key, rid in rows.tuples():
+                    out.setdefault(key, set()).add(rid)
+        return out
+
+    def ids_with_status(self, side: Side, status: str) -> list[str]:
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(IndexedRecord.record_id).where(
+                        IndexedRecord.connection_id == self.cid,
+                        IndexedRecord.side == side.value,
+                        IndexedRecord.status == status,
+                    )
+                )
+            )
+
+    def keys_of(self, side: Side, ids: Iterable[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        with self.sessions() as s:
+            for part in chunked(list(ids)):
+                rows = s.execute(
+                    select(RecordKey.record_id, RecordKey.key)
+                    .where(
+                        RecordKey.connection_id == self.cid,
+                        RecordKey.side == side.value,
+                        RecordKey.record_id.in_(part),
+                    )
+                    .order_by(RecordKey.position)
+                )
+                for rid, key in rows.tuples():
+                    out.setdefault(rid, []).append(key)
+        return out
+
+    def _put_index(self, s: Session, entries: Iterable[IndexEntry]) -> None:
+        for e in entries:
+            if e.status != "failed":
+                # Indexed as processed: an earlier failure of this contact is over. (A failure
+                # of this same batch is written after the index, so it stays.)
+                s.execute(
+                    delete(Failure).where(
+                        Failure.connection_id == self.cid,
+                        Failure.side == e.side.value,
+                        Failure.record_id == e.record.id,
+                        Failure.binding_id.is_(None),
+                    )
+                )
+            s.merge(
+                IndexedRecord(
+                    connection_id=self.cid,
+                    side=e.side.value,
+                    record_id=e.record.id,
+                    version=e.record.version,
+                    snapshot=e.snapshot,
+                    name=e.record.display_name()[:500],
+                    status=e.status,
+                    reason=e.reason[:500],
+                )
+            )
+            s.execute(
+                delete(RecordKey).where(
+                    RecordKey.connection_id == self.cid,
+                    RecordKey.side == e.side.value,
+                    RecordKey.record_id == e.record.id,
+                )
+            )
+            for pos, key in enumerate(dict.fromkeys(e.keys)):
+                s.add(
+                    RecordKey(
+                        connection_id=self.cid,
+                        side=e.side.value,
+                        record_id=e.record.id,
+                        key=key[:500],
+                        position=pos,
+                    )
+                )
+
+    def _set_status(self, s: Session, side: Side, rid: str, status: str, reason: str) -> None:
+        s.execute(
+            update(IndexedRecord)
+            .where(
+                IndexedRecord.connection_id == self.cid,
+                IndexedRecord.side == side.value,
+                IndexedRecord.record_id == rid,
+            )
+            .values(status=status, reason=reason[:500])
+        )
+
+    def _drop_index(self, s: Session, side: Side, ids: Iterable[str]) -> None:
+        for part in chunked(list(ids)):
+            s.execute(
+                delete(IndexedRecord).where(
+                    IndexedRecord.connection_id == self.cid,
+                    IndexedRecord.side == side.value,
+                    IndexedRecord.record_id.in_(part),
+                )
+            )
+            s.execute(
+                delete(RecordKey).where(
+                    RecordKey.connection_id == self.cid,
+                    RecordKey.side == side.value,
+                    RecordKey.record_id.in_(part),
+                )
+            )
+
+    # --- bindings -----------------------------------------------------------------------
+
+    @staticmethod
+    def _row(b: Binding) -> BindingRow:
+        return BindingRow(b.id, b.id_a, b.id_b, b.state, json.loads(b.base), b.needs_merge)
+
+    def bindings_for(self, side: Side, ids: Iterable[str]) -> dict[str, BindingRow]:
+        col = Binding.id_a if side is Side.A else Binding.id_b
+        out: dict[str, BindingRow] = {}
+        with self.sessions() as s:
+            for part in chunked(list(ids)):
+                for b in s.scalars(
+                    select(Binding).where(Binding.connection_id == self.cid, col.in_(part))
+                ):
+                    out[b.id_a if side is Side.A else b.id_b] = self._row(b)
+        return out
+
+    def bindings_by_id(self, ids: Iterable[int]) -> list[BindingRow]:
+        out: list[BindingRow] = []
+        with self.sessions() as s:
+            for part in chunked(list(ids)):
+                out.extend(
+                    self._row(b)
+                    for b in s.scalars(
+                        select(Binding).where(
+                            Binding.connection_id == self.cid, Binding.id.in_(part)
+                        )
+                    )
+                )
+        return out
+
+    def bindings_needing_merge(self) -> list[BindingRow]:
+        with self.sessions() as s:
+            return [
+                self._row(b)
+                for b in s.scalars(
+                    select(Binding).where(
+                        Binding.connection_id == self.cid, Binding.needs_merge.is_(True)
+                    )
+                )
+            ]
+
+    def count_index(self, side: Side) -> int:
+        with self.sessions() as s:
+            return int(
+                s.scalar(
+                    select(func.count()).where(
+                        IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value
+                    )
+                )
+                or 0
+            )
+
+    # --- intents (crash safety for creates) ----------------------------------------------
+
+    def open_intents(self) -> list[PendingOp]:
+        with self.sessions() as s:
+            return list(s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid)))
+
+    def add_intents(self, intents: Sequence[PendingOp]) -> None:
+        with self.sessions() as s, s.begin():
+            s.add_all(intents)
+
+    def resolve_intent(self, op_id: str, source: Side, source_id: str, new_id: str | None) -> None:
+        """An interrupted create: bind it if the app has it, else forget the intent."""
+        with self.sessions() as s, s.begin():
+            if new_id is not None:
+                id_a, id_b = (source_id, new_id) if source is Side.A else (new_id, source_id)
+                exists = s.scalar(
+                    select(Binding.id).where(
+                        Binding.connection_id == self.cid,
+                        (Binding.id_a == id_a) | (Binding.id_b == id_b),
+                    )
+                )
+                if exists is None:
+                    s.add(
+                        Binding(
+                            connection_id=self.cid,
+                            id_a=id_a,
+                            id_b=id_b,
+                            needs_merge=True,
+                            base="{}",
+                        )
+                    )
+            s.execute(delete(PendingOp).where(PendingOp.op_id == op_id))
+
+    # --- committing what a run did -----------------------------------------------------------
+
+    def commit(
+        self,
+        *,
+        run_id: int,
+        index: Sequence[IndexEntry] = (),
+        new_bindings: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        bases: Sequence[tuple[int, dict[str, Any]]] = (),
+        tombstones: Sequence[tuple[int, str]] = (),
+        statuses: Sequence[tuple[Side, str, str, str]] = (),
+        dropped: Sequence[tuple[Side, str]] = (),
+        failures: Sequence[FailureNote] = (),
+        cleared: Sequence[tuple[Side, str]] = (),
+        clear_binding_failures: Sequence[int] = (),
+        journal: Sequence[JournalNote] = (),
+        conflicts: Sequence[tuple[int, str, Any, Any, str]] = (),
+        done_intents: Sequence[str] = (),
+        run_no: int = 0,
+    ) -> None:
+        """One transaction: everything that must be durable together after a batch."""
+        now = utcnow()
+        with self.sessions() as s, s.begin():
+            self._put_index(s, index)
+            for id_a, id_b, base in new_bindings:
+                s.add(Binding(connection_id=self.cid, id_a=id_a, id_b=id_b, base=json.dumps(base)))
+            for bid, base in bases:
+                s.execute(
+                    update(Binding)
+                    .where(Binding.id == bid)
+                    .values(base=json.dumps(base), needs_merge=False)
+                )
+            for bid, state in tombstones:
+                s.execute(update(Binding).where(Binding.id == bid).values(state=state))
+            for side, rid, status, reason in statuses:
+                self._set_status(s, side, rid, status, reason)
+            by_side: dict[Side, list[str]] = {}
+            for side, rid in dropped:
+                by_side.setdefault(side, []).append(rid)
+            for side, rids in by_side.items():
+                self._drop_index(s, side, rids)
+            for side, rid in cleared:
+                s.execute(
+                    delete(Failure).where(
+                        Failure.connection_id == self.cid,
+                        Failure.side == side.value,
+                        Failure.record_id == rid,
+                    )
+                )
+            for part in chunked(list(clear_binding_failures)):
+                s.execute(
+                    delete(Failure).where(
+                        Failure.connection_id == self.cid, Failure.binding_id.in_(part)
+                    )
+                )
+            for f in failures:
+                self._put_failure(s, f, run_no, now)
+            for j in journal:
+                s.add(
+                    JournalEntry(
+                        run_id=run_id,
+                        connection_id=self.cid,
+                        side=j.side.value,
+                        record_id=j.record_id,
+                        action=j.action,
+                        field=j.field,
+                        before=None
+                        if j.before is None
+                        else json.dumps(j.before, ensure_ascii=False),
+                        after=None if j.after is None else json.dumps(j.after, ensure_ascii=False),
+                    )
+                )
+            for bid, fld, va, vb, winner in conflicts:
+                s.add(
+                    ConflictEntry(
+                        run_id=run_id,
+                        connection_id=self.cid,
+                        binding_id=bid,
+                        field=fld,
+                        value_a=json.dumps(va, ensure_ascii=False),
+                        value_b=json.dumps(vb, ensure_ascii=False),
+                        winner=winner,
+                    )
+                )
+            for part in chunked(list(done_intents)):
+                s.execute(delete(PendingOp).where(PendingOp.op_id.in_(part)))
+
+    def _put_failure(self, s: Session, f: FailureNote, run_no: int, now: datetime) -> None:
+        row = s.scalar(
+            select(Failure).where(
+                Failure.connection_id == self.cid,
+                Failure.side == f.side.value,
+                Failure.record_id == f.record_id,
+            )
+        )
+        if row is None:
+            row = Failure(
+                connection_id=self.cid,
+                side=f.side.value,
+                record_id=f.record_id,
+                attempts=0,
+                first_at=now,
+            )
+            s.add(row)
+        row.attempts = (row.attempts or 0) + 1
+        row.target_side = f.target_side.value
+        row.binding_id = f.binding_id
+        row.name = f.name[:500]
+        row.code = f.code
+        row.message = f.message
+        row.field = f.field or ""
+        row.raw = f.raw[:4000]
+        row.source_version = f.source_version
+        row.last_at = now
+        row.next_run_no, row.next_at = backoff(row.attempts, run_no, now)
+
+    # --- failures ---------------------------------------------------------------------------
+
+    def due_failures(self, run_no: int) -> list[Failure]:
+        now = utcnow()
+        with self.sessions() as s:
+            rows = s.scalars(select(Failure).where(Failure.connection_id == self.cid)).all()
+        out = []
+        for f in rows:
+            if f.next_at is not None:
+                next_at = f.next_at if f.next_at.tzinfo else f.next_at.replace(tzinfo=now.tzinfo)
+                if next_at <= now:
+                    out.append(f)
+            elif f.next_run_no <= run_no:
+                out.append(f)
+        return out
