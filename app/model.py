@@ -265,7 +265,12 @@ def value_from_json(data: Any) -> FieldValue | None:
     items: list[Any] = []
     for item in data:
         if "a" in item:
-            items.append(Address(*item["a"], label=item.get("l", "")))
+            street, locality, region, postcode, country, pobox, extended = item["a"]
+            items.append(
+                Address(
+                    street, locality, region, postcode, country, pobox, extended, item.get("l", "")
+                )
+            )
         else:
             items.append(Labeled(item["v"], item.get("l", "")))
     return tuple(items)

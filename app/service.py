@@ -387,24 +387,20 @@ class Service:
             tombstones = s.scalar(
                 select(func.count()).where(Binding.connection_id == cid, Binding.state != "active")
             )
-            records = (
-                s.execute(
-                    select(
-                        IndexedRecord.side,
-                        IndexedRecord.record_id,
-                        IndexedRecord.name,
-                        IndexedRecord.status,
-                        IndexedRecord.reason,
-                    )
-                    .where(
-                        IndexedRecord.connection_id == cid,
-                        IndexedRecord.status.in_(("excluded", "duplicate")),
-                    )
-                    .order_by(IndexedRecord.side, IndexedRecord.name)
+            records = s.execute(
+                select(
+                    IndexedRecord.side,
+                    IndexedRecord.record_id,
+                    IndexedRecord.name,
+                    IndexedRecord.status,
+                    IndexedRecord.reason,
                 )
-                .tuples()
-                .all()
-            )
+                .where(
+                    IndexedRecord.connection_id == cid,
+                    IndexedRecord.status.in_(("excluded", "duplicate")),
+                )
+                .order_by(IndexedRecord.side, IndexedRecord.name)
+            ).all()
             excluded = [
                 {"side": side, "record_id": rid, "name": nm, "reason": reason}
                 for side, rid, nm, status, reason in records

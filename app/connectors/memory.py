@@ -172,9 +172,10 @@ class MemoryApp:
             self.records[rid] = rec
             return rec
         assert isinstance(op, Update)
-        rec = self.records.get(op.record_id)
-        if rec is None:
+        found = self.records.get(op.record_id)
+        if found is None:
             raise NotFound("The contact no longer exists in the app.")
+        rec = found
         if op.expected_version is not None and rec.version != op.expected_version:
             raise Conflict("The contact changed in the app while syncing; it is retried.")
         fields = dict(rec.fields)

@@ -216,7 +216,7 @@ class SyncRun:
             self.progress(phase, min(start + size, len(changed_ids)), len(changed_ids))
         if missing:
             # Absent from the listing *and* a fetch by id says it is gone (SPEC §7).
-            still = set()
+            still: set[str] = set()
             for start in range(0, len(missing), size):
                 still.update(item.id for item in app.fetch(missing[start : start + size]))
             out.gone = [rid for rid in missing if rid not in still]

@@ -148,7 +148,7 @@ class SyncState:
                     IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value
                 )
             )
-            return dict(rows.tuples().all())
+            return {rid: version for rid, version in rows}
 
     def load_records(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[Record, str]]:
         """Snapshots from the index: id -> (record, status)."""
@@ -168,7 +168,7 @@ class SyncState:
                         IndexedRecord.record_id.in_(part),
                     )
                 )
-                for rid, version, snap, status in rows.tuples():
+                for rid, version, snap, status in rows:
                     out[rid] = (record_from_json(rid, version, snap), status)
         return out
 
@@ -184,7 +184,7 @@ class SyncState:
                         RecordKey.key.in_(part),
                     )
                 )
-                for key, rid in rows.tuples():
+                for key, rid in rows:
                     out.setdefault(key, set()).add(rid)
         return out
 
@@ -213,7 +213,7 @@ class SyncState:
                     )
                     .order_by(RecordKey.position)
                 )
-                for rid, key in rows.tuples():
+                for rid, key in rows:
                     out.setdefault(rid, []).append(key)
         return out
 

@@ -1,0 +1,55 @@
+"""Two in-memory apps, a real SQLite store on disk, and the real engine between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.connectors.memory import STANDARD_FIELDS, MemoryApp
+from app.engine.sync import RunReport, Settings, SyncRun
+from app.mapping.defaults import default_mappings
+from app.mapping.fields import Direction, FieldMapping
+from app.model import FieldSpec, Side
+from app.store.db import Store
+from app.store.models import Account, Connection
+from app.store.state import SyncState
+
+
+class Pair:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        fields_a: tuple[FieldSpec, ...] = STANDARD_FIELDS,
+        fields_b: tuple[FieldSpec, ...] = STANDARD_FIELDS,
+        batch_size: int = 100,
+        **settings: Any,
+    ) -> None:
+        self.store = Store(folder / "pairsync.db")
+        self.a = MemoryApp("App A", fields_a, batch_size=batch_size)
+        self.b = MemoryApp("App B", fields_b, batch_size=batch_size)
+        with self.store.session() as s, s.begin():
+            acc_a, acc_b = Account(name="a", kind="memory"), Account(name="b", kind="memory")
+            s.add_all([acc_a, acc_b])
+            s.flush()
+            conn = Connection(name="c", account_a_id=acc_a.id, account_b_id=acc_b.id)
+            s.add(conn)
+            s.flush()
+            self.cid = conn.id
+        self.settings = Settings(**settings)
+        self.mappings: list[FieldMapping] = default_mappings(self.a.schema(), self.b.schema())
+
+    @property
+    def state(self) -> SyncState:
+        return SyncState(self.store.sessions, self.cid)
+
+    def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
+        return SyncRun(
+            "c", self.state, {Side.A: self.a, Side.B: self.b}, self.mappings, self.settings
+        ).run(dry_run=dry_run, confirm=confirm)
+
+    def writes(self) -> int:
+        return self.a.ops_written + self.b.ops_written
+
+    def one_way(self, direction: Direction) -> None:
+        self.settings.direction = direction
