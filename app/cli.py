@@ -178,8 +178,8 @@ def _no_command(parser: Parser) -> int:
 
 
 def _dispatch(service: Any, args: argparse.Namespace) -> int:
-    from app.service import ConnectionOptions
     from app.secrets import secret_from_env
+    from app.service import ConnectionOptions
 
     if args.command == "account":
         if args.action == "add":
@@ -238,7 +238,8 @@ def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> in
             _print_json(conns)
         elif not conns:
             print(
-                "No connections yet. Create one with: pairsync connection create NAME --a ACCOUNT --b ACCOUNT"
+                "No connections yet. Create one with: "
+                "pairsync connection create NAME --a ACCOUNT --b ACCOUNT"
             )
         else:
             for c in conns:
@@ -255,16 +256,17 @@ def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> in
             _print_json(conn)
         else:
             for key, value in conn.items():
-                print(
-                    f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}"
-                )
+                shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+                print(f"{key}: {shown}")
     elif action == "export":
         _print_json(service.export_connection(args.name))
     elif action == "import":
         try:
-            text = (
-                sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-            )
+            if args.file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.file, encoding="utf-8") as fh:
+                    text = fh.read()
             data = json.loads(text)
         except OSError as err:
             raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
@@ -392,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pairsync: interrupted; the next run picks up where this one stopped.", file=sys.stderr
         )
         return 130
-    except Exception as err:  # noqa: BLE001 - the last line of defence: no traceback on screen
+    except Exception as err:
         log.exception("unexpected error")
         print(
             f"pairsync: unexpected error: {type(err).__name__}: {err} (details in the log file)",

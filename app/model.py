@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Union
+from typing import Any
 
 
 class Side(StrEnum):
@@ -101,7 +101,7 @@ class Address:
         return not any(p.strip() for p in self.parts())
 
 
-FieldValue = Union[str, tuple[Labeled, ...], tuple[Address, ...]]
+FieldValue = str | tuple[Labeled, ...] | tuple[Address, ...]
 
 
 def is_empty_value(value: FieldValue | None) -> bool:
@@ -187,9 +187,9 @@ class Record:
         if name:
             return name
         for value in self.fields.values():
-            if isinstance(value, tuple) and value and isinstance(value[0], Labeled):
-                if "@" in value[0].value:
-                    return value[0].value
+            first = value[0] if isinstance(value, tuple) and value else None
+            if isinstance(first, Labeled) and "@" in first.value:
+                return first.value
         for value in self.fields.values():
             if isinstance(value, str) and "@" in value:
                 return value.strip()
@@ -230,7 +230,7 @@ class Update:
     """When given, the app must refuse the write if the record changed since (Conflict)."""
 
 
-WriteOp = Union[Create, Update]
+WriteOp = Create | Update
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ everything (database, config, logs) into one folder: for tests and portable use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,8 @@ class AppPaths:
     def ensure(self) -> AppPaths:
         for folder in (self.data, self.config, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
-            try:
+            with contextlib.suppress(OSError):
                 folder.chmod(0o700)
-            except OSError:
-                pass
         return self
 
 

@@ -77,7 +77,7 @@ class Matcher:
             s: {rid: keys_of(r) for rid, r in self.unbound[s].items()} for s in (Side.A, Side.B)
         }
         for side in (Side.A, Side.B):
-            for rid, rec in self.unbound[side].items():
+            for rid in self.unbound[side]:
                 if rid not in self.reads[side].changed:
                     for k in keys[side][rid]:
                         self.mem[side].setdefault(k, set()).add(rid)

@@ -610,12 +610,16 @@ class SyncRun:
         journal: list[JournalNote] = []
         for c, res in zip(batch, results, strict=True):
             done[c.source].add(c.record.id)
-            if res.ok and res.record is not None:
+            if res.record is not None:
+                # Created (possibly only in part: then the error is recorded as well, and
+                # the contact is bound all the same so a retry never creates it twice).
                 new = res.record
+                if res.error is not None:
+                    failures.append(self.failure(c.source, c.record, c.target, res.error, None))
                 index.append(self.entry(c.source, c.record, "bound"))
                 index.append(self.entry(c.target, new, "bound"))
                 ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)
-                new_bindings.append((ids[0], ids[1], c.base))
+                new_bindings.append((ids[0], ids[1], self.base_after_partial(c, res.error)))
                 cleared.append((c.source, c.record.id))
                 journal.extend(
                     JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
@@ -641,6 +645,19 @@ class SyncRun:
             done_intents=[c.op_id for c in batch],
             run_no=self.run_no,
         )
+
+    def base_after_partial(self, c: PlannedCreate, error: Exception | None) -> dict[str, Any]:
+        """The base of a new pair: without the mappings a partial create did not write."""
+        if error is None:
+            return c.base
+        failed_field = getattr(error, "field", None)
+        if not failed_field:
+            return {}
+        return {
+            m.key: c.base[m.key]
+            for m in self.mappings
+            if m.key in c.base and failed_field not in m.fields_of(c.target)
+        }
 
     def apply_pairs(self, pairs: list[PairPlan], done: dict[Side, set[str]]) -> None:
         by_op: dict[str, tuple[PairPlan, PlannedUpdate]] = {}
@@ -735,7 +752,13 @@ class SyncRun:
                             )
                         )
                         self.report.updated[target.value] -= 1
-                        index.extend(self.pair_entries(pair, target, None))
+                        # A partial write still tells us what the app now holds.
+                        index.extend(self.pair_entries(pair, target, res.record))
+                        if res.record is not None:
+                            if target is Side.A:
+                                pair.record_a = res.record
+                            else:
+                                pair.record_b = res.record
                     if last:
                         lost = failed_maps.get(pair.binding_id, set())
                         base = {

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -71,7 +71,9 @@ def migrate(path: Path, engine: Engine) -> str | None:
                 raw.backup(dest)  # type: ignore[attr-defined]
             finally:
                 dest.close()
-    elif path.exists() and path.stat().st_size > 0:
+    elif inspect(engine).get_table_names():
+        # Tables but no revision: not ours, or from before migrations. Keep a copy.
+        engine.dispose()
         shutil.copy2(path, path.with_name(path.name + ".bak-unversioned"))
     command.upgrade(alembic_config(engine), "head")
     return current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -273,7 +274,8 @@ def test_s13_full_name_split_on_last_space(tmp_path: Path) -> None:
 
 
 def test_s14_list_to_single_writes_back_only_its_value(tmp_path: Path) -> None:
-    single = tuple(f for f in STANDARD_FIELDS if f.key != "phones") + (
+    single = (
+        *tuple(f for f in STANDARD_FIELDS if f.key != "phones"),
         FieldSpec("phone", "Phone", FieldType.PHONE, meaning=Meaning.PHONE),
     )
     p = Pair(tmp_path, fields_b=single)
@@ -449,10 +451,8 @@ def test_interrupted_create_is_bound_not_duplicated(tmp_path: Path) -> None:
         raise Crash
 
     p.b.write = write_then_die  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(Crash):
         p.run()
-    except Crash:
-        pass
     p.b.write = real_write  # type: ignore[method-assign]
     with p.store.session() as s:
         assert len(s.scalars(select(PendingOp)).all()) == 1
@@ -484,10 +484,8 @@ def test_interrupted_update_loses_no_edit(tmp_path: Path) -> None:
         return real_write(ops)
 
     p.b.write = flaky  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(Crash):
         p.run()
-    except Crash:
-        pass
     p.b.write = real_write  # type: ignore[method-assign]
     p.run()
     assert sorted(r.fields["title"] for r in p.b.records.values()) == ["t1"] * 6
