@@ -10,9 +10,10 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.model import Record, Side, record_from_json
@@ -30,6 +31,11 @@ from app.store.models import (
 )
 
 CHUNK = 500
+
+# Core tables for bulk statements (executemany without the ORM's per-row bookkeeping).
+BINDINGS = cast(Table, Binding.__table__)
+JOURNAL = cast(Table, JournalEntry.__table__)
+CONFLICTS = cast(Table, ConflictEntry.__table__)
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -84,6 +90,10 @@ class JournalNote:
     field: str
     before: Any
     after: Any
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | None]:
@@ -217,48 +227,72 @@ class SyncState:
                     out.setdefault(rid, []).append(key)
         return out
 
-    def _put_index(self, s: Session, entries: Iterable[IndexEntry]) -> None:
+    def _put_index(self, s: Session, entries: Sequence[IndexEntry]) -> None:
+        """Upsert index rows and their keys in bulk (the hot path of a first sync)."""
+        if not entries:
+            return
+        by_side: dict[Side, list[IndexEntry]] = {}
         for e in entries:
-            if e.status != "failed":
+            by_side.setdefault(e.side, []).append(e)
+        for side, group in by_side.items():
+            processed = [e.record.id for e in group if e.status != "failed"]
+            for part in chunked(processed):
                 # Indexed as processed: an earlier failure of this contact is over. (A failure
                 # of this same batch is written after the index, so it stays.)
                 s.execute(
                     delete(Failure).where(
                         Failure.connection_id == self.cid,
-                        Failure.side == e.side.value,
-                        Failure.record_id == e.record.id,
+                        Failure.side == side.value,
+                        Failure.record_id.in_(part),
                         Failure.binding_id.is_(None),
                     )
                 )
-            s.merge(
-                IndexedRecord(
-                    connection_id=self.cid,
-                    side=e.side.value,
-                    record_id=e.record.id,
-                    version=e.record.version,
-                    snapshot=e.snapshot,
-                    name=e.record.display_name()[:500],
-                    status=e.status,
-                    reason=e.reason[:500],
-                )
-            )
-            s.execute(
-                delete(RecordKey).where(
-                    RecordKey.connection_id == self.cid,
-                    RecordKey.side == e.side.value,
-                    RecordKey.record_id == e.record.id,
-                )
-            )
-            for pos, key in enumerate(dict.fromkeys(e.keys)):
-                s.add(
-                    RecordKey(
-                        connection_id=self.cid,
-                        side=e.side.value,
-                        record_id=e.record.id,
-                        key=key[:500],
-                        position=pos,
+            for part in chunked([e.record.id for e in group]):
+                s.execute(
+                    delete(RecordKey).where(
+                        RecordKey.connection_id == self.cid,
+                        RecordKey.side == side.value,
+                        RecordKey.record_id.in_(part),
                     )
                 )
+        rows = {
+            (e.side.value, e.record.id): {
+                "connection_id": self.cid,
+                "side": e.side.value,
+                "record_id": e.record.id,
+                "version": e.record.version,
+                "snapshot": e.snapshot,
+                "name": e.record.display_name()[:500],
+                "status": e.status,
+                "reason": e.reason[:500],
+            }
+            for e in entries
+        }
+        stmt = sqlite_insert(IndexedRecord)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection_id", "side", "record_id"],
+            set_={c: stmt.excluded[c] for c in ("version", "snapshot", "name", "status", "reason")},
+        )
+        s.execute(stmt, list(rows.values()))
+        keys = {
+            (e.side.value, e.record.id, key[:500]): pos
+            for e in entries
+            for pos, key in enumerate(dict.fromkeys(e.keys))
+        }
+        if keys:
+            s.execute(
+                sqlite_insert(RecordKey).on_conflict_do_nothing(),
+                [
+                    {
+                        "connection_id": self.cid,
+                        "side": side,
+                        "record_id": rid,
+                        "key": key,
+                        "position": pos,
+                    }
+                    for (side, rid, key), pos in keys.items()
+                ],
+            )
 
     def _set_status(self, s: Session, side: Side, rid: str, status: str, reason: str) -> None:
         s.execute(
@@ -398,16 +432,38 @@ class SyncState:
         now = utcnow()
         with self.sessions() as s, s.begin():
             self._put_index(s, index)
-            for id_a, id_b, base in new_bindings:
-                s.add(Binding(connection_id=self.cid, id_a=id_a, id_b=id_b, base=json.dumps(base)))
-            for bid, base in bases:
+            if new_bindings:
                 s.execute(
-                    update(Binding)
-                    .where(Binding.id == bid)
-                    .values(base=json.dumps(base), needs_merge=False)
+                    insert(BINDINGS),
+                    [
+                        {
+                            "connection_id": self.cid,
+                            "id_a": a,
+                            "id_b": b,
+                            "base": json.dumps(base),
+                            "state": "active",
+                            "needs_merge": False,
+                            "created_at": now,
+                        }
+                        for a, b, base in new_bindings
+                    ],
                 )
-            for bid, state in tombstones:
-                s.execute(update(Binding).where(Binding.id == bid).values(state=state))
+            if bases:
+                s.execute(
+                    update(Binding),
+                    [
+                        {"id": bid, "base": json.dumps(base), "needs_merge": False}
+                        for bid, base in bases
+                    ],
+                )
+            if tombstones:
+                table = BINDINGS
+                s.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("bid"))
+                    .values(state=bindparam("new_state")),
+                    [{"bid": bid, "new_state": st} for bid, st in tombstones],
+                )
             for side, rid, status, reason in statuses:
                 self._set_status(s, side, rid, status, reason)
             by_side: dict[Side, list[str]] = {}
@@ -415,14 +471,18 @@ class SyncState:
                 by_side.setdefault(side, []).append(rid)
             for side, rids in by_side.items():
                 self._drop_index(s, side, rids)
+            cleared_by_side: dict[Side, list[str]] = {}
             for side, rid in cleared:
-                s.execute(
-                    delete(Failure).where(
-                        Failure.connection_id == self.cid,
-                        Failure.side == side.value,
-                        Failure.record_id == rid,
+                cleared_by_side.setdefault(side, []).append(rid)
+            for side, rids in cleared_by_side.items():
+                for part in chunked(rids):
+                    s.execute(
+                        delete(Failure).where(
+                            Failure.connection_id == self.cid,
+                            Failure.side == side.value,
+                            Failure.record_id.in_(part),
+                        )
                     )
-                )
             for part in chunked(list(clear_binding_failures)):
                 s.execute(
                     delete(Failure).where(
@@ -431,32 +491,40 @@ class SyncState:
                 )
             for f in failures:
                 self._put_failure(s, f, run_no, now)
-            for j in journal:
-                s.add(
-                    JournalEntry(
-                        run_id=run_id,
-                        connection_id=self.cid,
-                        side=j.side.value,
-                        record_id=j.record_id,
-                        action=j.action,
-                        field=j.field,
-                        before=None
-                        if j.before is None
-                        else json.dumps(j.before, ensure_ascii=False),
-                        after=None if j.after is None else json.dumps(j.after, ensure_ascii=False),
-                    )
+            if journal:
+                s.execute(
+                    insert(JOURNAL),
+                    [
+                        {
+                            "run_id": run_id,
+                            "connection_id": self.cid,
+                            "side": j.side.value,
+                            "record_id": j.record_id,
+                            "action": j.action,
+                            "field": j.field,
+                            "before": _dump(j.before),
+                            "after": _dump(j.after),
+                            "at": now,
+                        }
+                        for j in journal
+                    ],
                 )
-            for bid, fld, va, vb, winner in conflicts:
-                s.add(
-                    ConflictEntry(
-                        run_id=run_id,
-                        connection_id=self.cid,
-                        binding_id=bid,
-                        field=fld,
-                        value_a=json.dumps(va, ensure_ascii=False),
-                        value_b=json.dumps(vb, ensure_ascii=False),
-                        winner=winner,
-                    )
+            if conflicts:
+                s.execute(
+                    insert(CONFLICTS),
+                    [
+                        {
+                            "run_id": run_id,
+                            "connection_id": self.cid,
+                            "binding_id": bid,
+                            "field": fld,
+                            "value_a": json.dumps(va, ensure_ascii=False),
+                            "value_b": json.dumps(vb, ensure_ascii=False),
+                            "winner": winner,
+                            "at": now,
+                        }
+                        for bid, fld, va, vb, winner in conflicts
+                    ],
                 )
             for part in chunked(list(done_intents)):
                 s.execute(delete(PendingOp).where(PendingOp.op_id.in_(part)))
