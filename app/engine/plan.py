@@ -53,6 +53,17 @@ class PairPlan:
     old_base: dict[str, Any]
     updates: list[PlannedUpdate] = field(default_factory=list)
     conflicts: list[tuple[str, Any, Any, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    """Fields held back for this pair (e.g. an email collision), reported as failures."""
+
+
+@dataclass(slots=True)
+class Problem:
+    target: Side
+    record: Record
+    code: str
+    message: str
+    field: str
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from typing import Any
 from app.connectors.base import Connector
 from app.engine.match import Matcher, keys_of
 from app.engine.merge import merge_sets, merge_value
-from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
+from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
 from app.errors import AuthExpired, PairsyncError
 from app.mapping.fields import Direction, FieldMapping, Patch
 from app.model import (
@@ -336,7 +336,66 @@ class SyncRun:
             plan.creates.append(self.plan_create(side, rec))
         # Bound pairs: current records from this run's read or from the index.
         self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
+        self.hold_back_email_collisions(plan, reads)
         return plan
+
+    def hold_back_email_collisions(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
+        """A new email that another contact of the target app already has is not copied.
+
+        Copying it would make two contacts share a match key (SPEC §4 "email collision");
+        the rest of the pair still syncs and Health says which email and why.
+        """
+        email_maps = [m for m in self.mappings if m.match_key]
+        for pair in plan.pairs:
+            for u in list(pair.updates):
+                for m in email_maps:
+                    if m.key not in u.mappings:
+                        continue
+                    fields = m.fields_of(u.target)
+                    after = Record(
+                        u.record.id,
+                        u.record.version,
+                        {**u.record.fields, **{k: v for k, v in u.fields.items() if k in fields}},
+                    )
+                    old = set(keys_of(u.record))
+                    new = [k for k in keys_of(after) if k not in old]
+                    clash = self.keys_taken(u.target, new, u.record.id, reads)
+                    if not clash:
+                        continue
+                    for k in fields:
+                        u.fields.pop(k, None)
+                    u.mappings = u.mappings - {m.key}
+                    if m.key in pair.old_base:
+                        pair.base[m.key] = pair.old_base[m.key]
+                    else:
+                        pair.base.pop(m.key, None)
+                    pair.problems.append(
+                        Problem(
+                            u.target,
+                            u.record,
+                            "email_collision",
+                            f"The email {clash[0]} is already used by another contact in "
+                            f"{self.app_name(u.target)}; it was not copied there.",
+                            fields[0],
+                        )
+                    )
+                if not (u.fields or u.add_segments or u.remove_segments):
+                    pair.updates.remove(u)
+
+    def keys_taken(
+        self, side: Side, keys: list[str], own_id: str, reads: dict[Side, SideRead]
+    ) -> list[str]:
+        if not keys:
+            return []
+        changed = reads[side].changed
+        indexed = self.state.key_holders(side, keys)
+        taken = []
+        for k in keys:
+            holders = {rid for rid in indexed.get(k, set()) if rid not in changed}
+            holders |= {rid for rid, rec in changed.items() if k in keys_of(rec)}
+            if holders - {own_id}:
+                taken.append(k)
+        return taken
 
     def plan_bound_pairs(
         self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]
@@ -676,6 +735,7 @@ class SyncRun:
                 bases=[(p.binding_id, p.base) for p in chunk],
                 conflicts=[(p.binding_id, *c) for p in chunk for c in p.conflicts],
                 clear_binding_failures=[p.binding_id for p in chunk],
+                failures=[f for p in chunk for f in self.problem_failures(p)],
                 run_no=self.run_no,
             )
             for p in chunk:
@@ -770,6 +830,7 @@ class SyncRun:
                         conflicts.extend((pair.binding_id, *c) for c in pair.conflicts)
                         if not lost:
                             cleared_bindings.append(pair.binding_id)
+                        failures.extend(self.problem_failures(pair))
                         done[Side.A].add(pair.record_a.id)
                         done[Side.B].add(pair.record_b.id)
                 self.state.commit(
@@ -782,6 +843,26 @@ class SyncRun:
                     clear_binding_failures=cleared_bindings,
                     run_no=self.run_no,
                 )
+
+    def problem_failures(self, pair: PairPlan) -> list[FailureNote]:
+        out = []
+        for pr in pair.problems:
+            self.report.failed += 1
+            other = pair.record_b if pr.target is Side.A else pair.record_a
+            out.append(
+                FailureNote(
+                    side=pr.target,
+                    record_id=pr.record.id,
+                    target_side=pr.target,
+                    name=other.display_name(),
+                    code=pr.code,
+                    message=pr.message,
+                    field=pr.field,
+                    binding_id=pair.binding_id,
+                    source_version=pr.record.version,
+                )
+            )
+        return out
 
     def pair_entries(
         self, pair: PairPlan, written: Side | None, new: Record | None

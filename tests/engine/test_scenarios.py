@@ -490,3 +490,25 @@ def test_interrupted_update_loses_no_edit(tmp_path: Path) -> None:
     p.run()
     assert sorted(r.fields["title"] for r in p.b.records.values()) == ["t1"] * 6
     assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_email_collision_is_held_back_and_reported(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    ann = p.a.add({"given_name": "Ann", "title": "CEO", "emails": em("ann@x.com")})
+    p.a.add({"given_name": "Carl", "emails": em("carl@x.com")})
+    p.run()
+    p.a.edit(ann.id, emails=em("carl@x.com"), title="Chair")
+    report = p.run()
+    assert report.failed == 1
+    b_ann = next(r for r in p.b.records.values() if r.fields["given_name"] == "Ann")
+    assert b_ann.fields["emails"] == em("ann@x.com")
+    assert b_ann.fields["title"] == "Chair"  # the rest of the pair still syncs
+    with p.store.session() as s:
+        f = s.scalars(select(Failure)).one()
+        assert f.code == "email_collision" and "carl@x.com" in f.message
+    # Once the user fixes the email in A, the failure is gone and the email flows.
+    p.a.edit(ann.id, emails=em("ann@new.com"))
+    p.run()
+    assert b_ann.id in p.b.records and p.b.records[b_ann.id].fields["emails"] == em("ann@new.com")
+    with p.store.session() as s:
+        assert s.scalars(select(Failure)).all() == []
