@@ -145,6 +145,20 @@ class Schema:
         return None
 
 
+# The standard fields every app that has them names the same way (apps may add more).
+STANDARD_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("full_name", "Full name", meaning=Meaning.FULL_NAME),
+    FieldSpec("given_name", "First name", meaning=Meaning.GIVEN_NAME),
+    FieldSpec("family_name", "Last name", meaning=Meaning.FAMILY_NAME),
+    FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
+    FieldSpec("phones", "Phones", FieldType.PHONE, multi=True, meaning=Meaning.PHONE),
+    FieldSpec("addresses", "Addresses", FieldType.ADDRESS, multi=True, meaning=Meaning.ADDRESS),
+    FieldSpec("organization", "Company", meaning=Meaning.ORGANIZATION),
+    FieldSpec("title", "Job title", meaning=Meaning.TITLE),
+    FieldSpec("notes", "Notes", FieldType.LONG_TEXT, meaning=Meaning.NOTES),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     segments: bool = True

@@ -15,14 +15,13 @@ from dataclasses import replace
 from app.connectors.base import ChangeSet
 from app.errors import Conflict, NotFound, Rejected, RequiredMissing
 from app.model import (
+    STANDARD_FIELDS,
     AppInfo,
     Capabilities,
     Create,
     FieldSpec,
-    FieldType,
     FieldValue,
     Labeled,
-    Meaning,
     Record,
     Schema,
     Unreadable,
@@ -34,17 +33,7 @@ from app.model import (
     record_emails,
 )
 
-STANDARD_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("full_name", "Full name", meaning=Meaning.FULL_NAME),
-    FieldSpec("given_name", "First name", meaning=Meaning.GIVEN_NAME),
-    FieldSpec("family_name", "Last name", meaning=Meaning.FAMILY_NAME),
-    FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
-    FieldSpec("phones", "Phones", FieldType.PHONE, multi=True, meaning=Meaning.PHONE),
-    FieldSpec("addresses", "Addresses", FieldType.ADDRESS, multi=True, meaning=Meaning.ADDRESS),
-    FieldSpec("organization", "Company", meaning=Meaning.ORGANIZATION),
-    FieldSpec("title", "Job title", meaning=Meaning.TITLE),
-    FieldSpec("notes", "Notes", FieldType.LONG_TEXT, meaning=Meaning.NOTES),
-)
+__all__ = ["STANDARD_FIELDS", "MemoryApp"]
 
 
 class MemoryApp:

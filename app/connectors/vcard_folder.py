@@ -30,9 +30,9 @@ from pathlib import Path
 from vobject.base import ContentLine, ParseError, parseLine
 
 from app.connectors.base import ChangeSet
-from app.connectors.memory import STANDARD_FIELDS
 from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
 from app.model import (
+    STANDARD_FIELDS,
     Address,
     AppInfo,
     Capabilities,

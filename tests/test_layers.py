@@ -1,0 +1,60 @@
+"""DESIGN.md's layers, checked: imports only point down."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent.parent / "app"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def modules(under: str) -> list[Path]:
+    return sorted((APP / under).rglob("*.py")) if (APP / under).is_dir() else [APP / under]
+
+
+def test_no_qt_outside_ui() -> None:
+    for path in APP.rglob("*.py"):
+        if "ui" in path.relative_to(APP).parts:
+            continue
+        bad = {m for m in imports_of(path) if m.split(".")[0] in ("PySide6", "PyQt6", "PyQt5")}
+        assert not bad, f"{path}: {bad}"
+
+
+def test_connectors_know_no_engine_store_or_each_other() -> None:
+    for path in modules("connectors"):
+        name = path.stem
+        for mod in imports_of(path):
+            if not mod.startswith("app."):
+                continue
+            assert not mod.startswith(
+                ("app.engine", "app.store", "app.service", "app.mapping", "app.cli", "app.ui")
+            ), f"{path}: imports {mod}"
+            if mod.startswith("app.connectors.") and name != "registry":
+                assert mod == "app.connectors.base", f"{path}: imports another connector {mod}"
+
+
+def test_engine_knows_no_particular_app_nor_fronts() -> None:
+    for path in [*modules("engine"), *modules("mapping")]:
+        for mod in imports_of(path):
+            if mod.startswith("app.connectors."):
+                assert mod == "app.connectors.base", f"{path}: imports {mod}"
+            assert not mod.startswith(("app.cli", "app.ui", "app.service")), f"{path}: {mod}"
+
+
+def test_only_the_store_writes_sql() -> None:
+    for path in APP.rglob("*.py"):
+        rel = path.relative_to(APP).parts
+        if rel[0] in ("store",) or path.name == "service.py":
+            continue
+        assert "sqlalchemy" not in {m.split(".")[0] for m in imports_of(path)}, path
