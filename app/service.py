@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from app.connectors.base import Connector
 from app.connectors.registry import app_kind, normalize_settings
 from app.engine.sync import Progress, RunReport, Settings, SyncRun
@@ -24,17 +21,9 @@ from app.mapping.fields import Direction
 from app.model import Side
 from app.paths import AppPaths, app_paths
 from app.secrets import SecretStore
+from app.store.catalog import Catalog
 from app.store.db import Store
-from app.store.models import (
-    Account,
-    Binding,
-    ConflictEntry,
-    Connection,
-    Failure,
-    IndexedRecord,
-    JournalEntry,
-    Run,
-)
+from app.store.models import Account, Connection
 from app.store.state import SyncState
 
 EXPORT_VERSION = 1
@@ -70,13 +59,11 @@ class Service:
     ) -> None:
         self.paths: AppPaths = app_paths(home).ensure()
         self.store = Store(self.paths.database)
+        self.catalog = Catalog(self.store.sessions)
         self.secrets = SecretStore(allow_insecure=allow_insecure_keyring)
 
     def close(self) -> None:
         self.store.close()
-
-    def _session(self) -> Session:
-        return self.store.session()
 
     # --- accounts --------------------------------------------------------------------------
 
@@ -95,54 +82,19 @@ class Service:
         spec.check(values)
         if spec.needs_secret and not secret:
             raise ConfigError(f"A {spec.name} account needs a secret: use --secret-env VAR.")
-        with self._session() as s, s.begin():
-            if s.scalar(select(Account.id).where(Account.name == name)) is not None:
-                raise ConfigError(f"An account named {name!r} already exists.")
-            if secret:
-                self.secrets.set(name, secret)
-            acc = Account(
-                name=name, kind=kind, settings=json.dumps(values), has_secret=bool(secret)
-            )
-            s.add(acc)
-        return self._account_json(acc)
-
-    @staticmethod
-    def _account_json(acc: Account) -> dict[str, Any]:
-        return {
-            "name": acc.name,
-            "kind": acc.kind,
-            "settings": json.loads(acc.settings),
-            "has_secret": acc.has_secret,
-        }
+        if self.catalog.find_account(name) is not None:
+            raise ConfigError(f"An account named {name!r} already exists.")
+        if secret:
+            self.secrets.set(name, secret)
+        return _account_json(self.catalog.add_account(name, kind, values, bool(secret)))
 
     def list_accounts(self) -> list[dict[str, Any]]:
-        with self._session() as s:
-            return [
-                self._account_json(a) for a in s.scalars(select(Account).order_by(Account.name))
-            ]
-
-    def _account(self, s: Session, name: str) -> Account:
-        acc = s.scalar(select(Account).where(Account.name == name))
-        if acc is None:
-            raise ConfigError(f"There is no account named {name!r} (see: pairsync account list).")
-        return acc
+        return [_account_json(a) for a in self.catalog.accounts()]
 
     def remove_account(self, name: str) -> None:
-        with self._session() as s, s.begin():
-            acc = self._account(s, name)
-            used = s.scalars(
-                select(Connection.name).where(
-                    (Connection.account_a_id == acc.id) | (Connection.account_b_id == acc.id)
-                )
-            ).all()
-            if used:
-                raise ConfigError(
-                    f"Account {name!r} is used by connection(s) {', '.join(used)}; delete those "
-                    "first."
-                )
-            if acc.has_secret:
-                self.secrets.delete(name)
-            s.delete(acc)
+        acc = self.catalog.remove_account(name)
+        if acc.has_secret:
+            self.secrets.delete(name)
 
     def connector(self, account: Account) -> Connector:
         spec = app_kind(account.kind)
@@ -160,46 +112,26 @@ class Service:
         name = name.strip()
         if not name:
             raise ConfigError("A connection needs a name.")
-        with self._session() as s, s.begin():
-            if s.scalar(select(Connection.id).where(Connection.name == name)) is not None:
-                raise ConfigError(f"A connection named {name!r} already exists.")
-            a, b = self._account(s, account_a), self._account(s, account_b)
-            if a.id == b.id:
-                raise ConfigError("A connection needs two different accounts.")
-            conn = Connection(
-                name=name,
-                account_a_id=a.id,
-                account_b_id=b.id,
-                direction=options.direction,
-                winner=options.winner,
-                avoid_duplicates=options.avoid_duplicates,
-                unsubscribes=options.unsubscribes,
-                trash=options.trash,
-                propagate_clears=options.propagate_clears,
-                guard_max_writes=options.guard_max_writes,
-                phone_region=options.phone_region.upper(),
-                config=json.dumps({"mappings": {"off": []}}),
-            )
-            s.add(conn)
+        self.catalog.add_connection(
+            name,
+            account_a,
+            account_b,
+            direction=options.direction,
+            winner=options.winner,
+            avoid_duplicates=options.avoid_duplicates,
+            unsubscribes=options.unsubscribes,
+            trash=options.trash,
+            propagate_clears=options.propagate_clears,
+            guard_max_writes=options.guard_max_writes,
+            phone_region=options.phone_region.upper(),
+            config=json.dumps({"mappings": {"off": []}}),
+        )
         return self.show_connection(name)
 
-    def _connection(self, s: Session, name: str) -> Connection:
-        conn = s.scalar(select(Connection).where(Connection.name == name))
-        if conn is None:
-            raise ConfigError(
-                f"There is no connection named {name!r} (see: pairsync connection list)."
-            )
-        return conn
-
-    def _connection_json(self, s: Session, conn: Connection) -> dict[str, Any]:
-        a, b = s.get(Account, conn.account_a_id), s.get(Account, conn.account_b_id)
-        assert a is not None and b is not None
-        last = s.scalar(
-            select(Run)
-            .where(Run.connection_id == conn.id, Run.dry_run.is_(False))
-            .order_by(Run.id.desc())
-            .limit(1)
-        )
+    def _connection_json(self, conn: Connection) -> dict[str, Any]:
+        a = self.catalog.account_by_id(conn.account_a_id)
+        b = self.catalog.account_by_id(conn.account_b_id)
+        last = self.catalog.last_run(conn.id)
         return {
             "name": conn.name,
             "a": {"account": a.name, "kind": a.kind},
@@ -223,40 +155,35 @@ class Service:
         }
 
     def list_connections(self) -> list[dict[str, Any]]:
-        with self._session() as s:
-            return [
-                self._connection_json(s, c)
-                for c in s.scalars(select(Connection).order_by(Connection.name))
-            ]
+        return [self._connection_json(c) for c in self.catalog.connections()]
 
     def show_connection(self, name: str) -> dict[str, Any]:
-        with self._session() as s:
-            return self._connection_json(s, self._connection(s, name))
+        return self._connection_json(self.catalog.connection(name))
 
     def set_paused(self, name: str, paused: bool) -> None:
-        with self._session() as s, s.begin():
-            conn = self._connection(s, name)
-            conn.paused = paused
-            if not paused:
-                conn.needs_full_read = True  # SPEC §9: a run after pausing reads both apps fully
+        values: dict[str, Any] = {"paused": paused}
+        if not paused:
+            values["needs_full_read"] = True  # SPEC §9: a run after pausing reads both fully
+        self.catalog.update_connection(name, **values)
 
     def delete_connection(self, name: str) -> None:
         """Forget a connection and its sync state. The apps' contacts are never touched."""
-        with self._session() as s, s.begin():
-            s.delete(self._connection(s, name))
+        self.catalog.delete_connection(name)
 
     def export_connection(self, name: str) -> dict[str, Any]:
-        with self._session() as s:
-            conn = self._connection(s, name)
-            a, b = s.get(Account, conn.account_a_id), s.get(Account, conn.account_b_id)
-            assert a is not None and b is not None
-            data = self._connection_json(s, conn)
-            for key in ("paused", "last_run", "a", "b"):
-                data.pop(key)
-            data["a"] = {"account": a.name, "kind": a.kind, "settings": json.loads(a.settings)}
-            data["b"] = {"account": b.name, "kind": b.kind, "settings": json.loads(b.settings)}
-            data["config"] = json.loads(conn.config)
-            return {"pairsync_export": EXPORT_VERSION, **data}
+        conn = self.catalog.connection(name)
+        data = self._connection_json(conn)
+        for key in ("paused", "last_run"):
+            data.pop(key)
+        for side, account_id in (("a", conn.account_a_id), ("b", conn.account_b_id)):
+            acc = self.catalog.account_by_id(account_id)
+            data[side] = {
+                "account": acc.name,
+                "kind": acc.kind,
+                "settings": json.loads(acc.settings),
+            }
+        data["config"] = json.loads(conn.config)
+        return {"pairsync_export": EXPORT_VERSION, **data}
 
     def import_connection(self, data: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
         if not isinstance(data, Mapping) or data.get("pairsync_export") != EXPORT_VERSION:
@@ -283,8 +210,7 @@ class Service:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"The export is incomplete or malformed ({err}).") from None
         for acc_name, kind, settings in accounts:
-            with self._session() as s:
-                existing = s.scalar(select(Account).where(Account.name == acc_name))
+            existing = self.catalog.find_account(acc_name)
             if existing is None:
                 self.add_account(kind, acc_name, settings)
             elif existing.kind != kind:
@@ -292,8 +218,7 @@ class Service:
                     f"Account {acc_name!r} exists here but is a {existing.kind}, not a {kind}."
                 )
         self.create_connection(new_name, accounts[0][0], accounts[1][0], options)
-        with self._session() as s, s.begin():
-            self._connection(s, new_name).config = json.dumps(config)
+        self.catalog.update_connection(new_name, config=json.dumps(config))
         return self.show_connection(new_name)
 
     # --- syncing ------------------------------------------------------------------------------
@@ -306,11 +231,7 @@ class Service:
         confirm: bool = False,
         progress: Progress | None = None,
     ) -> list[RunReport]:
-        with self._session() as s:
-            if names:
-                conns = [self._connection(s, n) for n in names]
-            else:
-                conns = list(s.scalars(select(Connection).order_by(Connection.name)))
+        conns = [self.catalog.connection(n) for n in names] if names else self.catalog.connections()
         reports = []
         for conn in conns:
             if conn.paused:
@@ -330,9 +251,8 @@ class Service:
     def _sync_one(
         self, conn: Connection, *, dry_run: bool, confirm: bool, progress: Progress | None
     ) -> RunReport:
-        with self._session() as s:
-            acc_a, acc_b = s.get(Account, conn.account_a_id), s.get(Account, conn.account_b_id)
-        assert acc_a is not None and acc_b is not None
+        acc_a = self.catalog.account_by_id(conn.account_a_id)
+        acc_b = self.catalog.account_by_id(conn.account_b_id)
         apps: dict[Side, Connector] = {}
         try:
             apps = {Side.A: self.connector(acc_a), Side.B: self.connector(acc_b)}
@@ -378,108 +298,16 @@ class Service:
     # --- health ----------------------------------------------------------------------------
 
     def health(self, name: str) -> dict[str, Any]:
-        with self._session() as s:
-            conn = self._connection(s, name)
-            cid = conn.id
-            in_sync = s.scalar(
-                select(func.count()).where(Binding.connection_id == cid, Binding.state == "active")
-            )
-            tombstones = s.scalar(
-                select(func.count()).where(Binding.connection_id == cid, Binding.state != "active")
-            )
-            records = s.execute(
-                select(
-                    IndexedRecord.side,
-                    IndexedRecord.record_id,
-                    IndexedRecord.name,
-                    IndexedRecord.status,
-                    IndexedRecord.reason,
-                )
-                .where(
-                    IndexedRecord.connection_id == cid,
-                    IndexedRecord.status.in_(("excluded", "duplicate")),
-                )
-                .order_by(IndexedRecord.side, IndexedRecord.name)
-            ).all()
-            excluded = [
-                {"side": side, "record_id": rid, "name": nm, "reason": reason}
-                for side, rid, nm, status, reason in records
-                if status == "excluded"
-            ]
-            duplicates = [
-                {"side": side, "record_id": rid, "name": nm, "reason": reason}
-                for side, rid, nm, status, reason in records
-                if status == "duplicate"
-            ]
-            deleted = [e for e in excluded if e["reason"].startswith("deleted in")]
-            failures = s.scalars(
-                select(Failure)
-                .where(Failure.connection_id == cid)
-                .order_by(Failure.code, Failure.name)
-            ).all()
-            failed = [
-                {
-                    "side": f.side,
-                    "record_id": f.record_id,
-                    "name": f.name,
-                    "app_side": f.target_side,
-                    "code": f.code,
-                    "reason": f.message,
-                    "fields": [f.field] if f.field else [],
-                    "attempts": f.attempts,
-                    "raw": f.raw,
-                }
-                for f in failures
-            ]
-            conflict_rows = s.scalars(
-                select(ConflictEntry)
-                .where(ConflictEntry.connection_id == cid)
-                .order_by(ConflictEntry.id.desc())
-                .limit(500)
-            ).all()
-            conflicts = [
-                {
-                    "field": c.field,
-                    "value_a": json.loads(c.value_a),
-                    "value_b": json.loads(c.value_b),
-                    "winner": c.winner,
-                    "at": c.at.isoformat(),
-                    "binding": c.binding_id,
-                }
-                for c in conflict_rows
-            ]
-            runs = s.scalars(
-                select(Run).where(Run.connection_id == cid).order_by(Run.id.desc()).limit(20)
-            ).all()
-            journal_count = s.scalar(select(func.count()).where(JournalEntry.connection_id == cid))
-        return {
-            "connection": name,
-            "paused": conn.paused,
-            "counts": {
-                "in_sync": int(in_sync or 0),
-                "excluded": len(excluded),
-                "duplicates": len(duplicates),
-                "failed": len(failed),
-                "deleted_other_side": int(tombstones or 0),
-            },
-            "failed": failed,
-            "excluded": excluded,
-            "duplicates": duplicates,
-            "deleted_other_side": deleted,
-            "conflicts": conflicts,
-            "journal_entries": int(journal_count or 0),
-            "runs": [
-                {
-                    "run": r.run_no,
-                    "dry_run": r.dry_run,
-                    "status": r.status,
-                    "started_at": r.started_at.isoformat(),
-                    "counts": json.loads(r.counts),
-                    "message": r.message,
-                }
-                for r in runs
-            ],
-        }
+        return self.catalog.health(self.catalog.connection(name))
+
+
+def _account_json(acc: Account) -> dict[str, Any]:
+    return {
+        "name": acc.name,
+        "kind": acc.kind,
+        "settings": json.loads(acc.settings),
+        "has_secret": acc.has_secret,
+    }
 
 
 def parse_on_off(value: str) -> bool:
