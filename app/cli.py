@@ -115,6 +115,36 @@ def build_parser() -> Parser:
     imp = con.add_parser("import", help="create a connection from exported JSON")
     imp.add_argument("file", help="file name, or - for standard input")
     imp.add_argument("--name", help="give the imported connection another name")
+    maps = con.add_parser("mappings", help="list a connection's field mappings")
+    maps.add_argument("name")
+    maps.add_argument("--json", action="store_true")
+    flds = con.add_parser("fields", help="list both apps' fields (keys for custom mappings)")
+    flds.add_argument("name")
+    flds.add_argument("--json", action="store_true")
+    mp = con.add_parser("map", help="add a custom mapping between two fields")
+    mp.add_argument("name")
+    mp.add_argument("--a-field", required=True, metavar="KEY")
+    mp.add_argument("--b-field", required=True, metavar="KEY")
+    mp.add_argument("--direction", choices=["two-way", "a-to-b", "b-to-a"], default="two-way")
+    mp.add_argument(
+        "--values",
+        default="",
+        metavar="A=B,...",
+        help="value table from A to B; an empty target (Bronze=) leaves B unchanged",
+    )
+    mp.add_argument(
+        "--values-back",
+        default="",
+        metavar="B=A,...",
+        help="value table from B to A (default: the reverse of --values)",
+    )
+    tg = con.add_parser("toggle", help="turn a mapping on or off")
+    tg.add_argument("name")
+    tg.add_argument("mapping")
+    tg.add_argument("state", type=_on_off, metavar="on|off")
+    um = con.add_parser("unmap", help="remove a custom mapping")
+    um.add_argument("name")
+    um.add_argument("mapping")
     for verb, text in (
         ("pause", "stop syncing"),
         ("resume", "sync again"),
@@ -274,6 +304,27 @@ def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> in
             raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
         conn = service.import_connection(data, args.name)
         print(f"Imported connection {conn['name']!r}.")
+    elif action == "mappings":
+        _print_mappings(service.mappings(args.name), args.json)
+    elif action == "fields":
+        _print_fields(service.fields(args.name), args.json)
+    elif action == "map":
+        view = service.add_mapping(
+            args.name,
+            args.a_field,
+            args.b_field,
+            direction=args.direction,
+            values=args.values,
+            values_back=args.values_back,
+        )
+        note = f" — {view['reason']}" if view["reason"] else ""
+        print(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}.")
+    elif action == "toggle":
+        service.toggle_mapping(args.name, args.mapping, args.state)
+        print(f"Mapping {args.mapping} is now {'on' if args.state else 'off'}.")
+    elif action == "unmap":
+        service.remove_mapping(args.name, args.mapping)
+        print(f"Removed mapping {args.mapping}.")
     elif action in ("pause", "resume"):
         service.set_paused(args.name, action == "pause")
         print(f"{'Paused' if action == 'pause' else 'Resumed'} {args.name!r}.")
@@ -281,6 +332,31 @@ def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> in
         service.delete_connection(args.name)
         print(f"Deleted connection {args.name!r}. No contact was changed in either app.")
     return EXIT_OK
+
+
+def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(views)
+        return
+    for v in views:
+        state = "on " if v["enabled"] else "off"
+        arrow = _arrow(v["effective"]) if v["effective"] else "×"
+        line = f"[{state}] {v['key']}  ({v['kind']}) {'+'.join(v['a'])} {arrow} {'+'.join(v['b'])}"
+        if v["reason"]:
+            line += f"  — {v['reason']}"
+        print(line)
+
+
+def _print_fields(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(data)
+        return
+    for side in ("a", "b"):
+        print(f"{side.upper()}: {data[side]['app']}")
+        for f in data[side]["fields"]:
+            flags = [f["type"], *(["list"] if f["multi"] else [])]
+            flags += [] if f["writable"] else ["read-only"]
+            print(f"  {f['key']:<28} {f['label']} ({', '.join(flags)})")
 
 
 def _arrow(direction: str) -> str:

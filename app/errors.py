@@ -74,3 +74,9 @@ class BadData(PairsyncError):
     """A record we could not read (broken vCard, bad CSV row, API garbage)."""
 
     code = "unreadable"
+
+
+class ValueNotAllowed(Rejected):
+    """A choice value with no entry in the mapping's value table (fails only that field)."""
+
+    code = "value_not_allowed"

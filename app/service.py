@@ -16,7 +16,17 @@ from app.connectors.base import Connector
 from app.connectors.registry import app_kind, normalize_settings
 from app.engine.sync import Progress, RunReport, Settings, SyncRun
 from app.errors import AuthExpired, ConfigError, PairsyncError
-from app.mapping.defaults import default_mappings
+from app.mapping.config import (
+    CustomMapping,
+    MappingConfig,
+    MappingView,
+    active_mappings,
+    add_custom,
+    build_views,
+    parse_values,
+    remove_custom,
+    toggle,
+)
 from app.mapping.fields import Direction
 from app.model import Side
 from app.paths import AppPaths, app_paths
@@ -206,7 +216,8 @@ class Service:
                 guard_max_writes=int(data.get("guard_max_writes", 500)),
                 phone_region=str(data.get("phone_region", "")),
             )
-            config = data.get("config", {"mappings": {"off": []}})
+            config = dict(data.get("config") or {"mappings": {"off": []}})
+            MappingConfig.from_json(config.get("mappings"))  # refuse a malformed one now
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"The export is incomplete or malformed ({err}).") from None
         for acc_name, kind, settings in accounts:
@@ -256,16 +267,7 @@ class Service:
         apps: dict[Side, Connector] = {}
         try:
             apps = {Side.A: self.connector(acc_a), Side.B: self.connector(acc_b)}
-            schema_a, schema_b = apps[Side.A].schema(), apps[Side.B].schema()
-            config = json.loads(conn.config or "{}")
-            mappings = default_mappings(
-                schema_a,
-                schema_b,
-                segments=apps[Side.A].info.capabilities.segments
-                and apps[Side.B].info.capabilities.segments,
-                region=conn.phone_region,
-                off=config.get("mappings", {}).get("off", ()),
-            )
+            mappings = active_mappings(self._views(conn, apps))
         except AuthExpired as err:
             return RunReport(connection=conn.name, status="auth", dry_run=dry_run, message=str(err))
         except PairsyncError as err:
@@ -295,10 +297,109 @@ class Service:
             for app in apps.values():
                 app.close()
 
+    # --- mappings ---------------------------------------------------------------------------
+
+    def _views(self, conn: Connection, apps: dict[Side, Connector]) -> list[MappingView]:
+        return build_views(
+            apps[Side.A].schema(),
+            apps[Side.B].schema(),
+            _mapping_config(conn),
+            Direction(conn.direction),
+            app_a=apps[Side.A].info.name,
+            app_b=apps[Side.B].info.name,
+            segments=apps[Side.A].info.capabilities.segments
+            and apps[Side.B].info.capabilities.segments,
+            region=conn.phone_region,
+        )
+
+    def _with_apps(self, name: str) -> tuple[Connection, dict[Side, Connector]]:
+        conn = self.catalog.connection(name)
+        apps = {
+            Side.A: self.connector(self.catalog.account_by_id(conn.account_a_id)),
+            Side.B: self.connector(self.catalog.account_by_id(conn.account_b_id)),
+        }
+        return conn, apps
+
+    def mappings(self, name: str) -> list[dict[str, Any]]:
+        conn, apps = self._with_apps(name)
+        return [v.as_json() for v in self._views(conn, apps)]
+
+    def fields(self, name: str) -> dict[str, Any]:
+        """Both apps' fields, for picking custom mappings."""
+        _conn, apps = self._with_apps(name)
+        out: dict[str, Any] = {}
+        for side, app in apps.items():
+            schema = app.schema()
+            out[side.value] = {
+                "app": app.info.name,
+                "fields": [
+                    {
+                        "key": f.key,
+                        "label": f.label,
+                        "type": f.type.value,
+                        "multi": f.multi,
+                        "writable": f.writable,
+                        "required": f.required,
+                        "choices": list(f.choices),
+                    }
+                    for f in schema.fields
+                ],
+                "segments": list(schema.segments),
+            }
+        return out
+
+    def add_mapping(
+        self,
+        name: str,
+        a_field: str,
+        b_field: str,
+        *,
+        direction: str = "two-way",
+        values: str = "",
+        values_back: str = "",
+    ) -> dict[str, Any]:
+        conn, apps = self._with_apps(name)
+        try:
+            own = Direction(direction)
+        except ValueError:
+            raise ConfigError("Direction must be two-way, a-to-b or b-to-a.") from None
+        custom = CustomMapping(
+            a_field, b_field, own, parse_values(values), parse_values(values_back)
+        )
+        config = add_custom(
+            _mapping_config(conn),
+            self._views(conn, apps),
+            apps[Side.A].schema(),
+            apps[Side.B].schema(),
+            custom,
+            Direction(conn.direction),
+            app_a=apps[Side.A].info.name,
+            app_b=apps[Side.B].info.name,
+        )
+        self._save_mappings(conn, config)
+        return next(v for v in self.mappings(name) if v["key"] == custom.key)
+
+    def toggle_mapping(self, name: str, key: str, on: bool) -> None:
+        conn, apps = self._with_apps(name)
+        self._save_mappings(conn, toggle(_mapping_config(conn), self._views(conn, apps), key, on))
+
+    def remove_mapping(self, name: str, key: str) -> None:
+        conn = self.catalog.connection(name)
+        self._save_mappings(conn, remove_custom(_mapping_config(conn), key))
+
+    def _save_mappings(self, conn: Connection, config: MappingConfig) -> None:
+        data = json.loads(conn.config or "{}")
+        data["mappings"] = config.to_json()
+        self.catalog.update_connection(conn.name, config=json.dumps(data))
+
     # --- health ----------------------------------------------------------------------------
 
     def health(self, name: str) -> dict[str, Any]:
         return self.catalog.health(self.catalog.connection(name))
+
+
+def _mapping_config(conn: Connection) -> MappingConfig:
+    return MappingConfig.from_json(json.loads(conn.config or "{}").get("mappings"))
 
 
 def _account_json(acc: Account) -> dict[str, Any]:

@@ -21,6 +21,8 @@ class PlannedCreate:
     segments: frozenset[str]
     base: dict[str, Any]
     new_id: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    """Fields left out of the create (e.g. value not allowed), reported as failures."""
 
     @property
     def target(self) -> Side:

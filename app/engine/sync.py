@@ -19,7 +19,7 @@ from app.connectors.base import Connector
 from app.engine.match import Matcher, keys_of
 from app.engine.merge import merge_sets, merge_value
 from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
-from app.errors import AuthExpired, PairsyncError
+from app.errors import AuthExpired, PairsyncError, Rejected, ValueNotAllowed
 from app.mapping.fields import Direction, FieldMapping, Patch
 from app.model import (
     Create,
@@ -134,6 +134,17 @@ class SyncRun:
 
     def writable(self, side: Side) -> bool:
         return self.settings.direction.writes(side)
+
+    def flows(self, m: FieldMapping, side: Side) -> bool:
+        """May mapping ``m`` write into ``side``? Connection ∩ mapping (∩ writability)."""
+        return self.writable(side) and m.direction.writes(side)
+
+    def mapping_winner(self, m: FieldMapping) -> Side:
+        if m.direction is Direction.A_TO_B:
+            return Side.A
+        if m.direction is Direction.B_TO_A:
+            return Side.B
+        return self.effective_winner()
 
     def effective_winner(self) -> Side:
         if self.settings.direction is Direction.A_TO_B:
@@ -433,7 +444,7 @@ class SyncRun:
         patches = {Side.A: Patch(), Side.B: Patch()}
         carried: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
         conflicts: list[tuple[str, Any, Any, str]] = []
-        winner = self.effective_winner()
+        problems: list[Problem] = []
         for m in self.mappings:
             va, vb = m.value(Side.A, rec_a), m.value(Side.B, rec_b)
             ca, cb = m.canon(va), m.canon(vb)
@@ -444,7 +455,7 @@ class SyncRun:
                 agreed = merged
                 for side, cur in ((Side.A, ca), (Side.B, cb)):
                     if cur != merged:
-                        if self.writable(side):
+                        if self.flows(m, side):
                             patches[side].merge(m.patch(side, recs[side], frozenset(merged)))
                             carried[side].add(m.key)
                         else:
@@ -456,7 +467,7 @@ class SyncRun:
                 cb,
                 prior,
                 first=first,
-                winner=winner,
+                winner=self.mapping_winner(m),
                 propagate_clears=self.settings.propagate_clears,
                 match_key=m.match_key,
             )
@@ -465,10 +476,16 @@ class SyncRun:
                     new_base[m.key] = ca
                 continue
             target = out.source.other
-            if not self.writable(target):
+            if not self.flows(m, target):
                 continue  # keep the base: the other side's change is not ours to write back
             value = va if out.source is Side.A else vb
-            patch = m.patch(target, recs[target], value)
+            try:
+                patch = m.patch(target, recs[target], value)
+            except Rejected as err:
+                # This field of this contact cannot be written (e.g. value not allowed);
+                # its base stays, the other fields still sync.
+                problems.append(Problem(target, recs[target], err.code, str(err), err.field or ""))
+                continue
             patches[target].merge(patch)
             carried[target].add(m.key)
             new_base[m.key] = ca if out.source is Side.A else cb
@@ -476,7 +493,9 @@ class SyncRun:
                 conflicts.append(
                     (m.key, value_to_json_any(va), value_to_json_any(vb), out.source.value)
                 )
-        pair = PairPlan(binding_id, rec_a, rec_b, new_base, old, conflicts=conflicts)
+        pair = PairPlan(
+            binding_id, rec_a, rec_b, new_base, old, conflicts=conflicts, problems=problems
+        )
         for side in (Side.A, Side.B):
             patch = patches[side]
             fields = {
@@ -503,9 +522,16 @@ class SyncRun:
         target = source.other
         patch = Patch()
         base: dict[str, Any] = {}
+        problems: list[Problem] = []
         for m in self.mappings:
+            if not self.flows(m, target):
+                continue
             value = m.value(source, rec)
-            patch.merge(m.patch(target, None, value))
+            try:
+                patch.merge(m.patch(target, None, value))
+            except Rejected as err:
+                problems.append(Problem(target, rec, err.code, str(err), err.field or ""))
+                continue
             base[m.key] = m.canon(value)
         fields = {k: v for k, v in patch.fields.items() if not _same(None, v)}
         chooses = self.apps[target].info.capabilities.chooses_ids
@@ -517,6 +543,7 @@ class SyncRun:
             segments=frozenset(patch.add_segments),
             base=base,
             new_id=uuid.uuid4().hex if chooses else None,
+            problems=problems,
         )
 
     def fill_counts(self, plan: SyncPlan) -> None:
@@ -675,6 +702,18 @@ class SyncRun:
                 new = res.record
                 if res.error is not None:
                     failures.append(self.failure(c.source, c.record, c.target, res.error, None))
+                for pr in c.problems:
+                    failures.append(
+                        self.failure(
+                            c.source,
+                            c.record,
+                            c.target,
+                            ValueNotAllowed(pr.message, field=pr.field)
+                            if pr.code == "value_not_allowed"
+                            else Rejected(pr.message, field=pr.field),
+                            None,
+                        )
+                    )
                 index.append(self.entry(c.source, c.record, "bound"))
                 index.append(self.entry(c.target, new, "bound"))
                 ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)

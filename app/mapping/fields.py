@@ -12,10 +12,35 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.errors import ValueNotAllowed
 from app.mapping.canonical import canon_item, canon_scalar, canon_text
-from app.model import Address, FieldValue, Labeled, Record, Side
+from app.mapping.convert import canon_typed, convert, parse_boolean
+from app.model import Address, FieldType, FieldValue, Labeled, Record, Side
 
 Canon = Any  # str | list: JSON-able, comparable with ==
+
+
+TYPED_KINDS = frozenset({"date", "datetime", "number", "boolean"})
+
+
+def canon_kind(field_type: FieldType) -> str:
+    """The comparison kind of a field type: how its values are made canonical."""
+    return {
+        FieldType.EMAIL: "email",
+        FieldType.PHONE: "phone",
+        FieldType.URL: "url",
+        FieldType.DATE: "date",
+        FieldType.DATETIME: "datetime",
+        FieldType.NUMBER: "number",
+        FieldType.BOOLEAN: "boolean",
+        FieldType.ADDRESS: "address",
+    }.get(field_type, "text")
+
+
+def canon_single(kind: str, text: str, region: str = "") -> str:
+    if kind in TYPED_KINDS:
+        return canon_typed(kind, text)
+    return canon_scalar(kind, text, region)
 
 
 class Direction(StrEnum):
@@ -89,6 +114,9 @@ class SameField(FieldMapping):
     region: str = ""
     label: str = ""
     match_key: bool = False
+    convert_to_a: tuple[str, str] = ("text", "text")
+    """(source type, target type) of values written into A."""
+    convert_to_b: tuple[str, str] = ("text", "text")
 
     def __post_init__(self) -> None:
         self.key = f"{self.field_a}={self.field_b}"
@@ -106,10 +134,13 @@ class SameField(FieldMapping):
         return ""
 
     def canon(self, value: str) -> Canon:
-        return canon_scalar(self.kind, value, self.region)
+        return canon_single(self.kind, value, self.region)
 
     def patch(self, side: Side, record: Record | None, value: str) -> Patch:
-        return Patch({self.field_a if side is Side.A else self.field_b: value})
+        source, target = self.convert_to_a if side is Side.A else self.convert_to_b
+        return Patch(
+            {self.field_a if side is Side.A else self.field_b: convert(value, source, target)}
+        )
 
 
 @dataclass
@@ -191,7 +222,7 @@ class ListToSingle(FieldMapping):
         return ""
 
     def canon(self, value: str) -> Canon:
-        return canon_scalar(self.kind, value, self.region)
+        return canon_single(self.kind, value, self.region)
 
     def patch(self, side: Side, record: Record | None, value: str) -> Patch:
         key = self._field(side)
@@ -286,6 +317,7 @@ class Segments(FieldMapping):
     def __post_init__(self) -> None:
         self.key = "segments"
         self.set_merge = True
+        self.fields_a = self.fields_b = ("segments",)
 
     def value(self, side: Side, record: Record) -> frozenset[str]:
         return record.segments
@@ -297,3 +329,196 @@ class Segments(FieldMapping):
         current = {canon_text(s) for s in (record.segments if record else frozenset())}
         target = {canon_text(s) for s in value}
         return Patch(add_segments=target - current, remove_segments=current - target)
+
+
+KEEP = "\x00keep"
+"""A value whose table entry is "leave unchanged"."""
+MISSING = "\x00missing:"
+"""Prefix of a value with no table entry (writing it fails: value not allowed)."""
+
+
+def _lookup(table: dict[str, str | None], value: str) -> tuple[bool, str | None]:
+    if value in table:
+        return True, table[value]
+    folded = value.casefold()
+    for key, target in table.items():
+        if key.casefold() == folded:
+            return True, target
+    return False, None
+
+
+@dataclass
+class ChoiceField(FieldMapping):
+    """A choice (or yes/no) field ↔ a choice (or yes/no, or text) field through value tables.
+
+    Values are compared in B's vocabulary: A's value is translated with the A→B table (an
+    option of the same name counts as an entry). A value without an entry cannot be written:
+    that field of that contact fails with "value not allowed", naming the value; the
+    contact's other fields still sync (SPEC S12). ``None`` in a table means "leave unchanged".
+    Multi-choice values map element by element.
+    """
+
+    field_a: str
+    field_b: str
+    label: str = ""
+    a_to_b: dict[str, str | None] = field(default_factory=dict)
+    b_to_a: dict[str, str | None] = field(default_factory=dict)
+    choices_a: tuple[str, ...] = ()
+    choices_b: tuple[str, ...] = ()
+    multi: bool = False
+    kind_a: str = "single_choice"
+    kind_b: str = "single_choice"
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.field_a}={self.field_b}"
+        self.fields_a = (self.field_a,)
+        self.fields_b = (self.field_b,)
+        self.label = self.label or self.field_a
+
+    def _items(self, side: Side, record: Record | None) -> list[str]:
+        if record is None:
+            return []
+        raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
+        kind = self.kind_a if side is Side.A else self.kind_b
+        if isinstance(raw, str):
+            items = [raw.strip()] if raw.strip() else []
+        else:
+            items = [
+                v.value.strip() for v in raw or () if isinstance(v, Labeled) and v.value.strip()
+            ]
+        if kind == "boolean":
+            return [_bool_word(i) for i in items]
+        return items
+
+    def _translate(
+        self,
+        item: str,
+        table: dict[str, str | None],
+        reverse: dict[str, str | None],
+        choices: tuple[str, ...],
+        target_kind: str,
+    ) -> str:
+        found, target = _lookup(table, item)
+        if found:
+            return KEEP if target is None else target
+        inverse = [
+            k for k, v in reverse.items() if v is not None and v.casefold() == item.casefold()
+        ]
+        if len(inverse) == 1:
+            return inverse[0]
+        if target_kind == "boolean":
+            flag = parse_boolean(item)
+            return MISSING + item if flag is None else ("true" if flag else "false")
+        if choices:
+            same = [c for c in choices if c.casefold() == item.casefold()]
+            return same[0] if same else MISSING + item
+        if table:
+            return MISSING + item
+        return item
+
+    def value(self, side: Side, record: Record) -> tuple[str, ...]:
+        items = self._items(side, record)
+        if side is Side.B:
+            return tuple(items)
+        return tuple(
+            self._translate(i, self.a_to_b, self.b_to_a, self.choices_b, self.kind_b) for i in items
+        )
+
+    def canon(self, value: tuple[str, ...]) -> Canon:
+        items = [v if v.startswith("\x00") else canon_text(v).casefold() for v in value]
+        return sorted(items) if self.multi else items
+
+    def patch(self, side: Side, record: Record | None, value: tuple[str, ...]) -> Patch:
+        key = self.field_a if side is Side.A else self.field_b
+        if side is Side.A:
+            items = [
+                self._translate(v, self.b_to_a, self.a_to_b, self.choices_a, self.kind_a)
+                for v in value
+            ]
+        else:
+            items = list(value)
+        missing = [i[len(MISSING) :] for i in items if i.startswith(MISSING)]
+        if missing:
+            raise ValueNotAllowed(
+                f"The value “{missing[0]}” is not allowed in {self.label}: add it to the "
+                "mapping's value table.",
+                field=key,
+            )
+        if KEEP in items:
+            return Patch()
+        if self.multi:
+            return Patch({key: tuple(Labeled(i) for i in items)})
+        return Patch({key: items[0] if items else ""})
+
+
+def _bool_word(text: str) -> str:
+    flag = parse_boolean(text)
+    return text if flag is None else ("true" if flag else "false")
+
+
+def format_address(address: Address) -> str:
+    city = " ".join(p for p in (address.postcode, address.locality) if p.strip())
+    lines = [address.street, address.extended, address.pobox, city, address.region, address.country]
+    return "\n".join(line.strip() for line in lines if line.strip())
+
+
+def parse_address(text: str, label: str = "") -> Address:
+    """Back from text only when unambiguous: one line is a street, else kept whole in street.
+
+    A formatted address of our own (street / postcode city / country) is recognised when its
+    middle line starts with a postcode; anything else stays in ``street`` so nothing is lost.
+    """
+    lines = [ln.strip() for ln in text.replace("\r", "").split("\n") if ln.strip()]
+    if len(lines) == 3:
+        first, _, rest = lines[1].partition(" ")
+        if first[:1].isdigit() and rest:
+            return Address(
+                street=lines[0], postcode=first, locality=rest, country=lines[2], label=label
+            )
+    return Address(street="\n".join(lines), label=label)
+
+
+@dataclass
+class AddressText(FieldMapping):
+    """A structured address (the primary one) ↔ a single text field."""
+
+    field_a: str
+    field_b: str
+    structured_side: Side = Side.A
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.field_a}={self.field_b}"
+        self.fields_a = (self.field_a,)
+        self.fields_b = (self.field_b,)
+        self.label = self.label or self.field_a
+
+    def _field(self, side: Side) -> str:
+        return self.field_a if side is Side.A else self.field_b
+
+    def _addresses(self, record: Record | None) -> list[Address]:
+        raw = record.fields.get(self._field(self.structured_side)) if record else None
+        return [a for a in (raw or ()) if isinstance(a, Address) and not a.is_empty()]
+
+    def value(self, side: Side, record: Record) -> str:
+        if side is self.structured_side:
+            found = self._addresses(record)
+            return format_address(found[0]) if found else ""
+        raw = record.fields.get(self._field(side))
+        return raw if isinstance(raw, str) else ""
+
+    def canon(self, value: str) -> Canon:
+        return canon_text(value).casefold()
+
+    def patch(self, side: Side, record: Record | None, value: str) -> Patch:
+        key = self._field(side)
+        if side is not self.structured_side:
+            return Patch({key: value})
+        current = self._addresses(record)
+        if current and canon_text(format_address(current[0])).casefold() == self.canon(value):
+            return Patch()
+        rest = current[1:]
+        if not value.strip():
+            return Patch({key: tuple(rest)})
+        label = current[0].label if current else ""
+        return Patch({key: (parse_address(value, label), *rest)})
