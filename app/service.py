@@ -28,7 +28,7 @@ from app.mapping.config import (
     toggle,
 )
 from app.mapping.fields import Direction
-from app.model import Side
+from app.model import Schema, Side
 from app.paths import AppPaths, app_paths
 from app.secrets import SecretStore
 from app.store.catalog import Catalog
@@ -301,8 +301,8 @@ class Service:
 
     def _views(self, conn: Connection, apps: dict[Side, Connector]) -> list[MappingView]:
         return build_views(
-            apps[Side.A].schema(),
-            apps[Side.B].schema(),
+            Schema(apps[Side.A].fields()),
+            Schema(apps[Side.B].fields()),
             _mapping_config(conn),
             Direction(conn.direction),
             app_a=apps[Side.A].info.name,
@@ -369,8 +369,8 @@ class Service:
         config = add_custom(
             _mapping_config(conn),
             self._views(conn, apps),
-            apps[Side.A].schema(),
-            apps[Side.B].schema(),
+            Schema(apps[Side.A].fields()),
+            Schema(apps[Side.B].fields()),
             custom,
             Direction(conn.direction),
             app_a=apps[Side.A].info.name,

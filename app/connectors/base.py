@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from app.model import AppInfo, Record, Schema, Unreadable, WriteOp, WriteResult
+from app.model import AppInfo, FieldSpec, Record, Schema, Unreadable, WriteOp, WriteResult
 
 
 @dataclass(slots=True)
@@ -36,7 +36,11 @@ class Connector(Protocol):
     info: AppInfo
 
     def schema(self) -> Schema:
-        """The app's fields and its existing segments."""
+        """The app's fields and its existing segments (may read every contact)."""
+        ...
+
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """The app's fields only: cheap, called on every run to build the mappings."""
         ...
 
     def prepare(self) -> None:

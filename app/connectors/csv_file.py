@@ -1355,7 +1355,7 @@ class CsvApp:
             kind="csv",
             name="CSV file",
             aliases=("spreadsheet", "excel", "outlook csv", "google csv"),
-            capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=1000),
+            capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=5000),
         )
         self._cache: _Table | None = None
         self._cache_key: tuple[int, int, int] | None = None
@@ -1418,6 +1418,9 @@ class CsvApp:
         return rec
 
     # --- protocol ------------------------------------------------------------------------
+
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return self._layout(self._load()).specs
 
     def schema(self) -> Schema:
         table = self._load()

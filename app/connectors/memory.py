@@ -101,6 +101,9 @@ class MemoryApp:
         segs = sorted({s for r in self.records.values() for s in r.segments})
         return Schema(self._fields, tuple(segs))
 
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return self._fields
+
     def prepare(self) -> None:
         self._check_outage()
 

@@ -901,6 +901,9 @@ class VCardFolderApp:
 
     # --- protocol ------------------------------------------------------------------------
 
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return FIELDS
+
     def schema(self) -> Schema:
         segments: set[str] = set()
         for item in self._all():

@@ -70,3 +70,33 @@ def merge_sets(ca: list[Any], cb: list[Any], base: list[Any] | None) -> list[Any
     old = set(base)
     result = (old | (a - old) | (b - old)) - (old - a) - (old - b)
     return sorted(result)
+
+
+def merge_lists(
+    keys_a: list[str],
+    keys_b: list[str],
+    base: list[str] | None,
+    winner: Side,
+) -> list[str]:
+    """Element-wise merge of two lists of values (emails, phones, addresses), by value key.
+
+    Values added on either side are kept, values removed on either side (present in the base,
+    gone now) are removed, an edited value is a removal plus an addition. On the first sync
+    (no base) it is the union: nothing either side holds is dropped. The order is that of the
+    side that reordered or changed its list (the winner's when both did), the other side's
+    additions after it — so a changed primary value stays first.
+    """
+    if base is None:
+        removed: set[str] = set()
+        lead = winner
+    else:
+        old = set(base)
+        removed = (old - set(keys_a)) | (old - set(keys_b))
+        changed_a, changed_b = keys_a != base, keys_b != base
+        lead = winner if changed_a == changed_b else (Side.A if changed_a else Side.B)
+    first, second = (keys_a, keys_b) if lead is Side.A else (keys_b, keys_a)
+    out: list[str] = []
+    for key in [*first, *second]:
+        if key not in removed and key not in out:
+            out.append(key)
+    return out

@@ -17,10 +17,10 @@ from typing import Any
 
 from app.connectors.base import Connector
 from app.engine.match import Matcher, keys_of
-from app.engine.merge import merge_sets, merge_value
+from app.engine.merge import merge_lists, merge_sets, merge_value
 from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
 from app.errors import AuthExpired, PairsyncError, Rejected, ValueNotAllowed
-from app.mapping.fields import Direction, FieldMapping, Patch
+from app.mapping.fields import Direction, FieldMapping, ListField, Patch
 from app.model import (
     Create,
     FieldValue,
@@ -354,11 +354,15 @@ class SyncRun:
         """A new email that another contact of the target app already has is not copied.
 
         Copying it would make two contacts share a match key (SPEC §4 "email collision");
-        the rest of the pair still syncs and Health says which email and why.
+        the rest of the pair still syncs and Health says which email and why. Cost: one
+        pass over this run's changes and one index query per side, whatever the plan's size.
         """
         email_maps = [m for m in self.mappings if m.match_key]
+        if not email_maps:
+            return
+        checks: list[tuple[PairPlan, PlannedUpdate, FieldMapping, list[str]]] = []
         for pair in plan.pairs:
-            for u in list(pair.updates):
+            for u in pair.updates:
                 for m in email_maps:
                     if m.key not in u.mappings:
                         continue
@@ -370,43 +374,49 @@ class SyncRun:
                     )
                     old = set(keys_of(u.record))
                     new = [k for k in keys_of(after) if k not in old]
-                    clash = self.keys_taken(u.target, new, u.record.id, reads)
-                    if not clash:
-                        continue
-                    for k in fields:
-                        u.fields.pop(k, None)
-                    u.mappings = u.mappings - {m.key}
-                    if m.key in pair.old_base:
-                        pair.base[m.key] = pair.old_base[m.key]
-                    else:
-                        pair.base.pop(m.key, None)
-                    pair.problems.append(
-                        Problem(
-                            u.target,
-                            u.record,
-                            "email_collision",
-                            f"The email {clash[0]} is already used by another contact in "
-                            f"{self.app_name(u.target)}; it was not copied there.",
-                            fields[0],
-                        )
-                    )
-                if not (u.fields or u.add_segments or u.remove_segments):
-                    pair.updates.remove(u)
-
-    def keys_taken(
-        self, side: Side, keys: list[str], own_id: str, reads: dict[Side, SideRead]
-    ) -> list[str]:
-        if not keys:
-            return []
-        changed = reads[side].changed
-        indexed = self.state.key_holders(side, keys)
-        taken = []
-        for k in keys:
-            holders = {rid for rid in indexed.get(k, set()) if rid not in changed}
-            holders |= {rid for rid, rec in changed.items() if k in keys_of(rec)}
-            if holders - {own_id}:
-                taken.append(k)
-        return taken
+                    if new:
+                        checks.append((pair, u, m, new))
+        if not checks:
+            return
+        holders: dict[Side, dict[str, set[str]]] = {}
+        for side in (Side.A, Side.B):
+            wanted = {k for _, u, _, keys in checks if u.target is side for k in keys}
+            if not wanted:
+                continue
+            changed = reads[side].changed
+            found = {
+                k: {rid for rid in ids if rid not in changed}
+                for k, ids in self.state.key_holders(side, wanted).items()
+            }
+            for rid, rec in changed.items():
+                for k in keys_of(rec):
+                    if k in wanted:
+                        found.setdefault(k, set()).add(rid)
+            holders[side] = found
+        for pair, u, m, new in checks:
+            taken = [k for k in new if holders[u.target].get(k, set()) - {u.record.id}]
+            if not taken:
+                continue
+            fields = m.fields_of(u.target)
+            for k in fields:
+                u.fields.pop(k, None)
+            u.mappings = u.mappings - {m.key}
+            if m.key in pair.old_base:
+                pair.base[m.key] = pair.old_base[m.key]
+            else:
+                pair.base.pop(m.key, None)
+            pair.problems.append(
+                Problem(
+                    u.target,
+                    u.record,
+                    "email_collision",
+                    f"The email {taken[0]} is already used by another contact in "
+                    f"{self.app_name(u.target)}; it was not copied there.",
+                    fields[0],
+                )
+            )
+            if not (u.fields or u.add_segments or u.remove_segments) and u in pair.updates:
+                pair.updates.remove(u)
 
     def plan_bound_pairs(
         self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]
@@ -461,6 +471,11 @@ class SyncRun:
                         else:
                             agreed = prior if prior is not None else cur
                 new_base[m.key] = agreed
+                continue
+            if m.list_merge and isinstance(m, ListField):
+                self.merge_list_mapping(
+                    m, recs, va, vb, ca, cb, None if first else prior, patches, carried, new_base
+                )
                 continue
             out = merge_value(
                 ca,
@@ -517,6 +532,46 @@ class SyncRun:
                     )
                 )
         return pair
+
+    def merge_list_mapping(
+        self,
+        m: ListField,
+        recs: dict[Side, Record],
+        va: Any,
+        vb: Any,
+        ca: Any,
+        cb: Any,
+        prior: Any,
+        patches: dict[Side, Patch],
+        carried: dict[Side, set[str]],
+        new_base: dict[str, Any],
+    ) -> None:
+        """Emails, phones, addresses: merged value by value, nothing either side added lost."""
+        if ca == cb:
+            new_base[m.key] = ca
+            return
+        keys_a = [m.item_key(i) for i in va]
+        keys_b = [m.item_key(i) for i in vb]
+        base_keys = list(prior) if isinstance(prior, list) else None
+        merged = merge_lists(keys_a, keys_b, base_keys, self.mapping_winner(m))
+        if (
+            not merged
+            and (keys_a or keys_b)
+            and (m.match_key or not self.settings.propagate_clears)
+        ):
+            return  # never clear the match email; clears may be switched off
+        held = False
+        for side, own, other, cur in ((Side.A, va, vb, ca), (Side.B, vb, va, cb)):
+            value = m.assemble(merged, own, other)
+            if m.canon(value) == cur:
+                continue
+            if not self.flows(m, side):
+                held = True  # this side keeps its value: the base does not move
+                continue
+            patches[side].merge(m.patch(side, recs[side], value))
+            carried[side].add(m.key)
+        if not held:
+            new_base[m.key] = m.canon(m.assemble(merged, va, vb))
 
     def plan_create(self, source: Side, rec: Record) -> PlannedCreate:
         target = source.other

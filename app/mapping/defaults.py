@@ -102,10 +102,27 @@ def _name_split(schema_a: Schema, schema_b: Schema) -> list[FieldMapping]:
             schema.by_meaning(Meaning.FAMILY_NAME),
         )
 
+    def extra(schema: Schema) -> dict[str, str]:
+        """Middle name, prefix, suffix: folded into the split when the other app lacks them."""
+        out = {}
+        for name, meaning in (
+            ("middle_field", Meaning.MIDDLE_NAME),
+            ("prefix_field", Meaning.NAME_PREFIX),
+            ("suffix_field", Meaning.NAME_SUFFIX),
+        ):
+            spec = schema.by_meaning(meaning)
+            if spec is not None:
+                out[name] = spec.key
+        return out
+
     full_a, given_a, family_a = parts(schema_a)
     full_b, given_b, family_b = parts(schema_b)
     if full_a and not full_b and given_b and family_b and not (given_a or family_a):
-        return [NameSplit(full_a.key, given_b.key, family_b.key, full_side=Side.A)]
+        return [
+            NameSplit(full_a.key, given_b.key, family_b.key, full_side=Side.A, **extra(schema_b))
+        ]
     if full_b and not full_a and given_a and family_a and not (given_b or family_b):
-        return [NameSplit(full_b.key, given_a.key, family_a.key, full_side=Side.B)]
+        return [
+            NameSplit(full_b.key, given_a.key, family_a.key, full_side=Side.B, **extra(schema_a))
+        ]
     return []

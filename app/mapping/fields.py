@@ -80,6 +80,8 @@ class FieldMapping:
     """The match email: a clear of it is never propagated to the other side."""
     set_merge: bool = False
     """Values are sets merged element-wise (segments) instead of as a whole."""
+    list_merge: bool = False
+    """Values are lists merged element-wise (``ListField``)."""
     fields_a: tuple[str, ...] = ()
     fields_b: tuple[str, ...] = ()
 
@@ -171,14 +173,30 @@ class ListField(FieldMapping):
             return (Labeled(raw),) if raw.strip() else ()
         return tuple(v for v in (raw or ()) if not _item_empty(v))
 
+    list_merge = True
+    """Merged element by element (see ``app.engine.merge.merge_lists``)."""
+
     def canon(self, value: tuple[Labeled | Address, ...]) -> Canon:
-        items = [canon_item(self.kind, v, self.region) for v in value]
+        items = [self.item_key(v) for v in value]
         if self.kind == "email":
             return items
-        return sorted(items, key=repr)
+        return sorted(items)
+
+    def item_key(self, item: Labeled | Address) -> str:
+        """The identity of one value: its canonical form as text."""
+        key = canon_item(self.kind, item, self.region)
+        return key if isinstance(key, str) else "\x1f".join(key)
 
     def patch(self, side: Side, record: Record | None, value: tuple[Any, ...]) -> Patch:
         return Patch({self.field_a if side is Side.A else self.field_b: tuple(value)})
+
+    def assemble(
+        self, keys: list[str], own: tuple[Any, ...], other: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        """The values for one side in merged order, keeping that side's own items (labels)."""
+        mine = {self.item_key(i): i for i in own}
+        theirs = {self.item_key(i): i for i in other}
+        return tuple(mine.get(k) or theirs[k] for k in keys)
 
 
 def _item_empty(item: Labeled | Address) -> bool:
@@ -242,8 +260,23 @@ class ListToSingle(FieldMapping):
         return Patch({key: tuple(items)})
 
 
+NAME_PREFIXES = frozenset(
+    {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev", "fr", "hon"}
+)
+NAME_SUFFIXES = frozenset(
+    {"jr", "sr", "ii", "iii", "iv", "v", "phd", "md", "esq", "mba", "dds", "jd", "obe", "mbe"}
+)
+
+
+def _bare(token: str) -> str:
+    return token.strip(".,").casefold()
+
+
 def split_full_name(full: str) -> tuple[str, str]:
-    """Split on the last space: "Maria de la Cruz" → ("Maria de la", "Cruz")."""
+    """Split on the last space: "Maria de la Cruz" → ("Maria de la", "Cruz").
+
+    A single word is a first name: "Cher" → ("Cher", "").
+    """
     text = canon_text(full)
     if " " not in text:
         return text, ""
@@ -251,16 +284,37 @@ def split_full_name(full: str) -> tuple[str, str]:
     return given, family
 
 
-def join_name(given: str, family: str) -> str:
-    return " ".join(p for p in (canon_text(given), canon_text(family)) if p)
+def split_name_parts(full: str, *, prefix: bool, suffix: bool) -> dict[str, str]:
+    """Split a full name into the parts an app holds.
+
+    Honorifics ("Dr.", "Mrs") and suffixes ("Jr.", "III", "PhD") are taken off only when the
+    app has a field for them; the rest splits on the last space (SPEC §5).
+    """
+    tokens = canon_text(full).split(" ") if full.strip() else []
+    parts = {"prefix": "", "suffix": ""}
+    if prefix and len(tokens) > 1 and _bare(tokens[0]) in NAME_PREFIXES:
+        parts["prefix"] = tokens.pop(0)
+    if suffix and len(tokens) > 1 and _bare(tokens[-1]) in NAME_SUFFIXES:
+        parts["suffix"] = tokens.pop()
+        if tokens and tokens[-1].endswith(","):
+            tokens[-1] = tokens[-1][:-1]
+    parts["given"], parts["family"] = split_full_name(" ".join(tokens))
+    return parts
+
+
+def join_name(*parts: str) -> str:
+    return " ".join(p for p in (canon_text(x) for x in parts) if p)
 
 
 @dataclass
 class NameSplit(FieldMapping):
-    """A full-name field on ``full_side`` ↔ first/last name fields on the other side.
+    """A full-name field on ``full_side`` ↔ name parts on the other side.
 
-    Split on the last space, joined with one. An existing split that joins to the same full
-    name is left alone; when only one part differs, only that part is written (SPEC S13).
+    The parts side has first and last name and, optionally, middle name, prefix and suffix.
+    Split on the last space, joined with one space. An existing split that joins to the same
+    full name is left alone; when only one part differs, only that part is written (SPEC S13).
+    A middle name is part of the first name when split ("John Ronald" + "Tolkien"), so the
+    middle field is cleared when a new full name is written there.
     """
 
     full_field: str
@@ -268,25 +322,51 @@ class NameSplit(FieldMapping):
     family_field: str
     full_side: Side = Side.A
     label: str = "Name"
+    middle_field: str = ""
+    prefix_field: str = ""
+    suffix_field: str = ""
 
     def __post_init__(self) -> None:
-        parts = (self.given_field, self.family_field)
+        parts = tuple(
+            f
+            for f in (
+                self.prefix_field,
+                self.given_field,
+                self.middle_field,
+                self.family_field,
+                self.suffix_field,
+            )
+            if f
+        )
+        joined = "+".join(parts)
         self.key = (
-            f"{self.full_field}={self.given_field}+{self.family_field}"
+            f"{self.full_field}={joined}"
             if self.full_side is Side.A
-            else f"{self.given_field}+{self.family_field}={self.full_field}"
+            else f"{joined}={self.full_field}"
         )
         self.fields_a = (self.full_field,) if self.full_side is Side.A else parts
         self.fields_b = parts if self.full_side is Side.A else (self.full_field,)
 
+    def _part(self, record: Record | None, key: str) -> str:
+        if record is None or not key:
+            return ""
+        raw = record.fields.get(key)
+        return raw if isinstance(raw, str) else ""
+
     def value(self, side: Side, record: Record) -> str:
         if side is self.full_side:
-            raw = record.fields.get(self.full_field)
-            return raw if isinstance(raw, str) else ""
-        given = record.fields.get(self.given_field)
-        family = record.fields.get(self.family_field)
+            return self._part(record, self.full_field)
         return join_name(
-            given if isinstance(given, str) else "", family if isinstance(family, str) else ""
+            *(
+                self._part(record, k)
+                for k in (
+                    self.prefix_field,
+                    self.given_field,
+                    self.middle_field,
+                    self.family_field,
+                    self.suffix_field,
+                )
+            )
         )
 
     def canon(self, value: str) -> Canon:
@@ -297,14 +377,24 @@ class NameSplit(FieldMapping):
             return Patch({self.full_field: value})
         if record is not None and canon_text(self.value(side, record)) == canon_text(value):
             return Patch()
-        given, family = split_full_name(value)
-        out: dict[str, FieldValue] = {}
-        old_given = record.fields.get(self.given_field, "") if record else ""
-        old_family = record.fields.get(self.family_field, "") if record else ""
-        if record is None or canon_text(str(old_given)) != given:
-            out[self.given_field] = given
-        if record is None or canon_text(str(old_family)) != family:
-            out[self.family_field] = family
+        parts = split_name_parts(
+            value, prefix=bool(self.prefix_field), suffix=bool(self.suffix_field)
+        )
+        wanted = {
+            self.given_field: parts["given"],
+            self.family_field: parts["family"],
+        }
+        if self.middle_field:
+            wanted[self.middle_field] = ""
+        if self.prefix_field:
+            wanted[self.prefix_field] = parts["prefix"]
+        if self.suffix_field:
+            wanted[self.suffix_field] = parts["suffix"]
+        out: dict[str, FieldValue] = {
+            key: text
+            for key, text in wanted.items()
+            if record is None or canon_text(self._part(record, key)) != text
+        }
         return Patch(out)
 
 

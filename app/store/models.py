@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,6 +86,12 @@ class IndexedRecord(Base):
     """bound | excluded | duplicate | unreadable | failed | gone"""
     reason: Mapped[str] = mapped_column(String(500), default="")
 
+    __table_args__ = (
+        # A re-sync reads every (id, version) of a side: answered from this index alone.
+        Index("ix_records_versions", "connection_id", "side", "record_id", "version"),
+        Index("ix_records_status", "connection_id", "side", "status"),
+    )
+
 
 class RecordKey(Base):
     """Matching keys (normalized emails) of indexed records; order 0 is the primary email."""
@@ -119,6 +126,11 @@ class Binding(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "id_a", name="uq_binding_a"),
         UniqueConstraint("connection_id", "id_b", name="uq_binding_b"),
+        Index(
+            "ix_bindings_needs_merge",
+            "connection_id",
+            sqlite_where=text("needs_merge = 1"),
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -359,7 +359,7 @@ class SyncState:
                 self._row(b)
                 for b in s.scalars(
                     select(Binding).where(
-                        Binding.connection_id == self.cid, Binding.needs_merge.is_(True)
+                        Binding.connection_id == self.cid, Binding.needs_merge == true()
                     )
                 )
             ]

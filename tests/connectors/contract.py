@@ -32,7 +32,9 @@ from app.model import (
 
 def _create(app: Connector, fields: dict, segments: frozenset[str] = frozenset()) -> Record:
     new_id = uuid.uuid4().hex if app.info.capabilities.chooses_ids else None
-    [result] = app.write([Create(op_id="op-" + uuid.uuid4().hex, fields=fields, segments=segments, new_id=new_id)])
+    [result] = app.write(
+        [Create(op_id="op-" + uuid.uuid4().hex, fields=fields, segments=segments, new_id=new_id)]
+    )
     assert result.ok, result.error
     assert result.record is not None
     if new_id is not None:
@@ -75,6 +77,17 @@ class ConnectorContract:
         assert app.info.kind and app.info.name
         assert app.info.capabilities.batch_size >= 1
 
+    def test_fields_are_the_schemas_fields(self, app: Connector) -> None:
+        app.prepare()
+        _create(
+            app,
+            self.fields_for(app),
+            frozenset({"Customers"}) if app.info.capabilities.segments else frozenset(),
+        )
+        assert app.fields() == app.schema().fields
+        keys = [f.key for f in app.fields()]
+        assert len(keys) == len(set(keys)), "field keys are unique"
+
     def test_empty_app_lists_nothing(self, app: Connector) -> None:
         assert app.list_versions() == {}
         assert app.fetch(["no-such-id"]) == []
@@ -114,7 +127,9 @@ class ConnectorContract:
         assert isinstance(second.error, Conflict)
         assert _only_record(app.fetch([rec.id])).fields["title"] == "CEO"
 
-    def test_empty_value_clears_field(self, app: Connector, reopen: Callable[[], Connector]) -> None:
+    def test_empty_value_clears_field(
+        self, app: Connector, reopen: Callable[[], Connector]
+    ) -> None:
         app.prepare()
         rec = _create(app, self.fields_for(app))
         [res] = app.write([Update("u1", rec.id, {"notes": ""})])
@@ -127,8 +142,11 @@ class ConnectorContract:
         ops = [
             Update("x1", a.id, {"title": "One"}),
             Update("x2", "does-not-exist", {"title": "Two"}),
-            Create("x3", {"given_name": "C", "emails": (Labeled("c@example.com", "work"),)},
-                   new_id=uuid.uuid4().hex if app.info.capabilities.chooses_ids else None),
+            Create(
+                "x3",
+                {"given_name": "C", "emails": (Labeled("c@example.com", "work"),)},
+                new_id=uuid.uuid4().hex if app.info.capabilities.chooses_ids else None,
+            ),
         ]
         results = app.write(ops)
         assert [r.op_id for r in results] == ["x1", "x2", "x3"]
@@ -160,8 +178,17 @@ class ConnectorContract:
         rec = _create(app, self.fields_for(app), frozenset({"Customers", "VIP"}))
         got = _only_record(reopen().fetch([rec.id]))
         assert got.segments == {"Customers", "VIP"}
-        [res] = app.write([Update("s", rec.id, {}, add_segments=frozenset({"Leads"}),
-                                  remove_segments=frozenset({"VIP"}))])
+        [res] = app.write(
+            [
+                Update(
+                    "s",
+                    rec.id,
+                    {},
+                    add_segments=frozenset({"Leads"}),
+                    remove_segments=frozenset({"VIP"}),
+                )
+            ]
+        )
         assert res.ok, res.error
         assert _only_record(reopen().fetch([rec.id])).segments == {"Customers", "Leads"}
         assert "Leads" in reopen().schema().segments
@@ -171,16 +198,21 @@ class ConnectorContract:
             pytest.skip("app has no structured addresses")
         app.prepare()
         addr = (Address("1 Main St", "Springfield", "IL", "62701", "USA", label="work"),)
-        rec = _create(app, {"given_name": "A", "emails": (Labeled("a@example.com", "work"),),
-                            "addresses": addr})
+        rec = _create(
+            app,
+            {"given_name": "A", "emails": (Labeled("a@example.com", "work"),), "addresses": addr},
+        )
         assert _only_record(reopen().fetch([rec.id])).fields["addresses"] == addr
 
     def test_many_records(self, app: Connector, reopen: Callable[[], Connector]) -> None:
         app.prepare()
         size = app.info.capabilities.batch_size
         ops = [
-            Create(f"c{i}", {"given_name": f"N{i}", "emails": (Labeled(f"n{i}@example.com", "work"),)},
-                   new_id=uuid.uuid4().hex if app.info.capabilities.chooses_ids else None)
+            Create(
+                f"c{i}",
+                {"given_name": f"N{i}", "emails": (Labeled(f"n{i}@example.com", "work"),)},
+                new_id=uuid.uuid4().hex if app.info.capabilities.chooses_ids else None,
+            )
             for i in range(min(size, 50))
         ]
         results = app.write(ops)

@@ -512,3 +512,82 @@ def test_email_collision_is_held_back_and_reported(tmp_path: Path) -> None:
     assert b_ann.id in p.b.records and p.b.records[b_ann.id].fields["emails"] == em("ann@new.com")
     with p.store.session() as s:
         assert s.scalars(select(Failure)).all() == []
+
+
+def test_lists_first_sync_keeps_both_sides_values(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    a = p.a.add({"emails": em("ann@x.com"), "phones": ph("+1 202 555 0101")})
+    b = p.b.add({"emails": em("ann@x.com", "ann@home.com"), "phones": ph("+1 202 555 0199")})
+    p.run()
+    for rec in (p.a.records[a.id], p.b.records[b.id]):
+        assert [x.value for x in rec.fields["phones"]] == ["+1 202 555 0101", "+1 202 555 0199"]
+        assert [x.value for x in rec.fields["emails"]] == ["ann@x.com", "ann@home.com"]
+    assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_lists_merge_value_by_value(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    a = p.a.add({"emails": em("ann@x.com"), "phones": ph("+1 202 555 0101", "+1 202 555 0102")})
+    b = p.b.add({"emails": em("ann@x.com")})
+    p.run()
+    # A edits one phone, B adds another and drops the second: all three intents survive.
+    p.a.edit(a.id, phones=ph("+1 202 555 0111", "+1 202 555 0102"))
+    p.b.edit(b.id, phones=ph("+1 202 555 0101", "+1 202 555 0103"))
+    report = p.run()
+    assert report.conflicts == 0
+    expected = {"+1 202 555 0111", "+1 202 555 0103"}
+    for rec in (p.a.records[a.id], p.b.records[b.id]):
+        assert {x.value for x in rec.fields["phones"]} == expected
+    assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_changed_primary_email_stays_first(tmp_path: Path) -> None:
+    p = Pair(tmp_path, winner=Side.A)
+    p.a.add({"emails": em("ann@x.com", "ann@home.com")})
+    b = p.b.add({"emails": em("ann@x.com", "ann@home.com")})
+    p.run()
+    p.b.edit(b.id, emails=em("ann@home.com", "ann@x.com"))
+    p.run()
+    a_rec = next(iter(p.a.records.values()))
+    assert [x.value for x in a_rec.fields["emails"]] == ["ann@home.com", "ann@x.com"]
+
+
+def test_full_name_to_parts_with_prefix_suffix_and_middle(tmp_path: Path) -> None:
+    full_only = (
+        FieldSpec("full_name", "Name", meaning=Meaning.FULL_NAME),
+        FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
+    )
+    parts = (
+        FieldSpec("name_prefix", "Title", meaning=Meaning.NAME_PREFIX),
+        FieldSpec("given_name", "First name", meaning=Meaning.GIVEN_NAME),
+        FieldSpec("middle_name", "Middle name", meaning=Meaning.MIDDLE_NAME),
+        FieldSpec("family_name", "Last name", meaning=Meaning.FAMILY_NAME),
+        FieldSpec("name_suffix", "Suffix", meaning=Meaning.NAME_SUFFIX),
+        FieldSpec("emails", "Emails", FieldType.EMAIL, multi=True, meaning=Meaning.EMAIL),
+    )
+    p = Pair(tmp_path, fields_a=full_only, fields_b=parts)
+    p.a.add({"full_name": "Dr. Martin Luther King Jr.", "emails": em("mlk@x.com")})
+    p.a.add({"full_name": "Cher", "emails": em("cher@x.com")})
+    tolkien = p.b.add(
+        {
+            "given_name": "John",
+            "middle_name": "Ronald Reuel",
+            "family_name": "Tolkien",
+            "emails": em("jrrt@x.com"),
+        }
+    )
+    p.run()
+    by_email = {r.fields["emails"][0].value: r for r in p.b.records.values()}
+    mlk = by_email["mlk@x.com"].fields
+    assert (mlk["name_prefix"], mlk["given_name"], mlk["family_name"], mlk["name_suffix"]) == (
+        "Dr.",
+        "Martin Luther",
+        "King",
+        "Jr.",
+    )
+    assert by_email["cher@x.com"].fields["given_name"] == "Cher"
+    assert "family_name" not in by_email["cher@x.com"].fields
+    a_tolkien = next(r for r in p.a.records.values() if r.fields["emails"][0].value == "jrrt@x.com")
+    assert a_tolkien.fields["full_name"] == "John Ronald Reuel Tolkien"
+    assert p.b.records[tolkien.id].fields["middle_name"] == "Ronald Reuel"  # left alone
+    assert p.run().updated == {"a": 0, "b": 0}

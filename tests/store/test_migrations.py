@@ -62,3 +62,28 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
     Store(path).close()
     Store(path).close()
     assert not list(tmp_path.glob("*.bak-*"))
+
+
+def test_upgrade_from_the_first_schema_keeps_data_and_a_backup(tmp_path: Path) -> None:
+    from alembic import command
+
+    from app.store.db import alembic_config
+
+    path = tmp_path / "pairsync.db"
+    engine = make_engine(path)
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO accounts (name, kind, settings, has_secret, created_at) "
+            "VALUES ('Phone', 'vcard-folder', '{}', 0, '2026-01-01')"
+        )
+    engine.dispose()
+    store = Store(path)
+    assert current_revision(store.engine) == head_revision(store.engine) != "0001"
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT name FROM accounts").scalar() == "Phone"
+        indexes = {r[1] for r in conn.exec_driver_sql("PRAGMA index_list('records')")}
+    assert "ix_records_versions" in indexes
+    store.close()
+    backup = tmp_path / "pairsync.db.bak-0001"
+    assert sqlite3.connect(backup).execute("SELECT name FROM accounts").fetchone() == ("Phone",)
