@@ -157,6 +157,7 @@ _MEANINGS: dict[str, Meaning] = {
 }
 _TYPES: dict[str, FieldType] = {
     "notes": FieldType.LONG_TEXT,
+    "birthday": FieldType.DATE,
     "email": FieldType.EMAIL,
     "phone": FieldType.PHONE,
     "emails": FieldType.EMAIL,

@@ -16,6 +16,7 @@ from app.mapping.fields import (
     NameSplit,
     SameField,
     Segments,
+    canon_kind,
 )
 from app.model import FieldSpec, FieldType, Meaning, Schema, Side
 
@@ -47,7 +48,7 @@ _KIND = {
 
 
 def _pair(a: FieldSpec, b: FieldSpec, region: str) -> FieldMapping | None:
-    kind = _KIND.get(a.type, "text")
+    kind = canon_kind(a.type) if a.type == b.type else _KIND.get(a.type, "text")
     match_key = a.meaning == Meaning.EMAIL
     label = a.label
     if a.multi and b.multi:
