@@ -125,7 +125,7 @@ def test_reverse_table_and_leave_unchanged(two_sheets, capsys) -> None:  # type:
     rows = read_csv(a)
     rows[0]["Tier"] = "Bronze"  # "leave unchanged": B keeps VIP, no failure
     write_csv(a, list(rows[0]), [list(rows[0].values())])
-    code, report = sync(capsys)
+    code, _report = sync(capsys)
     assert code == 0 and read_csv(b)[0]["Level"] == "VIP"
 
 
@@ -263,5 +263,5 @@ def test_labels_and_unmapped_properties_survive_vcard_csv_vcard(
     # The source card was never rewritten: nothing changed there, so nothing was written.
     assert (first / "ann.vcf").read_bytes() == original
     for name in ("left", "right", "left", "right"):
-        code, report = sync(capsys, name)
+        _code, report = sync(capsys, name)
         assert report["updated"] == {"a": 0, "b": 0} and report["created"] == {"a": 0, "b": 0}
