@@ -138,6 +138,12 @@ def build_parser() -> Parser:
         metavar="B=A,...",
         help="value table from B to A (default: the reverse of --values)",
     )
+    mp.add_argument(
+        "--pick-label",
+        default="",
+        metavar="LABEL",
+        help="list → single field: hold the value with this label (e.g. mobile)",
+    )
     tg = con.add_parser("toggle", help="turn a mapping on or off")
     tg.add_argument("name")
     tg.add_argument("mapping")
@@ -316,6 +322,7 @@ def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> in
             direction=args.direction,
             values=args.values,
             values_back=args.values_back,
+            pick_label=args.pick_label,
         )
         note = f" — {view['reason']}" if view["reason"] else ""
         print(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}.")

@@ -357,6 +357,7 @@ class Service:
         direction: str = "two-way",
         values: str = "",
         values_back: str = "",
+        pick_label: str = "",
     ) -> dict[str, Any]:
         conn, apps = self._with_apps(name)
         try:
@@ -364,7 +365,12 @@ class Service:
         except ValueError:
             raise ConfigError("Direction must be two-way, a-to-b or b-to-a.") from None
         custom = CustomMapping(
-            a_field, b_field, own, parse_values(values), parse_values(values_back)
+            a_field,
+            b_field,
+            own,
+            parse_values(values),
+            parse_values(values_back),
+            pick_label.strip().casefold(),
         )
         config = add_custom(
             _mapping_config(conn),

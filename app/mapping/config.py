@@ -44,6 +44,8 @@ class CustomMapping:
     direction: Direction = Direction.TWO_WAY
     values_a_to_b: ValueTable = field(default_factory=dict)
     values_b_to_a: ValueTable = field(default_factory=dict)
+    pick_label: str = ""
+    """List → single: the label of the value the single field holds (default: the primary)."""
 
     @property
     def key(self) -> str:
@@ -53,6 +55,8 @@ class CustomMapping:
         data: dict[str, Any] = {"a": self.a, "b": self.b, "direction": self.direction.value}
         if self.values_a_to_b or self.values_b_to_a:
             data["values"] = {"a_to_b": self.values_a_to_b, "b_to_a": self.values_b_to_a}
+        if self.pick_label:
+            data["pick_label"] = self.pick_label
         return data
 
     @classmethod
@@ -64,6 +68,7 @@ class CustomMapping:
             direction=Direction(data.get("direction", "two-way")),
             values_a_to_b=_table(values.get("a_to_b")),
             values_b_to_a=_table(values.get("b_to_a")),
+            pick_label=str(data.get("pick_label", "")),
         )
 
 
@@ -340,6 +345,7 @@ def make_mapping(a: FieldSpec, b: FieldSpec, custom: CustomMapping, region: str)
             kind=kind,
             region=region,
             label=label,
+            pick_label=custom.pick_label,
         )
     else:
         mapping = SameField(

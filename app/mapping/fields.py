@@ -220,24 +220,38 @@ class ListToSingle(FieldMapping):
     label: str = ""
     match_key: bool = False
     new_label: str = ""
+    pick_label: str = ""
+    """Take the value with this label (e.g. "mobile") instead of the primary one."""
 
     def __post_init__(self) -> None:
         self.key = f"{self.field_a}={self.field_b}"
         self.fields_a = (self.field_a,)
         self.fields_b = (self.field_b,)
         self.label = self.label or self.field_a
+        self.new_label = self.new_label or self.pick_label
 
     def _field(self, side: Side) -> str:
         return self.field_a if side is Side.A else self.field_b
+
+    def _chosen(self, items: list[Labeled]) -> int | None:
+        """Index of the value the single field holds: the picked label's, else the first."""
+        if not items:
+            return None
+        if self.pick_label:
+            wanted = self.pick_label.casefold()
+            for i, item in enumerate(items):
+                if item.label.casefold() == wanted:
+                    return i
+            return None
+        return 0
 
     def value(self, side: Side, record: Record) -> str:
         raw = record.fields.get(self._field(side))
         if isinstance(raw, str):
             return raw
-        for item in raw or ():
-            if isinstance(item, Labeled) and item.value.strip():
-                return item.value
-        return ""
+        items = [v for v in raw or () if isinstance(v, Labeled) and v.value.strip()]
+        at = self._chosen(items)
+        return "" if at is None else items[at].value
 
     def canon(self, value: str) -> Canon:
         return canon_single(self.kind, value, self.region)
@@ -250,13 +264,15 @@ class ListToSingle(FieldMapping):
         items = [v for v in (raw or ()) if isinstance(v, Labeled) and v.value.strip()]
         if isinstance(raw, str) and raw.strip():
             items = [Labeled(raw)]
-        if items:
+        at = self._chosen(items)
+        if at is not None:
             if value.strip():
-                items[0] = Labeled(value, items[0].label)
+                items[at] = Labeled(value, items[at].label)
             else:
-                items.pop(0)
+                items.pop(at)
         elif value.strip():
-            items = [Labeled(value, self.new_label)]
+            new = Labeled(value, self.new_label)
+            items = [new, *items] if not self.pick_label else [*items, new]
         return Patch({key: tuple(items)})
 
 

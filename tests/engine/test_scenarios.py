@@ -591,3 +591,33 @@ def test_full_name_to_parts_with_prefix_suffix_and_middle(tmp_path: Path) -> Non
     assert a_tolkien.fields["full_name"] == "John Ronald Reuel Tolkien"
     assert p.b.records[tolkien.id].fields["middle_name"] == "Ronald Reuel"  # left alone
     assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_list_to_single_with_a_picked_label(tmp_path: Path) -> None:
+    from app.mapping.config import CustomMapping, MappingConfig, active_mappings, build_views
+    from app.model import Schema
+
+    single = (
+        *tuple(f for f in STANDARD_FIELDS if f.key != "phones"),
+        FieldSpec("mobile", "Mobile", FieldType.PHONE),
+    )
+    p = Pair(tmp_path, fields_b=single)
+    config = MappingConfig(custom=[CustomMapping("phones", "mobile", pick_label="mobile")])
+    views = build_views(Schema(p.a.fields()), Schema(p.b.fields()), config, Direction.TWO_WAY)
+    p.mappings = active_mappings(views)
+    a = p.a.add(
+        {
+            "emails": em("ann@x.com"),
+            "phones": (Labeled("+44 20 7946 0958", "work"), Labeled("+44 7700 900123", "mobile")),
+        }
+    )
+    p.run()
+    b = next(iter(p.b.records.values()))
+    assert b.fields["mobile"] == "+44 7700 900123"
+    p.b.edit(b.id, mobile="+44 7700 900999")
+    p.run()
+    assert p.a.records[a.id].fields["phones"] == (
+        Labeled("+44 20 7946 0958", "work"),
+        Labeled("+44 7700 900999", "mobile"),
+    )
+    assert p.run().updated == {"a": 0, "b": 0}
