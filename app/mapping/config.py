@@ -315,6 +315,8 @@ def make_mapping(a: FieldSpec, b: FieldSpec, custom: CustomMapping, region: str)
     """The mapping object for two compatible fields."""
     label = f"{a.label} ↔ {b.label}"
     kind = canon_kind(a.type if a.type not in (FieldType.TEXT, FieldType.LONG_TEXT) else b.type)
+    if {a.type, b.type} == {FieldType.DATE, FieldType.DATETIME}:
+        kind = "date"  # compare what both can hold
     has_table = bool(custom.values_a_to_b or custom.values_b_to_a)
     choice_like = {FieldType.SINGLE_CHOICE, FieldType.MULTI_CHOICE, FieldType.BOOLEAN}
     mapping: FieldMapping

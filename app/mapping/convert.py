@@ -20,6 +20,8 @@ FALSE_WORDS = frozenset({"false", "no", "n", "0", "off", "unchecked", "nein", "n
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _BASIC = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _NO_YEAR = re.compile(r"^--(\d{2})-?(\d{2})$")
+_NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f'’€$£¥%]")
+_NUMBER = re.compile(r"^[+-]?\d[\d.,]*$|^[+-]?[.,]\d+$")
 _SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})$")
 _DOT = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 
@@ -58,7 +60,7 @@ def parse_date(text: str) -> str | None:
     else:
         return None
     try:
-        date(year or 2000, month, day)  # 2000 is a leap year: --02-29 is valid
+        date(2000 if year is None else year, month, day)  # 2000 is leap: --02-29 is valid
     except ValueError:
         return None
     if year is None:
@@ -75,6 +77,8 @@ def parse_datetime(text: str) -> str | None:
     s = text.strip()
     if not s:
         return None
+    if _ISO.match(s) or _BASIC.match(s):
+        return parse_date(s)
     try:
         moment = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
@@ -92,8 +96,8 @@ def parse_number(text: str) -> Decimal | None:
     thousands separator (``1,234``), otherwise a decimal comma (``12,5``); a single dot is a
     decimal point.
     """
-    s = "".join(ch for ch in text.strip() if ch.isdigit() or ch in ".,-+")
-    if not any(ch.isdigit() for ch in s):
+    s = _NUMBER_NOISE.sub("", text.strip())
+    if not _NUMBER.match(s):
         return None
     commas, dots = s.count(","), s.count(".")
     if commas and dots:

@@ -130,10 +130,8 @@ class SameField(FieldMapping):
         raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
         if isinstance(raw, str):
             return raw
-        if raw:
-            first = raw[0]
-            return first.value if isinstance(first, Labeled) else ""
-        return ""
+        # Several values (a multi-choice written into text): all of them, joined.
+        return ", ".join(v.value for v in raw or () if isinstance(v, Labeled) and v.value.strip())
 
     def canon(self, value: str) -> Canon:
         return canon_single(self.kind, value, self.region)
@@ -432,9 +430,14 @@ class Segments(FieldMapping):
         return sorted({canon_text(s) for s in value if s.strip()})
 
     def patch(self, side: Side, record: Record | None, value: frozenset[str]) -> Patch:
-        current = {canon_text(s) for s in (record.segments if record else frozenset())}
-        target = {canon_text(s) for s in value}
-        return Patch(add_segments=target - current, remove_segments=current - target)
+        stored = record.segments if record else frozenset()
+        current = {canon_text(s) for s in stored}
+        target = {canon_text(s) for s in value if s.strip()}
+        return Patch(
+            add_segments=target - current,
+            # Remove by the name the app stores, not by its canonical form.
+            remove_segments={s for s in stored if canon_text(s) not in target},
+        )
 
 
 KEEP = "\x00keep"
@@ -443,13 +446,21 @@ MISSING = "\x00missing:"
 """Prefix of a value with no table entry (writing it fails: value not allowed)."""
 
 
-def _lookup(table: dict[str, str | None], value: str) -> tuple[bool, str | None]:
+def _lookup(
+    table: dict[str, str | None], value: str, boolean: bool = False
+) -> tuple[bool, str | None]:
+    """A table entry for ``value``: exact, then case-insensitive, then (yes/no) by meaning."""
     if value in table:
         return True, table[value]
     folded = value.casefold()
     for key, target in table.items():
         if key.casefold() == folded:
             return True, target
+    if boolean:
+        flag = parse_boolean(value)
+        for key, target in table.items():
+            if flag is not None and parse_boolean(key) == flag:
+                return True, target
     return False, None
 
 
@@ -503,10 +514,13 @@ class ChoiceField(FieldMapping):
         reverse: dict[str, str | None],
         choices: tuple[str, ...],
         target_kind: str,
+        source_kind: str,
     ) -> str:
-        found, target = _lookup(table, item)
+        found, target = _lookup(table, item, boolean=source_kind == "boolean")
         if found:
-            return KEEP if target is None else target
+            if target is None:
+                return KEEP
+            return _bool_word(target) if target_kind == "boolean" else target
         inverse = [
             k for k, v in reverse.items() if v is not None and v.casefold() == item.casefold()
         ]
@@ -527,7 +541,8 @@ class ChoiceField(FieldMapping):
         if side is Side.B:
             return tuple(items)
         return tuple(
-            self._translate(i, self.a_to_b, self.b_to_a, self.choices_b, self.kind_b) for i in items
+            self._translate(i, self.a_to_b, self.b_to_a, self.choices_b, self.kind_b, self.kind_a)
+            for i in items
         )
 
     def canon(self, value: tuple[str, ...]) -> Canon:
@@ -538,7 +553,9 @@ class ChoiceField(FieldMapping):
         key = self.field_a if side is Side.A else self.field_b
         if side is Side.A:
             items = [
-                self._translate(v, self.b_to_a, self.a_to_b, self.choices_a, self.kind_a)
+                self._translate(
+                    v, self.b_to_a, self.a_to_b, self.choices_a, self.kind_a, self.kind_b
+                )
                 for v in value
             ]
         else:
@@ -574,7 +591,8 @@ def parse_address(text: str, label: str = "") -> Address:
     A formatted address of our own (street / postcode city / country) is recognised when its
     middle line starts with a postcode; anything else stays in ``street`` so nothing is lost.
     """
-    lines = [ln.strip() for ln in text.replace("\r", "").split("\n") if ln.strip()]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
     if len(lines) == 3:
         first, _, rest = lines[1].partition(" ")
         if first[:1].isdigit() and rest:
