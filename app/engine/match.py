@@ -54,21 +54,16 @@ class Matcher:
                     self.mem[side].setdefault(k, set()).add(rid)
 
     def duplicates_to_recheck(self, side: Side) -> list[str]:
-        """Contacts held in Duplicates whose partner changed or disappeared this run."""
-        dup_ids = self.state.ids_with_status(side, "duplicate")
-        if not dup_ids:
-            return []
-        touched: set[str] = set()
-        for s in (Side.A, Side.B):
-            read = self.reads[s]
-            for rec in read.changed.values():
-                touched.update(keys_of(rec))
-            for keys in self.state.keys_of(s, [*read.changed, *read.gone]).values():
-                touched.update(keys)
+        """Contacts held in Duplicates, matched again every run.
+
+        Whether a duplicate is resolved can depend on a write of the previous run (the
+        partner's email moved away), which no listing shows as a change; Duplicates are few,
+        so re-checking them all is cheap and never leaves one stuck.
+        """
         return [
             rid
-            for rid, keys in self.state.keys_of(side, dup_ids).items()
-            if touched.intersection(keys) and rid not in self.skip[side]
+            for rid in self.state.ids_with_status(side, "duplicate")
+            if rid not in self.skip[side]
         ]
 
     def match(self, avoid_duplicates: bool) -> MatchResult:

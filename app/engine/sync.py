@@ -204,7 +204,14 @@ class SyncRun:
                 hits = app.find_by_email(emails) if emails else []
                 if len(hits) == 1:
                     found = hits[0].id
-            self.state.resolve_intent(intent.op_id, target.other, intent.source_id, found)
+            source = target.other
+            state = "active"
+            if found is not None and not self.apps[source].fetch([intent.source_id]):
+                # Created, then the user deleted the source before we recorded it: keep the
+                # copy (never delete) and remember the pair as deleted on the source side.
+                state = f"deleted_{source.value}"
+                self.report.deleted_other_side += 1
+            self.state.resolve_intent(intent.op_id, source, intent.source_id, found, state)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -297,12 +304,12 @@ class SyncRun:
                 if b is not None and b.state == "active" and b.id not in tomb_ids:
                     pair_rows[b.id] = b
         for b in self.state.bindings_needing_merge():
-            if b.state == "active":
+            if b.state == "active" and b.id not in tomb_ids:
                 pair_rows[b.id] = b
         due = self.state.due_failures(self.run_no) if self.run_no else []
         retry_ids = [f.binding_id for f in due if f.binding_id is not None]
         for b in self.state.bindings_by_id(retry_ids):
-            if b.state == "active":
+            if b.state == "active" and b.id not in tomb_ids:
                 pair_rows.setdefault(b.id, b)
         # Unbound records to match.
         unbound: dict[Side, dict[str, Record]] = {Side.A: {}, Side.B: {}}
@@ -610,7 +617,7 @@ class SyncRun:
         r.matched = sum(1 for p in plan.pairs if p.binding_id == 0)
         r.excluded = sum(1 for n in plan.notes if n.status == "excluded")
         r.duplicates = sum(1 for n in plan.notes if n.status == "duplicate")
-        r.deleted_other_side = len(plan.tombstones)
+        r.deleted_other_side += len(plan.tombstones)
 
     # --- applying ------------------------------------------------------------------------------
 
@@ -660,6 +667,7 @@ class SyncRun:
             run_id=self.run_id,
             index=index,
             tombstones=[(t[0], t[1]) for t in plan.tombstones],
+            clear_binding_failures=[t[0] for t in plan.tombstones],
             statuses=statuses,
             dropped=dropped,
             failures=failures,
@@ -706,6 +714,7 @@ class SyncRun:
         self.state.commit(
             run_id=self.run_id,
             new_bindings=[(p.record_a.id, p.record_b.id, {}) for p in pairs],
+            matched=True,  # merged as a first sync until the pair's base is committed
             run_no=self.run_no,
         )
         rows = self.state.bindings_for(Side.A, [p.record_a.id for p in pairs])

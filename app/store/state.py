@@ -385,7 +385,9 @@ class SyncState:
         with self.sessions() as s, s.begin():
             s.add_all(intents)
 
-    def resolve_intent(self, op_id: str, source: Side, source_id: str, new_id: str | None) -> None:
+    def resolve_intent(
+        self, op_id: str, source: Side, source_id: str, new_id: str | None, state: str = "active"
+    ) -> None:
         """An interrupted create: bind it if the app has it, else forget the intent."""
         with self.sessions() as s, s.begin():
             if new_id is not None:
@@ -402,8 +404,9 @@ class SyncState:
                             connection_id=self.cid,
                             id_a=id_a,
                             id_b=id_b,
-                            needs_merge=True,
+                            needs_merge=state == "active",
                             base="{}",
+                            state=state,
                         )
                     )
             s.execute(delete(PendingOp).where(PendingOp.op_id == op_id))
@@ -416,6 +419,7 @@ class SyncState:
         run_id: int,
         index: Sequence[IndexEntry] = (),
         new_bindings: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        matched: bool = False,
         bases: Sequence[tuple[int, dict[str, Any]]] = (),
         tombstones: Sequence[tuple[int, str]] = (),
         statuses: Sequence[tuple[Side, str, str, str]] = (),
@@ -442,7 +446,7 @@ class SyncState:
                             "id_b": b,
                             "base": json.dumps(base),
                             "state": "active",
-                            "needs_merge": False,
+                            "needs_merge": matched,
                             "created_at": now,
                         }
                         for a, b, base in new_bindings
