@@ -9,6 +9,7 @@ once, so a crash at any point loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,6 +40,8 @@ from app.store.state import BindingRow, FailureNote, IndexEntry, JournalNote, Sy
 Progress = Callable[[str, int, int], None]
 
 TRASH_SEGMENT = "Pairsync Trash"
+MAPPINGS_CURSOR = "m"
+"""Cursor row holding the fingerprint of the mappings the stored bases were agreed under."""
 
 
 @dataclass(slots=True)
@@ -174,6 +177,7 @@ class SyncRun:
             self.check_writes(plan, confirm)
             if not dry_run:
                 self.apply(plan, reads)
+                self.state.set_cursor(MAPPINGS_CURSOR, self.mapping_fingerprint())
             status = "failed" if self.report.failed else "ok"
         except GuardStop as stop:
             status, message = "guard", str(stop)
@@ -352,6 +356,13 @@ class SyncRun:
                 )
                 continue
             plan.creates.append(self.plan_create(side, rec))
+        if self.mappings_changed():
+            # Mappings changed since the bases were agreed: every pair is planned again, from
+            # the local index (no app is read again); only what the change implies is written.
+            for chunk in self.state.active_bindings():
+                for b in chunk:
+                    if b.id not in tomb_ids:
+                        pair_rows.setdefault(b.id, b)
         # Bound pairs: current records from this run's read or from the index.
         self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
         self.hold_back_email_collisions(plan, reads)
@@ -424,6 +435,13 @@ class SyncRun:
             )
             if not (u.fields or u.add_segments or u.remove_segments) and u in pair.updates:
                 pair.updates.remove(u)
+
+    def mapping_fingerprint(self) -> str:
+        parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+
+    def mappings_changed(self) -> bool:
+        return self.state.cursor(MAPPINGS_CURSOR) not in (None, self.mapping_fingerprint())
 
     def plan_bound_pairs(
         self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]

@@ -97,6 +97,10 @@ class FieldMapping:
     def fields_of(self, side: Side) -> tuple[str, ...]:
         return self.fields_a if side is Side.A else self.fields_b
 
+    def fingerprint(self) -> str:
+        """What, besides key and direction, changes how values flow (value tables, labels)."""
+        return repr(sorted((k, repr(v)) for k, v in vars(self).items() if k not in ("key",)))
+
 
 def _empty_canon(canon: Canon) -> bool:
     return canon in ("", [], None)

@@ -21,6 +21,7 @@ from app.store.models import (
     Binding,
     ConflictEntry,
     Connection,
+    Cursor,
     Failure,
     IndexedRecord,
     JournalEntry,
@@ -197,6 +198,39 @@ class SyncState:
                 for key, rid in rows:
                     out.setdefault(key, set()).add(rid)
         return out
+
+    # --- cursors: where each feed stopped, and which mapping set the bases belong to -----------
+
+    def cursor(self, side: str) -> str | None:
+        with self.sessions() as s:
+            row = s.get(Cursor, (self.cid, side))
+            return None if row is None else row.cursor
+
+    def set_cursor(self, side: str, value: str) -> None:
+        with self.sessions() as s, s.begin():
+            s.merge(Cursor(connection_id=self.cid, side=side, cursor=value, updated_at=utcnow()))
+
+    def active_bindings(self) -> Iterator[list[BindingRow]]:
+        """Every active binding, a chunk at a time (re-planning after a configuration change)."""
+        last = 0
+        while True:
+            with self.sessions() as s:
+                rows = list(
+                    s.scalars(
+                        select(Binding)
+                        .where(
+                            Binding.connection_id == self.cid,
+                            Binding.state == "active",
+                            Binding.id > last,
+                        )
+                        .order_by(Binding.id)
+                        .limit(CHUNK * 4)
+                    )
+                )
+            if not rows:
+                return
+            last = rows[-1].id
+            yield [self._row(b) for b in rows]
 
     def ids_with_status(self, side: Side, status: str) -> list[str]:
         with self.sessions() as s:

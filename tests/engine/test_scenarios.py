@@ -621,3 +621,20 @@ def test_list_to_single_with_a_picked_label(tmp_path: Path) -> None:
         Labeled("+44 7700 900999", "mobile"),
     )
     assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_turning_a_mapping_on_replans_from_the_index_without_reading(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    all_mappings = p.mappings
+    p.mappings = [m for m in all_mappings if m.key != "title=title"]
+    a = p.a.add({"title": "CEO", "emails": em("ann@x.com")})
+    b = p.b.add({"emails": em("ann@x.com")})
+    p.run()
+    assert "title" not in p.b.records[b.id].fields
+    assert p.run().updated == {"a": 0, "b": 0}
+    p.mappings = all_mappings
+    report = p.run()
+    assert report.read == {"a": 0, "b": 0}  # nothing read again from the apps
+    assert report.updated == {"a": 0, "b": 1}
+    assert p.b.records[b.id].fields["title"] == p.a.records[a.id].fields["title"] == "CEO"
+    assert p.run().updated == {"a": 0, "b": 0}
