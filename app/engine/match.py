@@ -39,7 +39,10 @@ class Matcher:
         reads: Mapping[Side, Any],
         unbound: dict[Side, dict[str, Record]],
         app_names: Mapping[Side, str] | None = None,
+        future: Mapping[Side, Mapping[str, list[str]]] | None = None,
     ) -> None:
+        """``future``: per side, the match keys records will have once this run's planned
+        updates are written (they count instead of what the index or the read says)."""
         self.state = state
         self.reads = reads
         self.unbound = unbound
@@ -48,10 +51,15 @@ class Matcher:
         self.skip: dict[Side, set[str]] = {}
         for side in (Side.A, Side.B):
             read = reads[side]
-            self.skip[side] = set(read.changed) | set(read.gone)
+            planned = (future or {}).get(side, {})
+            self.skip[side] = set(read.changed) | set(read.gone) | set(planned)
             for rid, rec in read.changed.items():
-                for k in keys_of(rec):
+                for k in planned.get(rid) or keys_of(rec):
                     self.mem[side].setdefault(k, set()).add(rid)
+            for rid, keys in planned.items():
+                if rid not in read.changed:
+                    for k in keys:
+                        self.mem[side].setdefault(k, set()).add(rid)
 
     def duplicates_to_recheck(self, side: Side) -> list[str]:
         """Contacts held in Duplicates, matched again every run.

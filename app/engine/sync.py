@@ -325,8 +325,23 @@ class SyncRun:
         for f in due:
             if f.binding_id is None:
                 retry_creates[Side(f.side)].append(f.record_id)
+        if self.mappings_changed():
+            # Mappings changed since the bases were agreed: every pair is planned again, from
+            # the local index (no app is read again); only what the change implies is written.
+            for chunk in self.state.active_bindings():
+                for b in chunk:
+                    if b.id not in tomb_ids:
+                        pair_rows.setdefault(b.id, b)
+        # Bound pairs first: the emails they are about to write are what matching must see
+        # (a contact freed from Duplicates by an email change syncs in this same run).
+        self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
+        self.hold_back_email_collisions(plan, reads)
         matcher = Matcher(
-            self.state, reads, unbound, {s: self.app_name(s) for s in (Side.A, Side.B)}
+            self.state,
+            reads,
+            unbound,
+            {s: self.app_name(s) for s in (Side.A, Side.B)},
+            future=self.planned_keys(plan),
         )
         for side in (Side.A, Side.B):
             extra = [rid for rid in retry_creates[side] if rid not in unbound[side]]
@@ -340,8 +355,9 @@ class SyncRun:
         result = matcher.match(self.settings.avoid_duplicates)
         # New bindings from matching: merged now as first-sync pairs.
         self.progress("Planning", 0, 0)
+        matched: list[PairPlan] = []
         for rec_a, rec_b in result.pairs:
-            plan.pairs.append(self.plan_pair(0, rec_a, rec_b, None))
+            matched.append(self.plan_pair(0, rec_a, rec_b, None))
         for side, rec, status, reason in result.notes:
             plan.notes.append(Note(side, rec, status, reason))
         for side, rec in result.creates:
@@ -356,16 +372,10 @@ class SyncRun:
                 )
                 continue
             plan.creates.append(self.plan_create(side, rec))
-        if self.mappings_changed():
-            # Mappings changed since the bases were agreed: every pair is planned again, from
-            # the local index (no app is read again); only what the change implies is written.
-            for chunk in self.state.active_bindings():
-                for b in chunk:
-                    if b.id not in tomb_ids:
-                        pair_rows.setdefault(b.id, b)
-        # Bound pairs: current records from this run's read or from the index.
-        self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
-        self.hold_back_email_collisions(plan, reads)
+        if matched:
+            new_pairs = SyncPlan(pairs=matched)
+            self.hold_back_email_collisions(new_pairs, reads)
+            plan.pairs.extend(matched)
         return plan
 
     def hold_back_email_collisions(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
@@ -435,6 +445,16 @@ class SyncRun:
             )
             if not (u.fields or u.add_segments or u.remove_segments) and u in pair.updates:
                 pair.updates.remove(u)
+
+    def planned_keys(self, plan: SyncPlan) -> dict[Side, dict[str, list[str]]]:
+        """Match keys of records whose emails this plan rewrites, as they will be."""
+        out: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        email_fields = {f for m in self.mappings if m.match_key for f in (*m.fields_a, *m.fields_b)}
+        for u in plan.updates():
+            if email_fields.intersection(u.fields):
+                after = Record(u.record.id, u.record.version, {**u.record.fields, **u.fields})
+                out[u.target][u.record.id] = keys_of(after)
+        return out
 
     def mapping_fingerprint(self) -> str:
         parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
@@ -686,6 +706,7 @@ class SyncRun:
             index=index,
             tombstones=[(t[0], t[1]) for t in plan.tombstones],
             clear_binding_failures=[t[0] for t in plan.tombstones],
+            cleared=dropped,  # a contact that is gone has nothing left to retry
             statuses=statuses,
             dropped=dropped,
             failures=failures,

@@ -638,3 +638,16 @@ def test_turning_a_mapping_on_replans_from_the_index_without_reading(tmp_path: P
     assert report.updated == {"a": 0, "b": 1}
     assert p.b.records[b.id].fields["title"] == p.a.records[a.id].fields["title"] == "CEO"
     assert p.run().updated == {"a": 0, "b": 0}
+
+
+def test_failure_of_a_contact_deleted_before_its_retry_is_cleared(tmp_path: Path) -> None:
+    p = Pair(tmp_path)
+    a = p.a.add({"emails": em("p0@x.com")})
+    p.a.add({"emails": em("p1@x.com")})
+    p.b.reject["p0@x.com"] = Rejected("nope")
+    assert p.run().failed == 1
+    p.b.reject.clear()
+    p.a.delete(a.id)
+    assert p.run().status == "ok"
+    with p.store.session() as s:
+        assert s.scalars(select(Failure)).all() == []
