@@ -111,24 +111,33 @@ def is_empty_canon(canon: Canon) -> bool:
 
 
 @dataclass
-class SameField(FieldMapping):
-    """One single-valued field ↔ one single-valued field."""
+class OneToOne(FieldMapping):
+    """A mapping between one field of A and one field of B (most mappings are)."""
 
     field_a: str
     field_b: str
-    kind: str = "text"
-    region: str = ""
     label: str = ""
-    match_key: bool = False
-    convert_to_a: tuple[str, str] = ("text", "text")
-    """(source type, target type) of values written into A."""
-    convert_to_b: tuple[str, str] = ("text", "text")
 
     def __post_init__(self) -> None:
         self.key = f"{self.field_a}={self.field_b}"
         self.fields_a = (self.field_a,)
         self.fields_b = (self.field_b,)
         self.label = self.label or self.field_a
+
+    def field_on(self, side: Side) -> str:
+        return self.field_a if side is Side.A else self.field_b
+
+
+@dataclass
+class SameField(OneToOne):
+    """One single-valued field ↔ one single-valued field."""
+
+    kind: str = "text"
+    region: str = ""
+    match_key: bool = False
+    convert_to_a: tuple[str, str] = ("text", "text")
+    """(source type, target type) of values written into A."""
+    convert_to_b: tuple[str, str] = ("text", "text")
 
     def value(self, side: Side, record: Record) -> str:
         raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
@@ -148,7 +157,7 @@ class SameField(FieldMapping):
 
 
 @dataclass
-class ListField(FieldMapping):
+class ListField(OneToOne):
     """A multi-valued field ↔ a multi-valued field (emails, phones, addresses, urls).
 
     Compared by values only: labels travel with the values but a label the other app cannot
@@ -156,18 +165,9 @@ class ListField(FieldMapping):
     key); other lists compare as sets of values, since apps may reorder them by label.
     """
 
-    field_a: str
-    field_b: str
     kind: str = "text"
     region: str = ""
-    label: str = ""
     match_key: bool = False
-
-    def __post_init__(self) -> None:
-        self.key = f"{self.field_a}={self.field_b}"
-        self.fields_a = (self.field_a,)
-        self.fields_b = (self.field_b,)
-        self.label = self.label or self.field_a
 
     def value(self, side: Side, record: Record) -> tuple[Labeled | Address, ...]:
         raw = record.fields.get(self.field_a if side is Side.A else self.field_b)
@@ -206,7 +206,7 @@ def _item_empty(item: Labeled | Address) -> bool:
 
 
 @dataclass
-class ListToSingle(FieldMapping):
+class ListToSingle(OneToOne):
     """A multi-valued field on ``list_side`` ↔ a single-valued field on the other side.
 
     The single side holds the primary (first) value of the list. A value written back to the
@@ -214,26 +214,17 @@ class ListToSingle(FieldMapping):
     other value (SPEC S14).
     """
 
-    field_a: str
-    field_b: str
     list_side: Side = Side.A
     kind: str = "text"
     region: str = ""
-    label: str = ""
     match_key: bool = False
     new_label: str = ""
     pick_label: str = ""
     """Take the value with this label (e.g. "mobile") instead of the primary one."""
 
     def __post_init__(self) -> None:
-        self.key = f"{self.field_a}={self.field_b}"
-        self.fields_a = (self.field_a,)
-        self.fields_b = (self.field_b,)
-        self.label = self.label or self.field_a
+        super().__post_init__()
         self.new_label = self.new_label or self.pick_label
-
-    def _field(self, side: Side) -> str:
-        return self.field_a if side is Side.A else self.field_b
 
     def _chosen(self, items: list[Labeled]) -> int | None:
         """Index of the value the single field holds: the picked label's, else the first."""
@@ -248,7 +239,7 @@ class ListToSingle(FieldMapping):
         return 0
 
     def value(self, side: Side, record: Record) -> str:
-        raw = record.fields.get(self._field(side))
+        raw = record.fields.get(self.field_on(side))
         if isinstance(raw, str):
             return raw
         items = [v for v in raw or () if isinstance(v, Labeled) and v.value.strip()]
@@ -259,7 +250,7 @@ class ListToSingle(FieldMapping):
         return canon_single(self.kind, value, self.region)
 
     def patch(self, side: Side, record: Record | None, value: str) -> Patch:
-        key = self._field(side)
+        key = self.field_on(side)
         if side is not self.list_side:
             return Patch({key: value})
         raw = record.fields.get(key) if record is not None else None
@@ -469,7 +460,7 @@ def _lookup(
 
 
 @dataclass
-class ChoiceField(FieldMapping):
+class ChoiceField(OneToOne):
     """A choice (or yes/no) field ↔ a choice (or yes/no, or text) field through value tables.
 
     Values are compared in B's vocabulary: A's value is translated with the A→B table (an
@@ -479,9 +470,6 @@ class ChoiceField(FieldMapping):
     Multi-choice values map element by element.
     """
 
-    field_a: str
-    field_b: str
-    label: str = ""
     a_to_b: dict[str, str | None] = field(default_factory=dict)
     b_to_a: dict[str, str | None] = field(default_factory=dict)
     choices_a: tuple[str, ...] = ()
@@ -489,12 +477,6 @@ class ChoiceField(FieldMapping):
     multi: bool = False
     kind_a: str = "single_choice"
     kind_b: str = "single_choice"
-
-    def __post_init__(self) -> None:
-        self.key = f"{self.field_a}={self.field_b}"
-        self.fields_a = (self.field_a,)
-        self.fields_b = (self.field_b,)
-        self.label = self.label or self.field_a
 
     def _items(self, side: Side, record: Record | None) -> list[str]:
         if record is None:
@@ -607,39 +589,27 @@ def parse_address(text: str, label: str = "") -> Address:
 
 
 @dataclass
-class AddressText(FieldMapping):
+class AddressText(OneToOne):
     """A structured address (the primary one) ↔ a single text field."""
 
-    field_a: str
-    field_b: str
     structured_side: Side = Side.A
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        self.key = f"{self.field_a}={self.field_b}"
-        self.fields_a = (self.field_a,)
-        self.fields_b = (self.field_b,)
-        self.label = self.label or self.field_a
-
-    def _field(self, side: Side) -> str:
-        return self.field_a if side is Side.A else self.field_b
 
     def _addresses(self, record: Record | None) -> list[Address]:
-        raw = record.fields.get(self._field(self.structured_side)) if record else None
+        raw = record.fields.get(self.field_on(self.structured_side)) if record else None
         return [a for a in (raw or ()) if isinstance(a, Address) and not a.is_empty()]
 
     def value(self, side: Side, record: Record) -> str:
         if side is self.structured_side:
             found = self._addresses(record)
             return format_address(found[0]) if found else ""
-        raw = record.fields.get(self._field(side))
+        raw = record.fields.get(self.field_on(side))
         return raw if isinstance(raw, str) else ""
 
     def canon(self, value: str) -> Canon:
         return canon_text(value).casefold()
 
     def patch(self, side: Side, record: Record | None, value: str) -> Patch:
-        key = self._field(side)
+        key = self.field_on(side)
         if side is not self.structured_side:
             return Patch({key: value})
         current = self._addresses(record)

@@ -243,7 +243,7 @@ def test_list_to_single(
         # the next sync copies that value into the single field and then both agree).
         src_value = m.value(source, ra if source is Side.A else rb)
         dst = rb if source is Side.A else ra
-        others = [v for v in (dst.fields.get(m._field(list_side)) or ()) if v.value.strip()]
+        others = [v for v in (dst.fields.get(m.field_on(list_side)) or ()) if v.value.strip()]
         assume(src_value.strip() or len(others) <= 1)
     check_stable(m, source, *_order(source, ra, rb))
 
