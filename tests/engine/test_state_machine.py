@@ -46,7 +46,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select, update
 
-from app.engine import sync as sync_module
+from app.engine import context as run_context
 from app.engine.match import keys_of
 from app.engine.sync import RunReport, SyncRun
 from app.errors import Rejected
@@ -188,7 +188,7 @@ class SyncMachine(RuleBasedStateMachine):
         # title agreed at the last clean sync, per binding (id_a, id_b); None: not valid now.
         self.title_base: dict[tuple[str, str], str] | None = None
         self.next_id = 0
-        self.ids_patch = mock.patch.object(sync_module, "uuid", _DeterministicIds())
+        self.ids_patch = mock.patch.object(run_context, "uuid", _DeterministicIds())
         self.ids_patch.start()
 
     def teardown(self) -> None:

@@ -1,0 +1,431 @@
+"""Applying a plan: writes in batches, each committed with what it changed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.engine.context import (
+    TRASH_SEGMENT,
+    RunContext,
+    SideRead,
+)
+from app.engine.match import keys_of
+from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
+from app.errors import PairsyncError, Rejected, ValueNotAllowed
+from app.model import (
+    Create,
+    Record,
+    Side,
+    Update,
+    WriteOp,
+    WriteResult,
+    value_to_json,
+)
+from app.store.models import PendingOp
+from app.store.state import FailureNote, IndexEntry, JournalNote
+
+
+class Applier(RunContext):
+    """Apply a plan in batches; each batch commits its bindings, bases, index and journal."""
+
+    def apply(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
+        self.progress("Writing", 0, plan.write_count())
+        done_ids: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
+        self.apply_notes(plan, reads, done_ids)
+        # Matched pairs get their binding before any write, so a crash keeps the match.
+        new_pairs = [p for p in plan.pairs if p.binding_id == 0]
+        if new_pairs:
+            self.bind_new_pairs(new_pairs)
+        self.apply_creates(plan.creates, done_ids)
+        self.apply_pairs(plan.pairs, done_ids)
+        self.apply_rest(reads, done_ids)
+
+    def apply_notes(
+        self, plan: SyncPlan, reads: dict[Side, SideRead], done: dict[Side, set[str]]
+    ) -> None:
+        index: list[IndexEntry] = []
+        failures: list[FailureNote] = []
+        statuses: list[tuple[Side, str, str, str]] = []
+        dropped: list[tuple[Side, str]] = []
+        for n in plan.notes:
+            index.append(self.entry(n.side, n.record, n.status, n.reason))
+            done[n.side].add(n.record.id)
+        for side in (Side.A, Side.B):
+            for bad in reads[side].unreadable:
+                failures.append(
+                    FailureNote(
+                        side=side,
+                        record_id=bad.id,
+                        target_side=side,
+                        name=bad.id,
+                        code="unreadable",
+                        message=bad.message,
+                        raw=bad.raw,
+                        source_version=bad.version,
+                    )
+                )
+            dropped.extend((side, rid) for rid in reads[side].gone)
+        self.report.failed += sum(len(reads[s].unreadable) for s in (Side.A, Side.B))
+        for _bid, _state, keep_side, keep_id in plan.tombstones:
+            statuses.append(
+                (keep_side, keep_id, "excluded", f"deleted in {self.app_name(keep_side.other)}")
+            )
+        self.state.commit(
+            run_id=self.run_id,
+            index=index,
+            tombstones=[(t[0], t[1]) for t in plan.tombstones],
+            clear_binding_failures=[t[0] for t in plan.tombstones],
+            cleared=dropped,  # a contact that is gone has nothing left to retry
+            statuses=statuses,
+            dropped=dropped,
+            failures=failures,
+            run_no=self.run_no,
+        )
+        if self.settings.trash and plan.tombstones:
+            self.apply_trash(plan)
+
+    def apply_trash(self, plan: SyncPlan) -> None:
+        for keep_side in (Side.A, Side.B):
+            ids = [t[3] for t in plan.tombstones if t[2] is keep_side]
+            if not ids or not self.writable(keep_side):
+                continue
+            recs = self.state.load_records(keep_side, ids)
+            ops: list[WriteOp] = [
+                Update(self.new_id(), rid, {}, add_segments=frozenset({TRASH_SEGMENT}))
+                for rid in recs
+            ]
+            for res in self.write_batches(keep_side, ops):
+                if res.ok and res.record is not None:
+                    self.state.commit(
+                        run_id=self.run_id,
+                        index=[
+                            self.entry(
+                                keep_side,
+                                res.record,
+                                "excluded",
+                                f"deleted in {self.app_name(keep_side.other)}",
+                            )
+                        ],
+                        journal=[
+                            JournalNote(
+                                keep_side,
+                                res.record.id,
+                                "update",
+                                "segments",
+                                None,
+                                [TRASH_SEGMENT],
+                            )
+                        ],
+                    )
+
+    def bind_new_pairs(self, pairs: list[PairPlan]) -> None:
+        self.state.commit(
+            run_id=self.run_id,
+            new_bindings=[(p.record_a.id, p.record_b.id, {}) for p in pairs],
+            matched=True,  # merged as a first sync until the pair's base is committed
+            run_no=self.run_no,
+        )
+        rows = self.state.bindings_for(Side.A, [p.record_a.id for p in pairs])
+        for p in pairs:
+            p.binding_id = rows[p.record_a.id].id
+            for u in p.updates:
+                u.binding_id = p.binding_id
+
+    def apply_creates(self, creates: list[PlannedCreate], done: dict[Side, set[str]]) -> None:
+        for target in (Side.A, Side.B):
+            todo = [c for c in creates if c.target is target]
+            size = max(1, self.apps[target].info.capabilities.batch_size)
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                self.state.add_intents(
+                    [
+                        PendingOp(
+                            op_id=c.op_id,
+                            connection_id=self.state.cid,
+                            run_id=self.run_id,
+                            target_side=target.value,
+                            source_id=c.record.id,
+                            new_id=c.new_id,
+                            emails=json.dumps(keys_of(c.record)),
+                        )
+                        for c in batch
+                    ]
+                )
+                ops: list[WriteOp] = [
+                    Create(c.op_id, c.fields, c.segments, new_id=c.new_id) for c in batch
+                ]
+                results = self.write_ops(target, ops)
+                self.commit_creates(batch, results, done)
+                self.progress("Writing", start + len(batch), len(todo))
+
+    def commit_creates(
+        self, batch: list[PlannedCreate], results: list[WriteResult], done: dict[Side, set[str]]
+    ) -> None:
+        index: list[IndexEntry] = []
+        new_bindings: list[tuple[str, str, dict[str, Any]]] = []
+        failures: list[FailureNote] = []
+        cleared: list[tuple[Side, str]] = []
+        journal: list[JournalNote] = []
+        for c, res in zip(batch, results, strict=True):
+            done[c.source].add(c.record.id)
+            if res.record is not None:
+                # Created (possibly only in part: then the error is recorded as well, and
+                # the contact is bound all the same so a retry never creates it twice).
+                new = res.record
+                if res.error is not None:
+                    failures.append(self.failure(c.source, c.record, c.target, res.error, None))
+                for pr in c.problems:
+                    failures.append(
+                        self.failure(
+                            c.source,
+                            c.record,
+                            c.target,
+                            ValueNotAllowed(pr.message, field=pr.field)
+                            if pr.code == "value_not_allowed"
+                            else Rejected(pr.message, field=pr.field),
+                            None,
+                        )
+                    )
+                index.append(self.entry(c.source, c.record, "bound"))
+                index.append(self.entry(c.target, new, "bound"))
+                ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)
+                new_bindings.append((ids[0], ids[1], self.base_after_partial(c, res.error)))
+                cleared.append((c.source, c.record.id))
+                journal.extend(
+                    JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
+                    for k, v in c.fields.items()
+                )
+                if c.segments:
+                    journal.append(
+                        JournalNote(
+                            c.target, new.id, "create", "segments", None, sorted(c.segments)
+                        )
+                    )
+            else:
+                index.append(self.entry(c.source, c.record, "failed", "could not be created"))
+                failures.append(self.failure(c.source, c.record, c.target, res.error, None))
+                self.report.created[c.target.value] -= 1
+        self.state.commit(
+            run_id=self.run_id,
+            index=index,
+            new_bindings=new_bindings,
+            failures=failures,
+            cleared=cleared,
+            journal=journal,
+            done_intents=[c.op_id for c in batch],
+            run_no=self.run_no,
+        )
+
+    def base_after_partial(self, c: PlannedCreate, error: Exception | None) -> dict[str, Any]:
+        """The base of a new pair: without the mappings a partial create did not write."""
+        if error is None:
+            return c.base
+        failed_field = getattr(error, "field", None)
+        if not failed_field:
+            return {}
+        return {
+            m.key: c.base[m.key]
+            for m in self.mappings
+            if m.key in c.base and failed_field not in m.fields_of(c.target)
+        }
+
+    def apply_pairs(self, pairs: list[PairPlan], done: dict[Side, set[str]]) -> None:
+        by_op: dict[str, tuple[PairPlan, PlannedUpdate]] = {}
+        for p in pairs:
+            for u in p.updates:
+                by_op[u.op_id] = (p, u)
+        failed_maps: dict[int, set[str]] = {}
+        pending: dict[int, int] = {p.binding_id: len(p.updates) for p in pairs}
+        # Pairs with no writes: their base and index move now.
+        quiet = [p for p in pairs if not p.updates]
+        for start in range(0, len(quiet), 500):
+            chunk = quiet[start : start + 500]
+            self.state.commit(
+                run_id=self.run_id,
+                index=[e for p in chunk for e in self.pair_entries(p, None, None)],
+                bases=[(p.binding_id, p.base) for p in chunk],
+                conflicts=[(p.binding_id, *c) for p in chunk for c in p.conflicts],
+                clear_binding_failures=[p.binding_id for p in chunk],
+                failures=[f for p in chunk for f in self.problem_failures(p)],
+                run_no=self.run_no,
+            )
+            for p in chunk:
+                done[Side.A].add(p.record_a.id)
+                done[Side.B].add(p.record_b.id)
+        for target in (Side.A, Side.B):
+            todo = [u for p in pairs for u in p.updates if u.target is target]
+            size = max(1, self.apps[target].info.capabilities.batch_size)
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                ops: list[WriteOp] = [
+                    Update(
+                        u.op_id,
+                        u.record.id,
+                        u.fields,
+                        u.add_segments,
+                        u.remove_segments,
+                        expected_version=u.record.version,
+                    )
+                    for u in batch
+                ]
+                results = self.write_ops(target, ops)
+                index: list[IndexEntry] = []
+                bases: list[tuple[int, dict[str, Any]]] = []
+                failures: list[FailureNote] = []
+                journal: list[JournalNote] = []
+                conflicts: list[tuple[int, str, Any, Any, str]] = []
+                cleared_bindings: list[int] = []
+                for u, res in zip(batch, results, strict=True):
+                    pair, _ = by_op[u.op_id]
+                    pending[pair.binding_id] -= 1
+                    last = pending[pair.binding_id] == 0
+                    if res.ok and res.record is not None:
+                        journal.extend(
+                            JournalNote(
+                                target,
+                                u.record.id,
+                                "update",
+                                k,
+                                value_to_json(u.record.fields.get(k)),
+                                value_to_json(v),
+                            )
+                            for k, v in u.fields.items()
+                        )
+                        if u.add_segments or u.remove_segments:
+                            journal.append(
+                                JournalNote(
+                                    target,
+                                    u.record.id,
+                                    "update",
+                                    "segments",
+                                    sorted(u.record.segments),
+                                    sorted(
+                                        (u.record.segments | u.add_segments) - u.remove_segments
+                                    ),
+                                )
+                            )
+                        index.extend(self.pair_entries(pair, target, res.record))
+                        if target is Side.A:
+                            pair.record_a = res.record
+                        else:
+                            pair.record_b = res.record
+                    else:
+                        failed_maps.setdefault(pair.binding_id, set()).update(u.mappings)
+                        other = pair.record_b if target is Side.A else pair.record_a
+                        failures.append(
+                            self.failure(
+                                target,
+                                u.record,
+                                target,
+                                res.error,
+                                pair.binding_id,
+                                name_from=other,
+                            )
+                        )
+                        self.report.updated[target.value] -= 1
+                        # A partial write still tells us what the app now holds.
+                        index.extend(self.pair_entries(pair, target, res.record))
+                        if res.record is not None:
+                            if target is Side.A:
+                                pair.record_a = res.record
+                            else:
+                                pair.record_b = res.record
+                    if last:
+                        lost = failed_maps.get(pair.binding_id, set())
+                        base = {
+                            k: (pair.old_base[k] if k in lost and k in pair.old_base else v)
+                            for k, v in pair.base.items()
+                            if not (k in lost and k not in pair.old_base)
+                        }
+                        bases.append((pair.binding_id, base))
+                        conflicts.extend((pair.binding_id, *c) for c in pair.conflicts)
+                        if not lost:
+                            cleared_bindings.append(pair.binding_id)
+                        failures.extend(self.problem_failures(pair))
+                        done[Side.A].add(pair.record_a.id)
+                        done[Side.B].add(pair.record_b.id)
+                self.state.commit(
+                    run_id=self.run_id,
+                    index=index,
+                    bases=bases,
+                    failures=failures,
+                    journal=journal,
+                    conflicts=conflicts,
+                    clear_binding_failures=cleared_bindings,
+                    run_no=self.run_no,
+                )
+
+    def problem_failures(self, pair: PairPlan) -> list[FailureNote]:
+        out = []
+        for pr in pair.problems:
+            self.report.failed += 1
+            other = pair.record_b if pr.target is Side.A else pair.record_a
+            out.append(
+                FailureNote(
+                    side=pr.target,
+                    record_id=pr.record.id,
+                    target_side=pr.target,
+                    name=other.display_name(),
+                    code=pr.code,
+                    message=pr.message,
+                    field=pr.field,
+                    binding_id=pair.binding_id,
+                    source_version=pr.record.version,
+                )
+            )
+        return out
+
+    def pair_entries(
+        self, pair: PairPlan, written: Side | None, new: Record | None
+    ) -> list[IndexEntry]:
+        """Index entries for a pair after a commit for side ``written`` (None: no writes).
+
+        The written side gets its new record (or the one read, when the write failed); the
+        other side is indexed here only when it has no write of its own, which indexes it.
+        """
+        targets = {u.target for u in pair.updates}
+        out: list[IndexEntry] = []
+        for side, rec in ((Side.A, pair.record_a), (Side.B, pair.record_b)):
+            if side is written:
+                out.append(self.entry(side, new or rec, "bound"))
+            elif side not in targets:
+                out.append(self.entry(side, rec, "bound"))
+        return out
+
+    def apply_rest(self, reads: dict[Side, SideRead], done: dict[Side, set[str]]) -> None:
+        """Changed records that needed no write (e.g. an edit to an unmapped field)."""
+        for side in (Side.A, Side.B):
+            rest = [r for rid, r in reads[side].changed.items() if rid not in done[side]]
+            if not rest:
+                continue
+            bound = self.state.bindings_for(side, [r.id for r in rest])
+            for start in range(0, len(rest), 500):
+                chunk = rest[start : start + 500]
+                entries = []
+                for r in chunk:
+                    b = bound.get(r.id)
+                    if b is None:
+                        continue  # unplanned unbound record (e.g. failed): indexed by its note
+                    status, reason = "bound", ""
+                    if b.state != "active":
+                        status, reason = "excluded", (f"deleted in {self.app_name(side.other)}")
+                    entries.append(self.entry(side, r, status, reason))
+                self.state.commit(run_id=self.run_id, index=entries, run_no=self.run_no)
+
+    # --- small pieces ------------------------------------------------------------------------
+
+    def write_ops(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        results = self.apps[side].write(ops)
+        if len(results) != len(ops):
+            raise PairsyncError(
+                f"{self.app_name(side)} answered {len(results)} results for {len(ops)} writes."
+            )
+        return results
+
+    def write_batches(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        size = max(1, self.apps[side].info.capabilities.batch_size)
+        out: list[WriteResult] = []
+        for start in range(0, len(ops), size):
+            out.extend(self.write_ops(side, ops[start : start + size]))
+        return out

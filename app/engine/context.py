@@ -1,0 +1,207 @@
+"""The shared state of one sync run, its settings and its report."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.connectors.base import Connector
+from app.engine.match import keys_of
+from app.errors import PairsyncError
+from app.mapping.fields import Direction, FieldMapping
+from app.model import (
+    FieldValue,
+    Record,
+    Side,
+    Unreadable,
+    record_to_json,
+    value_to_json,
+)
+from app.store.state import FailureNote, IndexEntry, SyncState
+
+Progress = Callable[[str, int, int], None]
+
+TRASH_SEGMENT = "Pairsync Trash"
+MAPPINGS_CURSOR = "m"
+"""Cursor row holding the fingerprint of the mappings the stored bases were agreed under."""
+
+
+@dataclass(slots=True)
+class Settings:
+    direction: Direction = Direction.TWO_WAY
+    winner: Side = Side.A
+    avoid_duplicates: bool = True
+    propagate_clears: bool = True
+    trash: bool = False
+    guard_max_writes: int = 500
+    guard_shrink_percent: int = 20
+    guard_min_gone: int = 5
+
+
+@dataclass(slots=True)
+class RunReport:
+    connection: str
+    status: str = "ok"  # ok | failed | guard | auth | unavailable
+    dry_run: bool = False
+    created: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    failed: int = 0
+    conflicts: int = 0
+    excluded: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    deleted_other_side: int = 0
+    message: str = ""
+    guard: dict[str, Any] = field(default_factory=dict)
+    read: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "connection": self.connection,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "failed": self.failed,
+            "conflicts": self.conflicts,
+            "excluded": self.excluded,
+            "duplicates": self.duplicates,
+            "matched": self.matched,
+            "deleted_other_side": self.deleted_other_side,
+            "read": dict(self.read),
+            "guard": self.guard,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class SideRead:
+    """What one side's read produced this run."""
+
+    changed: dict[str, Record] = field(default_factory=dict)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    listed: int = 0
+    known: int = 0
+
+
+class GuardStop(Exception):
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _noop_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+class RunContext:
+    """What every step of a run shares: the apps, mappings, settings, store and report."""
+
+    def __init__(
+        self,
+        name: str,
+        state: SyncState,
+        apps: dict[Side, Connector],
+        mappings: Sequence[FieldMapping],
+        settings: Settings,
+        progress: Progress | None = None,
+    ) -> None:
+        self.name = name
+        self.state = state
+        self.apps = apps
+        self.mappings = list(mappings)
+        self.settings = settings
+        self.progress = progress or _noop_progress
+        self.report = RunReport(connection=name)
+        self.run_id = 0
+        self.run_no = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        """A fresh id for an operation or a record we create (one place, for tests too)."""
+        return uuid.uuid4().hex
+
+    def writable(self, side: Side) -> bool:
+        return self.settings.direction.writes(side)
+
+    def flows(self, m: FieldMapping, side: Side) -> bool:
+        """May mapping ``m`` write into ``side``? Connection ∩ mapping (∩ writability)."""
+        return self.writable(side) and m.direction.writes(side)
+
+    def mapping_winner(self, m: FieldMapping) -> Side:
+        if m.direction is Direction.A_TO_B:
+            return Side.A
+        if m.direction is Direction.B_TO_A:
+            return Side.B
+        return self.effective_winner()
+
+    def effective_winner(self) -> Side:
+        if self.settings.direction is Direction.A_TO_B:
+            return Side.A
+        if self.settings.direction is Direction.B_TO_A:
+            return Side.B
+        return self.settings.winner
+
+    def app_name(self, side: Side) -> str:
+        return self.apps[side].info.name
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def entry(self, side: Side, rec: Record, status: str, reason: str = "") -> IndexEntry:
+        return IndexEntry(side, rec, record_to_json(rec), keys_of(rec), status, reason)
+
+    def failure(
+        self,
+        target: Side,
+        rec: Record,
+        where: Side,
+        error: Exception | None,
+        binding_id: int | None,
+        name_from: Record | None = None,
+    ) -> FailureNote:
+        self.report.failed += 1
+        code = getattr(error, "code", "error")
+        message = str(error) if error is not None else "The app did not accept the change."
+        if not isinstance(error, PairsyncError):
+            message = f"{self.app_name(where)} refused the change: {message}"
+        return FailureNote(
+            side=target,
+            record_id=rec.id,
+            target_side=where,
+            name=(name_from or rec).display_name(),
+            code=code,
+            message=message,
+            field=getattr(error, "field", None) or "",
+            raw=getattr(error, "raw", "") or "",
+            binding_id=binding_id,
+            source_version=rec.version,
+        )
+
+    def mapping_fingerprint(self) -> str:
+        parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+
+    def mappings_changed(self) -> bool:
+        return self.state.cursor(MAPPINGS_CURSOR) not in (None, self.mapping_fingerprint())
+
+
+def _same(old: FieldValue | None, new: FieldValue | None) -> bool:
+    def norm(v: FieldValue | None) -> Any:
+        if v is None or v == "" or v == ():
+            return None
+        return v
+
+    return bool(norm(old) == norm(new))
+
+
+def value_to_json_any(value: Any) -> Any:
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, str | tuple) or value is None:
+        return value_to_json(value)
+    return value

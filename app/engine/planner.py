@@ -1,0 +1,394 @@
+"""Planning a run: which contacts match, and what each app must be told (nothing written)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.engine.context import (
+    RunContext,
+    SideRead,
+    _same,
+    value_to_json_any,
+)
+from app.engine.match import Matcher, keys_of
+from app.engine.merge import merge_lists, merge_sets, merge_value
+from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
+from app.errors import Rejected
+from app.mapping.fields import FieldMapping, ListField, Patch
+from app.model import (
+    Record,
+    Side,
+)
+from app.store.state import BindingRow
+
+
+class Planner(RunContext):
+    """Match and plan: decide every write of a run, before any is made (dry run = this)."""
+
+    def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
+        self.progress("Matching", 0, 0)
+        plan = SyncPlan()
+        # Bindings of everything that changed or disappeared.
+        bindings: dict[Side, dict[str, BindingRow]] = {
+            side: self.state.bindings_for(side, [*reads[side].changed, *reads[side].gone])
+            for side in (Side.A, Side.B)
+        }
+        for side in (Side.A, Side.B):
+            for rid in reads[side].gone:
+                b = bindings[side].get(rid)
+                if b is not None and b.state == "active":
+                    plan.tombstones.append(
+                        (b.id, f"deleted_{side.value}", side.other, b.id_on(side.other))
+                    )
+        tomb_ids = {t[0] for t in plan.tombstones}
+        # Pairs to merge: changed bound records, pairs needing merge, due retries.
+        pair_rows: dict[int, BindingRow] = {}
+        for side in (Side.A, Side.B):
+            for rid in reads[side].changed:
+                b = bindings[side].get(rid)
+                if b is not None and b.state == "active" and b.id not in tomb_ids:
+                    pair_rows[b.id] = b
+        for b in self.state.bindings_needing_merge():
+            if b.state == "active" and b.id not in tomb_ids:
+                pair_rows[b.id] = b
+        due = self.state.due_failures(self.run_no) if self.run_no else []
+        retry_ids = [f.binding_id for f in due if f.binding_id is not None]
+        for b in self.state.bindings_by_id(retry_ids):
+            if b.state == "active" and b.id not in tomb_ids:
+                pair_rows.setdefault(b.id, b)
+        # Unbound records to match.
+        unbound: dict[Side, dict[str, Record]] = {Side.A: {}, Side.B: {}}
+        for side in (Side.A, Side.B):
+            for rid, rec in reads[side].changed.items():
+                if rid not in bindings[side]:
+                    unbound[side][rid] = rec
+        retry_creates: dict[Side, list[str]] = {Side.A: [], Side.B: []}
+        for f in due:
+            if f.binding_id is None:
+                retry_creates[Side(f.side)].append(f.record_id)
+        if self.mappings_changed():
+            # Mappings changed since the bases were agreed: every pair is planned again, from
+            # the local index (no app is read again); only what the change implies is written.
+            for chunk in self.state.active_bindings():
+                for b in chunk:
+                    if b.id not in tomb_ids:
+                        pair_rows.setdefault(b.id, b)
+        # Bound pairs first: the emails they are about to write are what matching must see
+        # (a contact freed from Duplicates by an email change syncs in this same run).
+        self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
+        self.hold_back_email_collisions(plan, reads)
+        matcher = Matcher(
+            self.state,
+            reads,
+            unbound,
+            {s: self.app_name(s) for s in (Side.A, Side.B)},
+            future=self.planned_keys(plan),
+        )
+        for side in (Side.A, Side.B):
+            extra = [rid for rid in retry_creates[side] if rid not in unbound[side]]
+            extra += matcher.duplicates_to_recheck(side)
+            if extra:
+                loaded = self.state.load_records(side, extra)
+                still_bound = self.state.bindings_for(side, list(loaded))
+                for rid, (rec, _status) in loaded.items():
+                    if rid not in still_bound and rid not in reads[side].gone:
+                        unbound[side][rid] = rec
+        result = matcher.match(self.settings.avoid_duplicates)
+        # New bindings from matching: merged now as first-sync pairs.
+        self.progress("Planning", 0, 0)
+        matched: list[PairPlan] = []
+        for rec_a, rec_b in result.pairs:
+            matched.append(self.plan_pair(0, rec_a, rec_b, None))
+        for side, rec, status, reason in result.notes:
+            plan.notes.append(Note(side, rec, status, reason))
+        for side, rec in result.creates:
+            if not self.writable(side.other):
+                plan.notes.append(
+                    Note(
+                        side,
+                        rec,
+                        "excluded",
+                        f"one-way: nothing is written to {self.app_name(side.other)}",
+                    )
+                )
+                continue
+            plan.creates.append(self.plan_create(side, rec))
+        if matched:
+            new_pairs = SyncPlan(pairs=matched)
+            self.hold_back_email_collisions(new_pairs, reads)
+            plan.pairs.extend(matched)
+        return plan
+
+    def hold_back_email_collisions(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
+        """A new email that another contact of the target app already has is not copied.
+
+        Copying it would make two contacts share a match key (SPEC §4 "email collision");
+        the rest of the pair still syncs and Health says which email and why. Cost: one
+        pass over this run's changes and one index query per side, whatever the plan's size.
+        """
+        email_maps = [m for m in self.mappings if m.match_key]
+        if not email_maps:
+            return
+        checks: list[tuple[PairPlan, PlannedUpdate, FieldMapping, list[str]]] = []
+        for pair in plan.pairs:
+            for u in pair.updates:
+                for m in email_maps:
+                    if m.key not in u.mappings:
+                        continue
+                    fields = m.fields_of(u.target)
+                    after = Record(
+                        u.record.id,
+                        u.record.version,
+                        {**u.record.fields, **{k: v for k, v in u.fields.items() if k in fields}},
+                    )
+                    old = set(keys_of(u.record))
+                    new = [k for k in keys_of(after) if k not in old]
+                    if new:
+                        checks.append((pair, u, m, new))
+        if not checks:
+            return
+        holders: dict[Side, dict[str, set[str]]] = {}
+        for side in (Side.A, Side.B):
+            wanted = {k for _, u, _, keys in checks if u.target is side for k in keys}
+            if not wanted:
+                continue
+            changed = reads[side].changed
+            found = {
+                k: {rid for rid in ids if rid not in changed}
+                for k, ids in self.state.key_holders(side, wanted).items()
+            }
+            for rid, rec in changed.items():
+                for k in keys_of(rec):
+                    if k in wanted:
+                        found.setdefault(k, set()).add(rid)
+            holders[side] = found
+        for pair, u, m, new in checks:
+            taken = [k for k in new if holders[u.target].get(k, set()) - {u.record.id}]
+            if not taken:
+                continue
+            fields = m.fields_of(u.target)
+            for k in fields:
+                u.fields.pop(k, None)
+            u.mappings = u.mappings - {m.key}
+            if m.key in pair.old_base:
+                pair.base[m.key] = pair.old_base[m.key]
+            else:
+                pair.base.pop(m.key, None)
+            pair.problems.append(
+                Problem(
+                    u.target,
+                    u.record,
+                    "email_collision",
+                    f"The email {taken[0]} is already used by another contact in "
+                    f"{self.app_name(u.target)}; it was not copied there.",
+                    fields[0],
+                )
+            )
+            if not (u.fields or u.add_segments or u.remove_segments) and u in pair.updates:
+                pair.updates.remove(u)
+
+    def planned_keys(self, plan: SyncPlan) -> dict[Side, dict[str, list[str]]]:
+        """Match keys of records whose emails this plan rewrites, as they will be."""
+        out: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        email_fields = {f for m in self.mappings if m.match_key for f in (*m.fields_a, *m.fields_b)}
+        for u in plan.updates():
+            if email_fields.intersection(u.fields):
+                after = Record(u.record.id, u.record.version, {**u.record.fields, **u.fields})
+                out[u.target][u.record.id] = keys_of(after)
+        return out
+
+    def plan_bound_pairs(
+        self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]
+    ) -> None:
+        if not rows:
+            return
+        need: dict[Side, list[str]] = {Side.A: [], Side.B: []}
+        for b in rows:
+            for side in (Side.A, Side.B):
+                rid = b.id_on(side)
+                if rid not in reads[side].changed:
+                    need[side].append(rid)
+        loaded = {side: self.state.load_records(side, ids) for side, ids in need.items()}
+        for b in rows:
+            recs: dict[Side, Record | None] = {}
+            for side in (Side.A, Side.B):
+                rid = b.id_on(side)
+                got = reads[side].changed.get(rid)
+                if got is None and rid in loaded[side]:
+                    got = loaded[side][rid][0]
+                recs[side] = got
+            rec_a, rec_b = recs[Side.A], recs[Side.B]
+            if rec_a is None or rec_b is None:
+                continue  # unreadable this run: reported as such, retried when readable
+            plan.pairs.append(
+                self.plan_pair(b.id, rec_a, rec_b, None if b.needs_merge and not b.base else b.base)
+            )
+
+    def plan_pair(
+        self, binding_id: int, rec_a: Record, rec_b: Record, base: dict[str, Any] | None
+    ) -> PairPlan:
+        recs = {Side.A: rec_a, Side.B: rec_b}
+        old = dict(base or {})
+        new_base = dict(old)
+        patches = {Side.A: Patch(), Side.B: Patch()}
+        carried: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
+        conflicts: list[tuple[str, Any, Any, str]] = []
+        problems: list[Problem] = []
+        for m in self.mappings:
+            va, vb = m.value(Side.A, rec_a), m.value(Side.B, rec_b)
+            ca, cb = m.canon(va), m.canon(vb)
+            prior = old.get(m.key)
+            first = base is None or m.key not in old
+            if m.set_merge:
+                merged = merge_sets(ca, cb, None if first else prior)
+                agreed = merged
+                for side, cur in ((Side.A, ca), (Side.B, cb)):
+                    if cur != merged:
+                        if self.flows(m, side):
+                            patches[side].merge(m.patch(side, recs[side], frozenset(merged)))
+                            carried[side].add(m.key)
+                        else:
+                            agreed = prior if prior is not None else cur
+                new_base[m.key] = agreed
+                continue
+            if m.list_merge and isinstance(m, ListField):
+                self.merge_list_mapping(
+                    m, recs, va, vb, ca, cb, None if first else prior, patches, carried, new_base
+                )
+                continue
+            out = merge_value(
+                ca,
+                cb,
+                prior,
+                first=first,
+                winner=self.mapping_winner(m),
+                propagate_clears=self.settings.propagate_clears,
+                match_key=m.match_key,
+            )
+            if out.source is None:
+                if ca == cb:
+                    new_base[m.key] = ca
+                continue
+            target = out.source.other
+            if not self.flows(m, target):
+                continue  # keep the base: the other side's change is not ours to write back
+            value = va if out.source is Side.A else vb
+            try:
+                patch = m.patch(target, recs[target], value)
+            except Rejected as err:
+                # This field of this contact cannot be written (e.g. value not allowed);
+                # its base stays, the other fields still sync.
+                problems.append(Problem(target, recs[target], err.code, str(err), err.field or ""))
+                continue
+            patches[target].merge(patch)
+            carried[target].add(m.key)
+            new_base[m.key] = ca if out.source is Side.A else cb
+            if out.conflict:
+                conflicts.append(
+                    (m.key, value_to_json_any(va), value_to_json_any(vb), out.source.value)
+                )
+        pair = PairPlan(
+            binding_id, rec_a, rec_b, new_base, old, conflicts=conflicts, problems=problems
+        )
+        for side in (Side.A, Side.B):
+            patch = patches[side]
+            fields = {
+                k: v for k, v in patch.fields.items() if not _same(recs[side].fields.get(k), v)
+            }
+            add = frozenset(s for s in patch.add_segments if s not in recs[side].segments)
+            remove = frozenset(s for s in patch.remove_segments if s in recs[side].segments)
+            if fields or add or remove:
+                pair.updates.append(
+                    PlannedUpdate(
+                        op_id=self.new_id(),
+                        binding_id=binding_id,
+                        target=side,
+                        record=recs[side],
+                        fields=fields,
+                        add_segments=add,
+                        remove_segments=remove,
+                        mappings=frozenset(carried[side]),
+                    )
+                )
+        return pair
+
+    def merge_list_mapping(
+        self,
+        m: ListField,
+        recs: dict[Side, Record],
+        va: Any,
+        vb: Any,
+        ca: Any,
+        cb: Any,
+        prior: Any,
+        patches: dict[Side, Patch],
+        carried: dict[Side, set[str]],
+        new_base: dict[str, Any],
+    ) -> None:
+        """Emails, phones, addresses: merged value by value, nothing either side added lost."""
+        if ca == cb:
+            new_base[m.key] = ca
+            return
+        keys_a = [m.item_key(i) for i in va]
+        keys_b = [m.item_key(i) for i in vb]
+        base_keys = list(prior) if isinstance(prior, list) else None
+        merged = merge_lists(keys_a, keys_b, base_keys, self.mapping_winner(m))
+        if (
+            not merged
+            and (keys_a or keys_b)
+            and (m.match_key or not self.settings.propagate_clears)
+        ):
+            return  # never clear the match email; clears may be switched off
+        held = False
+        for side, own, other, cur in ((Side.A, va, vb, ca), (Side.B, vb, va, cb)):
+            value = m.assemble(merged, own, other)
+            if m.canon(value) == cur:
+                continue
+            if not self.flows(m, side):
+                held = True  # this side keeps its value: the base does not move
+                continue
+            patches[side].merge(m.patch(side, recs[side], value))
+            carried[side].add(m.key)
+        if not held:
+            new_base[m.key] = m.canon(m.assemble(merged, va, vb))
+
+    def plan_create(self, source: Side, rec: Record) -> PlannedCreate:
+        target = source.other
+        patch = Patch()
+        base: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for m in self.mappings:
+            if not self.flows(m, target):
+                continue
+            value = m.value(source, rec)
+            try:
+                patch.merge(m.patch(target, None, value))
+            except Rejected as err:
+                problems.append(Problem(target, rec, err.code, str(err), err.field or ""))
+                continue
+            base[m.key] = m.canon(value)
+        fields = {k: v for k, v in patch.fields.items() if not _same(None, v)}
+        chooses = self.apps[target].info.capabilities.chooses_ids
+        return PlannedCreate(
+            op_id=self.new_id(),
+            source=source,
+            record=rec,
+            fields=fields,
+            segments=frozenset(patch.add_segments),
+            base=base,
+            new_id=self.new_id() if chooses else None,
+            problems=problems,
+        )
+
+    def fill_counts(self, plan: SyncPlan) -> None:
+        r = self.report
+        for side in (Side.A, Side.B):
+            r.created[side.value] = plan.count_creates(side)
+            r.updated[side.value] = plan.count_updates(side)
+        r.conflicts = sum(len(p.conflicts) for p in plan.pairs)
+        r.matched = sum(1 for p in plan.pairs if p.binding_id == 0)
+        r.excluded = sum(1 for n in plan.notes if n.status == "excluded")
+        r.duplicates = sum(1 for n in plan.notes if n.status == "duplicate")
+        r.deleted_other_side += len(plan.tombstones)
+
+    # --- applying ------------------------------------------------------------------------------
