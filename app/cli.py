@@ -14,10 +14,13 @@ import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from app import __version__
 from app.errors import AuthExpired, ConfigError, PairsyncError
+
+if TYPE_CHECKING:
+    from app.service import Service
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
 
@@ -213,9 +216,8 @@ def _no_command(parser: Parser) -> int:
     return int(gui_main())
 
 
-def _dispatch(service: Any, args: argparse.Namespace) -> int:
+def _dispatch(service: Service, args: argparse.Namespace) -> int:
     from app.secrets import secret_from_env
-    from app.service import ConnectionOptions
 
     if args.command == "account":
         if args.action == "add":
@@ -240,7 +242,7 @@ def _dispatch(service: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     if args.command == "connection":
-        return _connection(service, args, ConnectionOptions)
+        return _connection(service, args)
 
     if args.command == "sync":
         return _sync(service, args)
@@ -250,10 +252,12 @@ def _dispatch(service: Any, args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
-def _connection(service: Any, args: argparse.Namespace, options_type: Any) -> int:
+def _connection(service: Service, args: argparse.Namespace) -> int:
+    from app.service import ConnectionOptions
+
     action = args.action
     if action == "create":
-        options = options_type(
+        options = ConnectionOptions(
             direction=args.direction,
             winner=args.winner,
             avoid_duplicates=args.avoid_duplicates,
@@ -370,7 +374,7 @@ def _arrow(direction: str) -> str:
     return {"two-way": "⇄", "a-to-b": "→", "b-to-a": "←"}.get(direction, "?")
 
 
-def _sync(service: Any, args: argparse.Namespace) -> int:
+def _sync(service: Service, args: argparse.Namespace) -> int:
     interactive = sys.stderr.isatty() and not args.json
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -426,7 +430,7 @@ def _summary(r: Any) -> str:
     return f"{prefix}: {head + ' ' if head else ''}{text}."
 
 
-def _health(service: Any, args: argparse.Namespace) -> int:
+def _health(service: Service, args: argparse.Namespace) -> int:
     data = service.health(args.name)
     if args.json:
         _print_json(data)

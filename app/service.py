@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,19 +122,9 @@ class Service:
         name = name.strip()
         if not name:
             raise ConfigError("A connection needs a name.")
+        values = asdict(options) | {"phone_region": options.phone_region.upper()}
         self.catalog.add_connection(
-            name,
-            account_a,
-            account_b,
-            direction=options.direction,
-            winner=options.winner,
-            avoid_duplicates=options.avoid_duplicates,
-            unsubscribes=options.unsubscribes,
-            trash=options.trash,
-            propagate_clears=options.propagate_clears,
-            guard_max_writes=options.guard_max_writes,
-            phone_region=options.phone_region.upper(),
-            config=json.dumps({"mappings": {"off": []}}),
+            name, account_a, account_b, config=json.dumps({"mappings": {"off": []}}), **values
         )
         return self.show_connection(name)
 
