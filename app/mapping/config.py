@@ -246,41 +246,37 @@ def _custom_view(
     region: str,
 ) -> MappingView:
     spec_a, spec_b = schema_a.get(custom.a), schema_b.get(custom.b)
-    values = {"a_to_b": custom.values_a_to_b, "b_to_a": custom.values_b_to_a}
+
+    def view(
+        label: str,
+        reason: str,
+        effective: Direction | None = None,
+        mapping: FieldMapping | None = None,
+    ) -> MappingView:
+        return MappingView(
+            key=custom.key,
+            kind="custom",
+            label=label,
+            fields_a=(custom.a,),
+            fields_b=(custom.b,),
+            direction=custom.direction,
+            effective=effective,
+            enabled=True,
+            reason=reason,
+            mapping=mapping,
+            values={"a_to_b": custom.values_a_to_b, "b_to_a": custom.values_b_to_a},
+        )
+
     if spec_a is None or spec_b is None:
         missing = custom.a if spec_a is None else custom.b
         app = app_a if spec_a is None else app_b
-        return MappingView(
-            custom.key,
-            "custom",
-            f"{custom.a} ↔ {custom.b}",
-            (custom.a,),
-            (custom.b,),
-            custom.direction,
-            None,
-            True,
-            f"The field {missing} no longer exists in {app}.",
-            None,
-            values,
-        )
+        return view(f"{custom.a} ↔ {custom.b}", f"The field {missing} no longer exists in {app}.")
     compat = compatibility(spec_a, spec_b, app_a=app_a, app_b=app_b, taken=frozenset(taken))
     if custom.key not in off:
         taken.update({f"a:{custom.a}", f"b:{custom.b}"})
     label = f"{spec_a.label} ↔ {spec_b.label}"
     if not compat.possible:
-        return MappingView(
-            custom.key,
-            "custom",
-            label,
-            (custom.a,),
-            (custom.b,),
-            custom.direction,
-            None,
-            True,
-            compat.reason,
-            None,
-            values,
-        )
+        return view(label, compat.reason)
     eff, reason = effective_direction(
         connection,
         custom.direction,
@@ -296,19 +292,7 @@ def _custom_view(
     mapping = make_mapping(spec_a, spec_b, custom, region)
     if eff is not None:
         mapping.direction = eff
-    return MappingView(
-        custom.key,
-        "custom",
-        label,
-        (custom.a,),
-        (custom.b,),
-        custom.direction,
-        eff,
-        True,
-        reason or compat.reason,
-        mapping,
-        values,
-    )
+    return view(label, reason or compat.reason, eff, mapping)
 
 
 def make_mapping(a: FieldSpec, b: FieldSpec, custom: CustomMapping, region: str) -> FieldMapping:
