@@ -12,6 +12,7 @@ from app.engine.context import (
 )
 from app.engine.match import keys_of
 from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
+from app.engine.planner import NO_RULE, RULES_KEY
 from app.errors import PairsyncError, Rejected, ValueNotAllowed
 from app.model import (
     Create,
@@ -23,7 +24,7 @@ from app.model import (
     value_to_json,
 )
 from app.store.models import PendingOp
-from app.store.state import FailureNote, IndexEntry, JournalNote
+from app.store.state import FailureNote, IndexEntry, JournalNote, NewBinding
 
 
 class Applier(RunContext):
@@ -122,7 +123,7 @@ class Applier(RunContext):
     def bind_new_pairs(self, pairs: list[PairPlan]) -> None:
         self.state.commit(
             run_id=self.run_id,
-            new_bindings=[(p.record_a.id, p.record_b.id, {}) for p in pairs],
+            new_bindings=[NewBinding(p.record_a.id, p.record_b.id) for p in pairs],
             matched=True,  # merged as a first sync until the pair's base is committed
             run_no=self.run_no,
         )
@@ -163,7 +164,7 @@ class Applier(RunContext):
         self, batch: list[PlannedCreate], results: list[WriteResult], done: dict[Side, set[str]]
     ) -> None:
         index: list[IndexEntry] = []
-        new_bindings: list[tuple[str, str, dict[str, Any]]] = []
+        new_bindings: list[NewBinding] = []
         failures: list[FailureNote] = []
         cleared: list[tuple[Side, str]] = []
         journal: list[JournalNote] = []
@@ -190,7 +191,14 @@ class Applier(RunContext):
                 index.append(self.entry(c.source, c.record, "bound"))
                 index.append(self.entry(c.target, new, "bound"))
                 ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)
-                new_bindings.append((ids[0], ids[1], self.base_after_partial(c, res.error)))
+                new_bindings.append(
+                    NewBinding(
+                        ids[0],
+                        ids[1],
+                        self.base_after_partial(c, res.error),
+                        c.rule_state if res.error is None else {},
+                    )
+                )
                 cleared.append((c.source, c.record.id))
                 journal.extend(
                     JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
@@ -245,7 +253,8 @@ class Applier(RunContext):
                 run_id=self.run_id,
                 index=[e for p in chunk for e in self.pair_entries(p, None, None)],
                 bases=[(p.binding_id, p.base) for p in chunk],
-                conflicts=[(p.binding_id, *c) for p in chunk for c in p.conflicts],
+                rule_states=[(p.binding_id, p.rule_state) for p in chunk],
+                conflicts=[c for p in chunk for c in self.pair_conflicts(p)],
                 clear_binding_failures=[p.binding_id for p in chunk],
                 failures=[f for p in chunk for f in self.problem_failures(p)],
                 run_no=self.run_no,
@@ -272,6 +281,7 @@ class Applier(RunContext):
                 results = self.write_ops(target, ops)
                 index: list[IndexEntry] = []
                 bases: list[tuple[int, dict[str, Any]]] = []
+                rule_states: list[tuple[int, dict[str, Any]]] = []
                 failures: list[FailureNote] = []
                 journal: list[JournalNote] = []
                 conflicts: list[tuple[int, str, Any, Any, str]] = []
@@ -339,7 +349,9 @@ class Applier(RunContext):
                             if not (k in lost and k not in pair.old_base)
                         }
                         bases.append((pair.binding_id, base))
-                        conflicts.extend((pair.binding_id, *c) for c in pair.conflicts)
+                        if RULES_KEY not in lost:
+                            rule_states.append((pair.binding_id, pair.rule_state))
+                        conflicts.extend(self.pair_conflicts(pair))
                         if not lost:
                             cleared_bindings.append(pair.binding_id)
                         failures.extend(self.problem_failures(pair))
@@ -349,12 +361,23 @@ class Applier(RunContext):
                     run_id=self.run_id,
                     index=index,
                     bases=bases,
+                    rule_states=rule_states,
                     failures=failures,
                     journal=journal,
                     conflicts=conflicts,
                     clear_binding_failures=cleared_bindings,
                     run_no=self.run_no,
                 )
+
+    @staticmethod
+    def pair_conflicts(pair: PairPlan) -> list[tuple[int, str, Any, Any, str]]:
+        """Field conflicts between the apps, and rule conflicts ("rule:" + what they write)."""
+        out = [(pair.binding_id, *c) for c in pair.conflicts]
+        out.extend(
+            (pair.binding_id, f"rule:{c.what}", c.message, c.loser, c.target.value)
+            for c in pair.rule_conflicts
+        )
+        return out
 
     def problem_failures(self, pair: PairPlan) -> list[FailureNote]:
         out = []
@@ -386,11 +409,12 @@ class Applier(RunContext):
         """
         targets = {u.target for u in pair.updates}
         out: list[IndexEntry] = []
+        status, reason = ("excluded", NO_RULE) if pair.dormant else ("bound", "")
         for side, rec in ((Side.A, pair.record_a), (Side.B, pair.record_b)):
             if side is written:
-                out.append(self.entry(side, new or rec, "bound"))
+                out.append(self.entry(side, new or rec, status, reason))
             elif side not in targets:
-                out.append(self.entry(side, rec, "bound"))
+                out.append(self.entry(side, rec, status, reason))
         return out
 
     def apply_rest(self, reads: dict[Side, SideRead], done: dict[Side, set[str]]) -> None:

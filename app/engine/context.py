@@ -11,7 +11,8 @@ from typing import Any
 from app.connectors.base import Connector
 from app.engine.match import keys_of
 from app.errors import PairsyncError
-from app.mapping.fields import Direction, FieldMapping
+from app.mapping.canonical import canon_text
+from app.mapping.fields import Direction, FieldMapping, Segments
 from app.model import (
     FieldValue,
     Record,
@@ -20,13 +21,16 @@ from app.model import (
     record_to_json,
     value_to_json,
 )
+from app.rules.evaluate import UNSUBSCRIBES_SEGMENT, RuleSet
+from app.rules.model import Rule, default_rules
 from app.store.state import FailureNote, IndexEntry, SyncState
 
 Progress = Callable[[str, int, int], None]
 
 TRASH_SEGMENT = "Pairsync Trash"
 MAPPINGS_CURSOR = "m"
-"""Cursor row holding the fingerprint of the mappings the stored bases were agreed under."""
+"""Cursor row holding the fingerprint of the mappings and rules the bases were agreed under."""
+SYSTEM_SEGMENTS = frozenset(canon_text(s).casefold() for s in (TRASH_SEGMENT, UNSUBSCRIBES_SEGMENT))
 
 
 @dataclass(slots=True)
@@ -36,6 +40,8 @@ class Settings:
     avoid_duplicates: bool = True
     propagate_clears: bool = True
     trash: bool = False
+    unsubscribes: bool = False
+    unsubscribe_opt_out: bool = False
     guard_max_writes: int = 500
     guard_shrink_percent: int = 20
     guard_min_gone: int = 5
@@ -50,6 +56,7 @@ class RunReport:
     updated: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
     failed: int = 0
     conflicts: int = 0
+    rule_conflicts: int = 0
     excluded: int = 0
     duplicates: int = 0
     matched: int = 0
@@ -67,6 +74,7 @@ class RunReport:
             "updated": dict(self.updated),
             "failed": self.failed,
             "conflicts": self.conflicts,
+            "rule_conflicts": self.rule_conflicts,
             "excluded": self.excluded,
             "duplicates": self.duplicates,
             "matched": self.matched,
@@ -109,12 +117,22 @@ class RunContext:
         mappings: Sequence[FieldMapping],
         settings: Settings,
         progress: Progress | None = None,
+        rules: Sequence[Rule] | None = None,
     ) -> None:
         self.name = name
         self.state = state
         self.apps = apps
-        self.mappings = list(mappings)
         self.settings = settings
+        self.rules = RuleSet(
+            default_rules() if rules is None else rules,
+            settings.direction,
+            {side: {f.key: f for f in app.fields()} for side, app in apps.items()},
+        )
+        self.mappings = list(mappings)
+        managed = self.rules.managed_segments() | SYSTEM_SEGMENTS
+        for m in self.mappings:
+            if isinstance(m, Segments):
+                m.managed = frozenset(canon_text(x).casefold() for x in managed)
         self.progress = progress or _noop_progress
         self.report = RunReport(connection=name)
         self.run_id = 0
@@ -183,7 +201,11 @@ class RunContext:
         )
 
     def mapping_fingerprint(self) -> str:
+        """Changes when mappings, rules or the unsubscribe options change: every pair is then
+        planned again from the local index."""
         parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
+        parts.append(self.rules.fingerprint())
+        parts.append(f"unsub={self.settings.unsubscribes}/{self.settings.unsubscribe_opt_out}")
         return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
     def mappings_changed(self) -> bool:

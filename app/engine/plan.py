@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.model import FieldValue, Record, Side
+from app.rules.evaluate import RuleConflict
 
 
 @dataclass(slots=True)
@@ -23,6 +24,8 @@ class PlannedCreate:
     new_id: str | None = None
     problems: list[Problem] = field(default_factory=list)
     """Fields left out of the create (e.g. value not allowed), reported as failures."""
+    rule_state: dict[str, Any] = field(default_factory=dict)
+    """The new binding's action log (rules' actions applied by this create)."""
 
     @property
     def target(self) -> Side:
@@ -57,6 +60,11 @@ class PairPlan:
     conflicts: list[tuple[str, Any, Any, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     """Fields held back for this pair (e.g. an email collision), reported as failures."""
+    dormant: bool = False
+    """No rule matches either contact: no fields flow (only Undo may write)."""
+    rule_state: dict[str, Any] = field(default_factory=dict)
+    old_rule_state: dict[str, Any] = field(default_factory=dict)
+    rule_conflicts: list[RuleConflict] = field(default_factory=list)
 
 
 @dataclass(slots=True)

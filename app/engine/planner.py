@@ -19,7 +19,12 @@ from app.model import (
     Record,
     Side,
 )
+from app.rules.evaluate import OPT_OUT_FIELD, unsubscribe_patches
 from app.store.state import BindingRow
+
+RULES_KEY = "~rules"
+"""Stands for the rules' actions (and unsubscribe tags) among the keys an update carries."""
+NO_RULE = "no rule matches"
 
 
 class Planner(RunContext):
@@ -66,9 +71,11 @@ class Planner(RunContext):
         for f in due:
             if f.binding_id is None:
                 retry_creates[Side(f.side)].append(f.record_id)
-        if self.mappings_changed():
-            # Mappings changed since the bases were agreed: every pair is planned again, from
-            # the local index (no app is read again); only what the change implies is written.
+        config_changed = self.mappings_changed()
+        if config_changed:
+            # Mappings or rules changed since the bases were agreed: every pair is planned
+            # again, from the local index (no app is read again); only what the change
+            # implies is written.
             for chunk in self.state.active_bindings():
                 for b in chunk:
                     if b.id not in tomb_ids:
@@ -87,6 +94,14 @@ class Planner(RunContext):
         for side in (Side.A, Side.B):
             extra = [rid for rid in retry_creates[side] if rid not in unbound[side]]
             extra += matcher.duplicates_to_recheck(side)
+            if config_changed:
+                # A rule edit may bring excluded contacts into scope: matched again, from
+                # the index.
+                extra += [
+                    rid
+                    for rid in self.state.ids_with_status(side, "excluded")
+                    if rid not in matcher.skip[side]
+                ]
             if extra:
                 loaded = self.state.load_records(side, extra)
                 still_bound = self.state.bindings_for(side, list(loaded))
@@ -98,6 +113,15 @@ class Planner(RunContext):
         self.progress("Planning", 0, 0)
         matched: list[PairPlan] = []
         for rec_a, rec_b in result.pairs:
+            if not (
+                self.rules.matching(Side.A, rec_a, exists=True)
+                or self.rules.matching(Side.B, rec_b, exists=True)
+            ):
+                # Neither contact is selected by a rule: left unbound (matched again the day
+                # one of them enters a rule), never created across.
+                plan.notes.append(Note(Side.A, rec_a, "excluded", NO_RULE))
+                plan.notes.append(Note(Side.B, rec_b, "excluded", NO_RULE))
+                continue
             matched.append(self.plan_pair(0, rec_a, rec_b, None))
         for side, rec, status, reason in result.notes:
             plan.notes.append(Note(side, rec, status, reason))
@@ -111,6 +135,15 @@ class Planner(RunContext):
                         f"one-way: nothing is written to {self.app_name(side.other)}",
                     )
                 )
+                continue
+            if not self.rules.can_create(side, rec):
+                reason = NO_RULE
+                if self.rules.matching(side, rec, exists=True):
+                    reason = (
+                        "its rule only updates contacts that already exist in "
+                        f"{self.app_name(side.other)}, and none matches"
+                    )
+                plan.notes.append(Note(side, rec, "excluded", reason))
                 continue
             plan.creates.append(self.plan_create(side, rec))
         if matched:
@@ -221,11 +254,22 @@ class Planner(RunContext):
             if rec_a is None or rec_b is None:
                 continue  # unreadable this run: reported as such, retried when readable
             plan.pairs.append(
-                self.plan_pair(b.id, rec_a, rec_b, None if b.needs_merge and not b.base else b.base)
+                self.plan_pair(
+                    b.id,
+                    rec_a,
+                    rec_b,
+                    None if b.needs_merge and not b.base else b.base,
+                    b.rule_state,
+                )
             )
 
     def plan_pair(
-        self, binding_id: int, rec_a: Record, rec_b: Record, base: dict[str, Any] | None
+        self,
+        binding_id: int,
+        rec_a: Record,
+        rec_b: Record,
+        base: dict[str, Any] | None,
+        rule_state: dict[str, Any] | None = None,
     ) -> PairPlan:
         recs = {Side.A: rec_a, Side.B: rec_b}
         old = dict(base or {})
@@ -290,6 +334,7 @@ class Planner(RunContext):
         pair = PairPlan(
             binding_id, rec_a, rec_b, new_base, old, conflicts=conflicts, problems=problems
         )
+        self.plan_rules(pair, recs, patches, carried, dict(rule_state or {}))
         for side in (Side.A, Side.B):
             patch = patches[side]
             fields = {
@@ -311,6 +356,54 @@ class Planner(RunContext):
                     )
                 )
         return pair
+
+    def plan_rules(
+        self,
+        pair: PairPlan,
+        recs: dict[Side, Record],
+        patches: dict[Side, Patch],
+        carried: dict[Side, set[str]],
+        state: dict[str, Any],
+    ) -> None:
+        """Scope, actions, Undo and unsubscribes for a bound pair (SPEC §3, §8).
+
+        A pair no rule selects goes dormant: the mappings' writes are dropped and its base
+        stays as it was, so the pair re-attaches with a three-way merge when it matches again.
+        """
+        outcome = self.rules.pair_outcome(recs, state.get("log", []))
+        pair.old_rule_state = state
+        seen = dict(state.get("seen", {}))
+        if not outcome.in_scope:
+            pair.dormant = True
+            for side in (Side.A, Side.B):
+                patches[side] = Patch()
+                carried[side] = set()
+            pair.base = dict(pair.old_base)
+            pair.conflicts.clear()
+            pair.problems.clear()
+        elif self.settings.unsubscribes:
+            opt_out = {
+                s: self.settings.unsubscribe_opt_out and self.apps[s].info.capabilities.subscription
+                for s in (Side.A, Side.B)
+            }
+            unsub, seen = unsubscribe_patches(
+                recs, seen, {s: self.writable(s) for s in (Side.A, Side.B)}, opt_out
+            )
+            for side in (Side.A, Side.B):
+                if unsub[side]:
+                    patches[side].merge(unsub[side])
+                    carried[side].add(RULES_KEY)
+        for side in (Side.A, Side.B):
+            if outcome.patches[side]:
+                patches[side].merge(outcome.patches[side])
+                carried[side].add(RULES_KEY)
+        pair.rule_conflicts = outcome.conflicts
+        new_state: dict[str, Any] = {}
+        if outcome.log:
+            new_state["log"] = outcome.log
+        if any(v is not None for v in seen.values()):
+            new_state["seen"] = seen
+        pair.rule_state = new_state
 
     def merge_list_mapping(
         self,
@@ -367,6 +460,17 @@ class Planner(RunContext):
                 problems.append(Problem(target, rec, err.code, str(err), err.field or ""))
                 continue
             base[m.key] = m.canon(value)
+        actions, log = self.rules.create_patch(source, rec, self.settings.unsubscribes)
+        patch.merge(actions)
+        state: dict[str, Any] = {"log": log} if log else {}
+        if self.settings.unsubscribes and rec.subscribed is not None:
+            state["seen"] = {source.value: rec.subscribed}
+            if (
+                rec.subscribed is False
+                and self.settings.unsubscribe_opt_out
+                and self.apps[target].info.capabilities.subscription
+            ):
+                patch.fields[OPT_OUT_FIELD] = "false"
         fields = {k: v for k, v in patch.fields.items() if not _same(None, v)}
         chooses = self.apps[target].info.capabilities.chooses_ids
         return PlannedCreate(
@@ -378,6 +482,7 @@ class Planner(RunContext):
             base=base,
             new_id=self.new_id() if chooses else None,
             problems=problems,
+            rule_state=state,
         )
 
     def fill_counts(self, plan: SyncPlan) -> None:
@@ -388,6 +493,8 @@ class Planner(RunContext):
         r.conflicts = sum(len(p.conflicts) for p in plan.pairs)
         r.matched = sum(1 for p in plan.pairs if p.binding_id == 0)
         r.excluded = sum(1 for n in plan.notes if n.status == "excluded")
+        r.excluded += sum(2 for p in plan.pairs if p.dormant)
+        r.rule_conflicts = sum(len(p.rule_conflicts) for p in plan.pairs)
         r.duplicates = sum(1 for n in plan.notes if n.status == "duplicate")
         r.deleted_other_side += len(plan.tombstones)
 

@@ -409,25 +409,34 @@ class NameSplit(FieldMapping):
 
 @dataclass
 class Segments(FieldMapping):
-    """The apps' segments (categories, groups, labels), merged element-wise."""
+    """The apps' segments (categories, groups, labels), merged element-wise.
+
+    ``managed`` segments (case-folded names) are left alone: rules add and remove them
+    ("Customers" when a rule tags customers), and Pairsync's own review segments ("Pairsync
+    Trash", "Pairsync Unsubscribes") mark one app's contact and must not spread back.
+    """
 
     label: str = "Segments"
+    managed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.key = "segments"
         self.set_merge = True
         self.fields_a = self.fields_b = ("segments",)
 
+    def _free(self, name: str) -> bool:
+        return bool(name.strip()) and canon_text(name).casefold() not in self.managed
+
     def value(self, side: Side, record: Record) -> frozenset[str]:
-        return record.segments
+        return frozenset(s for s in record.segments if self._free(s))
 
     def canon(self, value: frozenset[str] | list[str]) -> Canon:
-        return sorted({canon_text(s) for s in value if s.strip()})
+        return sorted({canon_text(s) for s in value if self._free(s)})
 
     def patch(self, side: Side, record: Record | None, value: frozenset[str]) -> Patch:
-        stored = record.segments if record else frozenset()
+        stored = [s for s in (record.segments if record else ()) if self._free(s)]
         current = {canon_text(s) for s in stored}
-        target = {canon_text(s) for s in value if s.strip()}
+        target = {canon_text(s) for s in value if self._free(s)}
         return Patch(
             add_segments=target - current,
             # Remove by the name the app stores, not by its canonical form.

@@ -54,6 +54,10 @@ class Connection(Base):
     winner: Mapped[str] = mapped_column(String(1), default="a")
     avoid_duplicates: Mapped[bool] = mapped_column(Boolean, default=True)
     unsubscribes: Mapped[bool] = mapped_column(Boolean, default=False)
+    unsubscribe_opt_out: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("0")
+    )
+    """With Sync Unsubscribes: also set the other app's own opt-out flag, where it has one."""
     trash: Mapped[bool] = mapped_column(Boolean, default=False)
     propagate_clears: Mapped[bool] = mapped_column(Boolean, default=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -121,6 +125,9 @@ class Binding(Base):
     base: Mapped[str] = mapped_column(Text, default="{}")
     """JSON: mapping key -> canonical value agreed at the last sync."""
     needs_merge: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule_state: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """JSON: the action log of rules (what Pairsync applied, for Undo) and the subscription
+    status each side had at the last sync (for Sync Unsubscribes)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -52,9 +52,19 @@ class BindingRow:
     state: str
     base: dict[str, Any]
     needs_merge: bool
+    rule_state: dict[str, Any] = field(default_factory=dict)
+    """``{"log": [action entries], "seen": {"a": subscribed, "b": subscribed}}``"""
 
     def id_on(self, side: Side) -> str:
         return self.id_a if side is Side.A else self.id_b
+
+
+@dataclass(slots=True)
+class NewBinding:
+    id_a: str
+    id_b: str
+    base: dict[str, Any] = field(default_factory=dict)
+    rule_state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -360,7 +370,15 @@ class SyncState:
 
     @staticmethod
     def _row(b: Binding) -> BindingRow:
-        return BindingRow(b.id, b.id_a, b.id_b, b.state, json.loads(b.base), b.needs_merge)
+        return BindingRow(
+            b.id,
+            b.id_a,
+            b.id_b,
+            b.state,
+            json.loads(b.base),
+            b.needs_merge,
+            json.loads(b.rule_state or "{}"),
+        )
 
     def bindings_for(self, side: Side, ids: Iterable[str]) -> dict[str, BindingRow]:
         col = Binding.id_a if side is Side.A else Binding.id_b
@@ -452,9 +470,10 @@ class SyncState:
         *,
         run_id: int,
         index: Sequence[IndexEntry] = (),
-        new_bindings: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        new_bindings: Sequence[NewBinding] = (),
         matched: bool = False,
         bases: Sequence[tuple[int, dict[str, Any]]] = (),
+        rule_states: Sequence[tuple[int, dict[str, Any]]] = (),
         tombstones: Sequence[tuple[int, str]] = (),
         statuses: Sequence[tuple[Side, str, str, str]] = (),
         dropped: Sequence[tuple[Side, str]] = (),
@@ -476,14 +495,15 @@ class SyncState:
                     [
                         {
                             "connection_id": self.cid,
-                            "id_a": a,
-                            "id_b": b,
-                            "base": json.dumps(base),
+                            "id_a": nb.id_a,
+                            "id_b": nb.id_b,
+                            "base": json.dumps(nb.base),
+                            "rule_state": json.dumps(nb.rule_state, ensure_ascii=False),
                             "state": "active",
                             "needs_merge": matched,
                             "created_at": now,
                         }
-                        for a, b, base in new_bindings
+                        for nb in new_bindings
                     ],
                 )
             if bases:
@@ -492,6 +512,14 @@ class SyncState:
                     [
                         {"id": bid, "base": json.dumps(base), "needs_merge": False}
                         for bid, base in bases
+                    ],
+                )
+            if rule_states:
+                s.execute(
+                    update(Binding),
+                    [
+                        {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
+                        for bid, st in rule_states
                     ],
                 )
             if tombstones:
