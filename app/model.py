@@ -159,6 +159,11 @@ STANDARD_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 
+OPT_OUT_FIELD = "subscribed"
+"""A write whose fields carry ``"subscribed": "false"`` sets the app's own opt-out flag (only
+for apps whose ``capabilities.subscription`` is true; others never receive it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     segments: bool = True
@@ -167,6 +172,7 @@ class Capabilities:
     """The app accepts an id picked by us on create (lets crash recovery fetch by id)."""
     batch_size: int = 100
     subscription: bool = False
+    """The app reports a subscription status (``Record.subscribed``) and takes an opt-out."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from app.connectors.base import ChangeSet
 from app.errors import Conflict, NotFound, Rejected, RequiredMissing
 from app.model import (
+    OPT_OUT_FIELD,
     STANDARD_FIELDS,
     AppInfo,
     Capabilities,
@@ -44,11 +45,17 @@ class MemoryApp:
         name: str = "Memory",
         fields: tuple[FieldSpec, ...] = STANDARD_FIELDS,
         batch_size: int = 100,
+        subscription: bool = False,
     ) -> None:
         self.info = AppInfo(
             kind="memory",
             name=name,
-            capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=batch_size),
+            capabilities=Capabilities(
+                segments=True,
+                chooses_ids=True,
+                batch_size=batch_size,
+                subscription=subscription,
+            ),
         )
         self._fields = fields
         self.records: dict[str, Record] = {}
@@ -72,9 +79,10 @@ class MemoryApp:
         fields: dict[str, FieldValue],
         segments: Iterable[str] = (),
         record_id: str | None = None,
+        subscribed: bool | None = None,
     ) -> Record:
         rid = record_id or uuid.uuid4().hex
-        rec = Record(rid, self._version(), dict(fields), frozenset(segments))
+        rec = Record(rid, self._version(), dict(fields), frozenset(segments), subscribed)
         self.records[rid] = rec
         return rec
 
@@ -91,6 +99,10 @@ class MemoryApp:
         self.records[record_id] = replace(
             rec, segments=frozenset(segments), version=self._version()
         )
+
+    def set_subscribed(self, record_id: str, subscribed: bool | None) -> None:
+        rec = self.records[record_id]
+        self.records[record_id] = replace(rec, subscribed=subscribed, version=self._version())
 
     def delete(self, record_id: str) -> None:
         del self.records[record_id]
@@ -156,11 +168,12 @@ class MemoryApp:
     def _apply(self, op: WriteOp) -> Record:
         if isinstance(op, Create):
             fields = {k: v for k, v in op.fields.items() if not is_empty_value(v)}
+            subscribed = self._opt_out(fields, None)
             self._validate(op.new_id or "", fields)
             rid = op.new_id or uuid.uuid4().hex
             if rid in self.records:
                 raise Conflict(f"A record with id {rid} already exists.")
-            rec = Record(rid, self._version(), fields, frozenset(op.segments))
+            rec = Record(rid, self._version(), fields, frozenset(op.segments), subscribed)
             self.records[rid] = rec
             return rec
         assert isinstance(op, Update)
@@ -176,11 +189,22 @@ class MemoryApp:
                 fields.pop(key, None)
             else:
                 fields[key] = value
+        subscribed = self._opt_out(fields, rec.subscribed)
         self._validate(op.record_id, fields)
         segments = (rec.segments | op.add_segments) - op.remove_segments
-        new = Record(rec.id, self._version(), fields, segments, rec.subscribed)
+        new = Record(rec.id, self._version(), fields, segments, subscribed)
         self.records[rec.id] = new
         return new
+
+    def _opt_out(self, fields: dict[str, FieldValue], current: bool | None) -> bool | None:
+        """The opt-out pseudo-field: taken out of the fields; sets the status when the app
+        has one (an app without subscriptions refuses it, as a real one would)."""
+        if OPT_OUT_FIELD not in fields:
+            return current
+        value = fields.pop(OPT_OUT_FIELD)
+        if not self.info.capabilities.subscription:
+            raise Rejected("This app has no subscription status.", field=OPT_OUT_FIELD)
+        return str(value).strip().casefold() not in ("false", "no", "0", "unsubscribed")
 
     def _validate(self, rid: str, fields: dict[str, FieldValue]) -> None:
         for key in [rid, *(email_key(e) for e in _emails_of(fields))]:

@@ -16,10 +16,11 @@ from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Proble
 from app.errors import Rejected
 from app.mapping.fields import FieldMapping, ListField, Patch
 from app.model import (
+    OPT_OUT_FIELD,
     Record,
     Side,
 )
-from app.rules.evaluate import OPT_OUT_FIELD, unsubscribe_patches
+from app.rules.evaluate import unsubscribe_patches
 from app.store.state import BindingRow
 
 RULES_KEY = "~rules"

@@ -16,7 +16,16 @@ from typing import Any
 from app.mapping.canonical import canon_text
 from app.mapping.convert import parse_boolean, parse_date, parse_datetime, parse_number
 from app.mapping.fields import Direction, Patch
-from app.model import Address, FieldSpec, FieldType, FieldValue, Labeled, Record, Side
+from app.model import (
+    OPT_OUT_FIELD,
+    Address,
+    FieldSpec,
+    FieldType,
+    FieldValue,
+    Labeled,
+    Record,
+    Side,
+)
 from app.rules.model import (
     Action,
     ActionKind,
@@ -29,8 +38,6 @@ from app.rules.model import (
 )
 
 UNSUBSCRIBES_SEGMENT = "Pairsync Unsubscribes"
-OPT_OUT_FIELD = "subscribed"
-"""A write carrying this field (value ``"false"``) sets the app's own opt-out flag."""
 
 
 # --- filters ---------------------------------------------------------------------------------
@@ -181,6 +188,12 @@ class RuleSet:
         self.known = {r.id for r in rules} | {r.id + "~" for r in rules if r.other_way}
         self.undo_on = direction is Direction.TWO_WAY
 
+    def label(self, rule: Rule) -> str:
+        """How Health names a rule: its number in the list (mirrors: "2, other way")."""
+        base = rule.mirror_of or rule.id
+        number = next((i for i, r in enumerate(self.all, 1) if r.id == base), 0)
+        return f"{number}, other way" if rule.mirror_of else str(number)
+
     def fingerprint(self) -> str:
         return repr([r.to_json() for r in self.all]) + self.direction.value
 
@@ -239,8 +252,9 @@ class RuleSet:
                             key,
                             first_rule.id,
                             rule.id,
-                            f"Rules disagree: “{first.sentence()}” (rule {first_rule.id}) was "
-                            f"applied, “{action.sentence()}” (rule {rule.id}) was not.",
+                            f"Rules {self.label(first_rule)} and {self.label(rule)} disagree: "
+                            f"{first.sentence()} (rule {self.label(first_rule)}) was applied, "
+                            f"{action.sentence()} (rule {self.label(rule)}) was not.",
                         )
                     )
         return [chosen[k] for k in order], conflicts

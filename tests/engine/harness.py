@@ -10,6 +10,7 @@ from app.engine.sync import RunReport, Settings, SyncRun
 from app.mapping.defaults import default_mappings
 from app.mapping.fields import Direction, FieldMapping
 from app.model import FieldSpec, Side
+from app.rules.model import Rule
 from app.store.db import Store
 from app.store.models import Account, Connection
 from app.store.state import SyncState
@@ -23,11 +24,12 @@ class Pair:
         fields_a: tuple[FieldSpec, ...] = STANDARD_FIELDS,
         fields_b: tuple[FieldSpec, ...] = STANDARD_FIELDS,
         batch_size: int = 100,
+        subscription: bool = False,
         **settings: Any,
     ) -> None:
         self.store = Store(folder / "pairsync.db")
-        self.a = MemoryApp("App A", fields_a, batch_size=batch_size)
-        self.b = MemoryApp("App B", fields_b, batch_size=batch_size)
+        self.a = MemoryApp("App A", fields_a, batch_size=batch_size, subscription=subscription)
+        self.b = MemoryApp("App B", fields_b, batch_size=batch_size, subscription=subscription)
         with self.store.session() as s, s.begin():
             acc_a, acc_b = Account(name="a", kind="memory"), Account(name="b", kind="memory")
             s.add_all([acc_a, acc_b])
@@ -38,6 +40,8 @@ class Pair:
             self.cid = conn.id
         self.settings = Settings(**settings)
         self.mappings: list[FieldMapping] = default_mappings(self.a.schema(), self.b.schema())
+        self.rules: list[Rule] | None = None
+        """None: the two default all-to-all rules."""
 
     @property
     def state(self) -> SyncState:
@@ -45,7 +49,12 @@ class Pair:
 
     def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
         return SyncRun(
-            "c", self.state, {Side.A: self.a, Side.B: self.b}, self.mappings, self.settings
+            "c",
+            self.state,
+            {Side.A: self.a, Side.B: self.b},
+            self.mappings,
+            self.settings,
+            rules=self.rules,
         ).run(dry_run=dry_run, confirm=confirm)
 
     def writes(self) -> int:
