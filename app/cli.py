@@ -93,6 +93,13 @@ def build_parser() -> Parser:
     cre.add_argument("--winner", choices=["a", "b"], default="a")
     cre.add_argument("--avoid-duplicates", type=_on_off, default=True, metavar="on|off")
     cre.add_argument("--unsubscribes", type=_on_off, default=False, metavar="on|off")
+    cre.add_argument(
+        "--unsubscribe-opt-out",
+        type=_on_off,
+        default=False,
+        metavar="on|off",
+        help="with --unsubscribes: also set the other app's own opt-out, where it has one",
+    )
     cre.add_argument("--trash", type=_on_off, default=False, metavar="on|off")
     cre.add_argument("--propagate-clears", type=_on_off, default=True, metavar="on|off")
     cre.add_argument(
@@ -108,6 +115,74 @@ def build_parser() -> Parser:
         metavar="CC",
         help="country for phone numbers written without +, e.g. GB",
     )
+    st = con.add_parser("set", help="change a connection's settings (never touches contacts)")
+    st.add_argument("name")
+    st.add_argument("--direction", choices=["two-way", "a-to-b", "b-to-a"])
+    st.add_argument("--winner", choices=["a", "b"])
+    for flag in (
+        "avoid-duplicates",
+        "unsubscribes",
+        "unsubscribe-opt-out",
+        "trash",
+        "propagate-clears",
+    ):
+        st.add_argument(f"--{flag}", type=_on_off, metavar="on|off")
+    st.add_argument("--guard-threshold", type=int, metavar="N")
+    st.add_argument("--phone-region", metavar="CC")
+    rl = con.add_parser("rules", help="list a connection's IF/THEN rules and what they match")
+    rl.add_argument("name")
+    rl.add_argument("--json", action="store_true")
+    rule = con.add_parser("rule", help="add, remove, move or switch IF/THEN rules")
+    rsub = rule.add_subparsers(dest="rule_action", required=True, parser_class=Parser)
+    radd = rsub.add_parser(
+        "add",
+        help="add a rule",
+        description="IF a contact of the source app passes the filters THEN it is created or "
+        "updated in the other app, and the actions are applied there.",
+    )
+    radd.add_argument("name")
+    radd.add_argument("--source", choices=["a", "b"], required=True)
+    join = radd.add_mutually_exclusive_group()
+    join.add_argument("--all", dest="join", action="store_const", const="all", default="all")
+    join.add_argument("--any", dest="join", action="store_const", const="any")
+    radd.add_argument(
+        "--if",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar='"FIELD OP VALUE"',
+        help="e.g. 'organization contains Acme', 'birthday > 1990-01-01', 'notes is empty', "
+        "'segment has Customers', 'subscription is unsubscribed'",
+    )
+    radd.add_argument("--if-segment", action="append", default=[], metavar="NAME")
+    radd.add_argument("--if-not-segment", action="append", default=[], metavar="NAME")
+    radd.add_argument(
+        "--only-existing",
+        action="store_true",
+        help="update contacts that already exist in the other app; never create",
+    )
+    radd.add_argument("--then-add-segment", action="append", default=[], metavar="NAME")
+    radd.add_argument("--then-remove-segment", action="append", default=[], metavar="NAME")
+    radd.add_argument("--then-set", action="append", default=[], metavar="FIELD=VALUE")
+    radd.add_argument("--undo", type=_on_off, default=True, metavar="on|off")
+    radd.add_argument("--other-way", type=_on_off, default=False, metavar="on|off")
+    radd.add_argument("--position", type=int, metavar="N", help="1 = top (default: last)")
+    rrem = rsub.add_parser("remove", help="remove a rule (contacts are never touched)")
+    rrem.add_argument("name")
+    rrem.add_argument("rule", help="its number in the list, or its id")
+    rmov = rsub.add_parser("move", help="move a rule (the higher rule wins a contradiction)")
+    rmov.add_argument("name")
+    rmov.add_argument("rule")
+    rmov.add_argument("position", type=int)
+    for verb in ("enable", "disable"):
+        rv = rsub.add_parser(verb, help=f"{verb} a rule")
+        rv.add_argument("name")
+        rv.add_argument("rule")
+    rset = rsub.add_parser("set", help="flip a rule's Undo or Other-way-around toggle")
+    rset.add_argument("name")
+    rset.add_argument("rule")
+    rset.add_argument("--undo", type=_on_off, metavar="on|off")
+    rset.add_argument("--other-way", type=_on_off, metavar="on|off")
     cl = con.add_parser("list", help="list connections")
     cl.add_argument("--json", action="store_true")
     show = con.add_parser("show", help="show one connection")
@@ -262,6 +337,7 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             winner=args.winner,
             avoid_duplicates=args.avoid_duplicates,
             unsubscribes=args.unsubscribes,
+            unsubscribe_opt_out=args.unsubscribe_opt_out,
             trash=args.trash,
             propagate_clears=args.propagate_clears,
             guard_max_writes=args.guard_threshold,
@@ -272,6 +348,30 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             f"Created connection {conn['name']!r}: {conn['a']['account']} ⇄ {conn['b']['account']} "
             f"({conn['direction']}). Preview it with: pairsync sync {conn['name']} --dry-run"
         )
+    elif action == "set":
+        changes = {
+            key: getattr(args, attr)
+            for key, attr in (
+                ("direction", "direction"),
+                ("winner", "winner"),
+                ("avoid_duplicates", "avoid_duplicates"),
+                ("unsubscribes", "unsubscribes"),
+                ("unsubscribe_opt_out", "unsubscribe_opt_out"),
+                ("trash", "trash"),
+                ("propagate_clears", "propagate_clears"),
+                ("guard_max_writes", "guard_threshold"),
+                ("phone_region", "phone_region"),
+            )
+            if getattr(args, attr) is not None
+        }
+        if not changes:
+            raise UsageError("Nothing to change: give at least one setting, e.g. --trash on.")
+        service.update_connection(args.name, **changes)
+        print(f"Updated {args.name!r}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    elif action == "rules":
+        _print_rules(service.rules(args.name), args.json)
+    elif action == "rule":
+        return _rule(service, args)
     elif action == "list":
         conns = service.list_connections()
         if args.json:
@@ -343,6 +443,78 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
         service.delete_connection(args.name)
         print(f"Deleted connection {args.name!r}. No contact was changed in either app.")
     return EXIT_OK
+
+
+def _rule(service: Service, args: argparse.Namespace) -> int:
+    from app.model import Side
+    from app.rules.model import (
+        Action,
+        ActionKind,
+        Filter,
+        FilterKind,
+        Join,
+        Op,
+        RuleDraft,
+        parse_filter,
+        parse_set,
+    )
+
+    verb = args.rule_action
+    if verb == "add":
+        filters = [parse_filter(text) for text in args.filters]
+        filters += [Filter(FilterKind.SEGMENT, Op.HAS, n) for n in args.if_segment]
+        filters += [Filter(FilterKind.SEGMENT, Op.HAS_NOT, n) for n in args.if_not_segment]
+        if args.only_existing:
+            filters.append(Filter(FilterKind.EXISTS, Op.EXISTS))
+        actions = [Action(ActionKind.ADD_SEGMENT, n) for n in args.then_add_segment]
+        actions += [Action(ActionKind.REMOVE_SEGMENT, n) for n in args.then_remove_segment]
+        actions += [parse_set(text) for text in args.then_set]
+        draft = RuleDraft(
+            Side(args.source), Join(args.join), filters, actions, args.undo, args.other_way
+        )
+        view = service.add_rule(args.name, draft, args.position)
+        print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
+        print(f"It matches {view['count']} contacts now.")
+        if view["ignored"]:
+            print(f"Note: it is ignored ({view['ignored']}).")
+    elif verb == "remove":
+        service.remove_rule(args.name, args.rule)
+        print(f"Removed rule {args.rule}. No contact was changed.")
+    elif verb == "move":
+        service.move_rule(args.name, args.rule, args.position)
+        print(f"Moved rule {args.rule} to position {args.position}.")
+    elif verb in ("enable", "disable"):
+        service.set_rule(args.name, args.rule, enabled=verb == "enable")
+        print(f"Rule {args.rule} is now {'on' if verb == 'enable' else 'off'}.")
+    elif verb == "set":
+        if args.undo is None and args.other_way is None:
+            raise UsageError("Nothing to change: give --undo on|off or --other-way on|off.")
+        view = service.set_rule(args.name, args.rule, undo=args.undo, other_way=args.other_way)
+        print(
+            f"Rule {view['position']}: undo {'on' if view['undo'] else 'off'}, "
+            f"other way around {'on' if view['other_way'] else 'off'}."
+        )
+    return EXIT_OK
+
+
+def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(views)
+        return
+    if not views:
+        print("No rules: nothing is synced. Add one with: pairsync connection rule add NAME ...")
+    for v in views:
+        state = "on" if v["enabled"] else "off"
+        toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
+        toggles += f", other way {'on' if v['other_way'] else 'off'}"
+        print(f"{v['position']}. [{state}] {v['sentence']}")
+        print(f"   {toggles}; matches {v['count']} contacts now  (id {v['id']})")
+        if "mirror" in v:
+            print(f"   other way: {v['mirror']['sentence']} — matches {v['mirror']['count']}")
+        if v["ignored"]:
+            print(f"   ignored: {v['ignored']}")
+        if v.get("undo_note"):
+            print(f"   {v['undo_note']}")
 
 
 def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
@@ -419,6 +591,7 @@ def _summary(r: Any) -> str:
     for label, n in (
         ("failed", r.failed),
         ("conflicts", r.conflicts),
+        ("rule conflicts", r.rule_conflicts),
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
@@ -458,6 +631,10 @@ def _health(service: Service, args: argparse.Namespace) -> int:
                 f"  {item['field']}: A={item['value_a']!r} B={item['value_b']!r} → "
                 f"{item['winner'].upper()} won"
             )
+    if data["rule_conflicts"]:
+        print("\nRule conflicts:")
+        for item in data["rule_conflicts"][:50]:
+            print(f"  {item['side'].upper()}: {item['message']}")
     return EXIT_OK
 
 

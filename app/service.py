@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ from app.mapping.config import (
 from app.mapping.fields import Direction
 from app.model import Schema, Side
 from app.paths import AppPaths, app_paths
+from app.rules import edit as rule_edit
+from app.rules.evaluate import RuleSet
+from app.rules.model import Rule, RuleDraft, rules_from_config, rules_to_config
 from app.secrets import SecretStore
 from app.store.catalog import Catalog
 from app.store.db import Store
@@ -46,10 +49,14 @@ class ConnectionOptions:
     winner: str = "a"
     avoid_duplicates: bool = True
     unsubscribes: bool = False
+    unsubscribe_opt_out: bool = False
     trash: bool = False
     propagate_clears: bool = True
     guard_max_writes: int = 500
     phone_region: str = ""
+
+
+OPTION_NAMES = frozenset(ConnectionOptions.__dataclass_fields__)
 
 
 def _validate_options(o: ConnectionOptions) -> None:
@@ -140,6 +147,7 @@ class Service:
             "winner": conn.winner,
             "avoid_duplicates": conn.avoid_duplicates,
             "unsubscribes": conn.unsubscribes,
+            "unsubscribe_opt_out": conn.unsubscribe_opt_out,
             "trash": conn.trash,
             "propagate_clears": conn.propagate_clears,
             "guard_max_writes": conn.guard_max_writes,
@@ -159,6 +167,31 @@ class Service:
 
     def show_connection(self, name: str) -> dict[str, Any]:
         return self._connection_json(self.catalog.connection(name))
+
+    def update_connection(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a connection's settings (direction, winner, options). Never touches data;
+        the next run re-plans from the local index when the change affects what flows."""
+        unknown = set(changes) - OPTION_NAMES
+        if unknown:
+            raise ConfigError(f"Unknown connection setting: {', '.join(sorted(unknown))}.")
+        conn = self.catalog.connection(name)
+        current = {k: getattr(conn, k) for k in OPTION_NAMES}
+        options = ConnectionOptions(**(current | changes))
+        _validate_options(options)
+        if "direction" in changes and changes["direction"] != conn.direction:
+            rules = rules_from_config(json.loads(conn.config or "{}"))
+            if any(r.actions for r in rules):
+                _conn, apps = self._with_apps(name)
+                clash = rule_edit.rule_clash(
+                    rules,
+                    self._views(conn, apps, Direction(options.direction)),
+                    Direction(options.direction),
+                )
+                if clash:
+                    raise ConfigError(clash)
+        values = asdict(options) | {"phone_region": options.phone_region.upper()}
+        self.catalog.update_connection(name, **values)
+        return self.show_connection(name)
 
     def set_paused(self, name: str, paused: bool) -> None:
         values: dict[str, Any] = {"paused": paused}
@@ -201,6 +234,7 @@ class Service:
                 winner=str(data.get("winner", "a")),
                 avoid_duplicates=bool(data.get("avoid_duplicates", True)),
                 unsubscribes=bool(data.get("unsubscribes", False)),
+                unsubscribe_opt_out=bool(data.get("unsubscribe_opt_out", False)),
                 trash=bool(data.get("trash", False)),
                 propagate_clears=bool(data.get("propagate_clears", True)),
                 guard_max_writes=int(data.get("guard_max_writes", 500)),
@@ -208,6 +242,7 @@ class Service:
             )
             config = dict(data.get("config") or {"mappings": {"off": []}})
             MappingConfig.from_json(config.get("mappings"))  # refuse a malformed one now
+            rules_from_config(config)
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"The export is incomplete or malformed ({err}).") from None
         for acc_name, kind, settings in accounts:
@@ -258,6 +293,7 @@ class Service:
         try:
             apps = {Side.A: self.connector(acc_a), Side.B: self.connector(acc_b)}
             mappings = active_mappings(self._views(conn, apps))
+            rules = _rules(conn)
         except AuthExpired as err:
             return RunReport(connection=conn.name, status="auth", dry_run=dry_run, message=str(err))
         except PairsyncError as err:
@@ -270,6 +306,8 @@ class Service:
             avoid_duplicates=conn.avoid_duplicates,
             propagate_clears=conn.propagate_clears,
             trash=conn.trash,
+            unsubscribes=conn.unsubscribes,
+            unsubscribe_opt_out=conn.unsubscribe_opt_out,
             guard_max_writes=conn.guard_max_writes,
             guard_shrink_percent=conn.guard_shrink_percent,
         )
@@ -281,6 +319,7 @@ class Service:
                 mappings,
                 settings,
                 progress,
+                rules=rules,
             )
             return run.run(dry_run=dry_run, confirm=confirm)
         finally:
@@ -289,12 +328,18 @@ class Service:
 
     # --- mappings ---------------------------------------------------------------------------
 
-    def _views(self, conn: Connection, apps: dict[Side, Connector]) -> list[MappingView]:
+    def _views(
+        self,
+        conn: Connection,
+        apps: dict[Side, Connector],
+        direction: Direction | None = None,
+        config: MappingConfig | None = None,
+    ) -> list[MappingView]:
         return build_views(
             Schema(apps[Side.A].fields()),
             Schema(apps[Side.B].fields()),
-            _mapping_config(conn),
-            Direction(conn.direction),
+            config or _mapping_config(conn),
+            direction or Direction(conn.direction),
             app_a=apps[Side.A].info.name,
             app_b=apps[Side.B].info.name,
             segments=apps[Side.A].info.capabilities.segments
@@ -372,12 +417,26 @@ class Service:
             app_a=apps[Side.A].info.name,
             app_b=apps[Side.B].info.name,
         )
+        self._check_rules_allow(conn, apps, config)
         self._save_mappings(conn, config)
         return next(v for v in self.mappings(name) if v["key"] == custom.key)
 
     def toggle_mapping(self, name: str, key: str, on: bool) -> None:
         conn, apps = self._with_apps(name)
-        self._save_mappings(conn, toggle(_mapping_config(conn), self._views(conn, apps), key, on))
+        config = toggle(_mapping_config(conn), self._views(conn, apps), key, on)
+        if on:
+            self._check_rules_allow(conn, apps, config)
+        self._save_mappings(conn, config)
+
+    def _check_rules_allow(
+        self, conn: Connection, apps: dict[Side, Connector], config: MappingConfig
+    ) -> None:
+        """A mapping may not write a field an enabled rule sets (SPEC §3)."""
+        clash = rule_edit.rule_clash(
+            _rules(conn), self._views(conn, apps, config=config), Direction(conn.direction)
+        )
+        if clash:
+            raise ConfigError(clash)
 
     def remove_mapping(self, name: str, key: str) -> None:
         conn = self.catalog.connection(name)
@@ -388,10 +447,115 @@ class Service:
         data["mappings"] = config.to_json()
         self.catalog.update_connection(conn.name, config=json.dumps(data))
 
+    # --- rules ------------------------------------------------------------------------------
+
+    def rules(self, name: str, *, counts: bool = True) -> list[dict[str, Any]]:
+        """The rules, top first, as sentences, with what each one matches now (counted from
+        the local index: no app is read)."""
+        conn = self.catalog.connection(name)
+        rules = _rules(conn)
+        names, specs = self._rule_context(conn)
+        ruleset = RuleSet(rules, Direction(conn.direction), specs)
+        found = None
+        if counts:
+            found = rule_edit.count_matches(
+                ruleset,
+                {
+                    side: self.catalog.index_records(conn.id, side.value)
+                    for side in (Side.A, Side.B)
+                },
+            )
+        return [rule_edit.rule_view(r, i, ruleset, names, found) for i, r in enumerate(rules, 1)]
+
+    def _rule_context(self, conn: Connection) -> tuple[dict[Side, str], dict[Side, dict[str, Any]]]:
+        """App names and field specs for sentences and typed filters; account names stand in
+        when an app cannot be opened right now (e.g. it needs signing in again)."""
+        names: dict[Side, str] = {}
+        specs: dict[Side, dict[str, Any]] = {}
+        for side, account_id in ((Side.A, conn.account_a_id), (Side.B, conn.account_b_id)):
+            acc = self.catalog.account_by_id(account_id)
+            names[side], specs[side] = acc.name, {}
+            try:
+                app = self.connector(acc)
+                try:
+                    specs[side] = {f.key: f for f in app.fields()}
+                finally:
+                    app.close()
+            except PairsyncError:
+                pass
+        return names, specs
+
+    def add_rule(self, name: str, draft: RuleDraft, position: int | None = None) -> dict[str, Any]:
+        conn, apps = self._with_apps(name)
+        rule = draft.build()
+        self._check_rule(conn, apps, rule)
+        rules = _rules(conn)
+        at = len(rules) if position is None else position - 1
+        if not 0 <= at <= len(rules):
+            raise ConfigError(f"A position is between 1 and {len(rules) + 1}.")
+        rules.insert(at, rule)
+        self._save_rules(conn, rules)
+        return self.rules(name)[at]
+
+    def _check_rule(self, conn: Connection, apps: dict[Side, Connector], rule: Rule) -> None:
+        rule_edit.check_rule(
+            rule,
+            {s: Schema(a.fields()) for s, a in apps.items()},
+            {s: a.info.capabilities for s, a in apps.items()},
+            self._views(conn, apps),
+            {s: a.info.name for s, a in apps.items()},
+        )
+
+    def remove_rule(self, name: str, ref: str) -> None:
+        conn = self.catalog.connection(name)
+        rules = _rules(conn)
+        del rules[rule_edit.find(rules, ref)]
+        self._save_rules(conn, rules)
+
+    def move_rule(self, name: str, ref: str, position: int) -> None:
+        conn = self.catalog.connection(name)
+        self._save_rules(conn, rule_edit.moved(_rules(conn), ref, position))
+
+    def set_rule(
+        self,
+        name: str,
+        ref: str,
+        *,
+        enabled: bool | None = None,
+        undo: bool | None = None,
+        other_way: bool | None = None,
+    ) -> dict[str, Any]:
+        """Turn a rule on or off, or flip its Undo / Other-way-around toggles."""
+        conn = self.catalog.connection(name)
+        rules = _rules(conn)
+        i = rule_edit.find(rules, ref)
+        old = rules[i]
+        rule = replace(
+            old,
+            enabled=old.enabled if enabled is None else enabled,
+            undo=old.undo if undo is None else undo,
+            other_way=old.other_way if other_way is None else other_way,
+        )
+        if rule.enabled and (not old.enabled or rule.other_way):
+            _conn, apps = self._with_apps(name)
+            self._check_rule(conn, apps, rule)
+        rules[i] = rule
+        self._save_rules(conn, rules)
+        return self.rules(name, counts=False)[i]
+
+    def _save_rules(self, conn: Connection, rules: list[Rule]) -> None:
+        data = json.loads(conn.config or "{}")
+        data["rules"] = rules_to_config(rules)
+        self.catalog.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))
+
     # --- health ----------------------------------------------------------------------------
 
     def health(self, name: str) -> dict[str, Any]:
         return self.catalog.health(self.catalog.connection(name))
+
+
+def _rules(conn: Connection) -> list[Rule]:
+    return rules_from_config(json.loads(conn.config or "{}"))
 
 
 def _mapping_config(conn: Connection) -> MappingConfig:

@@ -72,6 +72,7 @@ from pathlib import Path
 from app.connectors.base import ChangeSet
 from app.errors import Conflict, NotFound, Rejected, Unavailable
 from app.model import (
+    OPT_OUT_FIELD,
     Address,
     AppInfo,
     Capabilities,
@@ -1346,17 +1347,42 @@ class _Codec:
 
 # --- the connector ----------------------------------------------------------------------
 
+_UNSUBSCRIBED_WORDS = frozenset(
+    {"unsubscribed", "no", "false", "0", "n", "opted out", "opt-out", "opt out", "cleaned"}
+)
+_SUBSCRIBED_WORDS = frozenset(
+    {"subscribed", "yes", "true", "1", "y", "opted in", "opt-in", "opt in", "pending"}
+)
+
+
+def subscription_status(text: str) -> bool | None:
+    """A subscription cell in words: True, False, or None when empty or not understood."""
+    word = " ".join(text.split()).casefold()
+    if word in _UNSUBSCRIBED_WORDS:
+        return False
+    if word in _SUBSCRIBED_WORDS:
+        return True
+    return None
+
 
 class CsvApp:
     """Connector over one CSV file (see the module docstring for formats and behaviour)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], subscription: str = "") -> None:
+        """``subscription``: the header of a column holding each contact's subscription
+        status (``subscribed``/``unsubscribed``, yes/no, …), as the user designates it."""
         self.path = Path(path)
+        self.subscription = subscription.strip()
         self.info = AppInfo(
             kind="csv",
             name="CSV file",
             aliases=("spreadsheet", "excel", "outlook csv", "google csv"),
-            capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=5000),
+            capabilities=Capabilities(
+                segments=True,
+                chooses_ids=True,
+                batch_size=5000,
+                subscription=bool(self.subscription),
+            ),
         )
         self._cache: _Table | None = None
         self._cache_key: tuple[int, int, int] | None = None
@@ -1415,8 +1441,24 @@ class CsvApp:
         if rec is None or rec.id != rid:
             assert table.layout is not None
             rec = _Codec(table.layout).read(rid, entry.version, row.cells)
+            rec.subscribed = self._status(table, row.cells)
             table.records[entry.pos] = rec
         return rec
+
+    def _status_col(self, table: _Table) -> int | None:
+        if not self.subscription or table.header is None:
+            return None
+        wanted = self.subscription.casefold()
+        for n, name in enumerate(table.header):
+            if name.strip().casefold() == wanted:
+                return n
+        return None
+
+    def _status(self, table: _Table, cells: list[str]) -> bool | None:
+        col = self._status_col(table)
+        if col is None or col >= len(cells):
+            return None
+        return subscription_status(cells[col])
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -1567,6 +1609,17 @@ class CsvApp:
             fields = dict(op.fields)
             add, remove = op.add_segments, op.remove_segments
         problem: tuple[str, str] | None = None
+        if OPT_OUT_FIELD in fields:
+            opt = str(fields.pop(OPT_OUT_FIELD))
+            col = self._status_col(work)
+            if col is None:
+                problem = (
+                    f"The CSV file has no column {self.subscription or 'for subscriptions'!r}; "
+                    "the opt-out was not recorded.",
+                    OPT_OUT_FIELD,
+                )
+            elif subscription_status(cells[col]) is not subscription_status(opt):
+                cells[col] = "unsubscribed" if subscription_status(opt) is False else "subscribed"
         for key, value in fields.items():
             message = codec.write_field(cells, key, value, current)
             if message and problem is None:
@@ -1590,6 +1643,7 @@ class CsvApp:
             work.entries.pop(old_id, None)
         _add(work, rid, pos, version, None)
         record = codec.read(rid, version, cells)
+        record.subscribed = self._status(work, cells)
         work.records[pos] = record
         return record, problem, True
 

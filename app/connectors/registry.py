@@ -57,7 +57,7 @@ def _vcard_folder(settings: Mapping[str, str], secret: str | None) -> Connector:
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
     from app.connectors.csv_file import CsvApp
 
-    return CsvApp(_path(settings))
+    return CsvApp(_path(settings), settings.get("subscription", ""))
 
 
 KINDS: dict[str, AppKind] = {

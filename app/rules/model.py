@@ -66,7 +66,9 @@ FIELD_OPS = (
     Op.TRUE,
     Op.FALSE,
 )
-NO_VALUE_OPS = frozenset({Op.EMPTY, Op.NOT_EMPTY, Op.TRUE, Op.FALSE})
+NO_VALUE_OPS = frozenset(
+    {Op.EMPTY, Op.NOT_EMPTY, Op.TRUE, Op.FALSE, Op.EXISTS, Op.SUBSCRIBED, Op.UNSUBSCRIBED}
+)
 OP_SPELLINGS: dict[str, Op] = {
     **{op.value: op for op in FIELD_OPS},
     ">": Op.GREATER,

@@ -7,12 +7,14 @@ them freely; every change is its own short transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import ConfigError
+from app.model import Record, record_from_json
 from app.store.models import (
     Account,
     Binding,
@@ -136,13 +138,56 @@ class Catalog:
                 .limit(1)
             )
 
+    def index_records(
+        self, connection_id: int, side: str, chunk: int = 2000
+    ) -> Iterator[list[tuple[Record, bool]]]:
+        """Every indexed contact of one side with whether it is bound (an active binding),
+        a chunk at a time: rule counts come from here, without reading the apps."""
+        col = Binding.id_a if side == "a" else Binding.id_b
+        bound = (
+            select(Binding.id)
+            .where(
+                Binding.connection_id == connection_id,
+                Binding.state == "active",
+                col == IndexedRecord.record_id,
+            )
+            .exists()
+        )
+        last = ""
+        while True:
+            with self.sessions() as s:
+                rows = s.execute(
+                    select(
+                        IndexedRecord.record_id,
+                        IndexedRecord.version,
+                        IndexedRecord.snapshot,
+                        bound,
+                    )
+                    .where(
+                        IndexedRecord.connection_id == connection_id,
+                        IndexedRecord.side == side,
+                        IndexedRecord.record_id > last,
+                    )
+                    .order_by(IndexedRecord.record_id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(record_from_json(rid, v, snap), bool(b)) for rid, v, snap, b in rows]
+
     # --- health ----------------------------------------------------------------------------
 
     def health(self, conn: Connection) -> dict[str, Any]:
         cid = conn.id
         with self.sessions() as s:
+            # Pairs in sync: bound and in a rule's scope (a dormant pair is Excluded).
             in_sync = s.scalar(
-                select(func.count()).where(Binding.connection_id == cid, Binding.state == "active")
+                select(func.count()).where(
+                    IndexedRecord.connection_id == cid,
+                    IndexedRecord.side == "a",
+                    IndexedRecord.status == "bound",
+                )
             )
             tombstones = s.scalar(
                 select(func.count()).where(Binding.connection_id == cid, Binding.state != "active")
@@ -213,6 +258,7 @@ class Catalog:
                 "duplicates": len(duplicates),
                 "failed": len(failed),
                 "deleted_other_side": int(tombstones or 0),
+                "rule_conflicts": sum(1 for c in conflict_rows if c.field.startswith("rule:")),
             },
             "failed": failed,
             "excluded": excluded,
@@ -228,6 +274,18 @@ class Catalog:
                     "binding": c.binding_id,
                 }
                 for c in conflict_rows
+                if not c.field.startswith("rule:")
+            ],
+            "rule_conflicts": [
+                {
+                    "about": c.field.removeprefix("rule:"),
+                    "message": json.loads(c.value_a),
+                    "side": c.winner,
+                    "at": c.at.isoformat(),
+                    "binding": c.binding_id,
+                }
+                for c in conflict_rows
+                if c.field.startswith("rule:")
             ],
             "journal_entries": int(journal_count or 0),
             "runs": [
