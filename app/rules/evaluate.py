@@ -79,6 +79,8 @@ def _compare(kind: FieldType, have: str, want: str, op: Op) -> bool:
     a, b = _ordered(kind, have), _ordered(kind, want)
     if a is None or b is None or type(a) is not type(b):
         return False
+    if isinstance(a, str) and a.startswith("--") != str(b).startswith("--"):
+        return False  # a date without a year is neither before nor after a full date
     return bool(a > b) if op is Op.GREATER else bool(a < b)  # type: ignore[operator]
 
 
@@ -91,13 +93,12 @@ def field_matches(f: Filter, value: FieldValue | None, spec: FieldSpec | None) -
         return not texts
     if f.op is Op.NOT_EMPTY:
         return bool(texts)
-    if f.op is Op.IS:
-        return want in folded or (
+    if f.op in (Op.IS, Op.IS_NOT):
+        same = want in folded or (
             kind in (FieldType.NUMBER, FieldType.DATE, FieldType.DATETIME)
             and any(_ordered(kind, t) == _ordered(kind, f.value) is not None for t in texts)
         )
-    if f.op is Op.IS_NOT:
-        return want not in folded
+        return same if f.op is Op.IS else not same
     if f.op is Op.CONTAINS:
         return any(want in t for t in folded)
     if f.op is Op.NOT_CONTAINS:
@@ -198,11 +199,14 @@ class RuleSet:
         return repr([r.to_json() for r in self.all]) + self.direction.value
 
     def managed_segments(self) -> frozenset[str]:
-        """Segments that rules read or write: the Segments mapping leaves them to the rules."""
+        """Segments that rules write (or, for rules with actions, read): the Segments mapping
+        leaves them to the rules. Turned-off rules count too, so switching a rule off never
+        lets its segments spread through the mapping; removing a rule hands them back."""
         out: set[str] = set()
-        for r in self.active:
+        every = [*self.all, *(mirror(r) for r in self.all if r.other_way)]
+        for r in every:
             out.update(canon_text(a.value) for a in r.actions if a.kind is not ActionKind.SET_FIELD)
-            if r.actions or r.other_way or r.mirror_of:
+            if r.actions or r.other_way:
                 out.update(canon_text(f.value) for f in r.filters if f.kind is FilterKind.SEGMENT)
         return frozenset(out)
 
@@ -242,9 +246,7 @@ class RuleSet:
                     order.append(key)
                     continue
                 first_rule, first = have
-                same = first.kind is action.kind and (
-                    canon_text(first.value) == canon_text(action.value)
-                )
+                same = _same_action(first.to_json(), action)
                 if not same:
                     conflicts.append(
                         RuleConflict(
@@ -281,7 +283,24 @@ class RuleSet:
     def pair_outcome(
         self, records: Mapping[Side, Record], log: Sequence[Mapping[str, Any]]
     ) -> RuleOutcome:
-        matched = {s: self.matching(s, records[s], exists=True) for s in (Side.A, Side.B)}
+        outcome, undo = self._pair_outcome(records, records, log)
+        if outcome.undone:
+            # What Undo takes back this run is not there for the rules to match on: else a
+            # mirror rule would put back, from the very segment being taken away, the one the
+            # user removed, and the pair would flip every run ("other way around" ping-pong).
+            after = {s: _after(records[s], undo[s]) for s in (Side.A, Side.B)}
+            outcome, _ = self._pair_outcome(after, records, log)
+        return outcome
+
+    def _pair_outcome(
+        self,
+        view: Mapping[Side, Record],
+        records: Mapping[Side, Record],
+        log: Sequence[Mapping[str, Any]],
+    ) -> tuple[RuleOutcome, dict[Side, Patch]]:
+        """The outcome with the rules matched on ``view``; the undo part of the patches too."""
+        matched = {s: self.matching(s, view[s], exists=True) for s in (Side.A, Side.B)}
+        undo = {Side.A: Patch(), Side.B: Patch()}
         outcome = RuleOutcome(
             in_scope=bool(matched[Side.A] or matched[Side.B]),
             matched={s: [r.id for r in matched[s]] for s in (Side.A, Side.B)},
@@ -307,7 +326,7 @@ class RuleSet:
                     carried_before[what] = e.get("before")
                     continue  # a different current action overrides it
                 if self._should_undo(e["rule"]):
-                    if self._undo(e, records[target], outcome.patches[target]):
+                    if self._undo(e, records[target], undo[target]):
                         outcome.undone += 1
                     continue
                 if e["rule"] in self.known and e["rule"] not in self.by_id:
@@ -320,8 +339,9 @@ class RuleSet:
                 if action.target in carried_before:
                     before = carried_before[action.target]
                 kept.append(_entry(rule, target, action, before))
+            outcome.patches[target].merge(undo[target])
             outcome.log.extend(kept)
-        return outcome
+        return outcome, undo
 
     def _should_undo(self, rule_id: str) -> bool:
         rule = self.by_id.get(rule_id)
@@ -341,7 +361,9 @@ class RuleSet:
         if action.kind is ActionKind.REMOVE_SEGMENT:
             if key not in names:
                 return _UNCHANGED
-            patch.remove_segments.add(names[key])
+            patch.remove_segments.update(
+                s for s in target.segments if canon_text(s).casefold() == key
+            )
             return None
         current = target.fields.get(action.field)
         if canon_text(" ".join(_texts(current))) == canon_text(action.value):
@@ -374,10 +396,26 @@ class RuleSet:
 _UNCHANGED = object()
 
 
-def _same_action(entry: Mapping[str, Any], action: Action) -> bool:
-    return entry["kind"] == action.kind.value and canon_text(entry["value"]) == canon_text(
-        action.value
+def _after(record: Record, patch: Patch) -> Record:
+    """The record as it will be once the patch is written."""
+    segments = (set(record.segments) - patch.remove_segments) | patch.add_segments
+    return Record(
+        record.id,
+        record.version,
+        {**record.fields, **patch.fields},
+        frozenset(segments),
+        record.subscribed,
     )
+
+
+def _same_action(entry: Mapping[str, Any], action: Action) -> bool:
+    """Same kind, same value (a segment name in any case; a field value as it is spelled)."""
+    if entry["kind"] != action.kind.value:
+        return False
+    have, want = canon_text(entry["value"]), canon_text(action.value)
+    if action.kind is ActionKind.SET_FIELD:
+        return have == want
+    return have.casefold() == want.casefold()
 
 
 def _entry(rule: Rule, target: Side, action: Action, before: Any) -> dict[str, Any]:
