@@ -453,6 +453,8 @@ def unsubscribe_patches(
             continue
         target = side.other
         if not writable[target]:
+            # Not seen yet as far as the other app is concerned: tagged once it may be written.
+            now[side.value] = seen.get(side.value)
             continue
         other = records[target]
         if canon_text(UNSUBSCRIBES_SEGMENT).casefold() not in {

@@ -138,7 +138,7 @@ class Action:
         """What the action writes: ``segment:<name>`` or ``field:<key>`` (for contradictions)."""
         if self.kind is ActionKind.SET_FIELD:
             return f"field:{self.field}"
-        return f"segment:{self.value.strip().casefold()}"
+        return f"segment:{' '.join(self.value.split()).casefold()}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind.value, "value": self.value}
@@ -209,8 +209,9 @@ class Rule:
             other_way=bool(data.get("other_way", False)),
             enabled=bool(data.get("enabled", True)),
         )
-        if rule.other_way:
-            mirror_problem(rule)  # refuse a stored mirror that cannot be built
+        why = mirror_problem(rule) if rule.other_way and rule.enabled else ""
+        if why:  # refuse a mirror in force that cannot be built (a rule off is checked when on)
+            raise ValueError(f"rule {rule.id}: “other way around” is not possible: {why}")
         return rule
 
     def sentence(self, app_source: str, app_target: str) -> str:
@@ -352,7 +353,7 @@ def parse_filter(text: str) -> Filter:
     name = match["field"].strip()
     spelled = match["op"]
     value = (match["value"] or "").strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'“":
+    if len(value) >= 2 and {'"': '"', "'": "'", "“": "”"}.get(value[0]) == value[-1]:
         value = value[1:-1]
     try:
         if name.casefold() in SEGMENT_WORDS and spelled in ("has", "has not", "is", "is not"):
