@@ -19,6 +19,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from keyring.backend import KeyringBackend
 
+# Real CardDAV servers (Radicale, Xandikos), started only by the tests that ask for them.
+pytest_plugins = ("tests.dav",)
+
 # The "explain" phase traces every line (slow on Python 3.11); a failure still shrinks.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 

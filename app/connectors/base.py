@@ -29,6 +29,9 @@ class ChangeSet:
     records: list[Record | Unreadable] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     cursor: str | None = None
+    complete: bool = False
+    """``records`` is everything the app holds (no cursor, or the cursor had expired): an id
+    known before but absent here may be gone (confirm with ``fetch`` before believing it)."""
 
 
 @runtime_checkable

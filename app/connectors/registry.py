@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.connectors.base import Connector
 from app.errors import ConfigError
+from app.paths import app_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,9 @@ class AppKind:
     needs_secret: bool
     build: Callable[[Mapping[str, str], str | None], Connector]
     check: Callable[[Mapping[str, str]], None]
+    verify: Callable[[Mapping[str, str], str | None], dict[str, str]] | None = None
+    """Called when the account is added, with its secret: tries the connection and returns
+    the settings to store (e.g. the address book the server's discovery found)."""
 
 
 def _path(settings: Mapping[str, str]) -> Path:
@@ -60,6 +64,46 @@ def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
     return CsvApp(_path(settings), settings.get("subscription", ""))
 
 
+def _check_carddav(settings: Mapping[str, str]) -> None:
+    from app.connectors.http import check_url
+
+    check_url(settings.get("url", ""), "The CardDAV address (--set url=...)")
+    if not settings.get("username", "").strip():
+        raise ConfigError("A CardDAV account needs --set username=... (your login or Apple ID).")
+
+
+def _carddav(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.carddav import CardDavApp
+
+    return CardDavApp(
+        settings["url"],
+        settings.get("username", ""),
+        secret or "",
+        addressbook=settings.get("addressbook"),
+        create=settings.get("create"),
+        cache_dir=app_paths().data / "cache",
+    )
+
+
+def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str, str]:
+    """Discover the address book now (and create it when asked), so a wrong address,
+    password or book name is reported by ``account add``, and runs skip discovery."""
+    from app.connectors.carddav import CardDavApp
+
+    app = CardDavApp(
+        settings["url"],
+        settings.get("username", ""),
+        secret or "",
+        addressbook=settings.get("addressbook"),
+        create=settings.get("create"),
+    )
+    try:
+        found = app.settings()
+    finally:
+        app.close()
+    return {k: v for k, v in settings.items() if k != "create"} | found
+
+
 KINDS: dict[str, AppKind] = {
     "vcard-folder": AppKind(
         "vcard-folder",
@@ -78,6 +122,16 @@ KINDS: dict[str, AppKind] = {
         False,
         _csv,
         _check_file,
+    ),
+    "carddav": AppKind(
+        "carddav",
+        "CardDAV",
+        ("icloud", "nextcloud", "fastmail", "radicale", "webdav", "apple contacts"),
+        ("url", "username"),
+        True,
+        _carddav,
+        _check_carddav,
+        _verify_carddav,
     ),
 }
 

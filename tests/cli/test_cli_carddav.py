@@ -1,0 +1,179 @@
+"""End-to-end: the ``pairsync`` CLI syncing a vCard folder with Radicale and a CSV file with
+Xandikos, both real servers on 127.0.0.1, with edits on both sides between runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+import vobject
+
+from app.cli import main
+from tests.dav import USER, DavServer
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def sync(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, err = cli(capsys, "sync", "main", "--json")
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)[0]
+    assert report["status"] == "ok", report
+    return report
+
+
+def card(uid: str, fn: str, *extra: str) -> str:
+    given, _, family = fn.partition(" ")
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{uid}", f"FN:{fn}", f"N:{family};{given};;;"]
+    return "\r\n".join([*lines, *extra, "END:VCARD"]) + "\r\n"
+
+
+def server_cards(server: DavServer, book: str) -> dict[str, Any]:
+    """Every card of the book as vobject reads it, by FN."""
+    response = server.session.request(
+        "PROPFIND",
+        book,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        data='<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    )
+    out = {}
+    for href in ET.fromstring(response.content).iter("{DAV:}href"):
+        if href.text and href.text.endswith(".vcf"):
+            parsed = vobject.readOne(server.get(urljoin(book, href.text))[1].decode())
+            out[parsed.fn.value] = parsed
+    return out
+
+
+def test_vcard_folder_with_radicale(
+    radicale: DavServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "EMAIL:ann@x.com", "TITLE:CEO"))
+    (folder / "zed.vcf").write_text(card("zed", "Zed Zee", "EMAIL:zed@x.com"))
+    book = radicale.new_book()
+    radicale.put(f"{book}bea.vcf", card("bea-uid", "Bea Bo", "EMAIL:bea@x.com", "X-KEEP:me"))
+    monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
+    assert cli(capsys, "account", "add", "vcard-folder", "Phone", "--set", f"path={folder}")[0] == 0
+    code, _, err = cli(
+        capsys,
+        *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
+        *("--set", f"username={USER}", "--set", f"addressbook={book}"),
+        *("--secret-env", "DAV_PASSWORD"),
+    )
+    assert code == 0, err
+    assert cli(capsys, "connection", "create", "main", "--a", "Phone", "--b", "Server")[0] == 0
+
+    report = sync(capsys)
+    assert report["created"] == {"a": 1, "b": 2}
+    on_server = server_cards(radicale, book)
+    assert set(on_server) == {"Ann Lee", "Zed Zee", "Bea Bo"}
+    assert on_server["Ann Lee"].title.value == "CEO"
+    assert any("Bea Bo" in p.read_text() for p in folder.glob("*.vcf"))
+
+    # Edits on both sides: Ann's title in the folder, Bea's phone on the server.
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "EMAIL:ann@x.com", "TITLE:Chair"))
+    etag, body = radicale.get(f"{book}bea.vcf")
+    edited = body.decode().replace("END:VCARD", "TEL;TYPE=CELL:+44 7700 900123\r\nEND:VCARD")
+    radicale.put(f"{book}bea.vcf", edited, etag)
+    report = sync(capsys)
+    assert report["updated"] == {"a": 1, "b": 1}
+    assert server_cards(radicale, book)["Ann Lee"].title.value == "Chair"
+    bea = next(p for p in folder.glob("*.vcf") if "Bea Bo" in p.read_text())
+    assert "+44 7700 900123" in bea.read_text()
+    assert "X-KEEP:me" in radicale.get(f"{book}bea.vcf")[1].decode()  # unmapped: kept
+
+    report = sync(capsys)  # S17: nothing to do
+    assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
+    code, out, _ = cli(capsys, "health", "main", "--json")
+    assert json.loads(out)["counts"]["in_sync"] == 3
+
+
+def test_csv_with_xandikos_found_by_discovery(
+    xandikos: DavServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sheet = tmp_path / "contacts.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["First Name", "Last Name", "E-mail Address", "Job Title", "Categories"])
+        writer.writerow(["Cy", "Cee", "cy@x.com", "Engineer", "Customers"])
+        writer.writerow(["Dee", "Dee", "dee@x.com", "", ""])
+    book = xandikos.new_book("pairsync-e2e")
+    xandikos.put(f"{book}dee.vcf", card("dee-uid", "Dee Dee", "EMAIL:dee@x.com", "TITLE:Boss"))
+    xandikos.put(f"{book}eve.vcf", card("eve-uid", "Eve Ex", "EMAIL:eve@x.com"))
+    monkeypatch.setenv("DAV_PASSWORD", "unused-by-xandikos")
+    assert cli(capsys, "account", "add", "csv", "Sheet", "--set", f"path={sheet}")[0] == 0
+    code, _, err = cli(
+        capsys,
+        *("account", "add", "carddav", "Dav", "--set", f"url={xandikos.url}"),
+        *("--set", "username=user", "--set", "addressbook=pairsync-e2e"),
+        *("--secret-env", "DAV_PASSWORD"),
+    )
+    assert code == 0, err
+    code, out, _ = cli(capsys, "account", "list", "--json")
+    dav = next(a for a in json.loads(out) if a["name"] == "Dav")
+    assert dav["settings"]["addressbook"] == book  # discovery's answer is stored
+    assert "unused-by-xandikos" not in out
+    assert cli(capsys, "connection", "create", "main", "--a", "Sheet", "--b", "Dav")[0] == 0
+
+    report = sync(capsys)
+    assert report["created"] == {"a": 1, "b": 1}
+    on_server = server_cards(xandikos, book)
+    assert set(on_server) == {"Cy Cee", "Dee Dee", "Eve Ex"}
+    assert on_server["Cy Cee"].categories.value == ["Customers"]
+    with sheet.open(newline="", encoding="utf-8") as fh:
+        rows = {r["E-mail Address"]: r for r in csv.DictReader(fh)}
+    assert rows["dee@x.com"]["Job Title"] == "Boss" and "eve@x.com" in rows
+
+    # Both sides edit: the sheet renames Cy's job, the server changes Eve's title.
+    text = sheet.read_text(encoding="utf-8").replace("Engineer", "Architect")
+    sheet.write_text(text, encoding="utf-8")
+    etag, body = xandikos.get(f"{book}eve.vcf")
+    xandikos.put(
+        f"{book}eve.vcf", body.decode().replace("END:VCARD", "TITLE:Pilot\r\nEND:VCARD"), etag
+    )
+    report = sync(capsys)
+    assert report["updated"] == {"a": 1, "b": 1}
+    assert server_cards(xandikos, book)["Cy Cee"].title.value == "Architect"
+    with sheet.open(newline="", encoding="utf-8") as fh:
+        rows = {r["E-mail Address"]: r for r in csv.DictReader(fh)}
+    assert rows["eve@x.com"]["Job Title"] == "Pilot"
+    report = sync(capsys)
+    assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
+
+
+def test_account_add_reports_a_wrong_password(
+    radicale: DavServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAV_PASSWORD", "not-the-password")
+    code, out, err = cli(
+        capsys,
+        *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
+        *("--set", f"username={USER}", "--secret-env", "DAV_PASSWORD"),
+    )
+    assert code == 3 and "refused the user name or password" in err
+    assert "not-the-password" not in out + err
+    code, out, _ = cli(capsys, "account", "list", "--json")
+    assert json.loads(out) == []
+    code, _, err = cli(
+        capsys,
+        *("account", "add", "carddav", "Server", "--set", "url=http://contacts.example.com"),
+        *("--set", f"username={USER}", "--secret-env", "DAV_PASSWORD"),
+    )
+    assert code == 2 and "https://" in err
