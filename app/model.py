@@ -164,6 +164,25 @@ OPT_OUT_FIELD = "subscribed"
 for apps whose ``capabilities.subscription`` is true; others never receive it)."""
 
 
+_UNSUBSCRIBED_WORDS = frozenset(
+    {"unsubscribed", "no", "false", "0", "n", "opted out", "opt-out", "opt out", "cleaned"}
+)
+_SUBSCRIBED_WORDS = frozenset(
+    {"subscribed", "yes", "true", "1", "y", "opted in", "opt-in", "opt in", "pending"}
+)
+
+
+def parse_subscription(text: str) -> bool | None:
+    """A subscription status written in words (a CSV cell, a vCard property): True, False,
+    or None when empty or not understood."""
+    word = " ".join(text.split()).casefold()
+    if word in _UNSUBSCRIBED_WORDS:
+        return False
+    if word in _SUBSCRIBED_WORDS:
+        return True
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     segments: bool = True

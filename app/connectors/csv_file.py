@@ -89,6 +89,7 @@ from app.model import (
     WriteOp,
     WriteResult,
     email_key,
+    parse_subscription,
     record_emails,
 )
 
@@ -1347,23 +1348,6 @@ class _Codec:
 
 # --- the connector ----------------------------------------------------------------------
 
-_UNSUBSCRIBED_WORDS = frozenset(
-    {"unsubscribed", "no", "false", "0", "n", "opted out", "opt-out", "opt out", "cleaned"}
-)
-_SUBSCRIBED_WORDS = frozenset(
-    {"subscribed", "yes", "true", "1", "y", "opted in", "opt-in", "opt in", "pending"}
-)
-
-
-def subscription_status(text: str) -> bool | None:
-    """A subscription cell in words: True, False, or None when empty or not understood."""
-    word = " ".join(text.split()).casefold()
-    if word in _UNSUBSCRIBED_WORDS:
-        return False
-    if word in _SUBSCRIBED_WORDS:
-        return True
-    return None
-
 
 class CsvApp:
     """Connector over one CSV file (see the module docstring for formats and behaviour)."""
@@ -1458,7 +1442,7 @@ class CsvApp:
         col = self._status_col(table)
         if col is None or col >= len(cells):
             return None
-        return subscription_status(cells[col])
+        return parse_subscription(cells[col])
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -1618,8 +1602,8 @@ class CsvApp:
                     "the opt-out was not recorded.",
                     OPT_OUT_FIELD,
                 )
-            elif subscription_status(cells[col]) is not subscription_status(opt):
-                cells[col] = "unsubscribed" if subscription_status(opt) is False else "subscribed"
+            elif parse_subscription(cells[col]) is not parse_subscription(opt):
+                cells[col] = "unsubscribed" if parse_subscription(opt) is False else "subscribed"
         for key, value in fields.items():
             message = codec.write_field(cells, key, value, current)
             if message and problem is None:

@@ -55,7 +55,7 @@ def _check_file(settings: Mapping[str, str]) -> None:
 def _vcard_folder(settings: Mapping[str, str], secret: str | None) -> Connector:
     from app.connectors.vcard_folder import VCardFolderApp
 
-    return VCardFolderApp(_path(settings))
+    return VCardFolderApp(_path(settings), settings.get("subscription", ""))
 
 
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:

@@ -24,19 +24,24 @@ from app.connectors.vcard_text import (
     KNOWN_KEYS,
     RAW_LIMIT,
     Broken,
+    Card,
     apply_patch,
     card_values,
     decode_bytes,
     new_card,
     parse_card,
+    property_text,
     render,
+    set_property,
 )
 from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
 from app.model import (
+    OPT_OUT_FIELD,
     AppInfo,
     Capabilities,
     Create,
     FieldSpec,
+    FieldValue,
     Record,
     Schema,
     Unreadable,
@@ -44,6 +49,7 @@ from app.model import (
     WriteOp,
     WriteResult,
     email_key,
+    parse_subscription,
     record_emails,
 )
 
@@ -80,15 +86,22 @@ def _valid_id(record_id: str) -> bool:
 class VCardFolderApp:
     """Connector over a folder of ``.vcf`` files (vdir layout)."""
 
-    info = AppInfo(
-        kind="vcard-folder",
-        name="vCard folder",
-        aliases=("vcf", "vdir", "contacts folder"),
-        capabilities=Capabilities(segments=True, chooses_ids=True, batch_size=500),
-    )
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], subscription: str = "") -> None:
+        """``subscription``: a property (e.g. ``X-NEWSLETTER``) holding each contact's
+        subscription status in words, as the user designates it."""
         self.path = Path(path)
+        self.subscription = subscription.strip().upper()
+        self.info = AppInfo(
+            kind="vcard-folder",
+            name="vCard folder",
+            aliases=("vcf", "vdir", "contacts folder"),
+            capabilities=Capabilities(
+                segments=True,
+                chooses_ids=True,
+                batch_size=500,
+                subscription=bool(self.subscription),
+            ),
+        )
         self._cache: dict[str, tuple[str, Record | Unreadable]] = {}
         self._mode = 0o666 & ~_current_umask()
 
@@ -132,7 +145,7 @@ class VCardFolderApp:
         try:
             card = parse_card(text)
             fields, segments = card_values(card)
-            item = Record(record_id, version, fields, segments)
+            item = Record(record_id, version, fields, segments, self._status(card))
         except Broken as err:
             item = Unreadable(record_id, version, _broken_message(path.name, err), text[:RAW_LIMIT])
         except Exception as err:  # never crash a read on one odd file
@@ -144,6 +157,25 @@ class VCardFolderApp:
             )
         self._cache[record_id] = (version, item)
         return version, item
+
+    def _status(self, card: Card) -> bool | None:
+        if not self.subscription:
+            return None
+        text = property_text(card, self.subscription)
+        return None if text is None else parse_subscription(text)
+
+    def _opt_out(self, card: Card, fields: dict[str, FieldValue]) -> None:
+        """The opt-out pseudo-field: written to the designated property (refused without)."""
+        if OPT_OUT_FIELD not in fields:
+            return
+        value = str(fields.pop(OPT_OUT_FIELD))
+        if not self.subscription:
+            raise Rejected("This vCard folder has no subscription property.", field=OPT_OUT_FIELD)
+        wanted = parse_subscription(value)
+        if self._status(card) is not wanted:
+            set_property(
+                card, self.subscription, "unsubscribed" if wanted is False else "subscribed"
+            )
 
     @staticmethod
     def _copy(item: Record | Unreadable) -> Record | Unreadable:
@@ -255,6 +287,7 @@ class VCardFolderApp:
         if path.exists() or self._file(rid).exists():
             raise Conflict(f"A contact file {path.name} already exists.")
         card = new_card(rid, PRODID)
+        self._opt_out(card, dict(op.fields))
         fields = {k: v for k, v in op.fields.items() if k in KNOWN_KEYS}
         apply_patch(card, fields, op.segments, is_new=True)
         self._store(path, render(card), exclusive=True)
@@ -276,6 +309,7 @@ class VCardFolderApp:
             card = parse_card(text)
         except Broken as err:
             raise BadData(_broken_message(path.name, err), raw=text[:RAW_LIMIT]) from None
+        self._opt_out(card, dict(op.fields))
         fields = {k: v for k, v in op.fields.items() if k in KNOWN_KEYS}
         apply_patch(card, fields, op.add_segments, op.remove_segments)
         new_text = render(card)

@@ -648,6 +648,27 @@ class _Editor:
         ]
 
 
+def property_text(card: Card, name: str) -> str | None:
+    """The unescaped value of the first ``name`` property, or None when the card has none."""
+    wanted = name.upper()
+    for line in card.lines:
+        if line.name == wanted:
+            if line.value:
+                return unescape(line.value)
+            # Properties Pairsync does not map keep only their raw text: parse it now.
+            logical = re.sub(r"\r?\n[ \t]", "", line.raw).rstrip("\r\n")
+            try:
+                return unescape(parseLine(logical, line.number)[2])
+            except Exception:  # an odd line is simply no status
+                return None
+    return None
+
+
+def set_property(card: Card, name: str, value: str) -> None:
+    """Set (or add) one single-valued property, keeping its group and parameters."""
+    _Editor(card).set_text(name.upper(), value)
+
+
 def apply_patch(
     card: Card,
     patch: Mapping[str, FieldValue],

@@ -241,3 +241,42 @@ def test_rules_round_trip_through_export_and_import(crm, capsys, tmp_path) -> No
     path.write_text(json.dumps(bad), encoding="utf-8")
     code, _, err = cli(capsys, "connection", "import", str(path), "--name", "c3")
     assert code == 2 and "rules are malformed" in err
+
+
+def test_s8_vcard_property_and_csv_column_with_opt_out(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A vCard folder whose cards carry X-NEWSLETTER ↔ a CSV file with a Newsletter column."""
+    folder, sheet = tmp_path / "cards", tmp_path / "list.csv"
+    folder.mkdir()
+    (folder / "eve.vcf").write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:eve\r\nFN:Eve Ng\r\nN:Ng;Eve;;;\r\n"
+        "EMAIL:eve@x.com\r\nX-NEWSLETTER:subscribed\r\nX-KEEP:me\r\nEND:VCARD\r\n",
+        encoding="utf-8",
+    )
+    write_csv(sheet, HEADER, [["Eve Ng", "eve@x.com", "", "", "", "yes"]])
+    assert cli(capsys, "account", "add", "vcard-folder", "Cards", "--set", f"path={folder}",
+               "--set", "subscription=X-NEWSLETTER")[0] == 0  # fmt: skip
+    assert cli(capsys, "account", "add", "csv", "List", "--set", f"path={sheet}",
+               "--set", "subscription=Newsletter")[0] == 0  # fmt: skip
+    assert cli(capsys, "connection", "create", "c", "--a", "Cards", "--b", "List",
+               "--unsubscribes", "on", "--unsubscribe-opt-out", "on")[0] == 0  # fmt: skip
+    sync(capsys)
+    assert read_csv(sheet)["eve@x.com"]["Tags"] == ""
+    # Eve unsubscribes on the phone: the list gets the review tag and its own opt-out.
+    card = (folder / "eve.vcf").read_text(encoding="utf-8")
+    (folder / "eve.vcf").write_text(
+        card.replace("X-NEWSLETTER:subscribed", "X-NEWSLETTER:Unsubscribed"), encoding="utf-8"
+    )
+    sync(capsys)
+    row = read_csv(sheet)["eve@x.com"]
+    assert row["Tags"] == "Pairsync Unsubscribes"
+    assert row["Newsletter"] == "unsubscribed"
+    card = (folder / "eve.vcf").read_text(encoding="utf-8")
+    assert "Pairsync Unsubscribes" not in card, "the review tag stays on the other side"
+    assert "X-KEEP:me" in card
+    # She subscribes again on the phone: nobody is re-subscribed in the list.
+    (folder / "eve.vcf").write_text(
+        card.replace("X-NEWSLETTER:Unsubscribed", "X-NEWSLETTER:subscribed"), encoding="utf-8"
+    )
+    report = sync(capsys)
+    assert read_csv(sheet)["eve@x.com"]["Newsletter"] == "unsubscribed"
+    assert report["updated"]["b"] == 0

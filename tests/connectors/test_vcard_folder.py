@@ -12,7 +12,7 @@ import vobject
 from app.connectors.base import Connector
 from app.connectors.vcard_folder import VCardFolderApp
 from app.errors import BadData, Conflict, NotFound, Unavailable
-from app.model import Address, Create, Labeled, Record, Unreadable, Update
+from app.model import OPT_OUT_FIELD, Address, Create, Labeled, Record, Unreadable, Update
 from tests.connectors.contract import ConnectorContract
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "vcard"
@@ -491,3 +491,27 @@ def test_list_versions_is_fast(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - start
     assert len(listing) == 10_000
     assert elapsed < 0.5, elapsed  # typically ~20-40 ms; generous for slow CI disks
+
+
+def test_designated_property_carries_the_subscription_status(tmp_path: Path) -> None:
+    (tmp_path / "a.vcf").write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:A\r\nEMAIL:a@x.com\r\n"
+        "X-NEWSLETTER:Opted in\r\nX-OTHER:keep\r\nEND:VCARD\r\n",
+        encoding="utf-8",
+    )
+    plain = VCardFolderApp(tmp_path)
+    [rec] = plain.fetch(["a"])
+    assert isinstance(rec, Record) and rec.subscribed is None
+    assert not plain.info.capabilities.subscription
+    [res] = plain.write([Update("op1", "a", {OPT_OUT_FIELD: "false"})])
+    assert not res.ok and "no subscription property" in str(res.error)
+    app = VCardFolderApp(tmp_path, "x-newsletter")
+    assert app.info.capabilities.subscription
+    [rec] = app.fetch(["a"])
+    assert isinstance(rec, Record) and rec.subscribed is True
+    [res] = app.write([Update("op2", "a", {OPT_OUT_FIELD: "false"})])
+    assert res.ok and res.record is not None and res.record.subscribed is False
+    text = (tmp_path / "a.vcf").read_bytes().decode("utf-8")
+    assert "X-NEWSLETTER:unsubscribed\r\n" in text and "X-OTHER:keep\r\n" in text
+    [res] = app.write([Create("op3", {"full_name": "B", OPT_OUT_FIELD: "false"}, new_id="b")])
+    assert res.ok and res.record is not None and res.record.subscribed is False
