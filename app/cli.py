@@ -61,6 +61,11 @@ def build_parser() -> Parser:
         action="store_true",
         help="accept a plaintext keyring backend (secrets readable by anyone with your files)",
     )
+    p.add_argument(
+        "--background",
+        action="store_true",
+        help="desktop app: start in the tray without opening the window (start at login)",
+    )
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     acc = sub.add_parser("account", help="connected accounts").add_subparsers(
@@ -246,6 +251,14 @@ def build_parser() -> Parser:
     hea = sub.add_parser("health", help="what synced, what did not, and why")
     hea.add_argument("name")
     hea.add_argument("--json", action="store_true")
+
+    und = sub.add_parser(
+        "undo", help="put back what a run wrote, in both apps (never deletes a contact)"
+    )
+    und.add_argument("name")
+    und.add_argument("run", type=int, help="the run's number (pairsync health NAME --json)")
+    und.add_argument("--contact", metavar="SIDE:ID", help="only this contact: a:ID or b:ID")
+    und.add_argument("--json", action="store_true")
     return p
 
 
@@ -271,7 +284,7 @@ def run(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
     if args.command is None:
-        return _no_command(parser)
+        return _no_command(parser, args)
     from app.service import Service
 
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
@@ -282,13 +295,30 @@ def run(argv: Sequence[str]) -> int:
         service.close()
 
 
-def _no_command(parser: Parser) -> int:
-    try:
-        from app.ui.main import main as gui_main  # type: ignore[import-not-found]
-    except ImportError:
+def _no_command(parser: Parser, args: argparse.Namespace) -> int:
+    """No command: open the desktop app; without a display (or without Qt's libraries),
+    show the commands instead and say why."""
+    from app.ui import display_available
+
+    if not display_available():
         parser.print_help()
+        print(
+            "\npairsync: no display found (DISPLAY and WAYLAND_DISPLAY are not set), so the "
+            "desktop app cannot open; the commands above work without one.",
+            file=sys.stderr,
+        )
         return EXIT_OK
-    return int(gui_main())
+    try:
+        from app.ui.main import main as gui_main
+    except ImportError as err:
+        parser.print_help()
+        print(
+            f"\npairsync: the desktop app cannot start ({err}); the commands above work "
+            "without it.",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    return int(gui_main(home=args.home, allow_insecure_keyring=args.allow_insecure_keyring))
 
 
 def _dispatch(service: Service, args: argparse.Namespace) -> int:
@@ -324,6 +354,9 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
 
     if args.command == "health":
         return _health(service, args)
+
+    if args.command == "undo":
+        return _undo(service, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -636,6 +669,30 @@ def _health(service: Service, args: argparse.Namespace) -> int:
         for item in data["rule_conflicts"][:50]:
             print(f"  {item['side'].upper()}: {item['message']}")
     return EXIT_OK
+
+
+def _undo(service: Service, args: argparse.Namespace) -> int:
+    """Undo a run as a journaled run of its own; contacts it created are kept and put in
+    "Pairsync Trash"; fields changed since are left alone and listed."""
+    record = None
+    if args.contact:
+        side, _, rid = args.contact.partition(":")
+        if side not in ("a", "b") or not rid:
+            raise UsageError("pairsync undo: --contact takes a:ID or b:ID")
+        record = (side, rid)
+    report = service.undo_run(args.name, service.run_id(args.name, args.run), record=record)
+    if args.json:
+        _print_json(report.as_json())
+    else:
+        print(f"{args.name}: undo of run {args.run}: {report.message}")
+        for item in report.skipped:
+            who = item["name"] or item["record_id"]
+            print(f"  left alone: {item['side'].upper()} {who} {item['field']}: {item['reason']}")
+        for item in report.errors:
+            print(f"  not written: {item['side'].upper()} {item['name']}: {item['message']}")
+    if report.status == "auth":
+        return EXIT_AUTH
+    return EXIT_OK if report.status == "ok" else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

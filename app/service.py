@@ -7,15 +7,20 @@ never prints and never imports Qt.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from app.catalogue import AccountCheck, AppEntry, catalogue
 from app.connectors.base import Connector
 from app.connectors.registry import app_kind, normalize_settings
 from app.engine.sync import Progress, RunReport, Settings, SyncRun
-from app.errors import AuthExpired, ConfigError, PairsyncError
+from app.engine.undo import Reverter, UndoReport
+from app.errors import AuthExpired, ConfigError, PairsyncError, Unavailable
+from app.mapping.compat import compatibility
 from app.mapping.config import (
     CustomMapping,
     MappingConfig,
@@ -28,15 +33,40 @@ from app.mapping.config import (
     toggle,
 )
 from app.mapping.fields import Direction
-from app.model import Schema, Side
+from app.model import FieldSpec, Schema, Side
 from app.paths import AppPaths, app_paths
+from app.preview import Preview, PreviewRun
 from app.rules import edit as rule_edit
 from app.rules.evaluate import RuleSet
-from app.rules.model import Rule, RuleDraft, rules_from_config, rules_to_config
+from app.rules.model import (
+    Rule,
+    RuleDraft,
+    mirror_problem,
+    rules_from_config,
+    rules_to_config,
+)
+from app.schedule import (
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    ConnectionState,
+    RunFacts,
+    ScheduleEntry,
+    next_run,
+)
 from app.secrets import SecretStore
-from app.store.catalog import Catalog
+from app.status import ConnectionSummary, connection_status
+from app.store.catalog import (
+    CONFLICT_DAYS,
+    Catalog,
+    ConflictRow,
+    ContactRow,
+    FailureRow,
+    HealthQueries,
+    JournalRowView,
+    RunRow,
+)
 from app.store.db import Store
-from app.store.models import Account, Connection
+from app.store.models import Account, Connection, utcnow
 from app.store.state import SyncState
 
 EXPORT_VERSION = 1
@@ -101,6 +131,8 @@ class Service:
             raise ConfigError(f"A {spec.name} account needs a secret: use --secret-env VAR.")
         if self.catalog.find_account(name) is not None:
             raise ConfigError(f"An account named {name!r} already exists.")
+        if spec.verify is not None:
+            values = spec.verify(values, secret)
         if secret:
             self.secrets.set(name, secret)
         return _account_json(self.catalog.add_account(name, kind, values, bool(secret)))
@@ -266,7 +298,10 @@ class Service:
         dry_run: bool = False,
         confirm: bool = False,
         progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[RunReport]:
+        """Sync connections now; ``should_stop`` lets the desktop app cancel a run at its
+        next safe point (status cancelled, nothing half-written)."""
         conns = [self.catalog.connection(n) for n in names] if names else self.catalog.connections()
         reports = []
         for conn in conns:
@@ -280,12 +315,24 @@ class Service:
                 )
                 continue
             reports.append(
-                self._sync_one(conn, dry_run=dry_run, confirm=confirm, progress=progress)
+                self._sync_one(
+                    conn,
+                    dry_run=dry_run,
+                    confirm=confirm,
+                    progress=progress,
+                    should_stop=should_stop,
+                )
             )
         return reports
 
     def _sync_one(
-        self, conn: Connection, *, dry_run: bool, confirm: bool, progress: Progress | None
+        self,
+        conn: Connection,
+        *,
+        dry_run: bool,
+        confirm: bool,
+        progress: Progress | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> RunReport:
         acc_a = self.catalog.account_by_id(conn.account_a_id)
         acc_b = self.catalog.account_by_id(conn.account_b_id)
@@ -295,31 +342,19 @@ class Service:
             mappings = active_mappings(self._views(conn, apps))
             rules = _rules(conn)
         except AuthExpired as err:
-            return RunReport(connection=conn.name, status="auth", dry_run=dry_run, message=str(err))
+            return self._not_started(conn, "auth", str(err), dry_run)
         except PairsyncError as err:
-            return RunReport(
-                connection=conn.name, status="failed", dry_run=dry_run, message=str(err)
-            )
-        settings = Settings(
-            direction=Direction(conn.direction),
-            winner=Side(conn.winner),
-            avoid_duplicates=conn.avoid_duplicates,
-            propagate_clears=conn.propagate_clears,
-            trash=conn.trash,
-            unsubscribes=conn.unsubscribes,
-            unsubscribe_opt_out=conn.unsubscribe_opt_out,
-            guard_max_writes=conn.guard_max_writes,
-            guard_shrink_percent=conn.guard_shrink_percent,
-        )
+            return self._not_started(conn, "failed", str(err), dry_run)
         try:
             run = SyncRun(
                 conn.name,
                 SyncState(self.store.sessions, conn.id),
                 apps,
                 mappings,
-                settings,
+                self._run_settings(conn),
                 progress,
                 rules=rules,
+                should_stop=should_stop,
             )
             return run.run(dry_run=dry_run, confirm=confirm)
         finally:
@@ -536,6 +571,10 @@ class Service:
             undo=old.undo if undo is None else undo,
             other_way=old.other_way if other_way is None else other_way,
         )
+        if rule.other_way and not old.other_way:
+            why = mirror_problem(rule)
+            if why:
+                raise ConfigError(f"“Other way around” is not possible here: {why}.")
         if rule.enabled and (not old.enabled or rule.other_way):
             _conn, apps = self._with_apps(name)
             self._check_rule(conn, apps, rule)
@@ -552,6 +591,561 @@ class Service:
 
     def health(self, name: str) -> dict[str, Any]:
         return self.catalog.health(self.catalog.connection(name))
+
+    # --- desktop app: wizard and dashboard ----------------------------------------------------
+    # What the desktop app needs beyond the CLI's commands. Qt-free like the rest: the GUI
+    # calls these on worker threads (each with its own Service) and shows what they return.
+
+    def app_catalogue(self, query: str = "") -> list[AppEntry]:
+        """The wizard's list of apps, filtered as the user types (names and aliases)."""
+        return catalogue(query)
+
+    def check_new_account(
+        self,
+        kind: str,
+        settings: Mapping[str, str],
+        secret: str | None = None,
+        progress: Progress | None = None,
+    ) -> AccountCheck:
+        """Connect to an account that is not stored yet and read its schema: the wizard's
+        proof that the folder, file or login works, before anything is saved. Raises a
+        ``PairsyncError`` whose message says what is wrong, in words."""
+        spec = app_kind(kind)
+        values = normalize_settings(spec, settings)
+        missing = [k for k in spec.settings if not str(values.get(k, "")).strip()]
+        if missing:
+            raise ConfigError(f"{spec.name} needs: {', '.join(missing)}.")
+        spec.check(values)
+        if spec.needs_secret and not secret:
+            raise ConfigError(f"{spec.name} needs a password or token.")
+        if progress is not None:
+            progress(f"Connecting to {spec.name}", 0, 0)
+        if spec.verify is not None:
+            values = spec.verify(values, secret)
+        return self._read_account(kind, spec.build(values, secret), values, progress)
+
+    def check_account(self, name: str, progress: Progress | None = None) -> AccountCheck:
+        """Connect to a stored account and read its schema (re-using a connected account)."""
+        acc = self.catalog.account(name)
+        if progress is not None:
+            progress(f"Connecting to {app_kind(acc.kind).name}", 0, 0)
+        check = self._read_account(
+            acc.kind, self.connector(acc), json.loads(acc.settings), progress
+        )
+        return replace(check, account=acc.name)
+
+    def _read_account(
+        self,
+        kind: str,
+        app: Connector,
+        settings: Mapping[str, str],
+        progress: Progress | None,
+    ) -> AccountCheck:
+        try:
+            if progress is not None:
+                progress(f"Reading {app.info.name}", 0, 0)
+            schema = app.schema()
+            contacts = len(app.list_versions())
+        except PairsyncError:
+            raise
+        except OSError as err:
+            raise Unavailable(
+                f"Could not read {app.info.name}: {err.strerror or err}.", raw=str(err)
+            ) from None
+        finally:
+            app.close()
+        return AccountCheck(
+            kind=kind,
+            app=app.info.name,
+            settings=dict(settings),
+            contacts=contacts,
+            fields=len(schema.fields),
+            segments=tuple(schema.segments),
+        )
+
+    def suggest_account_name(
+        self, kind: str, settings: Mapping[str, str], *, replacing: str = ""
+    ) -> str:
+        """A name for a new account that no account has yet: the folder's or file's name,
+        or the server's host name, else the app's name ("Contacts", "Contacts 2").
+        ``replacing`` names an account the caller is about to replace (counted as free)."""
+        base = ""
+        if settings.get("path", "").strip():
+            path = Path(settings["path"].strip().rstrip("/\\")).expanduser()
+            base = path.stem if path.suffix else path.name
+        elif settings.get("url", "").strip():
+            base = urlsplit(settings["url"].strip()).hostname or ""
+        base = base.strip() or app_kind(kind).name
+        taken = {a.name for a in self.catalog.accounts()} - {replacing}
+        return self._unique_name(base, taken)
+
+    def suggest_connection_name(self, account_a: str, account_b: str) -> str:
+        return self._unique_name(
+            f"{account_a} ⇄ {account_b}", {c.name for c in self.catalog.connections()}
+        )
+
+    def rename_new_connection(self, name: str, new_name: str) -> dict[str, Any]:
+        """Rename a connection that has never synced (the wizard's draft): it is re-created
+        under the new name with the same accounts, settings, rules and mappings, so no sync
+        state can be lost. A connection that has synced keeps its name (the store has no
+        rename yet)."""
+        new_name = new_name.strip()
+        if not new_name:
+            raise ConfigError("A connection needs a name.")
+        if new_name == name:
+            return self.show_connection(name)
+        conn = self.catalog.connection(name)
+        if conn.synced_once:
+            raise ConfigError("A connection that has synced keeps its name.")
+        self.import_connection(self.export_connection(name), new_name)
+        if conn.paused:
+            self.set_paused(new_name, True)
+        self.delete_connection(name)
+        return self.show_connection(new_name)
+
+    def connection_overview(self) -> list[ConnectionSummary]:
+        """Every connection with its status chip (from the database only: cheap enough to
+        refresh after each run)."""
+        out = []
+        for conn in self.catalog.connections():
+            a = self.catalog.account_by_id(conn.account_a_id)
+            b = self.catalog.account_by_id(conn.account_b_id)
+            last = self.catalog.last_run(conn.id)
+            facts = None
+            if last is not None and last.status != "running":
+                facts = {
+                    "status": last.status,
+                    "counts": json.loads(last.counts or "{}"),
+                    "message": last.message,
+                    "finished_at": last.finished_at,
+                }
+            out.append(
+                ConnectionSummary(
+                    name=conn.name,
+                    account_a=a.name,
+                    account_b=b.name,
+                    kind_a=a.kind,
+                    kind_b=b.kind,
+                    direction=conn.direction,
+                    paused=conn.paused,
+                    status=connection_status(conn.paused, facts),
+                    last_run_at=conn.last_run_at,
+                )
+            )
+        return out
+
+    def mapping_choices(self, name: str, side: str, key: str) -> dict[str, Any]:
+        """For "Add custom mapping": the field picked on ``side`` and, for every field of the
+        other app, whether the pair can be mapped now and, if not, why (SPEC §5) — the same
+        checks ``add_mapping`` makes, so what the editor offers is what it accepts."""
+        conn, apps = self._with_apps(name)
+        try:
+            picked_side = Side(side)
+        except ValueError:
+            raise ConfigError("A side is a or b.") from None
+        schemas = {s: Schema(app.fields()) for s, app in apps.items()}
+        names = {s: app.info.name for s, app in apps.items()}
+        picked = schemas[picked_side].get(key)
+        if picked is None:
+            raise ConfigError(f"{names[picked_side]} has no field {key!r}.")
+        views = self._views(conn, apps)
+        taken = frozenset(
+            {f"a:{k}" for v in views if v.enabled for k in v.fields_a}
+            | {f"b:{k}" for v in views if v.enabled for k in v.fields_b}
+        )
+        direction = Direction(conn.direction)
+        other = picked_side.other
+        out = []
+        for spec in schemas[other].fields:
+            a, b = (picked, spec) if picked_side is Side.A else (spec, picked)
+            compat = compatibility(a, b, app_a=names[Side.A], app_b=names[Side.B], taken=taken)
+            into_b = compat.a_to_b and direction.writes(Side.B)
+            into_a = compat.b_to_a and direction.writes(Side.A)
+            possible, reason = compat.possible, compat.reason
+            if possible and not (into_a or into_b):
+                possible = False
+                reason = (
+                    f"The connection is {direction.value} and these fields can only flow the "
+                    "other way."
+                )
+            out.append(
+                {
+                    **self._field_json(spec),
+                    "possible": possible,
+                    "a_to_b": into_b,
+                    "b_to_a": into_a,
+                    "reason": reason,
+                    "needs_values": compat.needs_values,
+                }
+            )
+        return {"side": picked_side.value, "field": self._field_json(picked), "other": out}
+
+    def preview(
+        self,
+        name: str,
+        *,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Preview:
+        """A dry run of one connection, broken down for the wizard's last page: the same
+        counts as ``pairsync sync NAME --dry-run --json`` plus exclusions by reason and the
+        failures that are predictable now. Runs even when the connection is paused (the
+        wizard keeps a new connection paused until the user presses Finish); it never
+        writes to either app."""
+        conn = self.catalog.connection(name)
+        acc_a = self.catalog.account_by_id(conn.account_a_id)
+        acc_b = self.catalog.account_by_id(conn.account_b_id)
+        apps: dict[Side, Connector] = {}
+        try:
+            apps[Side.A] = self.connector(acc_a)
+            apps[Side.B] = self.connector(acc_b)
+            mappings = active_mappings(self._views(conn, apps))
+            rules = _rules(conn)
+        except PairsyncError as err:
+            for app in apps.values():
+                app.close()
+            status = "auth" if isinstance(err, AuthExpired) else "failed"
+            report = RunReport(connection=conn.name, status=status, dry_run=True, message=str(err))
+            return Preview(report=report.as_json(), apps={"a": acc_a.name, "b": acc_b.name})
+        settings = Settings(
+            direction=Direction(conn.direction),
+            winner=Side(conn.winner),
+            avoid_duplicates=conn.avoid_duplicates,
+            propagate_clears=conn.propagate_clears,
+            trash=conn.trash,
+            unsubscribes=conn.unsubscribes,
+            unsubscribe_opt_out=conn.unsubscribe_opt_out,
+            guard_max_writes=conn.guard_max_writes,
+            guard_shrink_percent=conn.guard_shrink_percent,
+        )
+        try:
+            run = PreviewRun(
+                conn.name,
+                SyncState(self.store.sessions, conn.id),
+                apps,
+                mappings,
+                settings,
+                progress,
+                rules=rules,
+                should_stop=should_stop,
+            )
+            return run.preview()
+        finally:
+            for app in apps.values():
+                app.close()
+
+    @staticmethod
+    def _unique_name(base: str, taken: set[str]) -> str:
+        """``base``, or ``base 2``, ``base 3``… whichever is free."""
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base} {n}", n + 1
+        return name
+
+    @staticmethod
+    def _field_json(spec: FieldSpec) -> dict[str, Any]:
+        return {
+            "key": spec.key,
+            "label": spec.label,
+            "type": spec.type.value,
+            "multi": spec.multi,
+            "writable": spec.writable,
+            "required": spec.required,
+            "choices": list(spec.choices),
+        }
+
+    # --- desktop app: scheduler, health, activity ----------------------------------------------
+    # What the background scheduler, the tray, the Health and Activity tabs and
+    # re-authorization need. Qt-free like the rest: the scheduler's worker thread has its own
+    # Service and runs syncs, undos and "use the other value" through it; the views page
+    # through the Health queries below (keyset pages, never whole lists).
+
+    @property
+    def health_queries(self) -> HealthQueries:
+        return HealthQueries(self.store.sessions)
+
+    def _run_settings(self, conn: Connection) -> Settings:
+        return Settings(
+            direction=Direction(conn.direction),
+            winner=Side(conn.winner),
+            avoid_duplicates=conn.avoid_duplicates,
+            propagate_clears=conn.propagate_clears,
+            trash=conn.trash,
+            unsubscribes=conn.unsubscribes,
+            unsubscribe_opt_out=conn.unsubscribe_opt_out,
+            guard_max_writes=conn.guard_max_writes,
+            guard_shrink_percent=conn.guard_shrink_percent,
+        )
+
+    def _run_facts(self, conn: Connection) -> list[RunFacts]:
+        return [
+            RunFacts(
+                r.status,
+                r.started_at,
+                r.finished_at,
+                float(r.counts.get("retry_after", 0) or 0),
+                r.message,
+                int(r.counts.get("failed", 0) or 0),
+            )
+            for r in self.health_queries.recent_sync_runs(conn.id)
+        ]
+
+    def _not_started(self, conn: Connection, status: str, message: str, dry_run: bool) -> RunReport:
+        """A run that could not start (an account needs signing in, an app cannot be
+        opened) is recorded like any other run: Activity lists it, the status chip shows
+        it, and the schedule holds (sign-in) or backs off instead of retrying blindly."""
+        report = RunReport(connection=conn.name, status=status, dry_run=dry_run, message=message)
+        if not dry_run:
+            state = SyncState(self.store.sessions, conn.id)
+            run_id, _ = state.begin_run(False)
+            state.finish_run(run_id, status, report.as_json(), message, wrote=False)
+        return report
+
+    def schedule(self) -> list[ScheduleEntry]:
+        """When each connection syncs next, derived from its runs in the database (so it
+        survives restarts and sleep), with back-off after whole-run failures and holds for
+        paused connections, sign-in and the mass-change guard (``app.schedule``)."""
+        return [
+            next_run(c.name, c.interval_minutes, c.paused, self._run_facts(c), c.created_at)
+            for c in self.catalog.connections()
+        ]
+
+    def set_interval(self, name: str, minutes: int) -> int:
+        """How often the desktop app syncs this connection (1–60 minutes)."""
+        if not MIN_INTERVAL <= int(minutes) <= MAX_INTERVAL:
+            raise ConfigError(f"The interval is between {MIN_INTERVAL} and {MAX_INTERVAL} minutes.")
+        self.catalog.update_connection(name, interval_minutes=int(minutes))
+        return int(minutes)
+
+    def connection_state(self, name: str) -> ConnectionState:
+        """The Health chip's facts for one connection: status with the live failure count,
+        the schedule, and which accounts to sign in to again."""
+        conn = self.catalog.connection(name)
+        runs = self._run_facts(conn)
+        queries = self.health_queries
+        failed = queries.failures_count(conn.id, ignored=False)
+        facts = None
+        if runs and runs[0].status != "running":
+            last_status = runs[0].status
+            if last_status == "failed":
+                # Some contacts failed (the live count decides, below), or, with no contact
+                # failed, the run could not even start: an app that cannot be opened.
+                last_status = "ok" if runs[0].failed else "unavailable"
+            facts = {
+                "status": last_status,
+                "counts": {"failed": failed, "retry_after": runs[0].retry_after},
+                "message": runs[0].message,
+                "finished_at": runs[0].ended,
+            }
+        status = connection_status(conn.paused, facts)
+        sign_in: tuple[str, ...] = ()
+        if status.code == "auth":
+            accounts = [
+                self.catalog.account_by_id(i) for i in (conn.account_a_id, conn.account_b_id)
+            ]
+            with_secret = [a.name for a in accounts if app_kind(a.kind).needs_secret]
+            sign_in = tuple(with_secret or [a.name for a in accounts])
+        return ConnectionState(
+            name=conn.name,
+            status=status,
+            schedule=next_run(conn.name, conn.interval_minutes, conn.paused, runs, conn.created_at),
+            ignored=queries.failures_count(conn.id, ignored=True),
+            sign_in=sign_in,
+            last_run_at=runs[0].ended if runs else None,
+        )
+
+    def health_counts(self, name: str) -> dict[str, int]:
+        """The numbers on the Health tabs."""
+        cid = self.catalog.connection(name).id
+        q = self.health_queries
+        since = utcnow() - timedelta(days=CONFLICT_DAYS)
+        return {
+            "in_sync": q.contacts_count(cid, "bound", side="a"),
+            "excluded": q.contacts_count(cid, "excluded"),
+            "duplicates": q.contacts_count(cid, "duplicate"),
+            "failed": q.failures_count(cid, ignored=False),
+            "ignored": q.failures_count(cid, ignored=True),
+            "conflicts": q.conflicts_count(cid, since=since),
+        }
+
+    def contacts_page(
+        self,
+        name: str,
+        status: str,
+        *,
+        search: str = "",
+        reason: str | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int = 200,
+    ) -> list[ContactRow]:
+        """One page of In sync (status bound: one row per pair, side A), Excluded or
+        Duplicates, ordered by name, filtered by a search on name and emails."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.contacts_page(
+            cid,
+            status,
+            side="a" if status == "bound" else None,
+            search=search,
+            reason=reason,
+            after=after,
+            limit=limit,
+        )
+
+    def excluded_reasons(self, name: str) -> list[tuple[str, int]]:
+        return self.health_queries.reasons(self.catalog.connection(name).id, "excluded")
+
+    def failure_groups(
+        self, name: str, *, search: str = "", ignored: bool = False
+    ) -> list[tuple[str, int]]:
+        """Failed contacts grouped by reason code, biggest group first."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.failure_groups(cid, search=search, ignored=ignored)
+
+    def failures_page(
+        self,
+        name: str,
+        code: str,
+        *,
+        search: str = "",
+        ignored: bool = False,
+        after: tuple[str, int] | None = None,
+        limit: int = 200,
+    ) -> list[FailureRow]:
+        cid = self.catalog.connection(name).id
+        return self.health_queries.failures_page(
+            cid, code, search=search, ignored=ignored, after=after, limit=limit
+        )
+
+    def failure_raw(self, name: str, failure_id: int) -> str:
+        return self.health_queries.failure_raw(self.catalog.connection(name).id, failure_id)
+
+    def retry_failures(self, name: str, ids: Sequence[int] = (), code: str | None = None) -> int:
+        """ "Retry now" (SPEC §9): the failures are due on the next run, which the desktop
+        app starts at once. Retrying an ignored failure stops ignoring it."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.retry_failures(cid, ids, code)
+
+    def ignore_failures(self, name: str, ids: Sequence[int], ignored: bool = True) -> int:
+        """Ignore: out of the Failed counts and not retried until the contact changes."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.ignore_failures(cid, ids, ignored)
+
+    def conflicts_page(
+        self, name: str, *, search: str = "", after: int | None = None, limit: int = 200
+    ) -> list[ConflictRow]:
+        """Field and rule conflicts of the last 30 days, newest first."""
+        cid = self.catalog.connection(name).id
+        since = utcnow() - timedelta(days=CONFLICT_DAYS)
+        return self.health_queries.conflicts_page(
+            cid, search=search, since=since, after=after, limit=limit
+        )
+
+    def runs_page(self, name: str, *, before: int | None = None, limit: int = 100) -> list[RunRow]:
+        """Runs newest first (Activity), dry runs left out."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.runs_page(cid, before=before, limit=limit)
+
+    def journal_page(
+        self,
+        name: str,
+        run_id: int,
+        *,
+        search: str = "",
+        created_only: bool = False,
+        after: int | None = None,
+        limit: int = 200,
+    ) -> list[JournalRowView]:
+        """The field changes of one run, in the order they were written (SPEC §11)."""
+        cid = self.catalog.connection(name).id
+        return self.health_queries.journal_page(
+            cid, run_id, search=search, created_only=created_only, after=after, limit=limit
+        )
+
+    def _reverter(self, conn: Connection) -> tuple[Reverter, dict[Side, Connector]]:
+        apps: dict[Side, Connector] = {}
+        try:
+            apps[Side.A] = self.connector(self.catalog.account_by_id(conn.account_a_id))
+            apps[Side.B] = self.connector(self.catalog.account_by_id(conn.account_b_id))
+            reverter = Reverter(
+                conn.name,
+                SyncState(self.store.sessions, conn.id),
+                apps,
+                active_mappings(self._views(conn, apps)),
+                self._run_settings(conn),
+                rules=_rules(conn),
+            )
+        except BaseException:
+            for app in apps.values():
+                app.close()
+            raise
+        return reverter, apps
+
+    def undo_run(
+        self, name: str, run_id: int, *, record: tuple[str, str] | None = None
+    ) -> UndoReport:
+        """Undo a run, or one contact's changes in it (``record`` = (side, record id)), as a
+        journaled run of its own (SPEC §11). Contacts the run created are kept and put in
+        the segment "Pairsync Trash"; fields changed since are left alone and reported."""
+        conn = self.catalog.connection(name)
+        reverter, apps = self._reverter(conn)
+        try:
+            return reverter.undo(run_id, None if record is None else (Side(record[0]), record[1]))
+        finally:
+            for app in apps.values():
+                app.close()
+
+    def run_id(self, name: str, run_no: int) -> int:
+        """The id of run number ``run_no`` (the number ``pairsync health`` shows)."""
+        row = self.health_queries.run_by_number(self.catalog.connection(name).id, run_no)
+        if row is None:
+            raise ConfigError(f"Connection {name!r} has no run number {run_no}.")
+        return row.id
+
+    def use_other_value(self, name: str, conflict_id: int) -> UndoReport:
+        """A conflict's losing value, written to both apps as a journaled run (SPEC §6)."""
+        conn = self.catalog.connection(name)
+        reverter, apps = self._reverter(conn)
+        try:
+            return reverter.use_other(conflict_id)
+        finally:
+            for app in apps.values():
+                app.close()
+
+    def reauthorize(
+        self,
+        account: str,
+        *,
+        secret: str | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Sign in to an account again: replace its secret (and settings, e.g. a moved
+        folder) after checking them like ``add_account`` does, keeping every connection
+        that uses it with all its configuration. Returns those connections' names, which
+        the desktop app then syncs at once."""
+        acc = self.catalog.account(account)
+        spec = app_kind(acc.kind)
+        values = json.loads(acc.settings) | normalize_settings(spec, settings or {})
+        missing = [k for k in spec.settings if not str(values.get(k, "")).strip()]
+        if missing:
+            raise ConfigError(f"{spec.name} needs: {', '.join(missing)}.")
+        spec.check(values)
+        if spec.needs_secret and not secret:
+            raise ConfigError(f"{spec.name} needs a password or token to sign in again.")
+        if spec.verify is not None:
+            values = spec.verify(values, secret)
+        # Proof that the new sign-in works: one authenticated listing, before anything is
+        # stored (a stored but wrong password would only fail again at the next run).
+        app = spec.build(values, secret)
+        try:
+            app.list_versions()
+        finally:
+            app.close()
+        if secret:
+            self.secrets.set(acc.name, secret)
+        self.health_queries.update_account(
+            acc.name, settings=json.dumps(values), has_secret=acc.has_secret or bool(secret)
+        )
+        return self.health_queries.connections_using(acc.id)
 
 
 def _rules(conn: Connection) -> list[Rule]:

@@ -31,7 +31,9 @@ class Applier(RunContext):
     """Apply a plan in batches; each batch commits its bindings, bases, index and journal."""
 
     def apply(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
-        self.progress("Writing", 0, plan.write_count())
+        self.write_total = plan.write_count()
+        self.writes_done = 0
+        self.progress("Writing", 0, self.write_total)
         done_ids: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
         self.apply_notes(plan, reads, done_ids)
         # Matched pairs get their binding before any write, so a crash keeps the match.
@@ -149,6 +151,7 @@ class Applier(RunContext):
                             source_id=c.record.id,
                             new_id=c.new_id,
                             emails=json.dumps(keys_of(c.record)),
+                            rule_state=json.dumps(c.rule_state, ensure_ascii=False),
                         )
                         for c in batch
                     ]
@@ -158,7 +161,7 @@ class Applier(RunContext):
                 ]
                 results = self.write_ops(target, ops)
                 self.commit_creates(batch, results, done)
-                self.progress("Writing", start + len(batch), len(todo))
+                self.batch_written(len(batch))
 
     def commit_creates(
         self, batch: list[PlannedCreate], results: list[WriteResult], done: dict[Side, set[str]]
@@ -174,6 +177,7 @@ class Applier(RunContext):
                 # Created (possibly only in part: then the error is recorded as well, and
                 # the contact is bound all the same so a retry never creates it twice).
                 new = res.record
+                self.done["created"][c.target.value] += 1
                 if res.error is not None:
                     failures.append(self.failure(c.source, c.record, c.target, res.error, None))
                 for pr in c.problems:
@@ -245,8 +249,9 @@ class Applier(RunContext):
                 by_op[u.op_id] = (p, u)
         failed_maps: dict[int, set[str]] = {}
         pending: dict[int, int] = {p.binding_id: len(p.updates) for p in pairs}
-        # Pairs with no writes: their base and index move now.
-        quiet = [p for p in pairs if not p.updates]
+        # Pairs with no writes: their base and index move now (unless nothing changed at all:
+        # a configuration change re-plans every pair, and most of them stay as they were).
+        quiet = [p for p in pairs if not p.updates and not p.settled()]
         for start in range(0, len(quiet), 500):
             chunk = quiet[start : start + 500]
             self.state.commit(
@@ -291,6 +296,7 @@ class Applier(RunContext):
                     pending[pair.binding_id] -= 1
                     last = pending[pair.binding_id] == 0
                     if res.ok and res.record is not None:
+                        self.done["updated"][target.value] += 1
                         journal.extend(
                             JournalNote(
                                 target,
@@ -368,6 +374,13 @@ class Applier(RunContext):
                     clear_binding_failures=cleared_bindings,
                     run_no=self.run_no,
                 )
+                self.batch_written(len(batch))
+
+    def batch_written(self, count: int) -> None:
+        """After a batch is committed: report progress, then a safe point to stop."""
+        self.writes_done += count
+        self.progress("Writing", self.writes_done, self.write_total)
+        self.checkpoint()
 
     @staticmethod
     def pair_conflicts(pair: PairPlan) -> list[tuple[int, str, Any, Any, str]]:

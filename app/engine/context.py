@@ -26,6 +26,7 @@ from app.rules.model import Rule, default_rules
 from app.store.state import FailureNote, IndexEntry, SyncState
 
 Progress = Callable[[str, int, int], None]
+ShouldStop = Callable[[], bool]
 
 TRASH_SEGMENT = "Pairsync Trash"
 MAPPINGS_CURSOR = "m"
@@ -50,7 +51,7 @@ class Settings:
 @dataclass(slots=True)
 class RunReport:
     connection: str
-    status: str = "ok"  # ok | failed | guard | auth | unavailable
+    status: str = "ok"  # ok | failed | guard | auth | unavailable | rate_limited | cancelled
     dry_run: bool = False
     created: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
     updated: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
@@ -64,6 +65,8 @@ class RunReport:
     message: str = ""
     guard: dict[str, Any] = field(default_factory=dict)
     read: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    retry_after: float = 0.0
+    """Seconds the app asked us to wait (status rate_limited): the scheduler backs off."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class RunReport:
             "read": dict(self.read),
             "guard": self.guard,
             "message": self.message,
+            "retry_after": self.retry_after,
         }
 
 
@@ -102,6 +106,16 @@ class GuardStop(Exception):
         self.details = details
 
 
+class Cancelled(Exception):
+    """The user asked the run to stop (cancel, pause, quit); raised only at a safe point.
+
+    Safe points are between read batches, between phases and after a write batch has been
+    committed with everything it changed, so a cancelled run leaves exactly what a crash at
+    that point would: nothing half-committed, and the next run carries on from there.
+    Not a ``PairsyncError``: no connector or error handler may swallow it by accident.
+    """
+
+
 def _noop_progress(phase: str, done: int, total: int) -> None:
     return None
 
@@ -118,8 +132,10 @@ class RunContext:
         settings: Settings,
         progress: Progress | None = None,
         rules: Sequence[Rule] | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> None:
         self.name = name
+        self.should_stop = should_stop
         self.state = state
         self.apps = apps
         self.settings = settings
@@ -137,8 +153,22 @@ class RunContext:
         self.report = RunReport(connection=name)
         self.run_id = 0
         self.run_no = 0
+        self.write_total = 0
+        self.writes_done = 0
+        self.done: dict[str, dict[str, int]] = {
+            "created": {"a": 0, "b": 0},
+            "updated": {"a": 0, "b": 0},
+        }
+        """What was actually written so far (a cancelled run reports these counts)."""
+        self.replan_only: set[int] = set()
+        """Bindings planned only because the configuration changed (nothing was read)."""
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """A safe point: stop here if asked (see ``Cancelled``)."""
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled("Cancelled: the run stopped at a safe point; nothing is half-done.")
 
     def new_id(self) -> str:
         """A fresh id for an operation or a record we create (one place, for tests too)."""

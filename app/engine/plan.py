@@ -65,6 +65,21 @@ class PairPlan:
     rule_state: dict[str, Any] = field(default_factory=dict)
     old_rule_state: dict[str, Any] = field(default_factory=dict)
     rule_conflicts: list[RuleConflict] = field(default_factory=list)
+    indexed_as: tuple[str, str] | None = None
+    """Index statuses of both records when the pair was re-planned from the index alone."""
+
+    def settled(self) -> bool:
+        """Re-planned from the index and nothing at all changed: nothing to write or commit."""
+        if self.indexed_as is None or self.updates or self.problems:
+            return False
+        if self.conflicts or self.rule_conflicts:
+            return False
+        status = "excluded" if self.dormant else "bound"
+        return (
+            self.indexed_as == (status, status)
+            and self.base == self.old_base
+            and self.rule_state == self.old_rule_state
+        )
 
 
 @dataclass(slots=True)

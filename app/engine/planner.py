@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.engine.context import (
     RunContext,
@@ -26,6 +26,13 @@ from app.store.state import BindingRow
 RULES_KEY = "~rules"
 """Stands for the rules' actions (and unsubscribe tags) among the keys an update carries."""
 NO_RULE = "no rule matches"
+PROGRESS_EVERY = 500
+"""Planning reports progress (and offers a safe point to stop) every this many contacts."""
+HELD = "~held"
+"""A base entry ``{HELD: [canon A, canon B]}``: the two apps were left holding different
+values on purpose (an undo put back what each had). Nothing flows while both keep those
+values; once one side changes, the merge runs as if the other side's value were the base,
+so that change flows. See ``app.engine.undo``."""
 
 
 class Planner(RunContext):
@@ -79,8 +86,9 @@ class Planner(RunContext):
             # implies is written.
             for chunk in self.state.active_bindings():
                 for b in chunk:
-                    if b.id not in tomb_ids:
-                        pair_rows.setdefault(b.id, b)
+                    if b.id not in tomb_ids and b.id not in pair_rows:
+                        pair_rows[b.id] = b
+                        self.replan_only.add(b.id)
         # Bound pairs first: the emails they are about to write are what matching must see
         # (a contact freed from Duplicates by an email change syncs in this same run).
         self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
@@ -111,9 +119,13 @@ class Planner(RunContext):
                         unbound[side][rid] = rec
         result = matcher.match(self.settings.avoid_duplicates)
         # New bindings from matching: merged now as first-sync pairs.
-        self.progress("Planning", 0, 0)
+        planning = len(result.pairs) + len(result.creates)
+        self.progress("Planning", 0, planning)
         matched: list[PairPlan] = []
-        for rec_a, rec_b in result.pairs:
+        for i, (rec_a, rec_b) in enumerate(result.pairs, 1):
+            if i % PROGRESS_EVERY == 0:
+                self.progress("Planning", i, planning)
+                self.checkpoint()
             if not (
                 self.rules.matching(Side.A, rec_a, exists=True)
                 or self.rules.matching(Side.B, rec_b, exists=True)
@@ -126,7 +138,10 @@ class Planner(RunContext):
             matched.append(self.plan_pair(0, rec_a, rec_b, None))
         for side, rec, status, reason in result.notes:
             plan.notes.append(Note(side, rec, status, reason))
-        for side, rec in result.creates:
+        for i, (side, rec) in enumerate(result.creates, len(result.pairs) + 1):
+            if i % PROGRESS_EVERY == 0:
+                self.progress("Planning", i, planning)
+                self.checkpoint()
             if not self.writable(side.other):
                 plan.notes.append(
                     Note(
@@ -147,6 +162,7 @@ class Planner(RunContext):
                 plan.notes.append(Note(side, rec, "excluded", reason))
                 continue
             plan.creates.append(self.plan_create(side, rec))
+        self.progress("Planning", planning, planning)
         if matched:
             new_pairs = SyncPlan(pairs=matched)
             self.hold_back_email_collisions(new_pairs, reads)
@@ -243,26 +259,32 @@ class Planner(RunContext):
                 if rid not in reads[side].changed:
                     need[side].append(rid)
         loaded = {side: self.state.load_records(side, ids) for side, ids in need.items()}
-        for b in rows:
+        for i, b in enumerate(rows, 1):
+            if i % PROGRESS_EVERY == 0:
+                self.progress("Matching", i, len(rows))
+                self.checkpoint()
             recs: dict[Side, Record | None] = {}
+            statuses: list[str] = []
             for side in (Side.A, Side.B):
                 rid = b.id_on(side)
                 got = reads[side].changed.get(rid)
                 if got is None and rid in loaded[side]:
-                    got = loaded[side][rid][0]
+                    got, status = loaded[side][rid]
+                    statuses.append(status)
                 recs[side] = got
             rec_a, rec_b = recs[Side.A], recs[Side.B]
             if rec_a is None or rec_b is None:
                 continue  # unreadable this run: reported as such, retried when readable
-            plan.pairs.append(
-                self.plan_pair(
-                    b.id,
-                    rec_a,
-                    rec_b,
-                    None if b.needs_merge and not b.base else b.base,
-                    b.rule_state,
-                )
+            pair = self.plan_pair(
+                b.id,
+                rec_a,
+                rec_b,
+                None if b.needs_merge and not b.base else b.base,
+                b.rule_state,
             )
+            if b.id in self.replan_only and len(statuses) == 2:
+                pair.indexed_as = (statuses[0], statuses[1])
+            plan.pairs.append(pair)
 
     def plan_pair(
         self,
@@ -284,6 +306,12 @@ class Planner(RunContext):
             ca, cb = m.canon(va), m.canon(vb)
             prior = old.get(m.key)
             first = base is None or m.key not in old
+            if is_held(prior):
+                held_a, held_b = prior[HELD]
+                if ca == held_a and cb == held_b:
+                    continue  # both still hold what the undo left: nothing flows
+                # The side that moved is the change; the other side's value is the base.
+                prior = cb if cb == held_b else ca if ca == held_a else held_a
             if m.set_merge:
                 merged = merge_sets(ca, cb, None if first else prior)
                 agreed = merged
@@ -500,3 +528,13 @@ class Planner(RunContext):
         r.deleted_other_side += len(plan.tombstones)
 
     # --- applying ------------------------------------------------------------------------------
+
+
+def is_held(base_value: Any) -> TypeGuard[dict[str, list[Any]]]:
+    """Is this base entry a held pair of values (see ``HELD``)?"""
+    return isinstance(base_value, dict) and HELD in base_value
+
+
+def held(ca: Any, cb: Any) -> Any:
+    """The base entry for two canonical values: the value itself when they agree."""
+    return ca if ca == cb else {HELD: [ca, cb]}

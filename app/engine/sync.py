@@ -15,6 +15,7 @@ from app.engine.applier import Applier
 from app.engine.context import (
     MAPPINGS_CURSOR,
     TRASH_SEGMENT,
+    Cancelled,
     GuardStop,
     Progress,
     RunReport,
@@ -23,13 +24,13 @@ from app.engine.context import (
 )
 from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
-from app.errors import AuthExpired, PairsyncError
+from app.errors import AuthExpired, PairsyncError, RateLimited
 from app.model import (
     Side,
     Unreadable,
 )
 
-__all__ = ["TRASH_SEGMENT", "Progress", "RunReport", "Settings", "SyncRun"]
+__all__ = ["TRASH_SEGMENT", "Cancelled", "Progress", "RunReport", "Settings", "SyncRun"]
 
 
 class SyncRun(Planner, Applier):
@@ -47,9 +48,11 @@ class SyncRun(Planner, Applier):
                     app.prepare()
             reads = {side: self.read_side(side) for side in (Side.A, Side.B)}
             self.check_shrink(reads, confirm)
+            self.checkpoint()
             plan = self.make_plan(reads)
             self.fill_counts(plan)
             self.check_writes(plan, confirm)
+            self.checkpoint()
             if not dry_run:
                 self.apply(plan, reads)
                 self.state.set_cursor(MAPPINGS_CURSOR, self.mapping_fingerprint())
@@ -57,8 +60,15 @@ class SyncRun(Planner, Applier):
         except GuardStop as stop:
             status, message = "guard", str(stop)
             self.report.guard = stop.details
+        except Cancelled as stop:
+            status, message = "cancelled", str(stop)
+            self.report.created = dict(self.done["created"])
+            self.report.updated = dict(self.done["updated"])
         except AuthExpired as err:
             status, message = "auth", str(err)
+        except RateLimited as err:
+            status, message = "rate_limited", str(err)
+            self.report.retry_after = err.retry_after
         except PairsyncError as err:
             status, message = "unavailable", str(err)
         self.report.status = status
@@ -90,7 +100,14 @@ class SyncRun(Planner, Applier):
                 # copy (never delete) and remember the pair as deleted on the source side.
                 state = f"deleted_{source.value}"
                 self.report.deleted_other_side += 1
-            self.state.resolve_intent(intent.op_id, source, intent.source_id, found, state)
+            self.state.resolve_intent(
+                intent.op_id,
+                source,
+                intent.source_id,
+                found,
+                state,
+                json.loads(intent.rule_state or "{}"),
+            )
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -111,6 +128,7 @@ class SyncRun(Planner, Applier):
                 else:
                     out.changed[item.id] = item
             self.progress(phase, min(start + size, len(changed_ids)), len(changed_ids))
+            self.checkpoint()
         if missing:
             # Absent from the listing *and* a fetch by id says it is gone (SPEC §7).
             still: set[str] = set()

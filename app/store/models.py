@@ -69,6 +69,8 @@ class Connection(Base):
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     synced_once: Mapped[bool] = mapped_column(Boolean, default=False)
     needs_full_read: Mapped[bool] = mapped_column(Boolean, default=True)
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default=text("5"))
+    """How often the desktop app syncs this connection (1–60 minutes, SPEC §9)."""
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -94,6 +96,8 @@ class IndexedRecord(Base):
         # A re-sync reads every (id, version) of a side: answered from this index alone.
         Index("ix_records_versions", "connection_id", "side", "record_id", "version"),
         Index("ix_records_status", "connection_id", "side", "status"),
+        # Health lists (In sync, Excluded, Duplicates) page through one status by name.
+        Index("ix_records_status_name", "connection_id", "status", "name", "side", "record_id"),
     )
 
 
@@ -174,11 +178,15 @@ class Failure(Base):
     next_run_no: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     source_version: Mapped[str] = mapped_column(String(200), default="")
+    ignored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    """The user chose Ignore: out of the Failed counts and not retried until the contact
+    changes (a new failure with another version of the record clears it)."""
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
         UniqueConstraint("connection_id", "side", "record_id", name="uq_failure_record"),
+        Index("ix_failures_code", "connection_id", "code", "name"),
     )
 
 
@@ -194,6 +202,13 @@ class Run(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20), default="sync", server_default="sync")
+    """sync | undo (a revert of a run or of one contact's changes) | use_other (a conflict's
+    losing value applied). Only sync runs drive the schedule and the full-read flags."""
+    undo_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The run (id) an undo or use_other run reverts."""
+
+    __table_args__ = (Index("ix_runs_connection", "connection_id", "id"),)
 
 
 class JournalEntry(Base):
@@ -228,6 +243,10 @@ class ConflictEntry(Base):
     value_b: Mapped[str] = mapped_column(Text)
     winner: Mapped[str] = mapped_column(String(1))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The run that applied the losing value instead ("use the other value")."""
+
+    __table_args__ = (Index("ix_conflicts_connection", "connection_id", "at"),)
 
 
 class PendingOp(Base):
@@ -242,4 +261,6 @@ class PendingOp(Base):
     source_id: Mapped[str] = mapped_column(String(500))
     new_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
     emails: Mapped[str] = mapped_column(Text, default="[]")
+    rule_state: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """The new binding's action log, so a recovered create keeps what Undo must know."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -131,12 +131,16 @@ class SyncState:
             assert conn is not None
             return conn
 
-    def begin_run(self, dry_run: bool) -> tuple[int, int]:
+    def begin_run(
+        self, dry_run: bool, kind: str = "sync", undo_of: int | None = None
+    ) -> tuple[int, int]:
         with self.sessions() as s, s.begin():
             conn = s.get(Connection, self.cid)
             assert conn is not None
             run_no = conn.run_count + 1
-            run = Run(connection_id=self.cid, run_no=run_no, dry_run=dry_run)
+            run = Run(
+                connection_id=self.cid, run_no=run_no, dry_run=dry_run, kind=kind, undo_of=undo_of
+            )
             s.add(run)
             if not dry_run:
                 conn.run_count = run_no
@@ -155,6 +159,8 @@ class SyncState:
             run.finished_at = utcnow()
             conn = s.get(Connection, self.cid)
             assert conn is not None
+            if run.kind != "sync":
+                return  # an undo neither reads the apps fully nor counts for the schedule
             conn.last_run_at = run.finished_at
             if not run.dry_run and status in ("ok", "failed"):
                 conn.synced_once = True
@@ -438,7 +444,13 @@ class SyncState:
             s.add_all(intents)
 
     def resolve_intent(
-        self, op_id: str, source: Side, source_id: str, new_id: str | None, state: str = "active"
+        self,
+        op_id: str,
+        source: Side,
+        source_id: str,
+        new_id: str | None,
+        state: str = "active",
+        rule_state: dict[str, Any] | None = None,
     ) -> None:
         """An interrupted create: bind it if the app has it, else forget the intent."""
         with self.sessions() as s, s.begin():
@@ -459,6 +471,7 @@ class SyncState:
                             needs_merge=state == "active",
                             base="{}",
                             state=state,
+                            rule_state=json.dumps(rule_state or {}, ensure_ascii=False),
                         )
                     )
             s.execute(delete(PendingOp).where(PendingOp.op_id == op_id))
@@ -609,9 +622,12 @@ class SyncState:
                 side=f.side.value,
                 record_id=f.record_id,
                 attempts=0,
+                ignored=False,
                 first_at=now,
             )
             s.add(row)
+        if row.ignored and row.source_version != f.source_version:
+            row.ignored = False  # the contact changed since the user chose Ignore
         row.attempts = (row.attempts or 0) + 1
         row.target_side = f.target_side.value
         row.binding_id = f.binding_id
@@ -629,7 +645,11 @@ class SyncState:
     def due_failures(self, run_no: int) -> list[Failure]:
         now = utcnow()
         with self.sessions() as s:
-            rows = s.scalars(select(Failure).where(Failure.connection_id == self.cid)).all()
+            rows = s.scalars(
+                select(Failure).where(
+                    Failure.connection_id == self.cid, Failure.ignored.is_not(True)
+                )
+            ).all()
         out = []
         for f in rows:
             if f.next_at is not None:
@@ -639,3 +659,80 @@ class SyncState:
             elif f.next_run_no <= run_no:
                 out.append(f)
         return out
+
+    # --- undo and "use the other value" (app.engine.undo) --------------------------------------
+
+    def run_row(self, run_id: int) -> Run | None:
+        """A run of this connection (None when it is another connection's or unknown)."""
+        with self.sessions() as s:
+            run = s.get(Run, run_id)
+        return run if run is not None and run.connection_id == self.cid else None
+
+    def journal_of(
+        self, run_id: int, records: Iterable[tuple[Side, str]] | None = None
+    ) -> list[JournalRow]:
+        """What a run wrote, in the order it wrote it; only these records when given."""
+        wanted = None if records is None else {(side.value, rid) for side, rid in records}
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(JournalEntry)
+                .where(JournalEntry.run_id == run_id, JournalEntry.connection_id == self.cid)
+                .order_by(JournalEntry.id)
+            ).all()
+        return [
+            JournalRow(
+                j.id,
+                Side(j.side),
+                j.record_id,
+                j.action,
+                j.field,
+                None if j.before is None else json.loads(j.before),
+                None if j.after is None else json.loads(j.after),
+            )
+            for j in rows
+            if wanted is None or (j.side, j.record_id) in wanted
+        ]
+
+    def index_meta(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Index status and reason of these records (kept when a record is re-indexed)."""
+        out: dict[str, tuple[str, str]] = {}
+        with self.sessions() as s:
+            for part in chunked(list(ids)):
+                rows = s.execute(
+                    select(
+                        IndexedRecord.record_id, IndexedRecord.status, IndexedRecord.reason
+                    ).where(
+                        IndexedRecord.connection_id == self.cid,
+                        IndexedRecord.side == side.value,
+                        IndexedRecord.record_id.in_(part),
+                    )
+                )
+                for rid, status, reason in rows:
+                    out[rid] = (status, reason)
+        return out
+
+    def conflict(self, conflict_id: int) -> ConflictEntry | None:
+        with self.sessions() as s:
+            row = s.get(ConflictEntry, conflict_id)
+        return row if row is not None and row.connection_id == self.cid else None
+
+    def resolve_conflict(self, conflict_id: int, run_id: int) -> None:
+        with self.sessions() as s, s.begin():
+            s.execute(
+                update(ConflictEntry)
+                .where(ConflictEntry.id == conflict_id, ConflictEntry.connection_id == self.cid)
+                .values(resolved_run_id=run_id)
+            )
+
+
+@dataclass(slots=True)
+class JournalRow:
+    """One journaled field write, read back (values already parsed from JSON)."""
+
+    id: int
+    side: Side
+    record_id: str
+    action: str
+    field: str
+    before: Any
+    after: Any

@@ -1,4 +1,4 @@
-"""rule action log per binding; unsubscribe opt-out option
+"""rule action log per binding (and per pending create); unsubscribe opt-out option
 
 Revision ID: 0003
 Revises: 0002
@@ -19,6 +19,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("bindings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rule_state", sa.Text(), nullable=False, server_default="{}"))
+    with op.batch_alter_table("pending_ops", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("rule_state", sa.Text(), nullable=False, server_default="{}"))
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -28,6 +30,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("pending_ops", schema=None) as batch_op:
+        batch_op.drop_column("rule_state")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_column("unsubscribe_opt_out")
     with op.batch_alter_table("bindings", schema=None) as batch_op:

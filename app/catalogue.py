@@ -1,0 +1,151 @@
+"""The catalogue of apps the connection wizard offers (SPEC §1.1, §12).
+
+Two sources, one list: every kind registered in ``app.connectors.registry`` (they work
+today), plus the cloud apps the product will support but that have no connector yet. Those
+are listed so that a user searching for "Gmail" learns where Pairsync is going, but they are
+marked unavailable and the wizard never lets anyone pick them: nothing pretends to work.
+
+The registry stays the truth for what an account needs (required settings, a secret); this
+module only adds what a person choosing an app needs to see: a sentence about it, how it is
+authorized (a folder, a file, a password, a token, a browser sign-in) and where to find a
+token. No Qt here: the GUI and tests read the same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.connectors.registry import KINDS, AppKind
+
+
+@dataclass(frozen=True, slots=True)
+class AppEntry:
+    """One app as the wizard lists it."""
+
+    kind: str
+    name: str
+    aliases: tuple[str, ...]
+    description: str
+    auth: str
+    """How an account is authorized: ``folder`` or ``file`` (a local path picker),
+    ``password`` (server address, user name, password), ``token`` (an API key or token),
+    ``oauth`` (sign in in the browser) or ``settings`` (only the registry's settings)."""
+    available: bool
+    settings: tuple[str, ...] = ()
+    """Required settings, from the registry (empty for apps that are not available)."""
+    needs_secret: bool = False
+    help_url: str = ""
+    """Where the user finds the token or password this app asks for."""
+
+    def matches(self, query: str) -> bool:
+        """Whether the search box text finds this app: by name, kind or any alias."""
+        words = query.casefold().split()
+        if not words:
+            return True
+        hay = " ".join((self.name, self.kind, *self.aliases)).casefold()
+        return all(w in hay for w in words)
+
+
+# What a person sees about each working kind; a kind missing here still appears (with
+# registry data only), so a connector registered later is never hidden from the wizard.
+_KNOWN: dict[str, tuple[str, str, str]] = {
+    "vcard-folder": (
+        "A folder with one .vcf file per contact (vdirsyncer, Radicale, Evolution, phone exports).",
+        "folder",
+        "",
+    ),
+    "csv": (
+        "A spreadsheet of contacts (Outlook and Google Contacts exports, or your own columns).",
+        "file",
+        "",
+    ),
+    "carddav": (
+        "An address book on a CardDAV server: iCloud, Nextcloud, Fastmail, Radicale…",
+        "password",
+        "https://support.apple.com/en-us/102654",
+    ),
+}
+
+COMING_SOON: tuple[AppEntry, ...] = (
+    AppEntry(
+        "google-contacts",
+        "Google Contacts",
+        ("gmail", "google", "g suite", "google workspace", "android"),
+        "Your Google or Gmail contacts, with their labels.",
+        "oauth",
+        False,
+    ),
+    AppEntry(
+        "outlook",
+        "Outlook",
+        ("office 365", "microsoft 365", "hotmail", "outlook.com", "live", "exchange"),
+        "Outlook / Microsoft 365 contacts, with folders and categories.",
+        "oauth",
+        False,
+    ),
+    AppEntry(
+        "hubspot",
+        "HubSpot",
+        ("crm", "hubspot crm"),
+        "HubSpot CRM contacts, with static lists and properties.",
+        "token",
+        False,
+        help_url="https://developers.hubspot.com/docs/api/private-apps",
+    ),
+    AppEntry(
+        "mailchimp",
+        "Mailchimp",
+        ("newsletter", "intuit mailchimp", "audience"),
+        "One Mailchimp audience: members, tags and merge fields.",
+        "token",
+        False,
+        help_url="https://mailchimp.com/help/about-api-keys/",
+    ),
+)
+
+
+def _entry(spec: AppKind) -> AppEntry:
+    description, auth, help_url = _KNOWN.get(spec.kind, ("", "settings", ""))
+    if spec.kind not in _KNOWN and spec.needs_secret:
+        auth = "token"
+    return AppEntry(
+        kind=spec.kind,
+        name=spec.name,
+        aliases=spec.aliases,
+        description=description,
+        auth=auth,
+        available=True,
+        settings=spec.settings,
+        needs_secret=spec.needs_secret,
+        help_url=help_url,
+    )
+
+
+def catalogue(query: str = "") -> list[AppEntry]:
+    """Every app, available ones first (alphabetically), then those coming soon; filtered by
+    ``query`` (name, kind or alias, case-insensitive). A kind that gets a connector moves
+    from "coming soon" to available by registering, with no change here."""
+    working = sorted((_entry(spec) for spec in KINDS.values()), key=lambda e: e.name.casefold())
+    taken = {e.kind for e in working}
+    soon = sorted((e for e in COMING_SOON if e.kind not in taken), key=lambda e: e.name)
+    return [e for e in (*working, *soon) if e.matches(query)]
+
+
+def entry(kind: str) -> AppEntry | None:
+    return next((e for e in catalogue() if e.kind == kind), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCheck:
+    """What connecting to an account found: proof that it works, in numbers a person
+    recognises ("Connected: 212 contacts, 3 groups")."""
+
+    kind: str
+    app: str
+    settings: dict[str, str]
+    """The settings to store (normalized; a server's discovery may have added some)."""
+    contacts: int
+    fields: int
+    segments: tuple[str, ...]
+    account: str = ""
+    """The account's name when an existing account was checked."""
