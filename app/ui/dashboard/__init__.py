@@ -1,0 +1,1 @@
+"""The connection dashboard: settings, rules, mappings and preview of one connection."""

@@ -1,0 +1,155 @@
+"""The dashboard's Settings tab: the connection's settings, Pause/Resume and Delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+
+from app.errors import PairsyncError
+from app.service import Service
+from app.ui.dashboard.page import ConnectionPage
+from app.ui.dashboard.settings_form import ConnectionSettingsForm
+from app.ui.tasks import TaskControl, TaskRunner
+
+
+class SettingsEditor(ConnectionPage):
+    """The settings form, saved as the user edits it (the wizard's Configure page uses this;
+    the dashboard's tab adds Pause/Resume and Delete)."""
+
+    def __init__(
+        self,
+        service: Service,
+        runner: TaskRunner,
+        parent: QWidget | None = None,
+        *,
+        advanced: bool = True,
+        confirm_no_email: bool = True,
+    ) -> None:
+        super().__init__(service, runner, parent)
+        self.ask_no_email = confirm_no_email
+        self.conn: dict[str, Any] = {}
+        self.form = ConnectionSettingsForm(self, advanced=advanced)
+        self.form.edited.connect(self.apply)
+        self.column = QVBoxLayout(self)
+        self.column.setContentsMargins(0, 0, 0, 0)
+        self.column.addWidget(self.form)
+        self.footer(self.column)
+        self.column.addStretch(1)
+
+    def reload(self) -> None:
+        if self.name is None:
+            return
+        try:
+            self.conn = self.service.show_connection(self.name)
+        except PairsyncError as err:
+            self.message.error(str(err))
+            return
+        self.form.load(self.conn)
+
+    def apply(self, changes: dict[str, Any]) -> None:
+        """Save what the user changed (off the GUI thread: a direction change re-checks the
+        rules against both apps' fields)."""
+        name = self.name
+        if name is None:
+            return
+        if (
+            changes.get("avoid_duplicates") is False
+            and self.ask_no_email
+            and not self.confirm_no_email()
+        ):
+            self.reload()
+            return
+
+        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+            return svc.update_connection(name, **changes)
+
+        self.run(job, self._applied, self.tr("Saving…"))
+
+    def _applied(self, conn: dict[str, Any]) -> None:
+        self.conn = conn
+        self.form.load(conn)
+        self.message.success(self.tr("Saved. The next sync uses the new settings."))
+        self.changed.emit()
+
+    def on_error(self, message: str, code: str) -> None:
+        super().on_error(message, code)
+        self.reload()
+
+    def confirm_no_email(self) -> bool:
+        """SPEC §4: before contacts without an email are created across, say so."""
+        answer = QMessageBox.question(
+            self,
+            self.tr("Sync contacts without an email?"),
+            self.tr(
+                "With Avoid duplicates off, contacts without an email address cannot be "
+                "matched: each one is created in the other app. Open the Preview tab to see "
+                "how many before the next sync.\n\nTurn Avoid duplicates off?"
+            ),
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+
+class SettingsPage(SettingsEditor):
+    """The dashboard's Settings tab."""
+
+    deleted = Signal(str)
+
+    def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
+        super().__init__(service, runner, parent)
+        self.paused = False
+        self.pause_button = QPushButton(self)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.delete_button = QPushButton(self.tr("&Delete connection…"), self)
+        self.delete_button.setAccessibleName(self.tr("Delete connection"))
+        self.delete_button.clicked.connect(self.delete)
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.pause_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.delete_button)
+        self.column.setContentsMargins(9, 9, 9, 9)
+        self.column.addLayout(buttons)
+        self.column.addWidget(self.note)
+
+    def reload(self) -> None:
+        super().reload()
+        if not self.conn:
+            return
+        conn = self.conn
+        self.paused = bool(conn["paused"])
+        self.pause_button.setText(self.tr("R&esume syncing") if self.paused else self.tr("&Pause"))
+        self.pause_button.setAccessibleName(self.pause_button.text().replace("&", ""))
+        self.note.setText(
+            self.tr(
+                "Deleting the connection forgets its settings, rules, mappings and history. "
+                "It never changes or deletes a contact in {a} or in {b}."
+            ).format(a=conn["a"]["account"], b=conn["b"]["account"])
+        )
+
+    def toggle_pause(self) -> None:
+        if self.name is None:
+            return
+        self.service.set_paused(self.name, not self.paused)
+        self.reload()
+        self.changed.emit()
+
+    def confirm_delete(self) -> bool:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(self.tr("Delete connection"))
+        box.setText(self.tr("Delete the connection “{name}”?").format(name=self.name))
+        box.setInformativeText(self.note.text())
+        delete = box.addButton(self.tr("Delete"), QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is delete
+
+    def delete(self) -> None:
+        name = self.name
+        if name is None or not self.confirm_delete():
+            return
+        self.service.delete_connection(name)
+        self.deleted.emit(name)

@@ -1,0 +1,157 @@
+"""Starting the desktop app: ``pairsync`` with no arguments.
+
+One instance per Pairsync home: a second start finds the first through a local socket
+(named after the data folder and the user), asks it to come to the front, and exits. The
+window's size and position are kept in ``pairsync-ui.ini`` in Pairsync's config folder
+(an INI file everywhere, never the Windows registry), so ``PAIRSYNC_HOME`` moves it too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QLibraryInfo, QLocale, QObject, QSettings, QTranslator, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication
+
+from app import __version__
+from app.paths import AppPaths, app_paths
+from app.service import Service
+from app.ui.icons import pairsync_icon
+from app.ui.main_window import MainWindow
+from app.ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+ACTIVATE = b"activate\n"
+UI_SETTINGS = "pairsync-ui.ini"
+
+
+def instance_key(paths: AppPaths) -> str:
+    """The local socket's name: one per user and per data folder (a portable
+    ``PAIRSYNC_HOME`` is a separate instance), short enough for every platform."""
+    digest = hashlib.sha256(f"{getpass.getuser()}\0{paths.data}".encode()).hexdigest()
+    return f"pairsync-{digest[:20]}"
+
+
+class SingleInstance(QObject):
+    """Claims the key; a later claimant wakes the first one (``activated``) and gives up."""
+
+    activated = Signal()
+
+    def __init__(self, key: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.key = key
+        self.server: QLocalServer | None = None
+
+    def claim(self, timeout_ms: int = 500) -> bool:
+        """True: we are the first instance (and now listen). False: another one runs and
+        was asked to show itself."""
+        socket = QLocalSocket(self)
+        socket.connectToServer(self.key)
+        if socket.waitForConnected(timeout_ms):
+            socket.write(ACTIVATE)
+            socket.flush()
+            socket.waitForBytesWritten(timeout_ms)
+            socket.disconnectFromServer()
+            return False
+        QLocalServer.removeServer(self.key)  # a stale socket left by a crash
+        self.server = QLocalServer(self)
+        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        self.server.newConnection.connect(self._incoming)
+        if not self.server.listen(self.key):
+            log.warning("single-instance socket unavailable: %s", self.server.errorString())
+        return True
+
+    def _incoming(self) -> None:
+        assert self.server is not None
+        while self.server.hasPendingConnections():
+            conn = self.server.nextPendingConnection()
+            conn.readyRead.connect(lambda conn=conn: self._read(conn))
+
+    def _read(self, conn: QLocalSocket) -> None:
+        message = bytes(conn.readAll().data())
+        conn.readyRead.disconnect()
+        conn.deleteLater()  # one message per connection (not on "disconnected": that one
+        # also fires while the socket is being destroyed)
+        if message.startswith(ACTIVATE.strip()):
+            self.activated.emit()
+
+    def release(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+def ui_settings(paths: AppPaths) -> QSettings:
+    return QSettings(str(Path(paths.config) / UI_SETTINGS), QSettings.Format.IniFormat)
+
+
+def bring_to_front(window: MainWindow) -> None:
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
+
+
+def _install_translations(app: QApplication) -> None:
+    """Qt's own strings (Next, Back, Cancel…) in the user's language. Pairsync's strings are
+    marked with ``tr()``; their translations will join from ``resources/`` when there are
+    some."""
+    translator = QTranslator(app)
+    if translator.load(
+        QLocale(), "qtbase", "_", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)
+    ):
+        app.installTranslator(translator)
+
+
+def create_app(argv: Sequence[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    app = QApplication(list(argv if argv is not None else sys.argv[:1]))
+    app.setApplicationName("Pairsync")
+    app.setApplicationDisplayName("Pairsync")
+    app.setOrganizationName("Pairsync")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("pairsync")
+    app.setWindowIcon(pairsync_icon())
+    _install_translations(app)
+    return app
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    home: str | None = None,
+    allow_insecure_keyring: bool = False,
+) -> int:
+    """Open the main window (or raise the one already open) and run until it closes."""
+    app = create_app(argv)
+    paths = app_paths(home).ensure()
+    instance = SingleInstance(instance_key(paths))
+    if not instance.claim():
+        return 0
+    service = Service(home, allow_insecure_keyring=allow_insecure_keyring)
+
+    def worker_service() -> Service:
+        return Service(home, allow_insecure_keyring=allow_insecure_keyring)
+
+    runner = TaskRunner(worker_service)
+    window = MainWindow(service, runner, ui_settings(paths))
+    instance.activated.connect(lambda: bring_to_front(window))
+    window.show()
+    try:
+        return int(app.exec())
+    finally:
+        window.close()  # saves the window's state, cancels what can be cancelled
+        runner.wait()
+        window.sync_runner.wait()
+        instance.release()
+        service.close()

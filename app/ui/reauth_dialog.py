@@ -1,0 +1,113 @@
+"""Signing in to an account again (SPEC §9 "Needs re-authorization").
+
+A connection whose account's credentials fail shows "Needs re-authorization"; its button
+opens this dialog for that account: the account's settings (prefilled) and, for an app with
+a password or token, a new one. The check runs off the GUI thread (a server may be asked);
+on success ``Service.reauthorize`` keeps every connection of the account with all its
+configuration, and ``reauthorized`` lists them so the window can sync them at once.
+
+OAuth apps will run their browser sign-in here too, through the same authorize page the
+wizard uses, once such apps exist; today every app signs in with settings and a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.connectors.registry import app_kind
+from app.service import Service
+from app.ui.signals import emit
+from app.ui.tasks import TaskControl, TaskRunner
+
+LABELS = {"path": "Folder or file", "url": "Server address", "username": "User name"}
+
+
+class ReauthDialog(QDialog):
+    reauthorized = Signal(list)
+    """The names of the connections using the account (sync them now)."""
+
+    def __init__(
+        self, service: Service, runner: TaskRunner, account: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.runner = runner
+        self.account = account
+        acc = service.catalog.account(account)
+        self.spec = app_kind(acc.kind)
+        settings: dict[str, str] = json.loads(acc.settings)
+        self.setWindowTitle(self.tr("Sign in to {account} again").format(account=account))
+        self.setAccessibleName(self.windowTitle())
+        intro = QLabel(
+            self.tr(
+                "{app} did not accept Pairsync's sign-in for {account}. Sign in again; every "
+                "connection using this account keeps its settings, rules and mappings."
+            ).format(app=self.spec.name, account=account),
+            self,
+        )
+        intro.setWordWrap(True)
+        form = QFormLayout()
+        self.fields: dict[str, QLineEdit] = {}
+        for key in self.spec.settings:
+            edit = QLineEdit(settings.get(key, ""), self)
+            label = self.tr(LABELS.get(key, key))
+            edit.setAccessibleName(label)
+            form.addRow(label, edit)
+            self.fields[key] = edit
+        self.secret = QLineEdit(self)
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret.setAccessibleName(self.tr("Password or token"))
+        if self.spec.needs_secret:
+            form.addRow(self.tr("Password or token"), self.secret)
+        else:
+            self.secret.hide()
+        self.error = QLabel(self)
+        self.error.setWordWrap(True)
+        self.error.setAccessibleName(self.tr("Sign-in problem"))
+        self.error.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setText(self.tr("Sign in"))
+        ok.setAccessibleName(self.tr("Sign in again"))
+        self.buttons.accepted.connect(self.sign_in)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+    def sign_in(self) -> None:
+        settings = {k: e.text().strip() for k, e in self.fields.items()}
+        secret = self.secret.text() or None
+        account = self.account
+        self.buttons.setEnabled(False)
+        self.error.hide()
+
+        def job(svc: Service, control: TaskControl) -> Any:
+            return svc.reauthorize(account, secret=secret, settings=settings)
+
+        self.runner.start(job, on_done=self._done, on_error=self._failed, label="reauthorize")
+
+    def _done(self, names: list[str]) -> None:
+        emit(self.reauthorized, list(names))
+        self.accept()
+
+    def _failed(self, message: str, code: str) -> None:
+        self.buttons.setEnabled(True)
+        self.error.setText(message)
+        self.error.show()

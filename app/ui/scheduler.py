@@ -1,0 +1,475 @@
+"""The background scheduler: syncs every connection on its interval, on "Sync now", and runs
+undos and "use the other value", one job at a time on a worker ``QThread`` (SPEC §9).
+
+Who does what
+-------------
+* ``Scheduler`` lives in the GUI thread. It owns the queue, decides what runs next and turns
+  the worker's results into the signals the window, the tray and the notifications use.
+* ``SyncWorker`` lives in the worker thread and has its own ``Service`` (SQLite connections
+  belong to one thread; the store allows one per thread). It runs one job at a time through
+  the service facade; the engine stays Qt-free and reports progress through a callback,
+  which the worker turns into throttled signals (at most every 100 ms, plus every phase
+  change and phase end), so a 100k-contact run never floods the GUI thread.
+
+Rules
+-----
+* **One job at a time, so one run per connection at a time**; the store has one writer.
+* **Coalescing.** A trigger for a connection already waiting in the queue merges with it. A
+  trigger while that connection is running queues *one* follow-up run (the running one may
+  have read that app before the change the user is thinking of); any further triggers merge
+  into that follow-up. A scheduled tick never queues a connection that is running or queued.
+* **When a connection is due** comes from ``Service.schedule()``: the last sync run stored in
+  the database + the connection's interval (1–60 min), doubled for every unreachable or
+  rate-limited run in a row (at most an hour, at least the app's Retry-After). Nothing is
+  kept in a timer: the timer only wakes the scheduler (at the next due time, at least every
+  ``tick_ms``), which then asks the database. So a restart keeps the rhythm and a run missed
+  while the laptop slept is overdue, hence run, within ``tick_ms`` of waking.
+* **Held connections** are never scheduled: paused ones, ones whose account needs signing in
+  again (re-authorizing triggers a run), and ones waiting for a mass-change decision.
+* **Cancel** (and pause, and quit) stops a running job at the engine's next safe point.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from app.errors import PairsyncError
+from app.service import Service
+from app.ui.signals import emit
+from app.ui.tasks import _OPENING as SERVICE_OPENING
+from app.ui.tasks import RunProgress
+
+log = logging.getLogger(__name__)
+
+ServiceFactory = Callable[[], Service]
+TICK_MS = 60_000
+"""The longest the scheduler sleeps before asking the database what is due."""
+PROGRESS_INTERVAL = 0.1
+"""Seconds between two progress signals of one run."""
+FAILED_JOB_COOLDOWN = 300.0
+"""Seconds before the schedule tries a connection again whose sync job failed to start."""
+
+
+YOUNG_GC_INTERVAL = 0.25
+"""Seconds between two young-generation collections while a run has automatic GC off."""
+_last_young_gc = [0.0]
+_heap_frozen: list[bool] = []
+
+
+@contextmanager
+def young_gc_only() -> Iterator[None]:
+    """No full (generation 2) garbage collection while a job runs.
+
+    A full collection walks every object of the process while holding the GIL, and a run
+    keeps many alive (10k contacts: well over 100 ms), so the GUI thread could not run for
+    that long. During a job, automatic collection is off and ``collect_young`` collects the
+    young generations (a few ms) as the run reports progress. When the job ends its objects
+    are already freed (reference counting), so one full collection then is short, and it
+    resets the collector's counters: no full collection falls due right after a run, in
+    the middle of the window refreshing.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        if was_enabled:
+            gc.enable()
+
+
+def collect_young(now: float) -> None:
+    if not gc.isenabled() and now - _last_young_gc[0] >= YOUNG_GC_INTERVAL:
+        _last_young_gc[0] = now
+        gc.collect(1)
+
+
+@dataclass(slots=True)
+class Job:
+    """One thing for the worker to do for one connection."""
+
+    kind: str
+    """sync | undo | use_other"""
+    name: str
+    confirm: bool = False
+    """sync: go past the mass-change guard (the user said Continue)."""
+    run_id: int = 0
+    record: tuple[str, str] | None = None
+    conflict_id: int = 0
+    reason: str = "manual"
+    """manual | scheduled (for logs and tests)."""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class SyncWorker(QObject):
+    """Runs jobs in the worker thread. Only the scheduler talks to it (queued signals)."""
+
+    started = Signal(str, str)
+    progress = Signal(str, str, int, int, float, int)
+    """name, phase, done, total, seconds left (-1: unknown yet), percent of the whole run."""
+    finished = Signal(str, str, object)
+    """name, kind, the run's report (``RunReport.as_json()``, plus ``kind``)."""
+    failed = Signal(str, str, str)
+    """name, kind, message: the job could not start (e.g. nothing to undo)."""
+
+    def __init__(self, factory: ServiceFactory) -> None:
+        super().__init__()
+        self._factory = factory
+        self._service: Service | None = None
+
+    def service(self) -> Service:
+        if self._service is None:
+            # The same lock as the task runner's workers: opening a Service runs Alembic's
+            # script loading, which is not thread-safe.
+            with SERVICE_OPENING:
+                self._service = self._factory()
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+    @Slot(object)
+    def run_job(self, job: Job) -> None:
+        emit(self.started, job.name, job.kind)
+        try:
+            report = self._run(job)
+        except PairsyncError as err:
+            emit(self.failed, job.name, job.kind, str(err))
+            return
+        except Exception as err:  # never let one job kill the worker
+            log.exception("scheduled job %s for %s failed", job.kind, job.name)
+            emit(self.failed, job.name, job.kind, f"Unexpected error: {type(err).__name__}: {err}")
+            return
+        emit(self.finished, job.name, job.kind, report)
+
+    def _run(self, job: Job) -> dict[str, Any]:
+        with young_gc_only():
+            return self._run_job(job)
+
+    def _run_job(self, job: Job) -> dict[str, Any]:
+        svc = self.service()
+        if job.kind == "undo":
+            return svc.undo_run(job.name, job.run_id, record=job.record).as_json()
+        if job.kind == "use_other":
+            return svc.use_other_value(job.name, job.conflict_id).as_json()
+        tracker = RunProgress()
+        last = {"at": 0.0}
+        shown = {"phase": ""}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            percent = tracker.update(phase, done, total)
+            now = time.monotonic()
+            collect_young(now)
+            fresh = phase != shown["phase"] or (total and done >= total)
+            if fresh or now - last["at"] >= PROGRESS_INTERVAL:
+                last["at"], shown["phase"] = now, phase
+                left = tracker.seconds_left()
+                emit(
+                    self.progress,
+                    job.name,
+                    phase,
+                    done,
+                    total,
+                    -1.0 if left is None else left,
+                    percent,
+                )
+
+        [report] = svc.sync(
+            [job.name], confirm=job.confirm, progress=progress, should_stop=job.stop.is_set
+        )
+        return report.as_json() | {"kind": "sync", "reason": job.reason}
+
+
+class Scheduler(QObject):
+    """Schedules and runs syncs (see the module docstring). Start it once the window is up;
+    ``shutdown`` before quitting."""
+
+    run_started = Signal(str, str)
+    """connection, kind (sync | undo | use_other)"""
+    run_progress = Signal(str, str, int, int, float, int)
+    """connection, phase, done, total, seconds left (-1 unknown), percent of the run"""
+    run_finished = Signal(str, object)
+    """connection, report (``RunReport.as_json()`` + ``kind``; an undo's has ``skipped``…)"""
+    job_failed = Signal(str, str, str)
+    """connection, kind, message: a job refused before it ran (nothing to undo…)"""
+    guard_stopped = Signal(str, object, str)
+    """connection, the guard's counts, its message: the mass-change guard waits for the user"""
+    auth_needed = Signal(str, str)
+    """connection, message: an account of it needs signing in again"""
+    states_changed = Signal()
+    """Pause, interval, a run's end…: whatever shows connection states should re-read them"""
+    busy_changed = Signal(bool)
+
+    _submit = Signal(object)
+
+    def __init__(
+        self,
+        service: Service,
+        home: str | Path | None = None,
+        *,
+        factory: ServiceFactory | None = None,
+        tick_ms: int = TICK_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        """``service``: the GUI thread's own Service (schedule reads, pause, interval).
+        ``factory`` builds the worker's Service in the worker thread (default:
+        ``Service(home)``)."""
+        super().__init__(parent)
+        self.service = service
+        self.tick_ms = tick_ms
+        self._queue: list[Job] = []
+        self._cooldown: dict[str, float] = {}
+        self._current: Job | None = None
+        self._started = False
+        self._thread = QThread(self)
+        self._thread.setObjectName("pairsync-sync")
+        self._worker = SyncWorker(factory or (lambda: Service(home)))
+        self._worker.moveToThread(self._thread)
+        self._submit.connect(self._worker.run_job)
+        self._worker.started.connect(self._on_started)
+        self._worker.progress.connect(self.run_progress)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.check_due)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self) -> None:
+        """Start the worker thread and run whatever is due now (e.g. missed while closed)."""
+        if self._started:
+            return
+        self._started = True
+        if not _heap_frozen:
+            # What exists at the first start (modules, the window) lives as long as the
+            # app: keep it out of every later full garbage collection, which then stays
+            # short (see young_gc_only). Once per process.
+            _heap_frozen.append(True)
+            gc.freeze()
+        self._thread.start()
+        self.check_due()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop: drop the queue, cancel the running job at its next safe point, wait for the
+        worker thread to end. Returns False if it did not end in time."""
+        self._timer.stop()
+        self._queue.clear()
+        if self._current is not None:
+            self._current.stop.set()
+        if not self._started:
+            return True
+        self._started = False
+        self._thread.quit()
+        ended = bool(self._thread.wait(timeout_ms))
+        if ended:
+            self._worker.close()
+        return ended
+
+    # --- what runs when ----------------------------------------------------------------------
+
+    @Slot()
+    def check_due(self) -> None:
+        """Queue every connection that is due now, then sleep until the next one is."""
+        if not self._started:
+            return
+        now = datetime.now(UTC)
+        try:
+            entries = self.service.schedule()
+        except PairsyncError:
+            log.exception("could not read the schedule")
+            entries = []
+        for entry in entries:
+            if entry.is_due(now) and not self._taken(entry.name):
+                self._enqueue(Job("sync", entry.name, reason="scheduled"))
+        self._arm(entries, now)
+        self._pump()
+
+    def _arm(self, entries: Sequence[Any], now: datetime) -> None:
+        wait = self.tick_ms
+        for entry in entries:
+            if entry.due_at is None or self._taken(entry.name):
+                continue
+            ms = int((entry.due_at - now).total_seconds() * 1000)
+            wait = min(wait, max(ms, 0))
+        self._timer.start(max(wait, 50))
+
+    def _taken(self, name: str) -> bool:
+        """Running, queued, or cooling down after a job that could not even run."""
+        if self._cooldown.get(name, 0.0) > time.monotonic():
+            return True
+        return (self._current is not None and self._current.name == name) or any(
+            j.name == name and j.kind == "sync" for j in self._queue
+        )
+
+    def _enqueue(self, job: Job) -> None:
+        if job.kind == "sync":
+            for queued in self._queue:
+                if queued.kind == "sync" and queued.name == job.name:
+                    queued.confirm = queued.confirm or job.confirm
+                    if job.reason == "manual":
+                        queued.reason = "manual"
+                    return
+        self._queue.append(job)
+
+    def _pump(self) -> None:
+        if self._current is not None or not self._started:
+            return
+        while self._queue:
+            job = self._queue.pop(0)
+            if job.kind == "sync" and self._paused(job.name):
+                continue  # paused while waiting: a paused connection reads nothing
+            self._current = job
+            emit(self.busy_changed, True)
+            emit(self._submit, job)
+            return
+
+    def _paused(self, name: str) -> bool:
+        try:
+            return bool(self.service.catalog.connection(name).paused)
+        except PairsyncError:
+            return True  # deleted meanwhile: nothing to run
+
+    # --- triggers ------------------------------------------------------------------------------
+
+    def sync_now(self, names: Sequence[str] | None = None, *, confirm: bool = False) -> list[str]:
+        """ "Sync now" for these connections (None or empty: all that are not paused).
+        Returns the names queued or merged into a waiting run."""
+        if names:
+            wanted = list(names)
+        else:
+            wanted = [c.name for c in self.service.catalog.connections() if not c.paused]
+        queued = []
+        for name in wanted:
+            if self._paused(name):
+                continue
+            self._enqueue(Job("sync", name, confirm=confirm))
+            queued.append(name)
+        self._pump()
+        return queued
+
+    def undo(self, name: str, run_id: int, record: tuple[str, str] | None = None) -> None:
+        """Undo a run (or one contact's changes in it) after whatever is running now."""
+        self._enqueue(Job("undo", name, run_id=run_id, record=record))
+        self._pump()
+
+    def use_other_value(self, name: str, conflict_id: int) -> None:
+        self._enqueue(Job("use_other", name, conflict_id=conflict_id))
+        self._pump()
+
+    def cancel(self, name: str | None = None) -> bool:
+        """Stop the running job (of ``name``, when given) at its next safe point."""
+        job = self._current
+        if job is None or (name is not None and job.name != name):
+            return False
+        job.stop.set()
+        return True
+
+    def pause(self, name: str) -> None:
+        """Pause one connection: nothing is read or written until it is resumed; a run of
+        it stops at its next safe point."""
+        self.service.set_paused(name, True)
+        self._queue = [j for j in self._queue if not (j.name == name and j.kind == "sync")]
+        if self._current is not None and self._current.name == name:
+            self._current.stop.set()
+        self._changed()
+
+    def resume(self, name: str) -> None:
+        """Resume one connection and sync it now (a full read, SPEC §9)."""
+        self.service.set_paused(name, False)
+        self._changed()
+        self.sync_now([name])
+
+    def pause_all(self) -> None:
+        for conn in self.service.catalog.connections():
+            if not conn.paused:
+                self.pause(conn.name)
+
+    def resume_all(self) -> None:
+        for conn in self.service.catalog.connections():
+            if conn.paused:
+                self.resume(conn.name)
+
+    def all_paused(self) -> bool:
+        conns = self.service.catalog.connections()
+        return bool(conns) and all(c.paused for c in conns)
+
+    def set_interval(self, name: str, minutes: int) -> None:
+        self.service.set_interval(name, minutes)
+        self._changed()
+
+    def _changed(self) -> None:
+        emit(self.states_changed)
+        if self._started:
+            self._timer.start(0)  # re-derive the schedule
+
+    # --- state for views -----------------------------------------------------------------------
+
+    def running(self) -> str | None:
+        """The connection whose job runs now."""
+        return None if self._current is None else self._current.name
+
+    def running_kind(self) -> str | None:
+        return None if self._current is None else self._current.kind
+
+    def queued(self) -> list[str]:
+        return [j.name for j in self._queue]
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {e.name: e.due_at for e in self.service.schedule()}
+
+    # --- from the worker -----------------------------------------------------------------------
+
+    @Slot(str, str)
+    def _on_started(self, name: str, kind: str) -> None:
+        emit(self.run_started, name, kind)
+
+    @Slot(str, str, object)
+    def _on_finished(self, name: str, kind: str, report: dict[str, Any]) -> None:
+        self._done()
+        status = report.get("status", "")
+        emit(self.run_finished, name, report)
+        if status == "guard":
+            emit(
+                self.guard_stopped, name, dict(report.get("guard") or {}), report.get("message", "")
+            )
+        elif status == "auth":
+            emit(self.auth_needed, name, report.get("message", ""))
+        self._after_job()
+
+    @Slot(str, str, str)
+    def _on_failed(self, name: str, kind: str, message: str) -> None:
+        self._done()
+        if kind == "sync":
+            # No run was recorded, so the database still says "due": without a pause the
+            # schedule would try again at once, forever.
+            self._cooldown[name] = time.monotonic() + FAILED_JOB_COOLDOWN
+        emit(self.job_failed, name, kind, message)
+        self._after_job()
+
+    def _done(self) -> None:
+        self._current = None
+
+    def _after_job(self) -> None:
+        emit(self.states_changed)
+        if not self._queue:
+            emit(self.busy_changed, False)
+        if self._started:
+            self.check_due()

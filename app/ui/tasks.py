@@ -1,0 +1,233 @@
+"""Running service calls off the GUI thread.
+
+A *job* is a plain function ``job(service, control) -> result`` that runs on a worker thread
+of a ``QThreadPool``. It gets its own ``Service`` (SQLite connections belong to one thread)
+and a ``TaskControl`` to report progress and to notice a cancel. Results, errors, progress
+and cancellation come back as Qt signals, delivered in the GUI thread (queued connections),
+so widgets are only ever touched there. Nothing here sleeps or spins the event loop.
+
+Cancelling is cooperative: the engine stops at its next safe point (``should_stop``), other
+jobs at their next ``control.check()``. A call that cannot be interrupted (a network
+request) runs to its end, but its result is dropped and the UI moves on at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from app.errors import PairsyncError
+from app.service import Service
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[Service, "TaskControl"], Any]
+ServiceFactory = Callable[[], Service]
+
+_OPENING = threading.Lock()
+"""Workers open their ``Service`` one at a time: opening checks the database's schema
+version with Alembic, whose script loading is not thread-safe (a few ms, once per task)."""
+
+PROGRESS_INTERVAL = 0.1
+"""Seconds between two progress signals of one task (the engine may report far more often)."""
+
+
+class TaskCancelled(Exception):
+    """Raised by ``TaskControl.check`` in a job whose task was cancelled."""
+
+
+class TaskSignals(QObject):
+    """The signals of one task. Lives in the GUI thread; emitted from the worker."""
+
+    progress = Signal(str, int, int)
+    """phase, done, total (total 0: no count known, show a busy bar)."""
+    succeeded = Signal(object)
+    failed = Signal(str, str)
+    """The user-facing message and the error's code (``app.errors``)."""
+    cancelled = Signal()
+    finished = Signal()
+    """Always the last signal, whatever the outcome."""
+
+
+class TaskControl:
+    """What a job sees of its task: progress reporting (throttled) and the cancel flag."""
+
+    def __init__(self, signals: TaskSignals, interval: float = PROGRESS_INTERVAL) -> None:
+        self._signals = signals
+        self._stop = threading.Event()
+        self._interval = interval
+        self._last = 0.0
+        self._phase = ""
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def should_stop(self) -> bool:
+        """For the engine's ``should_stop``: it stops at its next safe point."""
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        """Stop here if the task was cancelled."""
+        if self._stop.is_set():
+            raise TaskCancelled
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """The engine's progress callback. Emits at most every ``interval`` seconds, but
+        always on a new phase and at a phase's end, so the bar never lies for long."""
+        now = time.monotonic()
+        if phase != self._phase or (total and done >= total) or now - self._last >= self._interval:
+            self._phase, self._last = phase, now
+            self._signals.progress.emit(phase, done, total)
+
+
+class Task(QRunnable):
+    """One job on the pool. Keep a reference until ``finished`` (the runner does)."""
+
+    def __init__(self, job: Job, factory: ServiceFactory, label: str = "") -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.job = job
+        self.factory = factory
+        self.label = label
+        self.signals = TaskSignals()
+        self.control = TaskControl(self.signals)
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self.control.cancel()
+
+    def run(self) -> None:  # on a worker thread
+        service: Service | None = None
+        try:
+            self.control.check()
+            with _OPENING:
+                service = self.factory()
+            result = self.job(service, self.control)
+            if self.control.cancelled:
+                self.signals.cancelled.emit()
+            else:
+                self.signals.succeeded.emit(result)
+        except TaskCancelled:
+            self.signals.cancelled.emit()
+        except PairsyncError as err:
+            self.signals.failed.emit(str(err), err.code)
+        except Exception as err:
+            log.exception("task %s failed", self.label or self.job)
+            self.signals.failed.emit(f"Unexpected error: {type(err).__name__}: {err}", "error")
+        finally:
+            if service is not None:
+                service.close()
+            self.done.set()
+            self.signals.finished.emit()
+
+
+class TaskRunner(QObject):
+    """Starts jobs on its own thread pool and keeps their tasks alive until they finish."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(
+        self, factory: ServiceFactory, parent: QObject | None = None, max_threads: int = 2
+    ) -> None:
+        super().__init__(parent)
+        self.factory = factory
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._tasks: set[Task] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    def start(
+        self,
+        job: Job,
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        label: str = "",
+    ) -> Task:
+        """Run ``job`` off the GUI thread; the callbacks run in the GUI thread. Connect
+        bound methods of widgets: Qt drops the call if the widget is gone by then."""
+        task = Task(job, self.factory, label)
+        s = task.signals
+        if on_progress is not None:
+            s.progress.connect(on_progress)
+        if on_done is not None:
+            s.succeeded.connect(on_done)
+        if on_error is not None:
+            s.failed.connect(on_error)
+        if on_cancelled is not None:
+            s.cancelled.connect(on_cancelled)
+        if on_finished is not None:
+            s.finished.connect(on_finished)
+        s.finished.connect(lambda: self._forget(task))
+        was_idle = not self._tasks
+        self._tasks.add(task)
+        if was_idle:
+            self.busy_changed.emit(True)
+        self.pool.start(task)
+        return task
+
+    def _forget(self, task: Task) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self.busy_changed.emit(False)
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def wait(self, msecs: int = 30_000) -> bool:
+        """Block until every job has returned (shutdown only: never while the UI runs)."""
+        return bool(self.pool.waitForDone(msecs))
+
+
+class RunProgress:
+    """Turns a run's phases (Reading A, Reading B, Matching, Planning, Writing) into one
+    percentage and an estimate of the time left, for a determinate bar (SPEC §9)."""
+
+    SPANS = (("read", 0, 35), ("read", 35, 70), ("Matching", 70, 72), ("Planning", 72, 80))
+    WRITING = (80, 100)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.reads: list[str] = []
+        self.percent = 0
+
+    def update(self, phase: str, done: int, total: int) -> int:
+        if phase.startswith("Reading "):
+            if phase not in self.reads:
+                self.reads.append(phase)
+            start, end = self.SPANS[min(len(self.reads), 2) - 1][1:]
+        elif phase == "Matching":
+            start, end = self.SPANS[2][1:]
+        elif phase == "Planning":
+            start, end = self.SPANS[3][1:]
+        elif phase == "Writing":
+            start, end = self.WRITING
+        else:
+            return self.percent
+        share = done / total if total else 0.0
+        self.percent = max(self.percent, min(100, int(start + (end - start) * share)))
+        return self.percent
+
+    def seconds_left(self) -> float | None:
+        """None until enough is done to guess (5 %)."""
+        if self.percent < 5:
+            return None
+        elapsed = self.clock() - self.started
+        return elapsed * (100 - self.percent) / self.percent

@@ -1,0 +1,1 @@
+"""The connection wizard: apps → authorize each → configure → preview (SPEC §1)."""

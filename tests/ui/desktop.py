@@ -1,0 +1,150 @@
+"""Shared set-up for the desktop app's background tests (scheduler, tray, Health, Activity):
+a real vCard folder and a real CSV file, the real service on the test's PAIRSYNC_HOME, and a
+running ``Scheduler`` whose worker thread opens its own Service.
+
+Import the fixture into a test module (``from tests.ui.desktop import desk``); every
+scheduler is shut down at teardown, so no worker outlives its test."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from app.service import ConnectionOptions, Service
+from app.store.models import Run
+from app.ui.scheduler import Scheduler
+
+HEADER = [
+    "First Name",
+    "Last Name",
+    "E-mail Address",
+    "E-mail 2 Address",
+    "Mobile Phone",
+    "Company",
+    "Job Title",
+    "Notes",
+    "Categories",
+]
+NAME = "Main"
+
+
+def card(
+    uid: str,
+    fn: str,
+    *emails: str,
+    title: str = "",
+    phone: str = "",
+    categories: str = "",
+) -> str:
+    parts = fn.split(" ")
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{uid}", f"FN:{fn}"]
+    lines.append(f"N:{parts[-1]};{' '.join(parts[:-1])};;;")
+    lines += [f"EMAIL;TYPE=INTERNET:{e}" for e in emails]
+    if phone:
+        lines.append(f"TEL;TYPE=CELL:{phone}")
+    if title:
+        lines.append(f"TITLE:{title}")
+    if categories:
+        lines.append(f"CATEGORIES:{categories}")
+    lines.append("END:VCARD")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], header: list[str] = HEADER) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow(row)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@dataclass
+class Desk:
+    """One connection "Main": Phone (vCard folder, side A) ⇄ Sheet (CSV, side B)."""
+
+    service: Service
+    scheduler: Scheduler
+    folder: Path
+    sheet: Path
+    name: str = NAME
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    def put_card(self, uid: str, fn: str, *emails: str, **kw: str) -> Path:
+        path = self.folder / f"{uid}.vcf"
+        path.write_text(card(uid, fn, *emails, **kw), encoding="utf-8")
+        return path
+
+    def rows(self) -> dict[str, dict[str, str]]:
+        """CSV rows by their first email."""
+        return {r["E-mail Address"].lower(): r for r in read_csv(self.sheet)}
+
+    def sync(self, qtbot: Any, timeout: int = 20_000, **kw: Any) -> dict[str, Any]:
+        """Sync now through the scheduler and wait for the run's report. The first call
+        starts the scheduler, which runs what is due: the never-synced connection."""
+        self.wait_idle(qtbot, timeout)
+        with qtbot.waitSignal(self.scheduler.run_finished, timeout=timeout) as blocker:
+            if self.scheduler.started:
+                self.scheduler.sync_now([self.name], **kw)
+            else:
+                self.scheduler.start()
+        report: dict[str, Any] = blocker.args[1]
+        return report
+
+    def wait_idle(self, qtbot: Any, timeout: int = 20_000) -> None:
+        qtbot.waitUntil(
+            lambda: self.scheduler.running() is None and not self.scheduler.queued(),
+            timeout=timeout,
+        )
+
+    def backdate_runs(self, minutes: int) -> None:
+        """Pretend the runs so far happened ``minutes`` earlier (time passed, or the
+        laptop slept)."""
+        from datetime import timedelta
+
+        with self.service.store.session() as s, s.begin():
+            for run in s.query(Run).all():
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run.id)
+                    .values(
+                        started_at=run.started_at - timedelta(minutes=minutes),
+                        finished_at=(run.finished_at or run.started_at)
+                        - timedelta(minutes=minutes),
+                    )
+                )
+
+
+def make_desk(root: Path, *, tick_ms: int = 60_000) -> Desk:
+    folder = root / "cards"
+    folder.mkdir()
+    sheet = root / "contacts.csv"
+    write_csv(sheet, [])
+    service = Service()
+    service.add_account("vcard-folder", "Phone", {"path": str(folder)})
+    service.add_account("csv", "Sheet", {"path": str(sheet)})
+    service.create_connection(NAME, "Phone", "Sheet", ConnectionOptions())
+    scheduler = Scheduler(service, tick_ms=tick_ms)
+    desk = Desk(service, scheduler, folder, sheet)
+    scheduler.run_finished.connect(lambda _name, report: desk.reports.append(report))
+    return desk
+
+
+@pytest.fixture
+def desk(qtbot: Any, tmp_path: Path, pairsync_home: Path) -> Iterator[Desk]:
+    """Not started: a test adds its contacts, then calls ``desk.scheduler.start()`` (which
+    runs what is due, i.e. a first sync) or ``desk.sync(qtbot)``."""
+    d = make_desk(tmp_path)
+    yield d
+    assert d.scheduler.shutdown(30_000), "the sync worker did not stop"
+    d.service.close()

@@ -1,0 +1,260 @@
+"""Screenshots of the desktop app: the main window, every wizard page and the dashboard, in
+the light and dark palettes and at 200 % scaling.
+
+    python -m tests.ui.screenshots OUTDIR            # offscreen (no display needed)
+    xvfb-run python -m tests.ui.screenshots OUTDIR   # or under Xvfb, when it is installed
+
+It drives the real app over sample address books in a temporary PAIRSYNC_HOME with an
+in-memory keyring (nothing of yours is read or written), the way the tests do, and saves
+``QWidget.grab()`` images. The README shows the ones in ``resources/screenshots/``.
+Not collected by pytest (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import keyring
+from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QWidget, QWizard
+
+from app.model import Side
+from app.service import Service
+from app.ui.dashboard.mappings_editor import AddMappingDialog
+from app.ui.dashboard.rules_editor import AddRuleDialog
+from app.ui.main import create_app
+from app.ui.main_window import MainWindow
+from app.ui.tasks import TaskRunner
+from tests.conftest import MemoryKeyring
+from tests.ui.contacts import address_books
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Let the event loop run until ``condition`` holds (workers deliver their results)."""
+    deadline = time.monotonic() + timeout
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(20)
+
+    def check() -> None:
+        if condition() or time.monotonic() > deadline:
+            loop.quit()
+
+    timer.timeout.connect(check)
+    timer.start()
+    if not condition():
+        loop.exec()
+    timer.stop()
+    if not condition():
+        raise TimeoutError("the app did not get there in time")
+
+
+def settle(ms: int = 50) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2b2e",
+        QPalette.ColorRole.WindowText: "#e8e8ea",
+        QPalette.ColorRole.Base: "#1f1f22",
+        QPalette.ColorRole.AlternateBase: "#29292d",
+        QPalette.ColorRole.Text: "#e8e8ea",
+        QPalette.ColorRole.Button: "#35353a",
+        QPalette.ColorRole.ButtonText: "#e8e8ea",
+        QPalette.ColorRole.Highlight: "#2f6fb5",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#35353a",
+        QPalette.ColorRole.ToolTipText: "#e8e8ea",
+        QPalette.ColorRole.PlaceholderText: "#9a9aa0",
+        QPalette.ColorRole.Link: "#7fb2ff",
+        QPalette.ColorRole.Light: "#4a4a50",
+        QPalette.ColorRole.Midlight: "#404046",
+        QPalette.ColorRole.Mid: "#5a5a60",
+        QPalette.ColorRole.Dark: "#141416",
+        QPalette.ColorRole.Shadow: "#000000",
+    }
+    for role, colour in roles.items():
+        p.setColor(role, QColor(colour))
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.ButtonText,
+    ):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#707075"))
+    return p
+
+
+class Shooter:
+    def __init__(self, out: Path, suffix: str) -> None:
+        self.out = out
+        self.suffix = suffix
+        self.saved: list[Path] = []
+
+    def __call__(self, widget: QWidget, name: str) -> None:
+        settle()
+        path = self.out / f"{name}{self.suffix}.png"
+        widget.grab().save(str(path))
+        self.saved.append(path)
+
+
+def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
+    keyring.set_keyring(MemoryKeyring())
+    home = Path(tempfile.mkdtemp(prefix="pairsync-shots-"))
+    os.environ["PAIRSYNC_HOME"] = str(home / "pairsync")
+    app = create_app([])
+    app.setStyle("Fusion")
+    folder, sheet = address_books(home)
+    service = Service()
+    runner = TaskRunner(Service)
+    window = MainWindow(service, runner)
+    window.resize(1100, 720)
+    window.show()
+    shot = Shooter(out, suffix)
+
+    shot(window, "01-main-window-empty")
+    window.new_action.trigger()
+    wizard = window.wizard
+    assert wizard is not None
+    wizard.resize(900, 680)
+    wizard.apps_page.pickers[Side.A].search.setText("vcard")
+    wizard.apps_page.pickers[Side.A].pick_first()
+    wizard.apps_page.pickers[Side.B].select("csv")
+    if not only_main:
+        shot(wizard, "02-wizard-apps")
+    wizard.next()
+    page_a = wizard.account_pages[Side.A]
+    assert page_a.form is not None
+    page_a.form.edits["path"].setText(str(folder))
+    page_a.connect_account()
+    wait_until(page_a.isComplete)
+    if not only_main:
+        shot(wizard, "03-wizard-connect-first-app")
+    wizard.next()
+    page_b = wizard.account_pages[Side.B]
+    assert page_b.form is not None
+    page_b.form.edits["path"].setText(str(sheet))
+    page_b.connect_account()
+    wait_until(page_b.isComplete)
+    if not only_main:
+        shot(wizard, "04-wizard-connect-second-app")
+    wizard.next()
+    wait_until(wizard.configure_page.isComplete)
+    wizard.configure_page.name_edit.setText("Phone and sheet")
+    if not only_main:
+        shot(wizard, "05-wizard-configure")
+        wizard.configure_page.tabs.setCurrentIndex(2)
+        shot(wizard, "05b-wizard-configure-mappings")
+        wizard.configure_page.tabs.setCurrentIndex(0)
+    wizard.next()
+    wait_until(wizard.preview_page.isComplete)
+    if not only_main:
+        shot(wizard, "06-wizard-preview")
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    wait_until(lambda: window.wizard is None and not window.queued)
+    board = window.dashboard
+    shot(window, "07-main-window-dashboard")
+    if only_main:
+        return shot.saved
+
+    board.setCurrentWidget(board.rules_editor)
+    wait_until(lambda: runner.active == 0)
+    shot(window, "08-dashboard-rules")
+    board.rules_editor.add_rule()
+    rule_dialog = board.rules_editor.findChild(AddRuleDialog)
+    assert rule_dialog is not None
+    wait_until(lambda: bool(rule_dialog.fields))
+    rule_dialog.what.setCurrentIndex(rule_dialog.what.findData("~segment"))
+    rule_dialog.value.setCurrentText("Customers")
+    rule_dialog.add_filter_button.click()
+    rule_dialog.action_value.setCurrentText("Customers")
+    rule_dialog.add_action_button.click()
+    shot(rule_dialog, "09-dashboard-add-rule")
+    rule_dialog.ok.click()
+    wait_until(lambda: not rule_dialog.isVisible() and runner.active == 0)
+    shot(window, "10-dashboard-rules-with-counts")
+
+    board.setCurrentWidget(board.mappings_editor)
+    wait_until(lambda: runner.active == 0)
+    model = board.mappings_editor.model
+    websites = next(i for i, r in enumerate(model.rows) if r["key"] == "urls=urls")
+    model.setData(model.index(websites, 0), 0, Qt.ItemDataRole.CheckStateRole)  # Websites off
+    wait_until(lambda: runner.active == 0 and not model.rows[websites]["enabled"])
+    shot(window, "11-dashboard-mappings")
+    board.mappings_editor.add_mapping()
+    map_dialog = board.mappings_editor.findChild(AddMappingDialog)
+    assert map_dialog is not None
+    row = next(i for i, f in enumerate(map_dialog.model_a.fields) if f["key"] == "birthday")
+    map_dialog.list_a.setCurrentIndex(map_dialog.model_a.index(row))
+    wait_until(lambda: map_dialog.picked is not None)
+    row = next(i for i, f in enumerate(map_dialog.model_b.fields) if f["key"] == "urls")
+    map_dialog.list_b.setCurrentIndex(map_dialog.model_b.index(row))
+    shot(map_dialog, "12-dashboard-add-mapping-refused")
+    map_dialog.reject()
+
+    board.setCurrentWidget(board.preview_view)
+    board.preview_view.start()
+    wait_until(lambda: not board.preview_view.running)
+    shot(window, "13-dashboard-preview")
+    board.setCurrentWidget(board.settings_page)
+
+    app.setPalette(dark_palette())
+    shot(window, "14-dark-main-window")
+    board.setCurrentWidget(board.rules_editor)
+    shot(window, "15-dark-dashboard-rules")
+    window.close()
+    runner.wait()
+    window.sync_runner.wait()
+    service.close()
+    return shot.saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("--only-main", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--suffix", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--no-scaled", action="store_true", help="skip the 200 %% images")
+    args = parser.parse_args(argv)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    saved = run(args.outdir, args.suffix, args.only_main)
+    QApplication.processEvents()
+    if not args.only_main and not args.no_scaled:
+        # 200 %: its own process, since the scale factor is read when Qt starts.
+        env = os.environ | {"QT_SCALE_FACTOR": "2"}
+        env.pop("PAIRSYNC_HOME", None)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.ui.screenshots",
+                str(args.outdir),
+                "--only-main",
+                "--suffix=-200-percent",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        saved += sorted(args.outdir.glob("*-200-percent.png"))
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

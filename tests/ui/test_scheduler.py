@@ -1,0 +1,260 @@
+"""The background scheduler (SPEC §9) over a real vCard folder and CSV file: scheduled runs,
+Sync now, coalescing, pause, cancel, the mass-change guard's dialog, intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QCoreApplication
+
+from app.errors import ConfigError
+from app.service import Service
+from app.status import ConnectionSummary
+from app.ui.connection_list import ConnectionListModel, SummaryRole
+from app.ui.guard_dialog import GuardPrompt
+from app.ui.notifications import Notifier
+from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
+from app.ui.scheduler import Scheduler
+from tests.ui.desktop import Desk, desk, write_csv
+
+__all__ = ["desk"]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def show_message(self, title: str, text: str, icon: Any = None) -> None:
+        self.messages.append((title, text))
+
+
+def summary(model: ConnectionListModel, name: str) -> ConnectionSummary:
+    row: ConnectionSummary = model.index(model.row_of(name)).data(SummaryRole)
+    return row
+
+
+def test_a_scheduled_run_fires_and_updates_the_list(desk: Desk, qtbot: Any) -> None:
+    desk.put_card("ann", "Ann Lee", "ann@x.com")
+    model = ConnectionListModel()
+    progress = SyncProgress(desk.scheduler)
+    progress.attach_list(model)
+    percents: list[int] = []
+    desk.scheduler.run_progress.connect(lambda *args: percents.append(args[-1]))
+    desk.scheduler.states_changed.connect(
+        lambda: model.set_rows(desk.service.connection_overview())
+    )
+    model.set_rows(desk.service.connection_overview())
+    assert summary(model, desk.name).status.code == "new"
+    first = desk.sync(qtbot)  # starting runs what is due: the never-synced connection
+    assert first["reason"] == "scheduled" and first["created"]["b"] == 1
+    assert summary(model, desk.name).status.code == "ok"
+    assert percents and percents[-1] == 100
+    assert desk.name not in model.syncing  # the "Syncing n%" overlay is gone
+    # Time passes (or the laptop sleeps through the run that was due): the next tick of
+    # the timer finds the connection overdue in the database and syncs it.
+    desk.put_card("bo", "Bo Bee", "bo@x.com")
+    desk.backdate_runs(10)
+    desk.scheduler.tick_ms = 100
+    with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000) as blocker:
+        desk.scheduler.check_due()
+    report = blocker.args[1]
+    assert report["reason"] == "scheduled" and report["created"]["b"] == 1
+    assert set(desk.rows()) == {"ann@x.com", "bo@x.com"}
+    assert summary(model, desk.name).last_run_at is not None
+    # The next run is derived from this run: five minutes on, nothing due before.
+    [entry] = desk.service.schedule()
+    assert entry.interval_minutes == 5 and entry.due_at is not None
+    qtbot.wait(300)  # three ticks: nothing is due, nothing runs
+    assert len(desk.reports) == 2
+
+
+def test_sync_now_while_running_coalesces_into_one_follow_up(desk: Desk, qtbot: Any) -> None:
+    for i in range(40):
+        desk.put_card(f"p{i}", f"Person {i}", f"p{i}@x.com")
+    started: list[str] = []
+
+    def trigger_again(name: str, kind: str) -> None:
+        started.append(name)
+        if len(started) == 1:
+            # While the first run is running: five more clicks, and the schedule's tick.
+            for _ in range(5):
+                desk.scheduler.sync_now([desk.name])
+            desk.scheduler.check_due()
+            assert desk.scheduler.queued() == [desk.name]
+
+    desk.scheduler.run_started.connect(trigger_again)
+    desk.sync(qtbot)
+    desk.wait_idle(qtbot)
+    assert started == [desk.name, desk.name]  # one follow-up run, never two at once
+    assert len(desk.reports) == 2
+    assert desk.reports[1]["created"] == {"a": 0, "b": 0}  # it found nothing left to do
+    assert len(desk.rows()) == 40
+
+
+def test_paused_connections_never_run(desk: Desk, qtbot: Any) -> None:
+    desk.put_card("ann", "Ann Lee", "ann@x.com")
+    desk.scheduler.pause_all()
+    assert desk.scheduler.all_paused()
+    desk.scheduler.start()
+    assert desk.scheduler.sync_now() == [] and desk.scheduler.sync_now([desk.name]) == []
+    [entry] = desk.service.schedule()
+    assert entry.hold == "paused" and entry.due_at is None
+    qtbot.wait(200)
+    assert desk.reports == [] and not desk.sheet.read_text().count("ann@x.com")
+    with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000) as blocker:
+        desk.scheduler.resume_all()  # resuming syncs at once (a full read)
+    assert blocker.args[1]["created"]["b"] == 1
+
+
+def test_cancel_stops_at_a_safe_point_and_the_next_run_completes(desk: Desk, qtbot: Any) -> None:
+    for i in range(300):
+        desk.put_card(f"p{i:03}", f"Person {i}", f"p{i}@x.com")
+    cancels: list[bool] = []
+    desk.scheduler.run_started.connect(
+        lambda name, kind: cancels.append(desk.scheduler.cancel(name))
+    )
+    report = desk.sync(qtbot, timeout=60_000)
+    assert cancels == [True] and report["status"] == "cancelled"
+    written = len(desk.rows())
+    assert written < 300 and report["created"]["b"] == written
+    assert desk.service.connection_state(desk.name).status.code != "auth"
+    desk.scheduler.run_started.disconnect()
+    report = desk.sync(qtbot, timeout=60_000)
+    assert report["status"] == "ok" and report["created"]["b"] == 300 - written
+    assert len(desk.rows()) == 300  # no duplicate, nothing lost
+
+
+def test_the_guard_asks_and_continue_goes_past_it(desk: Desk, qtbot: Any) -> None:
+    for i in range(10):
+        desk.put_card(f"p{i}", f"Person {i}", f"p{i}@x.com")
+    sink = Sink()
+    notifier = Notifier(desk.service, desk.scheduler, sink)
+    prompt = GuardPrompt(desk.service, desk.scheduler)
+    assert desk.sync(qtbot)["status"] == "ok"
+    write_csv(desk.sheet, [])  # the sheet was emptied by mistake
+    with qtbot.waitSignal(desk.scheduler.guard_stopped, timeout=20_000):
+        desk.scheduler.sync_now()
+    dialog = prompt.dialogs[desk.name]
+    assert dialog.isVisible()
+    assert dialog.counts == {"listed": 0, "known": 10, "gone": 10}
+    assert any("Stopped before writing" in title for title, _ in sink.messages)
+    assert [kind for kind, _title, _text in notifier.sent] == ["guard"]
+    [entry] = desk.service.schedule()
+    assert entry.hold == "guard"  # no scheduled run until the user decides
+    assert desk.service.connection_state(desk.name).status.code == "guard"
+    with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000) as blocker:
+        dialog.continue_button.click()
+    report = blocker.args[1]
+    assert report["status"] == "ok" and report["deleted_other_side"] == 10
+    assert len(list(desk.folder.glob("*.vcf"))) == 10  # never deletes
+    assert desk.name not in prompt.dialogs
+
+
+def test_guard_cancel_writes_nothing_and_waits(desk: Desk, qtbot: Any) -> None:
+    for i in range(10):
+        desk.put_card(f"p{i}", f"Person {i}", f"p{i}@x.com")
+    prompt = GuardPrompt(desk.service, desk.scheduler)
+    desk.sync(qtbot)
+    write_csv(desk.sheet, [])
+    with qtbot.waitSignal(desk.scheduler.guard_stopped, timeout=20_000):
+        desk.scheduler.sync_now()
+    runs = len(desk.reports)
+    prompt.dialogs[desk.name].cancel_button.click()
+    qtbot.wait(200)
+    assert len(desk.reports) == runs and desk.scheduler.queued() == []
+    assert desk.service.schedule()[0].hold == "guard"
+
+
+def test_interval_is_per_connection_and_survives_a_restart(desk: Desk, qtbot: Any) -> None:
+    desk.sync(qtbot)
+    desk.scheduler.set_interval(desk.name, 15)
+    with pytest.raises(ConfigError):
+        desk.scheduler.set_interval(desk.name, 61)
+    [before] = desk.service.schedule()
+    again = Service()  # as after a restart
+    try:
+        [after] = again.schedule()
+    finally:
+        again.close()
+    assert after.interval_minutes == 15 and after.due_at == before.due_at
+    assert after.due_at is not None and desk.reports
+    last = desk.service.connection_state(desk.name).last_run_at
+    assert last is not None and (after.due_at - last).total_seconds() == 15 * 60
+
+
+def test_progress_reaches_the_dashboard_bar_and_list_delegate(desk: Desk, qtbot: Any) -> None:
+    for i in range(30):
+        desk.put_card(f"p{i}", f"Person {i}", f"p{i}@x.com")
+    progress = SyncProgress(desk.scheduler)
+    bar = RunProgressBar(progress, desk.scheduler)
+    qtbot.addWidget(bar)
+    bar.set_connection(desk.name)
+    delegate = ProgressDelegate(progress)
+    seen: list[tuple[str, int, str]] = []
+
+    def record(name: str) -> None:
+        p = progress.get(name)
+        if p is not None:
+            seen.append((p.phase, p.step, p.phase_text()))
+
+    progress.changed.connect(record)
+    desk.sync(qtbot)
+    steps = [step for _phase, step, _text in seen]
+    assert steps == sorted(steps) and steps[-1] == 5  # Reading A … Writing, in order
+    assert any(text.startswith("Reading") and "step 1 of 5" in text for _p, _s, text in seen)
+    assert any(text.startswith("Writing") and "of 30" in text for _p, _s, text in seen)
+    assert bar.isHidden() and progress.get(desk.name) is None  # gone once the run ended
+    assert delegate.progress is progress
+
+
+def test_shutdown_stops_a_running_sync(qtbot: Any, tmp_path: Any, pairsync_home: Any) -> None:
+    from tests.ui.desktop import make_desk
+
+    d = make_desk(tmp_path)
+    for i in range(300):
+        d.put_card(f"p{i:03}", f"Person {i}", f"p{i}@x.com")
+    try:
+        with qtbot.waitSignal(d.scheduler.run_started, timeout=20_000):
+            d.scheduler.start()
+        assert d.scheduler.shutdown(30_000)
+        QCoreApplication.processEvents()
+        assert d.service.catalog.last_run(d.service.catalog.connection(d.name).id) is not None
+    finally:
+        d.scheduler.shutdown()
+        d.service.close()
+
+
+def test_scheduler_without_a_started_thread_does_nothing(qtbot: Any, pairsync_home: Any) -> None:
+    svc = Service()
+    try:
+        s = Scheduler(svc)
+        assert s.sync_now() == [] and s.running() is None
+        assert s.shutdown()
+    finally:
+        svc.close()
+
+
+def test_a_job_that_cannot_run_is_not_retried_in_a_loop(
+    qtbot: Any, tmp_path: Any, pairsync_home: Any
+) -> None:
+    from tests.ui.desktop import make_desk
+
+    class Broken(Service):
+        def sync(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("boom")
+
+    d = make_desk(tmp_path)
+    d.scheduler.shutdown()
+    sched = Scheduler(d.service, factory=Broken, tick_ms=50)
+    failures: list[str] = []
+    sched.job_failed.connect(lambda name, kind, message: failures.append(message))
+    try:
+        sched.start()
+        qtbot.waitUntil(lambda: len(failures) == 1, timeout=20_000)
+        qtbot.wait(400)  # eight ticks: the connection is still "due" in the database
+        assert failures == ["Unexpected error: RuntimeError: boom"]
+        assert sched.running() is None and sched.queued() == []
+    finally:
+        assert sched.shutdown()
+        d.service.close()
