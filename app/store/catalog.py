@@ -401,6 +401,12 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _search(text: str, *columns: Any) -> Any:
+    """Any of ``columns`` contains ``text`` (case-insensitive for ASCII, as SQLite's LIKE)."""
+    pattern = _like(text.strip())
+    return or_(*(c.like(pattern, escape="\\") for c in columns))
+
+
 def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -519,14 +525,7 @@ class HealthQueries:
         if ignored is not None:
             where.append(Failure.ignored.is_(ignored))
         if search.strip():
-            pattern = _like(search.strip())
-            where.append(
-                or_(
-                    Failure.name.like(pattern, escape="\\"),
-                    Failure.message.like(pattern, escape="\\"),
-                    Failure.field.like(pattern, escape="\\"),
-                )
-            )
+            where.append(_search(search, Failure.name, Failure.message, Failure.field))
         return where
 
     def failure_groups(
@@ -635,13 +634,9 @@ class HealthQueries:
         if after is not None:
             where.append(ConflictEntry.id < after)
         if search.strip():
-            pattern = _like(search.strip())
             where.append(
-                or_(
-                    name.like(pattern, escape="\\"),
-                    ConflictEntry.field.like(pattern, escape="\\"),
-                    ConflictEntry.value_a.like(pattern, escape="\\"),
-                    ConflictEntry.value_b.like(pattern, escape="\\"),
+                _search(
+                    search, name, ConflictEntry.field, ConflictEntry.value_a, ConflictEntry.value_b
                 )
             )
         with self.sessions() as s:
@@ -755,14 +750,8 @@ class HealthQueries:
         if created_only:
             where.append(JournalEntry.action == "create")
         if search.strip():
-            pattern = _like(search.strip())
             where.append(
-                or_(
-                    name.like(pattern, escape="\\"),
-                    JournalEntry.field.like(pattern, escape="\\"),
-                    JournalEntry.before.like(pattern, escape="\\"),
-                    JournalEntry.after.like(pattern, escape="\\"),
-                )
+                _search(search, name, JournalEntry.field, JournalEntry.before, JournalEntry.after)
             )
         with self.sessions() as s:
             rows = s.execute(
