@@ -318,7 +318,13 @@ def _no_command(parser: Parser, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    return int(gui_main(home=args.home, allow_insecure_keyring=args.allow_insecure_keyring))
+    return int(
+        gui_main(
+            home=args.home,
+            allow_insecure_keyring=args.allow_insecure_keyring,
+            background=args.background,
+        )
+    )
 
 
 def _dispatch(service: Service, args: argparse.Namespace) -> int:

@@ -135,7 +135,12 @@ class RunChart(QChartView):
             for key, value in zip(("created", "updated", "failed"), run_counts(run), strict=True):
                 self.series[key].append(x, value)
                 top = max(top, value)
-        self.y_axis.setRange(0, top)
+        # Whole numbers of contacts: a tick every ``step`` (at most 5 ticks), from 0.
+        step = max(1, -(-top // 4))
+        self.y_axis.setTickType(QValueAxis.TickType.TicksDynamic)
+        self.y_axis.setTickAnchor(0)
+        self.y_axis.setTickInterval(step)
+        self.y_axis.setRange(0, step * -(-top // step))
         if ordered:
             first, last = _msecs(ordered[0].started_at), _msecs(ordered[-1].started_at)
             if last - first < 60_000:
@@ -231,6 +236,10 @@ class ActivityView(QWidget):
         split.addWidget(self.chart)
         split.addWidget(self.runs_view)
         split.addWidget(journal_box)
+        # Proportions, not minimum heights: the chart gets room for its axes' labels
+        # without making the whole window taller than it must be.
+        line = self.fontMetrics().height()
+        split.setSizes([line * 14, line * 8, line * 14])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
         scheduler.run_finished.connect(self._run_finished)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleO
 
 from app.status import ConnectionSummary
 from app.ui.icons import app_icon
+from app.ui.signals import emit
 from app.ui.status_chip import chip_size, paint_chip, status_colour, status_text
 
 ARROWS = {"two-way": "⇄", "a-to-b": "→", "b-to-a": "←"}
@@ -44,7 +45,7 @@ class ConnectionListModel(QAbstractListModel):
         if [r.name for r in rows] == [r.name for r in self.rows]:
             self.rows = rows
             if rows:
-                self.dataChanged.emit(self.index(0), self.index(len(rows) - 1))
+                emit(self.dataChanged, self.index(0), self.index(len(rows) - 1))
             return
         self.beginResetModel()
         self.rows = rows
@@ -61,7 +62,7 @@ class ConnectionListModel(QAbstractListModel):
             self.syncing[name] = percent
         row = self.row_of(name)
         if row >= 0:
-            self.dataChanged.emit(self.index(row), self.index(row))
+            emit(self.dataChanged, self.index(row), self.index(row))
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):

@@ -1,4 +1,10 @@
-"""Starting the desktop app: ``pairsync`` with no arguments.
+"""Starting the desktop app: ``pairsync`` with no arguments (``--background``: in the tray,
+without opening the window — how "Start Pairsync when I log in" starts it).
+
+The window is wired with the background scheduler, tray, Health, Activity… by
+``app.ui.app_wiring.wire``; syncing starts once the window exists. Quitting (the tray's or
+the menu's Quit, or closing the window when there is no tray) stops a running sync at its
+next safe point, then the scheduler, then the service.
 
 One instance per Pairsync home: a second start finds the first through a local socket
 (named after the data folder and the user), asks it to come to the front, and exits. The
@@ -22,8 +28,10 @@ from PySide6.QtWidgets import QApplication
 from app import __version__
 from app.paths import AppPaths, app_paths
 from app.service import Service
+from app.ui.app_wiring import wire
 from app.ui.icons import pairsync_icon
 from app.ui.main_window import MainWindow
+from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -80,7 +88,7 @@ class SingleInstance(QObject):
         conn.deleteLater()  # one message per connection (not on "disconnected": that one
         # also fires while the socket is being destroyed)
         if message.startswith(ACTIVATE.strip()):
-            self.activated.emit()
+            emit(self.activated)
 
     def release(self) -> None:
         if self.server is not None:
@@ -90,14 +98,6 @@ class SingleInstance(QObject):
 
 def ui_settings(paths: AppPaths) -> QSettings:
     return QSettings(str(Path(paths.config) / UI_SETTINGS), QSettings.Format.IniFormat)
-
-
-def bring_to_front(window: MainWindow) -> None:
-    if window.isMinimized():
-        window.showNormal()
-    window.show()
-    window.raise_()
-    window.activateWindow()
 
 
 def _install_translations(app: QApplication) -> None:
@@ -131,8 +131,11 @@ def main(
     *,
     home: str | None = None,
     allow_insecure_keyring: bool = False,
+    background: bool = False,
 ) -> int:
-    """Open the main window (or raise the one already open) and run until it closes."""
+    """Open the main window (or raise the one already open) and run until Quit.
+    ``background``: start in the tray when the desktop has one (else the window opens:
+    without a tray it is the only way to see Pairsync, and to quit it)."""
     app = create_app(argv)
     paths = app_paths(home).ensure()
     instance = SingleInstance(instance_key(paths))
@@ -145,13 +148,20 @@ def main(
 
     runner = TaskRunner(worker_service)
     window = MainWindow(service, runner, ui_settings(paths))
-    instance.activated.connect(lambda: bring_to_front(window))
-    window.show()
+    wiring = wire(window, service, runner, factory=worker_service, quit_app=app.quit)
+    # With a tray, closing the window only hides it: the app ends with Quit.
+    app.setQuitOnLastWindowClosed(not wiring.tray.available)
+    instance.activated.connect(window.bring_to_front)
+    if background and wiring.tray.available:
+        log.info("started in the tray (--background)")
+    else:
+        window.show()
+    wiring.start()
     try:
         return int(app.exec())
     finally:
+        wiring.shutdown()  # a running sync stops at its next safe point; the worker ends
         window.close()  # saves the window's state, cancels what can be cancelled
         runner.wait()
-        window.sync_runner.wait()
         instance.release()
         service.close()

@@ -1,17 +1,21 @@
 """The main window: the list of connections (or, before the first one, an invitation to
 create it), the selected connection's dashboard, and the app's menu and toolbar.
 
-"Sync now" and "Sync all now" go through one seam, ``sync_requested(names)`` (an empty list
-means all). Until the background scheduler takes that signal over, the window's own handler
-runs ``Service.sync`` on a one-thread task runner, so runs never overlap and a second request
-for a connection already queued or running is coalesced (SPEC §9)."""
+The window never syncs by itself. "Sync now", "Sync all now", the wizard's "Start syncing",
+"Pause all / Resume all" and the dashboard's Pause/Resume and interval all go through one
+``SyncControl`` (the background scheduler, ``app.ui.scheduler``), set by
+``app.ui.app_wiring.wire``: one writer, one run at a time, and a second trigger while a
+connection is queued or running coalesces (SPEC §9). ``sync_requested(names)`` (an empty
+list means all) stays the seam the header, the menu and the wizard emit."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QHideEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,16 +33,21 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.catalogue import entry
-from app.engine.sync import RunReport
+from app.errors import PairsyncError
 from app.service import Service
 from app.status import ConnectionSummary
 from app.ui.connection_list import ARROWS, ConnectionDelegate, ConnectionListModel
 from app.ui.dashboard.dashboard import ConnectionDashboard
 from app.ui.icons import app_icon, pairsync_icon
+from app.ui.progress import RunProgressBar
+from app.ui.scheduler import SyncControl
 from app.ui.settings_dialog import SettingsDialog
+from app.ui.signals import emit
 from app.ui.status_chip import StatusChip
-from app.ui.tasks import RunProgress, TaskControl, TaskRunner
+from app.ui.tasks import TaskRunner
 from app.ui.wizard.wizard import ConnectionWizard
+
+log = logging.getLogger(__name__)
 
 
 class EmptyState(QWidget):
@@ -85,13 +94,17 @@ class EmptyState(QWidget):
 
 
 class ConnectionHeader(QWidget):
-    """Above the dashboard: both apps, the name, the status chip and Sync now."""
+    """Above the dashboard: both apps, the name, the status chip and Sync now; under them,
+    while the connection syncs, the run's progress with Cancel. When an account needs
+    signing in again, a "Sign in again…" button (and the chip itself) asks for it."""
 
     sync_clicked = Signal()
+    sign_in_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.icon_a, self.arrow, self.icon_b = QLabel(self), QLabel(self), QLabel(self)
+        self._kinds: tuple[str, str, int] | None = None
         self.title = QLabel(self)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
@@ -99,55 +112,84 @@ class ConnectionHeader(QWidget):
         self.title.setFont(font)
         self.accounts = QLabel(self)
         self.chip = StatusChip(self)
+        self.chip.clicked.connect(self.sign_in_clicked)
+        self.sign_in_button = QPushButton(self.tr("Sign &in again…"), self)
+        self.sign_in_button.setAccessibleName(self.tr("Sign in to this connection's app again"))
+        self.sign_in_button.clicked.connect(self.sign_in_clicked)
+        self.sign_in_button.hide()
         self.sync_button = QPushButton(self.tr("S&ync now"), self)
         self.sync_button.setAccessibleName(self.tr("Sync this connection now"))
         self.sync_button.clicked.connect(self.sync_clicked)
+        self.progress: RunProgressBar | None = None
         names = QVBoxLayout()
         names.setSpacing(0)
         names.addWidget(self.title)
         names.addWidget(self.accounts)
-        layout = QHBoxLayout(self)
+        row = QHBoxLayout()
         for w in (self.icon_a, self.arrow, self.icon_b):
-            layout.addWidget(w)
-        layout.addSpacing(self.fontMetrics().height() // 2)
-        layout.addLayout(names, 1)
-        layout.addWidget(self.chip)
-        layout.addWidget(self.sync_button)
+            row.addWidget(w)
+        row.addSpacing(self.fontMetrics().height() // 2)
+        row.addLayout(names, 1)
+        row.addWidget(self.chip)
+        row.addWidget(self.sign_in_button)
+        row.addWidget(self.sync_button)
+        self.column = QVBoxLayout(self)
+        self.column.addLayout(row)
+
+    def attach_progress(self, bar: RunProgressBar) -> None:
+        """Show ``bar`` under the header, following the connection shown."""
+        self.progress = bar
+        bar.setParent(self)
+        self.column.addWidget(bar)
+        bar.set_connection(self.title.text() or None)
 
     def show_row(self, row: ConnectionSummary, syncing: int | None) -> None:
         size = self.fontMetrics().height() * 2
-        self.icon_a.setPixmap(app_icon(row.kind_a).pixmap(size, size))
-        self.icon_b.setPixmap(app_icon(row.kind_b).pixmap(size, size))
-        for label, kind in ((self.icon_a, row.kind_a), (self.icon_b, row.kind_b)):
-            app = entry(kind)
-            label.setAccessibleName(app.name if app is not None else kind)
-            label.setToolTip(label.accessibleName())
+        if self._kinds != (row.kind_a, row.kind_b, size):  # progress repaints: no re-render
+            self._kinds = (row.kind_a, row.kind_b, size)
+            self.icon_a.setPixmap(app_icon(row.kind_a).pixmap(size, size))
+            self.icon_b.setPixmap(app_icon(row.kind_b).pixmap(size, size))
+            for label, kind in ((self.icon_a, row.kind_a), (self.icon_b, row.kind_b)):
+                app = entry(kind)
+                label.setAccessibleName(app.name if app is not None else kind)
+                label.setToolTip(label.accessibleName())
         arrow = ARROWS.get(row.direction, "?")
         self.arrow.setText(arrow)
         self.title.setText(row.name)
         self.accounts.setText(f"{row.account_a} {arrow} {row.account_b}")
         self.chip.set_status(row.status, syncing)
-        self.sync_button.setEnabled(not row.paused and syncing is None)
+        needs_sign_in = row.status.code == "auth" and syncing is None
+        self.chip.set_actionable(needs_sign_in, self.tr("Click to sign in again."))
+        self.sign_in_button.setVisible(needs_sign_in)
+        # Enabled while syncing too: the scheduler queues one follow-up run, which reads
+        # what changed after the running one had read (SPEC §9).
+        self.sync_button.setEnabled(not row.paused)
+        if self.progress is not None:
+            self.progress.set_connection(row.name)
 
 
 class MainWindow(QMainWindow):
     sync_requested = Signal(list)
-    """Names of the connections to sync now; empty = all. See ``run_sync``."""
+    """Names of the connections to sync now; empty = all that are not paused. Handled by
+    the sync control (``set_sync_control``)."""
+    sign_in_requested = Signal(str)
+    """An account to sign in to again (the header's button, or its chip)."""
 
     def __init__(
         self,
         service: Service,
         runner: TaskRunner,
         settings: QSettings | None = None,
-        sync_runner: TaskRunner | None = None,
     ) -> None:
         super().__init__()
         self.service = service
         self.runner = runner
-        self.sync_runner = sync_runner or TaskRunner(runner.factory, self, max_threads=1)
         self.settings = settings
-        self.queued: set[str] = set()
-        """Connections with a sync queued or running (requests for them coalesce)."""
+        self.sync_control: SyncControl | None = None
+        """Who syncs and pauses (the scheduler); None until ``set_sync_control``: the
+        window then offers no syncing at all rather than a second writer."""
+        self.on_quit: Callable[[], None] = self.close
+        """What Quit does (the app's wiring replaces it: with a tray, closing only hides)."""
         self.wizard: ConnectionWizard | None = None
         self.setWindowTitle(self.tr("Pairsync"))
         self.setWindowIcon(pairsync_icon())
@@ -162,8 +204,10 @@ class MainWindow(QMainWindow):
         self.list.setUniformItemSizes(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.selectionModel().currentChanged.connect(self._current_changed)
+        self.model.dataChanged.connect(self._rows_changed)
         self.header = ConnectionHeader(self)
         self.header.sync_clicked.connect(self.sync_current)
+        self.header.sign_in_clicked.connect(self.sign_in_current)
         self.dashboard = ConnectionDashboard(service, runner, self)
         self.dashboard.changed.connect(self.refresh)
         self.dashboard.deleted.connect(self._deleted)
@@ -183,9 +227,16 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
-        self.setCentralWidget(self.stack)
+        central = QWidget(self)
+        self.banners = QVBoxLayout()
+        """Notices above everything (e.g. "this desktop has no tray"): ``add_banner``."""
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(self.banners)
+        column.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self.statusBar()
-        self.sync_requested.connect(self.run_sync)
+        self.sync_requested.connect(self._sync_requested)
         em = self.fontMetrics().horizontalAdvance("M")
         self.resize(em * 90, self.fontMetrics().height() * 42)
         self.restore_state()
@@ -199,7 +250,7 @@ class MainWindow(QMainWindow):
         self.new_action.triggered.connect(self.new_connection)
         self.sync_all_action = QAction(self.tr("&Sync all now"), self)
         self.sync_all_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
-        self.sync_all_action.triggered.connect(lambda: self.sync_requested.emit([]))
+        self.sync_all_action.triggered.connect(self.sync_all)
         self.pause_all_action = QAction(self.tr("&Pause all"), self)
         self.pause_all_action.triggered.connect(self.pause_all)
         self.settings_action = QAction(self.tr("Se&ttings…"), self)
@@ -212,7 +263,7 @@ class MainWindow(QMainWindow):
         self.quit_action = QAction(self.tr("&Quit"), self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self.quit)
 
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.new_action)
@@ -247,8 +298,9 @@ class MainWindow(QMainWindow):
         self.model.set_rows(rows)
         self.stack.setCurrentWidget(self.splitter if rows else self.empty)
         has = bool(rows)
-        self.sync_all_action.setEnabled(has)
-        self.pause_all_action.setEnabled(has)
+        can_sync = has and self.sync_control is not None
+        self.sync_all_action.setEnabled(can_sync and not all(r.paused for r in rows))
+        self.pause_all_action.setEnabled(can_sync)
         all_paused = has and all(r.paused for r in rows)
         self.pause_all_action.setText(
             self.tr("&Resume all") if all_paused else self.tr("&Pause all")
@@ -274,12 +326,20 @@ class MainWindow(QMainWindow):
         self.dashboard.set_connection(name)
         self._show_header()
 
+    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, *_roles: Any) -> None:
+        """A row repainted (a run's progress, a new status): the header may show it."""
+        current = self.list.currentIndex()
+        if current.isValid() and top.row() <= current.row() <= bottom.row():
+            self._show_header()
+
     def _show_header(self) -> None:
         name = self.current_name()
         row = next((r for r in self.model.rows if r.name == name), None)
         self.header.setVisible(row is not None)
         if row is not None:
             self.header.show_row(row, self.model.syncing.get(row.name))
+            if self.sync_control is None:
+                self.header.sync_button.setEnabled(False)  # nothing would sync it
 
     def _deleted(self, name: str) -> None:
         self.statusBar().showMessage(
@@ -308,64 +368,70 @@ class MainWindow(QMainWindow):
     def _created(self, name: str) -> None:
         self.refresh()
         self.select(name)
-        self.sync_requested.emit([name])
+        emit(self.sync_requested, [name])
+
+    def set_sync_control(self, control: SyncControl) -> None:
+        """Hand syncing, pausing and intervals to ``control`` (the scheduler)."""
+        self.sync_control = control
+        self.dashboard.set_sync_control(control)
+        self.refresh()
+
+    def _sync_requested(self, names: list[str]) -> None:
+        if self.sync_control is None:
+            log.warning("sync requested before the window has a sync control: %s", names)
+            return
+        self.sync_control.sync_now(names or None)
 
     def sync_current(self) -> None:
         name = self.current_name()
         if name is not None:
-            self.sync_requested.emit([name])
+            emit(self.sync_requested, [name])
+
+    def sync_all(self) -> None:
+        emit(self.sync_requested, [])
 
     def pause_all(self) -> None:
+        """Pause every connection (a running sync stops at its next safe point), or resume
+        them all when all are paused (each then syncs at once)."""
+        if self.sync_control is None:
+            return
         rows = self.model.rows
-        pause = not all(r.paused for r in rows)
-        for r in rows:
-            if r.paused != pause:
-                self.service.set_paused(r.name, pause)
+        if rows and all(r.paused for r in rows):
+            self.sync_control.resume_all()
+        else:
+            self.sync_control.pause_all()
         self.refresh()
-        self.dashboard.refresh()
+        self.dashboard.refresh_state()
 
-    def run_sync(self, names: list[str]) -> None:
-        """The default handler of ``sync_requested``: one run per connection, one at a time,
-        each with its progress in the list's status chip."""
-        targets = names or [r.name for r in self.model.rows if not r.paused]
-        for name in targets:
-            if name in self.queued:
-                continue  # already queued or running: coalesce
-            self.queued.add(name)
-            self.model.set_syncing(name, 0)
-            progress = RunProgress()
+    def sign_in_current(self) -> None:
+        """Ask to sign in again to the shown connection's account that needs it."""
+        name = self.current_name()
+        if name is None:
+            return
+        try:
+            accounts = self.service.connection_state(name).sign_in
+        except PairsyncError:
+            return
+        if accounts:
+            emit(self.sign_in_requested, accounts[0])
 
-            def job(svc: Service, ctl: TaskControl, name: str = name) -> list[RunReport]:
-                return svc.sync([name], progress=ctl.progress)
+    def add_banner(self, banner: QWidget) -> None:
+        """A notice above the list and the dashboard (kept until the app ends)."""
+        banner.setParent(self)
+        em = self.fontMetrics().height() // 2
+        self.banners.setContentsMargins(em, em, em, 0)  # none while there is no banner
+        self.banners.addWidget(banner)
 
-            task = self.sync_runner.start(job, on_done=self._synced, on_error=self._sync_failed)
-            task.signals.progress.connect(
-                lambda phase, done, total, name=name, progress=progress: self._sync_progress(
-                    name, progress.update(phase, done, total)
-                )
-            )
-            task.signals.finished.connect(lambda name=name: self._sync_finished(name))
-        self._show_header()
+    def bring_to_front(self) -> None:
+        """Show the window (from the tray, or a second start), restored and raised."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
-    def _sync_progress(self, name: str, percent: int) -> None:
-        self.model.set_syncing(name, percent)
-        if name == self.current_name():
-            self._show_header()
-
-    def _synced(self, reports: list[RunReport]) -> None:
-        for r in reports:
-            if r.status not in ("ok", "paused"):
-                self.statusBar().showMessage(f"{r.connection}: {r.message or r.status}", 15_000)
-
-    def _sync_failed(self, message: str, code: str) -> None:
-        self.statusBar().showMessage(message, 15_000)
-
-    def _sync_finished(self, name: str) -> None:
-        self.queued.discard(name)
-        self.model.set_syncing(name, None)
-        self.refresh()
-        if name == self.current_name():
-            self.dashboard.refresh()
+    def quit(self) -> None:
+        self.on_quit()
 
     def show_settings(self) -> None:
         SettingsDialog(self.service, self).open()
@@ -405,6 +471,13 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/splitter", self.splitter.saveState())
         self.settings.sync()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        # Hidden to the tray: the app may keep running for days, and a session's end may
+        # not let it close properly, so keep the window's state now.
+        if not event.spontaneous():
+            self.save_state()
+        super().hideEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from app.ui.signals import emit
 from app.ui.tasks import RunProgress, Task
 
 
@@ -84,4 +85,4 @@ class ProgressPanel(QWidget):
             self.task.cancel()
             self.task = None
         self.hide()
-        self.cancelled.emit()
+        emit(self.cancelled)

@@ -40,19 +40,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from app.errors import PairsyncError
 from app.service import Service
 from app.ui.signals import emit
-from app.ui.tasks import _OPENING as SERVICE_OPENING
-from app.ui.tasks import RunProgress
+from app.ui.tasks import RunProgress, open_service
 
 log = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[], Service]
+Clock = Callable[[], datetime]
 TICK_MS = 60_000
 """The longest the scheduler sleeps before asking the database what is due."""
 PROGRESS_INTERVAL = 0.1
@@ -130,10 +130,7 @@ class SyncWorker(QObject):
 
     def service(self) -> Service:
         if self._service is None:
-            # The same lock as the task runner's workers: opening a Service runs Alembic's
-            # script loading, which is not thread-safe.
-            with SERVICE_OPENING:
-                self._service = self._factory()
+            self._service = open_service(self._factory)
         return self._service
 
     def close(self) -> None:
@@ -193,6 +190,33 @@ class SyncWorker(QObject):
         return report.as_json() | {"kind": "sync", "reason": job.reason}
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncControl(Protocol):
+    """What the main window and the dashboard use of the scheduler: every sync, pause and
+    interval change of the window goes through it, so there is one writer."""
+
+    def sync_now(self, names: Sequence[str] | None = None, *, confirm: bool = False) -> list[str]:
+        """Sync these connections now (None or empty: every one not paused)."""
+        ...
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def pause_all(self) -> None: ...
+
+    def resume_all(self) -> None: ...
+
+    def set_interval(self, name: str, minutes: int) -> None: ...
+
+    def running(self) -> str | None:
+        """The connection whose job runs now."""
+        ...
+
+
 class Scheduler(QObject):
     """Schedules and runs syncs (see the module docstring). Start it once the window is up;
     ``shutdown`` before quitting."""
@@ -222,14 +246,17 @@ class Scheduler(QObject):
         *,
         factory: ServiceFactory | None = None,
         tick_ms: int = TICK_MS,
+        clock: Clock = utc_now,
         parent: QObject | None = None,
     ) -> None:
         """``service``: the GUI thread's own Service (schedule reads, pause, interval).
         ``factory`` builds the worker's Service in the worker thread (default:
-        ``Service(home)``)."""
+        ``Service(home)``). ``clock`` says what time it is when deciding what is due (UTC;
+        tests move it forward instead of waiting)."""
         super().__init__(parent)
         self.service = service
         self.tick_ms = tick_ms
+        self.clock = clock
         self._queue: list[Job] = []
         self._cooldown: dict[str, float] = {}
         self._current: Job | None = None
@@ -290,7 +317,7 @@ class Scheduler(QObject):
         """Queue every connection that is due now, then sleep until the next one is."""
         if not self._started:
             return
-        now = datetime.now(UTC)
+        now = self.clock()
         try:
             entries = self.service.schedule()
         except PairsyncError:

@@ -6,11 +6,12 @@ on a dark palette (contrast ≥ 4.5:1 against white), so the chip needs no theme
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
+from PySide6.QtCore import QCoreApplication, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.status import ConnectionStatus
+from app.ui.signals import emit
 
 COLOURS = {
     "ok": "#2e7d32",
@@ -79,12 +80,19 @@ def paint_chip(painter: QPainter, rect: QRectF, text: str, colour: QColor, font:
 
 
 class StatusChip(QWidget):
-    """The chip as a widget (the dashboard's header). Its accessible name is its text."""
+    """The chip as a widget (the dashboard's header). Its accessible name is its text.
+
+    A chip that asks for something ("Needs re-authorization") can be clicked: ``clicked``.
+    It is a shortcut for mouse users only; whoever makes it actionable also shows a button
+    for the same thing (keyboard and screen-reader users)."""
+
+    clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._text = ""
         self._colour = QColor(COLOURS["new"])
+        self.actionable = False
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
 
     def set_status(self, status: ConnectionStatus, syncing: int | None = None) -> None:
@@ -94,6 +102,26 @@ class StatusChip(QWidget):
         self.setToolTip(status.message or self._text)
         self.updateGeometry()
         self.update()
+
+    def set_actionable(self, on: bool, hint: str = "") -> None:
+        """Clickable (a pointing hand, ``hint`` added to the tooltip) or not."""
+        self.actionable = on
+        if on:
+            self.setCursor(Qt.CursorShape.PointingHandCursor)
+            if hint:
+                self.setToolTip(f"{self.toolTip()}\n{hint}".strip())
+        else:
+            self.unsetCursor()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if (
+            self.actionable
+            and event.button() == Qt.MouseButton.LeftButton
+            and self.rect().contains(event.position().toPoint())
+        ):
+            emit(self.clicked)
+            return
+        super().mouseReleaseEvent(event)
 
     def text(self) -> str:
         return self._text

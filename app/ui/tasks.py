@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from app.errors import PairsyncError
 from app.service import Service
+from app.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ ServiceFactory = Callable[[], Service]
 _OPENING = threading.Lock()
 """Workers open their ``Service`` one at a time: opening checks the database's schema
 version with Alembic, whose script loading is not thread-safe (a few ms, once per task)."""
+
+
+def open_service(factory: ServiceFactory) -> Service:
+    """Open a Service for a worker thread. Every thread that opens one (the task runner's
+    workers, the scheduler's sync worker) must come through here: the opens are serialized
+    because Alembic's script loading is not thread-safe (two workers opening at once on a
+    fresh database crashed the interpreter)."""
+    with _OPENING:
+        return factory()
+
 
 PROGRESS_INTERVAL = 0.1
 """Seconds between two progress signals of one task (the engine may report far more often)."""
@@ -86,7 +97,7 @@ class TaskControl:
         now = time.monotonic()
         if phase != self._phase or (total and done >= total) or now - self._last >= self._interval:
             self._phase, self._last = phase, now
-            self._signals.progress.emit(phase, done, total)
+            emit(self._signals.progress, phase, done, total)
 
 
 class Task(QRunnable):
@@ -109,25 +120,24 @@ class Task(QRunnable):
         service: Service | None = None
         try:
             self.control.check()
-            with _OPENING:
-                service = self.factory()
+            service = open_service(self.factory)
             result = self.job(service, self.control)
             if self.control.cancelled:
-                self.signals.cancelled.emit()
+                emit(self.signals.cancelled)
             else:
-                self.signals.succeeded.emit(result)
+                emit(self.signals.succeeded, result)
         except TaskCancelled:
-            self.signals.cancelled.emit()
+            emit(self.signals.cancelled)
         except PairsyncError as err:
-            self.signals.failed.emit(str(err), err.code)
+            emit(self.signals.failed, str(err), err.code)
         except Exception as err:
             log.exception("task %s failed", self.label or self.job)
-            self.signals.failed.emit(f"Unexpected error: {type(err).__name__}: {err}", "error")
+            emit(self.signals.failed, f"Unexpected error: {type(err).__name__}: {err}", "error")
         finally:
             if service is not None:
                 service.close()
             self.done.set()
-            self.signals.finished.emit()
+            emit(self.signals.finished)
 
 
 class TaskRunner(QObject):
@@ -177,14 +187,14 @@ class TaskRunner(QObject):
         was_idle = not self._tasks
         self._tasks.add(task)
         if was_idle:
-            self.busy_changed.emit(True)
+            emit(self.busy_changed, True)
         self.pool.start(task)
         return task
 
     def _forget(self, task: Task) -> None:
         self._tasks.discard(task)
         if not self._tasks:
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
 
     def cancel_all(self) -> None:
         for task in list(self._tasks):

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QApplication, QLabel, QMenu, QSystemTrayIcon, QWidget
+from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMenu, QSystemTrayIcon, QWidget
 
 from app.service import Service
 from app.status import ConnectionSummary
@@ -293,4 +293,11 @@ def no_tray_notice(parent: QWidget | None = None) -> QLabel:
     label.setWordWrap(True)
     label.setAccessibleName(_tr("Syncing runs while this window is open"))
     label.setObjectName("noTrayNotice")
+    # A notice, not part of the content: framed, on the palette's tooltip colours (light
+    # and dark palettes alike), with room around the text.
+    label.setFrameShape(QFrame.Shape.StyledPanel)
+    label.setMargin(label.fontMetrics().height() // 2)
+    label.setAutoFillBackground(True)
+    label.setBackgroundRole(QPalette.ColorRole.ToolTipBase)
+    label.setForegroundRole(QPalette.ColorRole.ToolTipText)
     return label

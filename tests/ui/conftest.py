@@ -1,18 +1,24 @@
 """Fixtures for the desktop app's tests: the real service on the test's PAIRSYNC_HOME, a
-task runner whose workers open their own Service, real address books, and the main window.
+task runner whose workers open their own Service, real address books, and the main window
+wired as ``pairsync`` wires it (``app.ui.app_wiring.wire``: scheduler, tray, Health,
+Activity…), so the tests drive the app a user gets.
 
-Every fixture that starts work off the GUI thread waits for it at teardown, so no worker
+The scheduler is *not* started by the fixtures: a test starts it (``wiring.start()``) when
+it wants syncing, so nothing runs before the test has looked at the first state. Every
+fixture that starts work off the GUI thread waits for it at teardown, so no worker
 outlives its test (or its tmp folder)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
 
 from app.service import ConnectionOptions, Service
+from app.ui.app_wiring import Wiring, wire
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.ui.contacts import address_books
@@ -53,16 +59,51 @@ def ui_settings(tmp_path: Path) -> QSettings:
     return QSettings(str(tmp_path / "pairsync-ui.ini"), QSettings.Format.IniFormat)
 
 
+class Quits:
+    """Stands in for ``QApplication.quit`` (which would end pytest-qt's event loops)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+MakeWiring = Callable[..., Wiring]
+
+
 @pytest.fixture
-def window(
-    qtbot: object, service: Service, runner: TaskRunner, ui_settings: QSettings
-) -> Iterator[MainWindow]:
-    win = MainWindow(service, runner, ui_settings)
-    qtbot.addWidget(win)  # type: ignore[attr-defined]
-    win.show()
-    yield win
-    if win.wizard is not None:
-        win.wizard.reject()
+def make_wiring(
+    qtbot: Any, service: Service, runner: TaskRunner, ui_settings: QSettings
+) -> Iterator[MakeWiring]:
+    """``make_wiring(**wire_options)``: a new main window, wired and shown. Patch the tray's
+    availability (``app.ui.tray.system_tray_available``) before calling it."""
+    made: list[Wiring] = []
+
+    def make(**options: Any) -> Wiring:
+        win = MainWindow(service, runner, ui_settings)
+        qtbot.addWidget(win)
+        options.setdefault("factory", Service)
+        options.setdefault("quit_app", Quits())
+        wiring = wire(win, service, runner, **options)
+        win.show()
+        made.append(wiring)
+        return wiring
+
+    yield make
+    for wiring in made:
+        if wiring.window.wizard is not None:
+            wiring.window.wizard.reject()
+        assert wiring.shutdown(30_000), "the sync worker did not stop"
     runner.cancel_all()
-    assert win.sync_runner.wait(30_000)
     assert runner.wait(30_000)
+
+
+@pytest.fixture
+def wiring(make_wiring: MakeWiring) -> Wiring:
+    return make_wiring()
+
+
+@pytest.fixture
+def window(wiring: Wiring) -> MainWindow:
+    return wiring.window

@@ -1,12 +1,15 @@
-"""Screenshots of the desktop app: the main window, every wizard page and the dashboard, in
-the light and dark palettes and at 200 % scaling.
+"""Screenshots of the desktop app: the main window, every wizard page, the dashboard with its
+Health and Activity tabs, the window on a desktop without a system tray, in the light and
+dark palettes and at 200 % scaling.
 
     python -m tests.ui.screenshots OUTDIR            # offscreen (no display needed)
     xvfb-run python -m tests.ui.screenshots OUTDIR   # or under Xvfb, when it is installed
 
-It drives the real app over sample address books in a temporary PAIRSYNC_HOME with an
-in-memory keyring (nothing of yours is read or written), the way the tests do, and saves
-``QWidget.grab()`` images. The README shows the ones in ``resources/screenshots/``.
+It drives the real app (the window wired by ``app.ui.app_wiring.wire``, syncing through its
+scheduler) over sample address books in a temporary PAIRSYNC_HOME with an in-memory keyring
+(nothing of yours is read or written), the way the tests do, and saves ``QWidget.grab()``
+images. The desktop is taken to have a system tray, except for the one image that shows the
+banner of a desktop without one. The README shows the ones in ``resources/screenshots/``.
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -25,19 +28,21 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import keyring
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget, QWizard
 
 from app.model import Side
 from app.service import Service
+from app.ui import tray
+from app.ui.app_wiring import Wiring, wire
 from app.ui.dashboard.mappings_editor import AddMappingDialog
 from app.ui.dashboard.rules_editor import AddRuleDialog
 from app.ui.main import create_app
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.conftest import MemoryKeyring
-from tests.ui.contacts import address_books
+from tests.ui.contacts import address_books, card, read_csv, write_csv
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -112,6 +117,37 @@ class Shooter:
         self.saved.append(path)
 
 
+def idle(wiring: Wiring) -> bool:
+    return wiring.scheduler.running() is None and not wiring.scheduler.queued()
+
+
+def wired_window(service: Service, runner: TaskRunner, with_tray: bool) -> Wiring:
+    tray.system_tray_available = lambda: with_tray  # type: ignore[assignment]
+    window = MainWindow(service, runner)
+    wiring = wire(window, service, runner, factory=Service, quit_app=lambda: None)
+    window.resize(1100, 720)
+    window.show()
+    return wiring
+
+
+def some_trouble(folder: Path, sheet: Path) -> None:
+    """After the first sync: a card cut off (unreadable), a contact with two emails (the
+    CSV holds one), and Ann's job title changed in both apps (a conflict)."""
+    (folder / "gus.vcf").write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Gus Cut\r\n")
+    text = card("hal", "Hal Two", "hal@x.com").replace(
+        "END:VCARD", "EMAIL;TYPE=INTERNET:hal@home.example\r\nEND:VCARD"
+    )
+    (folder / "hal.vcf").write_text(text)
+    ann = (folder / "ann.vcf").read_text()
+    (folder / "ann.vcf").write_text(ann.replace("END:VCARD", "TITLE:CEO\r\nEND:VCARD"))
+    rows = read_csv(sheet)
+    for row in rows:
+        if row["E-mail Address"] == "ann@x.com":
+            row["Job Title"] = "Founder"
+    header = list(rows[0])  # every column, also those Pairsync added
+    write_csv(sheet, header, [[r[c] for c in header] for r in rows])
+
+
 def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     keyring.set_keyring(MemoryKeyring())
     home = Path(tempfile.mkdtemp(prefix="pairsync-shots-"))
@@ -121,9 +157,9 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     folder, sheet = address_books(home)
     service = Service()
     runner = TaskRunner(Service)
-    window = MainWindow(service, runner)
-    window.resize(1100, 720)
-    window.show()
+    wiring = wired_window(service, runner, with_tray=True)
+    window = wiring.window
+    wiring.start()
     shot = Shooter(out, suffix)
 
     shot(window, "01-main-window-empty")
@@ -165,10 +201,11 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     if not only_main:
         shot(wizard, "06-wizard-preview")
     wizard.button(QWizard.WizardButton.FinishButton).click()
-    wait_until(lambda: window.wizard is None and not window.queued)
+    wait_until(lambda: window.wizard is None and idle(wiring))
     board = window.dashboard
     shot(window, "07-main-window-dashboard")
     if only_main:
+        finish(wiring, runner, service)
         return shot.saved
 
     board.setCurrentWidget(board.rules_editor)
@@ -210,17 +247,53 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     board.preview_view.start()
     wait_until(lambda: not board.preview_view.running)
     shot(window, "13-dashboard-preview")
+
+    # Health and Activity, after a second sync that met some trouble.
+    some_trouble(folder, sheet)
     board.setCurrentWidget(board.settings_page)
+    window.header.sync_button.click()
+    wait_until(lambda: idle(wiring))
+    health = wiring.health
+    board.setCurrentWidget(health)
+    health.tabs.setCurrentWidget(health.failed)
+    failed = health.failed
+    for row in range(failed.model.rowCount()):
+        failed.view.expand(failed.model.index(row, 0))
+    wait_until(lambda: failed.model.rowCount(failed.model.index(0, 0)) > 0)
+    failed.view.selectionModel().select(
+        failed.model.index(0, 0, failed.model.index(0, 0)),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    for column in range(failed.model.columnCount()):
+        failed.view.resizeColumnToContents(column)
+    shot(window, "16-dashboard-health-failed")
+    board.setCurrentWidget(wiring.activity)
+    wiring.activity.runs_view.selectRow(0)
+    shot(window, "17-dashboard-activity")
+    board.setCurrentWidget(board.settings_page)
+
+    # A desktop without a system tray: the window says syncing runs while it is open.
+    no_tray = wired_window(service, runner, with_tray=False)
+    shot(no_tray.window, "18-main-window-no-tray")
+    finish(no_tray, runner, service, close_service=False)
 
     app.setPalette(dark_palette())
     shot(window, "14-dark-main-window")
     board.setCurrentWidget(board.rules_editor)
     shot(window, "15-dark-dashboard-rules")
-    window.close()
-    runner.wait()
-    window.sync_runner.wait()
-    service.close()
+    finish(wiring, runner, service)
     return shot.saved
+
+
+def finish(
+    wiring: Wiring, runner: TaskRunner, service: Service, close_service: bool = True
+) -> None:
+    """Quit as the app does: the scheduler first, then the window, workers, service."""
+    wiring.shutdown()
+    wiring.window.close()
+    runner.wait()
+    if close_service:
+        service.close()
 
 
 def main(argv: list[str] | None = None) -> int:

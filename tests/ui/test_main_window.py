@@ -29,6 +29,7 @@ from app.cli import main as cli_main
 from app.paths import app_paths
 from app.service import Service
 from app.ui import display_available
+from app.ui.app_wiring import Wiring
 from app.ui.main import SingleInstance, instance_key
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
@@ -48,9 +49,14 @@ def test_empty_state_invites_a_new_connection(qtbot: QtBot, window: MainWindow) 
     assert len(window.findChildren(type(window.wizard))) == 1
 
 
+def idle(wiring: Wiring) -> bool:
+    return wiring.scheduler.running() is None and not wiring.scheduler.queued()
+
+
 def test_list_sync_now_and_status_chip(
-    qtbot: QtBot, window: MainWindow, connection: str, books: tuple[Path, Path], service: Service
+    qtbot: QtBot, wiring: Wiring, connection: str, books: tuple[Path, Path], service: Service
 ) -> None:
+    window = wiring.window
     window.refresh()
     assert window.stack.currentWidget() is window.splitter
     assert window.current_name() == "Main"
@@ -64,8 +70,9 @@ def test_list_sync_now_and_status_chip(
     window.model.dataChanged.connect(lambda *_: seen.append(window.model.syncing.get("Main", -1)))
     qtbot.mouseClick(window.header.sync_button, Qt.MouseButton.LeftButton)
     window.sync_requested.emit(["Main"])  # a second request while queued: coalesced
-    assert window.queued == {"Main"}
-    qtbot.waitUntil(lambda: not window.queued, timeout=WAIT)
+    assert wiring.scheduler.queued() == ["Main"]  # queued until syncing starts
+    wiring.start()
+    qtbot.waitUntil(lambda: idle(wiring), timeout=WAIT)
     assert any(p >= 0 for p in seen)  # the chip showed "Syncing n%"
     runs = [r for r in service.health("Main")["runs"] if not r["dry_run"]]
     assert len(runs) == 1
@@ -75,28 +82,33 @@ def test_list_sync_now_and_status_chip(
 
 
 def test_failed_contacts_show_in_the_chip(
-    qtbot: QtBot, window: MainWindow, connection: str, books: tuple[Path, Path]
+    qtbot: QtBot, wiring: Wiring, connection: str, books: tuple[Path, Path]
 ) -> None:
+    window = wiring.window
     folder, _sheet = books
     (folder / "broken.vcf").write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Broken\r\n")
     window.refresh()
     window.sync_all_action.trigger()
-    qtbot.waitUntil(lambda: not window.queued, timeout=WAIT)
+    with qtbot.waitSignal(wiring.scheduler.run_finished, timeout=WAIT):
+        wiring.start()
     assert window.model.rows[0].status.code == "failed"
     assert window.header.chip.text() == "1 failed"
 
 
 def test_pause_all_and_resume_all(
-    qtbot: QtBot, window: MainWindow, connection: str, service: Service
+    qtbot: QtBot, wiring: Wiring, connection: str, service: Service
 ) -> None:
+    window = wiring.window
     window.refresh()
     window.pause_all_action.trigger()
     assert service.show_connection("Main")["paused"] is True
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
-    window.sync_all_action.trigger()  # nothing to sync: all paused
-    assert not window.queued
+    assert not window.sync_all_action.isEnabled()  # nothing to sync: all paused
+    window.sync_all_action.trigger()
+    assert wiring.scheduler.queued() == []
     window.pause_all_action.trigger()
     assert service.show_connection("Main")["paused"] is False
+    assert wiring.scheduler.queued() == ["Main"]  # resuming syncs (once syncing started)
 
 
 def test_window_restores_its_size_and_position(

@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from app.catalogue import AppEntry
 from app.model import Side
 from app.service import Service
+from app.ui.app_wiring import Wiring
 from app.ui.main_window import MainWindow
 from app.ui.wizard.account_page import AccountForm
 from app.ui.wizard.apps_page import EntryRole
@@ -64,8 +65,10 @@ def next_page(qtbot: QtBot, wizard: ConnectionWizard) -> None:
 
 
 def test_wizard_vcard_folder_to_csv_end_to_end(
-    qtbot: QtBot, window: MainWindow, service: Service, books: tuple[Path, Path]
+    qtbot: QtBot, wiring: Wiring, service: Service, books: tuple[Path, Path]
 ) -> None:
+    window = wiring.window
+    wiring.start()  # syncing runs as in the app: the draft connection is paused until Finish
     folder, sheet = books
     wizard = open_wizard(qtbot, window)
 
@@ -134,11 +137,13 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     finish = wizard.button(QWizard.WizardButton.FinishButton)
     assert finish.text().replace("&", "") == "Start syncing"
     assert finish.isEnabled()
-    click(qtbot, finish)
+    assert wiring.scheduler.running() is None  # nothing synced the draft meanwhile
+    with qtbot.waitSignal(wiring.scheduler.run_finished, timeout=WAIT) as blocker:
+        click(qtbot, finish)
+    assert blocker.args[0] == "Phone and sheet" and blocker.args[1]["status"] == "ok"
     qtbot.waitUntil(lambda: window.wizard is None, timeout=WAIT)
     assert window.model.row_of("Phone and sheet") == 0
     assert window.current_name() == "Phone and sheet"
-    qtbot.waitUntil(lambda: not window.queued, timeout=WAIT)
     emails = {r["E-mail Address"].lower() for r in read_csv(sheet)}
     assert {"carol@x.com", "dan@x.com"} <= emails
     assert (folder / "ann.vcf").exists() and len(list(folder.glob("*.vcf"))) == 6  # + Eve

@@ -17,6 +17,8 @@ from app.ui.dashboard.mappings_editor import MappingsEditor
 from app.ui.dashboard.preview_view import PreviewView
 from app.ui.dashboard.rules_editor import RulesEditor
 from app.ui.dashboard.settings_page import SettingsPage
+from app.ui.scheduler import SyncControl
+from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
 
 
@@ -57,10 +59,31 @@ class ConnectionDashboard(QTabWidget):
         self._shown = set()
         self._show_tab(self.currentIndex())
 
+    def set_sync_control(self, control: SyncControl) -> None:
+        """Pause/Resume and the interval go through ``control`` (the scheduler)."""
+        self.settings_page.set_sync_control(control)
+
     def refresh(self) -> None:
         """Reload the visible tab (after a sync: counts and status changed)."""
         self._shown = set()
         self._show_tab(self.currentIndex())
+
+    def refresh_state(self) -> None:
+        """Pause state or interval changed (from the tray, the menu…): show it without
+        reloading anything the user may be editing."""
+        self.settings_page.refresh_state()
+
+    def after_run(self, name: str) -> None:
+        """A run of ``name`` ended. Runs happen every few minutes in the background, so the
+        visible tab is not reloaded under the user (a preview shown, a mapping being read);
+        the other tabs reload when next shown. The Rules tab's counts come from the local
+        index, so it is recounted at once. Health and Activity follow the scheduler
+        themselves."""
+        if name != self.name:
+            return
+        self._shown = {self.currentIndex()}
+        if self.currentWidget() is self.rules_editor:
+            self.rules_editor.reload()
 
     def _show_tab(self, index: int) -> None:
         if index < 0 or index in self._shown:
@@ -74,4 +97,4 @@ class ConnectionDashboard(QTabWidget):
         # Another tab may show what just changed (e.g. direction greys rules): reload those
         # when they are next shown.
         self._shown = {self.currentIndex()}
-        self.changed.emit()
+        emit(self.changed)

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from app.service import Service
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
+from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner
 
 Index: TypeAlias = QModelIndex | QPersistentModelIndex
@@ -164,7 +165,7 @@ class MappingTableModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.CheckStateRole or index.column() != 0:
             return False
         on = Qt.CheckState(value) == Qt.CheckState.Checked
-        self.toggle_requested.emit(self.rows[index.row()]["key"], on)
+        emit(self.toggle_requested, self.rows[index.row()]["key"], on)
         return False  # shown once the service has saved it (reload)
 
 
@@ -374,7 +375,7 @@ class ValueTableModel(QAbstractTableModel):
         if text == self.tr("(leave unchanged)"):
             text = ""
         self.rows[index.row()][index.column()] = text
-        self.dataChanged.emit(index, index)
+        emit(self.dataChanged, index, index)
         return True
 
     def add_row(self) -> int:

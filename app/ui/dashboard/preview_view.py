@@ -25,6 +25,7 @@ from app.preview import Preview
 from app.service import Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.rows_model import RowsModel
+from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner
 
 COUNTS = ("matched", "create_a", "create_b", "update_a", "update_b", "conflicts", "duplicates")
@@ -140,7 +141,7 @@ class PreviewView(ConnectionPage):
         """The task is over, whatever its outcome: only now is the view idle again."""
         super()._finished()
         self.start_button.setEnabled(True)
-        self.finished.emit(self.preview)
+        emit(self.finished, self.preview)
 
     def show_preview(self, preview: Preview) -> None:
         r = preview.report

@@ -52,6 +52,7 @@ from app.rules.model import (
 from app.service import Service
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
+from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner
 
 Index: TypeAlias = QModelIndex | QPersistentModelIndex
@@ -171,7 +172,7 @@ class RuleTableModel(QAbstractTableModel):
         if key is None:
             return False
         on = Qt.CheckState(value) == Qt.CheckState.Checked
-        self.set_requested.emit(self.rows[index.row()]["id"], key, on)
+        emit(self.set_requested, self.rows[index.row()]["id"], key, on)
         return False  # shown once saved (reload)
 
 
@@ -264,7 +265,7 @@ class RulesEditor(ConnectionPage):
 
     def _saved(self) -> None:
         self.reload()
-        self.changed.emit()
+        emit(self.changed)
 
     def set_rule(self, rule_id: str, key: str, on: bool) -> None:
         name = self.name

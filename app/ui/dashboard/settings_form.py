@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.signals import emit
+
 DIRECTIONS = ("two-way", "a-to-b", "b-to-a")
 
 
@@ -178,4 +180,4 @@ class ConnectionSettingsForm(QWidget):
         self._current[key] = value
         if key == "direction":
             self.winner.setEnabled(value == "two-way")
-        self.edited.emit({key: value})
+        emit(self.edited, {key: value})

@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.errors import PairsyncError
+from app.schedule import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
 from app.service import Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.dashboard.settings_form import ConnectionSettingsForm
+from app.ui.scheduler import SyncControl
+from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner
 
 
@@ -71,7 +82,7 @@ class SettingsEditor(ConnectionPage):
         self.conn = conn
         self.form.load(conn)
         self.message.success(self.tr("Saved. The next sync uses the new settings."))
-        self.changed.emit()
+        emit(self.changed)
 
     def on_error(self, message: str, code: str) -> None:
         super().on_error(message, code)
@@ -92,13 +103,28 @@ class SettingsEditor(ConnectionPage):
 
 
 class SettingsPage(SettingsEditor):
-    """The dashboard's Settings tab."""
+    """The dashboard's Settings tab: the settings form, how often to sync, Pause/Resume
+    and Delete. Syncing, pausing and the interval go through the sync control (the
+    scheduler), so a running sync stops at its next safe point when paused."""
 
     deleted = Signal(str)
 
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(service, runner, parent)
         self.paused = False
+        self.sync_control: SyncControl | None = None
+        self.interval = QSpinBox(self)
+        self.interval.setRange(MIN_INTERVAL, MAX_INTERVAL)
+        self.interval.setValue(DEFAULT_INTERVAL)
+        self.interval.setSuffix(self.tr(" min"))
+        self.interval.setKeyboardTracking(False)  # one save per change, not per keystroke
+        self.interval.setAccessibleName(self.tr("Sync every (minutes)"))
+        self.interval.setToolTip(
+            self.tr("While Pairsync runs, this connection syncs this often (1–60 minutes).")
+        )
+        self.interval.valueChanged.connect(self.set_interval)
+        interval_label = QLabel(self.tr("Sync e&very:"), self)
+        interval_label.setBuddy(self.interval)
         self.pause_button = QPushButton(self)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.delete_button = QPushButton(self.tr("&Delete connection…"), self)
@@ -106,22 +132,35 @@ class SettingsPage(SettingsEditor):
         self.delete_button.clicked.connect(self.delete)
         self.note = QLabel(self)
         self.note.setWordWrap(True)
-        buttons = QHBoxLayout()
+        buttons = QHBoxLayout()  # when it syncs (interval, pause) … and Delete, apart
+        buttons.addWidget(interval_label)
+        buttons.addWidget(self.interval)
+        buttons.addSpacing(self.fontMetrics().height())
         buttons.addWidget(self.pause_button)
         buttons.addStretch(1)
         buttons.addWidget(self.delete_button)
         self.column.setContentsMargins(9, 9, 9, 9)
         self.column.addLayout(buttons)
         self.column.addWidget(self.note)
+        self._enable()
+
+    def set_sync_control(self, control: SyncControl) -> None:
+        self.sync_control = control
+        self._enable()
+
+    def _enable(self) -> None:
+        """Without a sync control (the scheduler) nothing here may pause or sync."""
+        on = self.sync_control is not None
+        self.pause_button.setEnabled(on)
+        self.interval.setEnabled(on)
 
     def reload(self) -> None:
         super().reload()
         if not self.conn:
             return
         conn = self.conn
-        self.paused = bool(conn["paused"])
-        self.pause_button.setText(self.tr("R&esume syncing") if self.paused else self.tr("&Pause"))
-        self.pause_button.setAccessibleName(self.pause_button.text().replace("&", ""))
+        self._show_paused(bool(conn["paused"]))
+        self._show_interval()
         self.note.setText(
             self.tr(
                 "Deleting the connection forgets its settings, rules, mappings and history. "
@@ -129,12 +168,61 @@ class SettingsPage(SettingsEditor):
             ).format(a=conn["a"]["account"], b=conn["b"]["account"])
         )
 
-    def toggle_pause(self) -> None:
+    def refresh_state(self) -> None:
+        """Re-read pause and interval only (they change from the tray and the menu too);
+        the form is left as the user has it."""
+        if self.name is None or not self.conn:
+            return
+        try:
+            paused = bool(self.service.show_connection(self.name)["paused"])
+        except PairsyncError:
+            return  # deleted meanwhile: the window refreshes the list
+        self._show_paused(paused)
+        if not self.interval.hasFocus():
+            self._show_interval()
+
+    def _show_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.pause_button.setText(self.tr("R&esume syncing") if paused else self.tr("&Pause"))
+        self.pause_button.setAccessibleName(self.pause_button.text().replace("&", ""))
+
+    def _show_interval(self) -> None:
         if self.name is None:
             return
-        self.service.set_paused(self.name, not self.paused)
-        self.reload()
-        self.changed.emit()
+        try:
+            minutes = self.service.connection_state(self.name).schedule.interval_minutes
+        except PairsyncError:
+            return
+        self.interval.blockSignals(True)
+        self.interval.setValue(minutes)
+        self.interval.blockSignals(False)
+
+    def set_interval(self, minutes: int) -> None:
+        if self.name is None or self.sync_control is None:
+            return
+        try:
+            self.sync_control.set_interval(self.name, minutes)
+        except PairsyncError as err:
+            self.message.error(str(err))
+            self._show_interval()
+            return
+        self.message.success(
+            self.tr("Saved. {name} syncs every {n} min while Pairsync runs.").format(
+                name=self.name, n=minutes
+            )
+        )
+
+    def toggle_pause(self) -> None:
+        """Pause (a running sync stops at its next safe point) or resume (a full read at
+        once, SPEC §9)."""
+        if self.name is None or self.sync_control is None:
+            return
+        if self.paused:
+            self.sync_control.resume(self.name)
+        else:
+            self.sync_control.pause(self.name)
+        self.refresh_state()
+        emit(self.changed)
 
     def confirm_delete(self) -> bool:
         box = QMessageBox(self)
@@ -149,7 +237,17 @@ class SettingsPage(SettingsEditor):
 
     def delete(self) -> None:
         name = self.name
-        if name is None or not self.confirm_delete():
+        if name is None:
+            return
+        if self.sync_control is not None and self.sync_control.running() == name:
+            self.message.error(
+                self.tr(
+                    "“{name}” is syncing right now. Pause it first (the run stops at a safe "
+                    "point), then delete it."
+                ).format(name=name)
+            )
+            return
+        if not self.confirm_delete():
             return
         self.service.delete_connection(name)
-        self.deleted.emit(name)
+        emit(self.deleted, name)

@@ -34,6 +34,7 @@ from app.model import Side
 from app.service import Service
 from app.ui.dashboard.page import MessageLabel
 from app.ui.progress_panel import ProgressPanel
+from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
 
 OPTIONAL = {"carddav": ("addressbook",)}
@@ -327,7 +328,7 @@ class AccountPage(QWizardPage):
                 self.name_edit.blockSignals(False)
         if self._checked_for is not None and self._checked_for != self.inputs():
             self.result.clear_message()
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     # --- connecting --------------------------------------------------------------------------
 
@@ -378,7 +379,7 @@ class AccountPage(QWizardPage):
         )
         self._task, self._task_inputs = task, inputs
         self.progress.attach(task, self.tr("Connecting to {app}…").format(app=self.entry.name))
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     def _from_current(self) -> bool:
         return self._task is not None and self.sender() is self._task.signals
@@ -400,7 +401,7 @@ class AccountPage(QWizardPage):
                 self.name_edit.blockSignals(False)
                 self._checked_for = self.inputs()
         self.result.success(self.summary(check))
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     def summary(self, check: AccountCheck) -> str:
         text = self.tr("Connected to “{account}”: {contacts} contacts, {fields} fields").format(
@@ -423,13 +424,13 @@ class AccountPage(QWizardPage):
         if self._from_current():
             self._settle()
             self.result.error(message)
-            self.completeChanged.emit()
+            emit(self.completeChanged)
 
     def _cancelled(self) -> None:
         """Cancel: the page is usable again at once; the worker's late answer is ignored."""
         self._settle()
         self.result.info(self.tr("Cancelled."))
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     def _settle(self) -> None:
         """The current try is over (its answer is in): the page is usable again at once,
@@ -440,7 +441,7 @@ class AccountPage(QWizardPage):
     def _finished(self) -> None:
         if self._from_current():  # ended without an answer (cancelled)
             self._settle()
-            self.completeChanged.emit()
+            emit(self.completeChanged)
 
     def cleanupPage(self) -> None:
         """Back: keep what was typed and connected (the user may come straight back)."""

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.catalogue import AppEntry
 from app.model import Side
 from app.ui.icons import app_icon
+from app.ui.signals import emit
 
 Index: TypeAlias = QModelIndex | QPersistentModelIndex
 EntryRole = Qt.ItemDataRole.UserRole + 1
@@ -126,7 +127,7 @@ class AppPicker(QWidget):
         size = self.fontMetrics().height() * 2
         self.view.setIconSize(QSize(size, size))
         self.view.setSpacing(2)
-        self.view.selectionModel().selectionChanged.connect(lambda *_: self.picked.emit())
+        self.view.selectionModel().selectionChanged.connect(lambda *_: emit(self.picked))
         self.empty = QLabel(self.tr("No app matches. Try another name."), self)
         self.empty.hide()
         self.proxy.rowsInserted.connect(self._update_empty)

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QCheckBox, QVBoxLayout, QWidget, QWizardPage
 
 from app.service import Service
 from app.ui.dashboard.preview_view import PreviewView
+from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
 
 
@@ -36,7 +37,7 @@ class PreviewPage(QWizardPage):
         self.confirm.setChecked(False)
         self.view.set_connection(name)
         self.view.start()
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     def _finished(self, preview: object) -> None:
         p = self.view.preview
@@ -55,7 +56,7 @@ class PreviewPage(QWizardPage):
                     )
                 )
                 self.confirm.show()
-        self.completeChanged.emit()
+        emit(self.completeChanged)
 
     def isComplete(self) -> bool:
         if self.view.running or self.view.preview is None:

@@ -17,6 +17,7 @@ from app.errors import PairsyncError
 from app.model import Side
 from app.service import ConnectionOptions, Service
 from app.ui.icons import pairsync_icon
+from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
 from app.ui.wizard.account_page import AccountPage
 from app.ui.wizard.apps_page import AppsPage
@@ -115,7 +116,7 @@ class ConnectionWizard(QWizard):
             self.service.set_paused(name, False)
             self.draft = None
             super().done(result)
-            self.connection_created.emit(name)
+            emit(self.connection_created, name)
             return
         self.drop_draft()
         super().done(result)
