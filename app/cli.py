@@ -283,6 +283,10 @@ def _setup_logging(logs_dir: str) -> None:
 def run(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
+    if args.home:
+        # Everything that finds Pairsync's folders by itself (connector caches, the desktop
+        # app's settings) follows --home exactly as it follows PAIRSYNC_HOME.
+        os.environ["PAIRSYNC_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     if args.command is None:
         return _no_command(parser, args)
     from app.service import Service
