@@ -42,13 +42,15 @@ and cards sharing a UID are :class:`Unreadable` with a message saying which.
 Writing
 -------
 ``PUT`` with ``If-None-Match: *`` to create and ``If-Match: <etag>`` to update, a few at a
-time in parallel. Updates patch the server's own text (``vcard_text.apply_patch``): untouched
-properties (PHOTO, X- properties, ``itemN.`` groups with ``X-ABLabel``…) stay byte for byte,
-in the card's own vCard version. A 412 means the card changed on the server: it is read again
-and, if none of the fields we patch changed meanwhile, the patch is applied to the fresh card
-once more (once); otherwise, or on a second 412, the op fails with :class:`Conflict`. Writes
-are never retried blindly. A card the server refuses (4xx) fails that op alone
-(:class:`Rejected`); 401, 429 and unreachable servers raise for the whole app.
+time in parallel (the first of a batch alone; once the server refuses us as a whole, 401,
+429 or unreachable, no further PUT of the batch is sent). Updates patch the server's own
+text (``vcard_text.apply_patch``): untouched properties (PHOTO, X- properties, ``itemN.``
+groups with ``X-ABLabel``…) stay byte for byte, in the card's own vCard version. A 412
+means the card changed on the server: it is read again and, if none of the fields we patch
+changed meanwhile, the patch is applied to the fresh card once more (once); otherwise, or on
+a second 412, the op fails with :class:`Conflict`. Writes are never retried blindly. A card
+the server refuses (4xx) fails that op alone (:class:`Rejected`); 401, 429 and unreachable
+servers raise for the whole app.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -206,41 +209,128 @@ def _keep_cr(match: re.Match[bytes]) -> bytes:
     return match.group(1) + body.replace(b"\r", b"&#13;") + match.group(3)
 
 
-def parse_xml(content: bytes, what: str) -> ET.Element:
+def _checked_xml(content: bytes, what: str) -> bytes:
+    """``content`` ready for the XML parser: no DOCTYPE, carriage returns in address-data kept."""
     head = content[:4096].upper()
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
         raise Unavailable(f"{what}: the server sent XML with a DOCTYPE, which is not accepted.")
-    content = _ADDRESS_DATA_RE.sub(_keep_cr, content)
+    if b"address-data" in content:  # listings have none: skip the regex over them
+        content = _ADDRESS_DATA_RE.sub(_keep_cr, content)
+    return content
+
+
+def _not_xml(what: str, err: ET.ParseError, content: bytes) -> Unavailable:
+    return Unavailable(
+        f"{what}: the server's answer is not valid XML ({err}).",
+        raw=content[:300].decode("utf-8", "replace"),
+    )
+
+
+def parse_xml(content: bytes, what: str) -> ET.Element:
+    content = _checked_xml(content, what)
     try:
         return ET.fromstring(content)
     except ET.ParseError as err:
-        raise Unavailable(
-            f"{what}: the server's answer is not valid XML ({err}).", raw=content[:300].decode()
-        ) from None
+        raise _not_xml(what, err, content) from None
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _absolute(base_url: str, origin: str, href: str) -> str:
+    """``urljoin(base_url, href)``, without its cost for the usual absolute path (a listing
+    of a big book has thousands of hrefs)."""
+    if href[:1] == "/" and href[:2] != "//" and "/." not in href:
+        return origin + href
+    return urljoin(base_url, href)
+
+
+_RESPONSE, _HREF, _STATUS = _tag(DAV, "response"), _tag(DAV, "href"), _tag(DAV, "status")
+_PROPSTAT, _PROP, _SYNC_TOKEN = _tag(DAV, "propstat"), _tag(DAV, "prop"), _tag(DAV, "sync-token")
+_FEED = 1 << 16
+"""Bytes handed to the streaming XML parser at a time."""
+
+
+def _dav_response(el: ET.Element, base_url: str, origin: str) -> DavResponse | None:
+    href = (el.findtext(_HREF) or "").strip()
+    if not href:
+        return None
+    item = DavResponse(_absolute(base_url, origin, href), _status_code(el.findtext(_STATUS)))
+    for propstat in el.iter(_PROPSTAT):
+        code = _status_code(propstat.findtext(_STATUS))
+        prop = propstat.find(_PROP)
+        if prop is None or (code is not None and not 200 <= code < 300):
+            continue
+        for prop_el in prop:
+            item.props[prop_el.tag] = prop_el
+    return item
+
+
+def scan_multistatus(
+    content: bytes, base_url: str, what: str, each: Callable[[DavResponse], None]
+) -> str:
+    """Hand every response of a 207 answer to ``each``, in order; the answer's
+    ``DAV:sync-token`` (or "").
+
+    The answer is parsed as a stream and each response's elements are let go once it is
+    handled, so a listing of thousands of cards never holds all their elements at once
+    (less memory, and fewer garbage-collector passes over the whole process).
+    """
+    content = _checked_xml(content, what)
+    origin = _origin(base_url)
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    root: ET.Element | None = None
+    depth = 0
+    token: str | None = None
+
+    def emit(el: ET.Element) -> None:
+        for found in el.iter(_RESPONSE):  # document order, as ``root.iter`` would give
+            item = _dav_response(found, base_url, origin)
+            if item is not None:
+                each(item)
+
+    def handle() -> None:
+        nonlocal root, depth, token
+        for pair in parser.read_events():
+            event, el = pair[0], pair[-1]
+            if not isinstance(el, ET.Element):  # only start and end events were asked for
+                continue
+            if event == "start":
+                if root is None:
+                    root = el
+                depth += 1
+                continue
+            depth -= 1
+            if root is None:
+                continue
+            if depth == 1:  # a child of the root, complete: handled, then let go
+                if el.tag == _SYNC_TOKEN and token is None:
+                    token = el.text or ""
+                if root.tag != _RESPONSE:
+                    emit(el)
+                    root.remove(el)
+            elif depth == 0 and root.tag == _RESPONSE:  # a bare response, not a multistatus
+                emit(root)
+
+    try:
+        for start in range(0, len(content), _FEED):
+            parser.feed(content[start : start + _FEED])
+            handle()
+        parser.close()
+        handle()
+    except ET.ParseError as err:
+        raise _not_xml(what, err, content) from None
+    return (token or "").strip()
 
 
 def parse_multistatus(content: bytes, base_url: str, what: str) -> tuple[list[DavResponse], str]:
     """The responses of a 207 answer and its ``DAV:sync-token`` (or "")."""
-    root = parse_xml(content, what)
     out: list[DavResponse] = []
-    for resp in root.iter(_tag(DAV, "response")):
-        href_el = resp.find(_tag(DAV, "href"))
-        if href_el is None or not (href_el.text or "").strip():
-            continue
-        item = DavResponse(
-            urljoin(base_url, href_el.text.strip()),  # type: ignore[union-attr]
-            _status_code(resp.findtext(_tag(DAV, "status"))),
-        )
-        for propstat in resp.iter(_tag(DAV, "propstat")):
-            code = _status_code(propstat.findtext(_tag(DAV, "status")))
-            prop = propstat.find(_tag(DAV, "prop"))
-            if prop is None or (code is not None and not 200 <= code < 300):
-                continue
-            for el in prop:
-                item.props[el.tag] = el
-        out.append(item)
-    token = root.findtext(_tag(DAV, "sync-token")) or ""
-    return out, token.strip()
+    token = scan_multistatus(content, base_url, what, out.append)
+    return out, token
 
 
 def _error_names(content: bytes) -> list[str]:
@@ -414,15 +504,19 @@ class _Entry:
         return entry
 
 
-def _describe(entry: _Entry) -> None:
-    """Fill ``uid``/``group`` from the entry's text (a broken card is a plain card)."""
+def _entry_hook(data: dict[str, object]) -> object:
+    """``json.loads`` hook reading the mirror file: an entry's object becomes an _Entry."""
+    return _Entry.from_json(data) if isinstance(data.get("e"), str) else data
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _describe_card(entry: _Entry, card: Card | None) -> None:
+    """Fill ``uid``/``group`` from the entry's parsed text (None: broken, a plain card)."""
     entry.known = True
     entry.uid, entry.group = "", None
-    if entry.text is None:
-        return
-    try:
-        card = parse_card(entry.text)
-    except Broken:
+    if entry.text is None or card is None:
         return
     kind, name, members, prop = "", "", [], "MEMBER"
     for line in card.lines:
@@ -523,6 +617,7 @@ class CardDavApp:
         self._confirmed: set[str] = set()
         """Names whose ETag in ``_entries`` the server confirmed during this instance."""
         self._parsed: dict[str, tuple[str, Record | Unreadable]] = {}
+        """The record of a card's text (fields and segments as read), by name: (text, base)."""
         self._seen: dict[tuple[str, str], Record] = {}
         """Records handed out, by (id, version): what the engine based its patches on."""
         self._based_on: dict[str, Record] = {}
@@ -530,6 +625,10 @@ class CardDavApp:
         self._groups: dict[str, _Group] = {}
         self._membership: dict[str, list[str]] = {}
         self._uids: dict[str, list[str]] = {}
+        self._indexed = False
+        """``_groups``/``_membership``/``_uids`` describe ``_entries`` as they are now."""
+        self._book_path = ""
+        """The book's path, unquoted (``_child`` compares hrefs with it)."""
 
     # --- address books -------------------------------------------------------------------
 
@@ -697,12 +796,14 @@ class CardDavApp:
         if path is None:
             return book
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # Entries are made as the file is decoded (not a dict each first, then converted).
+            data = json.loads(path.read_text(encoding="utf-8"), object_hook=_entry_hook)
             if data.get("format") != CACHE_FORMAT or data.get("book") != book.url:
                 return book
-            self._entries = {
-                str(name): _Entry.from_json(raw) for name, raw in data["entries"].items()
-            }
+            entries = data["entries"]
+            if not all(isinstance(e, _Entry) for e in entries.values()):
+                raise ValueError("not a mirror entry")
+            self._entries = {str(name): entry for name, entry in entries.items()}
             self._token = data.get("token") or None
             self._sync = data.get("sync")
             versions = tuple(str(v) for v in data.get("versions", ()))
@@ -710,6 +811,7 @@ class CardDavApp:
             self._book = book
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self._entries, self._token, self._sync = {}, None, None
+        self._indexed = False
         self._index()
         return book
 
@@ -725,12 +827,15 @@ class CardDavApp:
             "versions": list(self._book.vcard_versions),
             "entries": {name: e.to_json() for name, e in self._entries.items()},
         }
+        # One shot, so the C encoder runs (json.dump to a file runs the pure Python one,
+        # ten times slower on a book of thousands of cards).
+        payload = _JSON.encode(data).encode("utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".carddav.", suffix=".tmp", dir=path.parent)
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(payload)
                 os.replace(tmp, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -742,19 +847,31 @@ class CardDavApp:
     def _set(self, name: str, etag: str, text: str | None) -> _Entry:
         entry = _Entry(etag, text)
         if text is not None:
-            _describe(entry)
+            self._describe(name, entry)
         self._entries[name] = entry
         self._confirmed.add(name)
         self._dirty = True
+        self._indexed = False
         return entry
+
+    def _describe(self, name: str, entry: _Entry) -> None:
+        """Fill ``entry.uid``/``group`` and the record of its text, parsing the text once."""
+        assert entry.text is not None
+        card, base = self._read_card(name, entry.text)
+        _describe_card(entry, card)
+        self._parsed[name] = (entry.text, base)
 
     def _drop(self, name: str) -> None:
         if self._entries.pop(name, None) is not None:
             self._dirty = True
+            self._indexed = False
         self._confirmed.discard(name)
 
     def _index(self) -> None:
         """Groups, memberships and UIDs of the mirror (after any change to it)."""
+        if self._indexed:
+            return
+        self._indexed = True
         self._groups, self._membership, self._uids = {}, {}, {}
         for name in sorted(self._entries):
             entry = self._entries[name]
@@ -782,8 +899,10 @@ class CardDavApp:
     def _child(self, href: str) -> str | None:
         """The resource name of a member of the book, or None for anything else."""
         assert self._book is not None
+        if not self._book_path:
+            self._book_path = unquote(self._book.path)
         path = unquote(urlsplit(href).path)
-        base = unquote(self._book.path)
+        base = self._book_path
         if not path.startswith(base):
             return None
         rest = path[len(base) :]
@@ -818,21 +937,22 @@ class CardDavApp:
                     f"The CardDAV server failed to list changes (HTTP {status}).",
                     raw=response.text[:300],
                 )
-            responses, new_token = parse_multistatus(
-                response.content, self._book.url, "Listing changes"
-            )
             truncated = False
-            for resp in responses:
+
+            def each(resp: DavResponse) -> None:
+                nonlocal truncated
                 name = self._child(resp.href)
                 if name is None:
                     if resp.status == 507:
                         truncated = True
-                    continue
+                    return
                 etag = resp.text(DAV, "getetag")
                 if resp.status == 404 or (etag is None and resp.status not in (None, 200)):
                     changes[name] = None
                 elif etag:
                     changes[name] = etag.strip()
+
+            new_token = scan_multistatus(response.content, self._book.url, "Listing changes", each)
             if not new_token:
                 if not initial:
                     raise _NoSync
@@ -851,16 +971,18 @@ class CardDavApp:
             raise Unavailable(
                 f"The CardDAV server failed to list the address book (HTTP {response.status_code})."
             )
-        responses, _ = parse_multistatus(response.content, self._book.url, "Listing")
         out: dict[str, str] = {}
-        for resp in responses:
+
+        def each(resp: DavResponse) -> None:
             name = self._child(resp.href)
             rtype = resp.props.get(_tag(DAV, "resourcetype"))
             if name is None or (rtype is not None and len(rtype)):
-                continue
+                return
             etag = resp.text(DAV, "getetag")
             if etag:
                 out[name] = etag.strip()
+
+        scan_multistatus(response.content, self._book.url, "Listing", each)
         return out
 
     def _full_listing(self) -> tuple[dict[str, str], str | None]:
@@ -886,6 +1008,7 @@ class CardDavApp:
         if entry is None or entry.etag != etag:
             self._entries[name] = _Entry(etag)
             self._dirty = True
+            self._indexed = False
         self._confirmed.add(name)
 
     def _refresh(self) -> None:
@@ -900,8 +1023,9 @@ class CardDavApp:
                     else:
                         self._mark(name, etag)
                 self._confirmed.update(self._entries)
-                self._token = token
-                self._dirty = True
+                if token != self._token:
+                    self._token = token
+                    self._dirty = True
             except _Invalid:
                 log.info("CardDAV sync-token no longer valid: full listing")
                 self._token = None
@@ -997,6 +1121,7 @@ class CardDavApp:
                 self._entries[name] = entry
                 self._confirmed.add(name)
                 self._dirty = True
+                self._indexed = False
         self._index()
 
     # --- records ---------------------------------------------------------------------------
@@ -1024,29 +1149,8 @@ class CardDavApp:
         if entry.text is None:
             return None
         cached = self._parsed.get(name)
-        if cached is None or cached[0] != entry.etag:
-            try:
-                card = parse_card(entry.text)
-                fields, categories = card_values(card)
-                base: Record | Unreadable = Record(rid, entry.etag, fields, categories)
-            except Broken as err:
-                where = f"line {err.line}: " if err.line else ""
-                base = Unreadable(
-                    rid,
-                    entry.etag,
-                    f"The card {name} on the CardDAV server is not a valid vCard "
-                    f"({where}{err.reason}).",
-                    entry.text[:RAW_LIMIT],
-                )
-            except Exception as err:  # never crash a read on one odd card
-                base = Unreadable(
-                    rid,
-                    entry.etag,
-                    f"The card {name} on the CardDAV server is not a valid vCard "
-                    f"({type(err).__name__}: {err}).",
-                    entry.text[:RAW_LIMIT],
-                )
-            cached = (entry.etag, base)
+        if cached is None or cached[0] != entry.text:
+            cached = (entry.text, self._read_card(name, entry.text)[1])
             self._parsed[name] = cached
         base = cached[1]
         if isinstance(base, Unreadable):
@@ -1066,6 +1170,39 @@ class CardDavApp:
         record = Record(rid, version, dict(base.fields), segments)
         self._seen[(rid, version)] = Record(rid, version, dict(base.fields), segments)
         return record
+
+    def _read_card(self, name: str, text: str) -> tuple[Card | None, Record | Unreadable]:
+        """The parsed card (None when broken) and its record; the version is set by
+        :meth:`_item`."""
+        rid = id_of(name)
+        try:
+            card = parse_card(text)
+        except Broken as err:
+            where = f"line {err.line}: " if err.line else ""
+            return None, Unreadable(
+                rid,
+                "",
+                f"The card {name} on the CardDAV server is not a valid vCard "
+                f"({where}{err.reason}).",
+                text[:RAW_LIMIT],
+            )
+        except Exception as err:  # never crash a read on one odd card
+            return None, self._odd(name, text, err)
+        try:
+            fields, categories = card_values(card)
+        except Exception as err:
+            return card, self._odd(name, text, err)
+        return card, Record(rid, "", fields, categories)
+
+    @staticmethod
+    def _odd(name: str, text: str, err: Exception) -> Unreadable:
+        return Unreadable(
+            id_of(name),
+            "",
+            f"The card {name} on the CardDAV server is not a valid vCard "
+            f"({type(err).__name__}: {err}).",
+            text[:RAW_LIMIT],
+        )
 
     def _contact_names(self) -> list[str]:
         return [n for n, e in self._entries.items() if e.group is None]
@@ -1378,21 +1515,34 @@ class CardDavApp:
     def _put_all(
         self, jobs: Mapping[int, tuple[str, str, str | None]]
     ) -> dict[int, _PutResult | PairsyncError]:
+        """PUT every job; the answer (or the error that stops the whole write) by index.
+
+        The first PUT goes alone, so the server answers the ops in their order at least
+        that far and a server that refuses us (401, 429, down) is told so once, not once
+        per card; after such an error no further PUT of the batch is sent (the write
+        raises it, and nothing unsent was applied). The rest go ``workers`` at a time.
+        """
         answers: dict[int, _PutResult | PairsyncError] = {}
+        stopped = threading.Event()
 
         def one(i: int) -> None:
+            if stopped.is_set():
+                return
             name, text, etag = jobs[i]
             try:
                 answers[i] = self._put(name, text, etag=etag)
             except PairsyncError as err:  # AuthExpired, RateLimited, Unavailable
                 answers[i] = err
+                stopped.set()
 
-        self._parallel(one, sorted(jobs))
+        order = sorted(jobs)
+        if order:
+            one(order[0])
+        self._parallel(one, order[1:])
         return answers
 
     def _written(self, name: str, text: str, etag: str | None) -> None:
         self._set(name, etag or "", text)
-        self._parsed.pop(name, None)
 
     def _plan(
         self, op: WriteOp, name: str, book: AddressBook, *, merging: bool = False

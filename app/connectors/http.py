@@ -15,6 +15,9 @@ DESIGN.md applied in one place.
   of the same domain over HTTPS (iCloud redirects to a partition host).
 * Nothing secret is logged or put into an error: URLs never carry credentials (refused by
   :func:`check_url`) and headers are never logged.
+* What ``requests`` takes from the environment (``HTTPS_PROXY``/``NO_PROXY``,
+  ``REQUESTS_CA_BUNDLE``, ``~/.netrc``) is read once per host, not on every request (it walks
+  the whole environment each time, which costs more than a request to a server nearby).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -100,6 +104,17 @@ class RetryPolicy:
     """Longest pause slept through; a longer Retry-After raises RateLimited at once."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Environment:
+    """Settings ``requests`` reads from the environment for one host."""
+
+    proxies: Any
+    verify: Any
+    cert: Any
+    netrc: tuple[str, str] | None
+    """``~/.netrc`` credentials for a host we have none for (as requests would send)."""
+
+
 class HttpClient:
     """One account's HTTP session. Safe to share between a few worker threads."""
 
@@ -121,6 +136,8 @@ class HttpClient:
         self._lock = threading.Lock()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False  # the environment is read once per host instead
+        self._environments: dict[tuple[str, str], _Environment] = {}
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -136,6 +153,25 @@ class HttpClient:
         host = urlsplit(url).hostname or ""
         return self._auth if _same_site(self._auth_host, host) else None
 
+    def _environment(self, url: str) -> _Environment:
+        """What ``requests`` would take from the environment for ``url`` (proxies, CA bundle,
+        client certificate, .netrc credentials), found once per scheme and host."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.lower())
+        found = self._environments.get(key)
+        if found is None:
+            probe = requests.Session()  # trust_env=True: exactly what requests would do
+            try:
+                merged = probe.merge_environment_settings(url, {}, None, None, None)
+            finally:
+                probe.close()
+            # requests reads ~/.netrc only for a request that carries no credentials
+            netrc = requests.utils.get_netrc_auth(url) if not self._credentials_for(url) else None
+            found = _Environment(merged["proxies"], merged["verify"], merged["cert"], netrc)
+            with self._lock:
+                self._environments[key] = found
+        return found
+
     def _send_once(
         self,
         method: str,
@@ -148,15 +184,19 @@ class HttpClient:
             check_url(url)
             with self._lock:
                 self.sent += 1
+            env = self._environment(url)
             started = time.perf_counter()
             response = self.session.request(
                 method,
                 url,
                 data=data,
                 headers=dict(headers),
-                auth=self._credentials_for(url),
+                auth=self._credentials_for(url) or env.netrc,
                 timeout=self.timeout,
                 allow_redirects=False,
+                proxies=env.proxies,
+                verify=env.verify,
+                cert=env.cert,
             )
             log.debug(
                 "%s %s -> %s (%.0f ms)",

@@ -1,6 +1,7 @@
 """CardDAV benchmark, Pairsync next to vdirsyncer (not a pytest module; run on demand):
 
-    python -m tests.perf.bench_carddav [--sizes 500,2000] [--json PATH]
+    python -m tests.perf.bench_carddav [--sizes 500,2000] [--repeat 3] [--json PATH]
+                                       [--profile DIR]
 
 vdirsyncer comes from the ``perf`` extra (``pip install -e '.[perf]'``).
 
@@ -9,39 +10,61 @@ The same work for both tools, against the same Radicale server (one per size, st
 empty address book (each tool gets its own book on the same server). Each step is one sync
 run, called in this process for both tools (Pairsync's ``app.cli.main(["sync", ...])`` as the
 desktop app's scheduler runs it; vdirsyncer's click command ``vdirsyncer sync``), so neither
-pays its interpreter start or imports in the timed part; those are measured once per tool
-and printed on their own (``startup``: a trivial command in a fresh process).
+pays its interpreter start or imports in the timed part (both tools' modules are imported
+before the first timed step); those are measured once per tool and printed on their own
+(``startup``: a trivial command in a fresh process).
 
 * ``first``: first upload of the N cards;
-* ``nochange``: a sync with nothing changed;
+* ``nochange``: a sync with nothing changed, right after the first upload (a tool that lists
+  changes since a sync-token taken before the upload is told about every card once here);
 * ``local1``: 1 % of the local files get a new TITLE, then a sync;
 * ``server1``: 1 % of the server's cards get a new TITLE (written by a third client, not
-  counted), then a sync.
+  counted), then a sync;
+* ``steady``: another sync with nothing changed (the usual scheduled run).
 
 Requests are counted by a small proxy in front of Radicale (``tests.dav.DavProxy``) that both
 tools talk through. Ratios are Pairsync / vdirsyncer (below 1: Pairsync is faster or sends
 fewer requests).
+
+Timings on a shared machine are noisy: ``--repeat R`` runs the whole sequence R times (a
+fresh server, books and folders each round; the tool that goes first alternates from round
+to round) and the table shows medians. Pairsync's time is split (``split`` in the JSON, the
+``where`` column of the table): ``http`` = wall time with at least one CardDAV request in
+flight (the server and the network), ``dav`` = the rest of the time spent inside the CardDAV
+connector (parsing, the mirror, building cards), ``folder`` = inside the vCard folder
+connector, ``engine`` = everything else (CLI, service, engine, SQLite); ``gc`` = the part of
+all that spent in Python's garbage collector (both tools share this process, so each step
+starts after a full collection). ``--profile DIR`` writes a cProfile file of every Pairsync
+step there.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import functools
+import gc
+import importlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from tests.dav import PASSWORD, USER, DavProxy, DavServer, start_radicale
 
-STEPS = ("first", "nochange", "local1", "server1")
+STEPS = ("first", "nochange", "local1", "server1", "steady")
 
 
 @dataclass
@@ -52,6 +75,9 @@ class Step:
     seconds: float
     requests: int
     by_method: dict[str, int]
+    round: int = 0
+    split: dict[str, float] = field(default_factory=dict)
+    """Pairsync only: seconds in http / dav / folder / engine (see the module docstring)."""
 
 
 def make_card(i: int, title: str = "Engineer") -> str:
@@ -105,22 +131,132 @@ def edit_server(server: DavServer, book: str, count: int, title: str, skip: int)
         server.put(url, text[:start] + f"TITLE:{title}" + text[end:], etag)
 
 
+class Split:
+    """Where Pairsync's time goes, measured by wrapping the connectors' methods in place."""
+
+    CONNECTOR_METHODS = (
+        "__init__",
+        "fields",
+        "schema",
+        "prepare",
+        "list_versions",
+        "fetch",
+        "find_by_email",
+        "changes",
+        "write",
+        "close",
+    )
+
+    def __init__(self) -> None:
+        self.seconds = {"http": 0.0, "dav": 0.0, "folder": 0.0}
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._since = 0.0
+        self._depth: dict[str, int] = {"dav": 0, "folder": 0}
+
+    def _wrap_method(self, key: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self._depth[key] += 1
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._depth[key] -= 1
+                if not self._depth[key]:
+                    self.seconds[key] += time.perf_counter() - started
+
+        return wrapper
+
+    def _wrap_request(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                if not self._in_flight:
+                    self._since = time.perf_counter()
+                self._in_flight += 1
+            try:
+                return method(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    if not self._in_flight:
+                        self.seconds["http"] += time.perf_counter() - self._since
+
+        return wrapper
+
+    @contextmanager
+    def installed(self) -> Iterator[Split]:
+        from app.connectors.carddav import CardDavApp
+        from app.connectors.http import HttpClient
+        from app.connectors.vcard_folder import VCardFolderApp
+
+        saved: list[tuple[type, str, Any]] = []
+        targets: list[tuple[type, str]] = [(CardDavApp, "dav"), (VCardFolderApp, "folder")]
+        for cls, key in targets:
+            for name in self.CONNECTOR_METHODS:
+                if name in vars(cls):
+                    saved.append((cls, name, vars(cls)[name]))
+                    setattr(cls, name, self._wrap_method(key, vars(cls)[name]))
+        saved.append((HttpClient, "request", vars(HttpClient)["request"]))
+        HttpClient.request = self._wrap_request(HttpClient.request)  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            for cls, name, original in reversed(saved):
+                setattr(cls, name, original)
+
+    def result(self, total: float) -> dict[str, float]:
+        http = self.seconds["http"]
+        dav = max(0.0, self.seconds["dav"] - http)
+        folder = self.seconds["folder"]
+        return {
+            "http": http,
+            "dav": dav,
+            "folder": folder,
+            "engine": max(0.0, total - http - dav - folder),
+        }
+
+
+def warm_imports(modules: tuple[str, ...]) -> None:
+    """Import what a tool's sync imports lazily, so no timed step pays for it."""
+    for module in modules:
+        with suppress(ImportError):
+            importlib.import_module(module)
+
+
 def timed(
     proxy: DavProxy, call: Callable[[], int | None], env: dict[str, str]
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, int], float]:
+    """(wall seconds, requests by method, seconds spent in garbage collection) of ``call``.
+
+    Both tools share this process, so the garbage one leaves must not be collected on the
+    other's time: every step starts after a full collection.
+    """
     saved = dict(os.environ)
     os.environ.update(env)
     proxy.reset()
+    gc_time = [0.0, 0.0]
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.collect()
+    gc.callbacks.append(on_gc)
     try:
         started = time.perf_counter()
         code = call()
         seconds = time.perf_counter() - started
     finally:
+        gc.callbacks.remove(on_gc)
         os.environ.clear()
         os.environ.update(saved)
     if code not in (0, None):
         raise SystemExit(f"sync failed with exit code {code}")
-    return seconds, dict(proxy.counts)
+    return seconds, dict(proxy.counts), gc_time[0]
 
 
 def startup(command: list[str], env: dict[str, str]) -> float:
@@ -135,6 +271,13 @@ def startup(command: list[str], env: dict[str, str]) -> float:
 
 class PairsyncTool:
     name = "pairsync"
+    modules = (
+        "app.service",
+        "app.engine.sync",
+        "app.connectors.carddav",
+        "app.connectors.vcard_folder",
+    )
+    profile_dir: Path | None = None
 
     def __init__(self, work: Path, proxy: DavProxy, book: str, folder: Path) -> None:
         self.env = {
@@ -159,14 +302,25 @@ class PairsyncTool:
         ):
             subprocess.run([*base, *args], env=self.env, check=True, capture_output=True)
 
-    def sync(self) -> tuple[float, dict[str, int]]:
+    def sync(self, label: str = "") -> tuple[float, dict[str, int], dict[str, float]]:
         from app.cli import main
 
-        return timed(
-            self.proxy,
-            lambda: main(["--allow-insecure-keyring", "sync", "main", "--yes"]),
-            self.env,
-        )
+        def call() -> int:
+            return main(["--allow-insecure-keyring", "sync", "main", "--yes"])
+
+        profiled = call
+        profiler = cProfile.Profile() if self.profile_dir is not None else None
+        if profiler is not None:
+
+            def profiled() -> int:
+                return profiler.runcall(call)
+
+        with Split().installed() as split:
+            seconds, counts, gc_seconds = timed(self.proxy, profiled, self.env)
+        if profiler is not None and self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(str(self.profile_dir / f"pairsync-{label}.prof"))
+        return seconds, counts, split.result(seconds) | {"gc": gc_seconds}
 
     def startup(self) -> float:
         return startup([*self.base, "health", "main"], self.env)
@@ -174,6 +328,13 @@ class PairsyncTool:
 
 class VdirsyncerTool:
     name = "vdirsyncer"
+    modules = (
+        "vdirsyncer.cli",
+        "vdirsyncer.cli.tasks",
+        "vdirsyncer.storage.dav",
+        "vdirsyncer.storage.filesystem",
+        "vdirsyncer.sync",
+    )
 
     def __init__(self, work: Path, proxy: DavProxy, book: str, folder: Path) -> None:
         config = work / "vdirsyncer.conf"
@@ -198,16 +359,19 @@ class VdirsyncerTool:
             capture_output=True,
         )
 
-    def sync(self) -> tuple[float, dict[str, int]]:
+    def sync(self, label: str = "") -> tuple[float, dict[str, int], dict[str, float]]:
         from vdirsyncer.cli import app
 
-        return timed(self.proxy, lambda: app.main(["sync"], standalone_mode=False), self.env)
+        seconds, counts, gc_seconds = timed(
+            self.proxy, lambda: app.main(["sync"], standalone_mode=False), self.env
+        )
+        return seconds, counts, {"gc": gc_seconds}
 
     def startup(self) -> float:
         return startup([self.exe, "--version"], self.env)
 
 
-def run_size(size: int, root: Path) -> list[Step]:
+def run_size(size: int, root: Path, round_no: int = 0) -> list[Step]:
     server = start_radicale(root / "radicale")
     proxy = DavProxy(server.url)
     steps: list[Step] = []
@@ -219,8 +383,15 @@ def run_size(size: int, root: Path) -> list[Step]:
             book = server.new_book(cls.name)
             paths = fill_folder(work / "cards", size)
             tools.append((cls(work, proxy, book, work / "cards"), work, book, paths))
-        for tool, *_ in tools:
-            print(f"  startup {tool.name:<10} {tool.startup():7.2f} s (fresh process)", flush=True)
+            warm_imports(cls.modules)
+        if round_no == 0:
+            for tool, *_ in tools:
+                print(
+                    f"  startup {tool.name:<10} {tool.startup():7.2f} s (fresh process)",
+                    flush=True,
+                )
+        if round_no % 2:  # the other tool goes first in every other round
+            tools.reverse()
         edits = max(1, size // 100)
         for step in STEPS:
             for tool, _work, book, paths in tools:
@@ -228,11 +399,23 @@ def run_size(size: int, root: Path) -> list[Step]:
                     edit_local(paths, edits, "Edited locally")
                 elif step == "server1":
                     edit_server(server, book, edits, "Edited on the server", skip=edits)
-                seconds, counts = tool.sync()
-                steps.append(Step(tool.name, size, step, seconds, sum(counts.values()), counts))
+                seconds, counts, split = tool.sync(f"{size}-{step}-r{round_no}")
+                steps.append(
+                    Step(
+                        tool.name,
+                        size,
+                        step,
+                        seconds,
+                        sum(counts.values()),
+                        counts,
+                        round_no,
+                        split,
+                    )
+                )
+                where = " ".join(f"{k} {v:.3f}" for k, v in split.items())
                 print(
-                    f"  N={size:<5} {step:<9} {tool.name:<10} {seconds:7.2f} s "
-                    f"{sum(counts.values()):6d} requests {counts}",
+                    f"  N={size:<5} r{round_no} {step:<9} {tool.name:<10} {seconds:7.3f} s "
+                    f"{sum(counts.values()):6d} requests {dict(counts)} {where}",
                     flush=True,
                 )
     finally:
@@ -241,20 +424,32 @@ def run_size(size: int, root: Path) -> list[Step]:
     return steps
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 def table(steps: list[Step]) -> str:
+    """Medians over the rounds (requests: the most any round sent)."""
     rows = [
         "| N | step | Pairsync s | vdirsyncer s | time ratio | Pairsync requests | "
-        "vdirsyncer requests | request ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "vdirsyncer requests | request ratio | Pairsync: where (median s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    by_key = {(s.size, s.step, s.tool): s for s in steps}
     for size in sorted({s.size for s in steps}):
         for step in STEPS:
-            p, v = by_key[(size, step, "pairsync")], by_key[(size, step, "vdirsyncer")]
+            p = [s for s in steps if (s.size, s.step, s.tool) == (size, step, "pairsync")]
+            v = [s for s in steps if (s.size, s.step, s.tool) == (size, step, "vdirsyncer")]
+            if not p or not v:
+                continue
+            ps, vs = _median([s.seconds for s in p]), _median([s.seconds for s in v])
+            pr, vr = max(s.requests for s in p), max(s.requests for s in v)
+            where = ", ".join(
+                f"{key} {_median([s.split.get(key, 0.0) for s in p]):.3f}"
+                for key in ("http", "dav", "folder", "engine", "gc")
+            )
             rows.append(
-                f"| {size} | {step} | {p.seconds:.2f} | {v.seconds:.2f} | "
-                f"{p.seconds / v.seconds:.2f} | {p.requests} | {v.requests} | "
-                f"{p.requests / max(1, v.requests):.2f} |"
+                f"| {size} | {step} | {ps:.3f} | {vs:.3f} | {ps / vs:.2f} | {pr} | {vr} | "
+                f"{pr / max(1, vr):.2f} | {where} |"
             )
     return "\n".join(rows)
 
@@ -262,21 +457,25 @@ def table(steps: list[Step]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="500,2000")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per size (medians)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     if not (shutil.which("vdirsyncer") or Path(sys.executable).with_name("vdirsyncer").exists()):
         raise SystemExit("vdirsyncer is not installed: pip install -e '.[perf]'")
+    PairsyncTool.profile_dir = args.profile
     steps: list[Step] = []
     for size in (int(s) for s in args.sizes.split(",")):
-        root = Path(tempfile.mkdtemp(prefix=f"pairsync-bench-carddav-{size}-"))
-        try:
-            steps += run_size(size, root)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        for round_no in range(max(1, args.repeat)):
+            root = Path(tempfile.mkdtemp(prefix=f"pairsync-bench-carddav-{size}-"))
+            try:
+                steps += run_size(size, root, round_no)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            if args.json:  # written after every round: a long run is never lost
+                args.json.write_text(json.dumps([asdict(s) for s in steps], indent=2))
     print()
     print(table(steps))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(s) for s in steps], indent=2))
 
 
 if __name__ == "__main__":
