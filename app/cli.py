@@ -706,8 +706,14 @@ def _undo(service: Service, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["_sync-worker"]:
+        # The desktop app's sync worker, in an installer-built app that has no ``-m``.
+        from app import sync_worker
+
+        return sync_worker.main(args[1:])
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        return run(args)
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE

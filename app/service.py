@@ -104,6 +104,8 @@ class Service:
     def __init__(
         self, home: str | Path | None = None, *, allow_insecure_keyring: bool = False
     ) -> None:
+        self.home = None if home is None else str(home)
+        """The folder asked for (None: PAIRSYNC_HOME or the platform's folders)."""
         self.paths: AppPaths = app_paths(home).ensure()
         self.store = Store(self.paths.database)
         self.catalog = Catalog(self.store.sessions)

@@ -1,8 +1,9 @@
 """Test set-up shared by every test.
 
 * Qt runs offscreen (set before anything can import Qt).
-* Every test gets its own PAIRSYNC_HOME and an in-memory keyring, so nothing touches the
-  developer's real files or keyring.
+* Every test gets its own PAIRSYNC_HOME and its own keyring (a file in the test's temporary
+  folder, ``tests.file_keyring``, which the sync worker process started by the desktop tests
+  reads too), so nothing touches the developer's real files or keyring.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import keyring
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from keyring.backend import KeyringBackend
+
+from tests.file_keyring import ENV, FileKeyring
 
 # Real CardDAV servers (Radicale, Xandikos), started only by the tests that ask for them.
 pytest_plugins = ("tests.dav",)
@@ -55,11 +58,19 @@ class MemoryKeyring(KeyringBackend):
         self.store.pop((service, username), None)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 @pytest.fixture(autouse=True)
 def pairsync_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "pairsync-home"
     monkeypatch.setenv("PAIRSYNC_HOME", str(home))
+    # Subprocesses (the sync worker) find the same keyring, and the ``tests`` package.
+    monkeypatch.setenv(ENV, str(tmp_path / "keyring.json"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.file_keyring.FileKeyring")
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
     previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
+    keyring.set_keyring(FileKeyring())
     yield home
     keyring.set_keyring(previous)

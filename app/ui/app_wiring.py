@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QLabel
 
 from app.errors import PairsyncError
 from app.service import Service
+from app.sync_worker import WorkerOptions
 from app.ui.activity_view import ActivityView
 from app.ui.guard_dialog import GuardPrompt
 from app.ui.health_view import HealthView
@@ -36,7 +37,7 @@ from app.ui.main_window import MainWindow
 from app.ui.notifications import Notifier
 from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
 from app.ui.reauth_dialog import ReauthDialog
-from app.ui.scheduler import TICK_MS, Clock, Scheduler, ServiceFactory, utc_now
+from app.ui.scheduler import TICK_MS, Clock, Scheduler, utc_now
 from app.ui.tasks import TaskRunner
 from app.ui.tray import CloseToTray, Tray, no_tray_notice
 
@@ -56,7 +57,7 @@ class Wiring(QObject):
         service: Service,
         runner: TaskRunner,
         *,
-        factory: ServiceFactory | None = None,
+        worker: WorkerOptions | None = None,
         quit_app: Callable[[], None] | None = None,
         tick_ms: int = TICK_MS,
         clock: Clock = utc_now,
@@ -69,7 +70,7 @@ class Wiring(QObject):
         """Ends the event loop (``QApplication.quit`` in the app; tests record the call)."""
         self.quitting = False
         self.scheduler = Scheduler(
-            service, factory=factory or runner.factory, tick_ms=tick_ms, clock=clock, parent=self
+            service, worker=worker, tick_ms=tick_ms, clock=clock, parent=self
         )
         window.set_sync_control(self.scheduler)
         window.on_quit = self.quit
@@ -192,20 +193,20 @@ def wire(
     service: Service,
     runner: TaskRunner,
     *,
-    factory: ServiceFactory | None = None,
+    worker: WorkerOptions | None = None,
     quit_app: Callable[[], None] | None = None,
     tick_ms: int = TICK_MS,
     clock: Clock = utc_now,
 ) -> Wiring:
     """Wire the scheduler, progress, tray, notifications, guard dialog, Health, Activity
-    and signing in again into ``window``. ``factory`` opens the sync worker's own Service
-    (default: the task runner's). ``tick_ms`` and ``clock`` are the scheduler's (tests
-    move the clock instead of waiting minutes)."""
+    and signing in again into ``window``. ``worker`` says how to start the sync worker
+    process (default: the same folders and keyring policy as ``service``). ``tick_ms`` and
+    ``clock`` are the scheduler's (tests move the clock instead of waiting minutes)."""
     return Wiring(
         window,
         service,
         runner,
-        factory=factory,
+        worker=worker,
         quit_app=quit_app,
         tick_ms=tick_ms,
         clock=clock,

@@ -148,7 +148,7 @@ def main(
 
     runner = TaskRunner(worker_service)
     window = MainWindow(service, runner, ui_settings(paths))
-    wiring = wire(window, service, runner, factory=worker_service, quit_app=app.quit)
+    wiring = wire(window, service, runner, quit_app=app.quit)
     # With a tray, closing the window only hides it: the app ends with Quit.
     app.setQuitOnLastWindowClosed(not wiring.tray.available)
     instance.activated.connect(window.bring_to_front)

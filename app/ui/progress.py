@@ -9,8 +9,8 @@
 * ``RunProgressBar`` is the dashboard's line for one connection: phase and counts, a
   determinate bar, the time left, and Cancel (which stops the run at its next safe point).
 
-Percent and time left come from ``app.ui.tasks.RunProgress`` (computed in the worker), the
-same arithmetic the wizard's preview uses.
+Percent and time left come from ``app.run_progress.RunProgress`` (computed in the sync
+worker process), the same arithmetic the wizard's preview uses.
 """
 
 from __future__ import annotations

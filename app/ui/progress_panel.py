@@ -10,8 +10,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from app.run_progress import RunProgress
 from app.ui.signals import emit
-from app.ui.tasks import RunProgress, Task
+from app.ui.tasks import Task
 
 
 class ProgressPanel(QWidget):

@@ -5,11 +5,12 @@ Who does what
 -------------
 * ``Scheduler`` lives in the GUI thread. It owns the queue, decides what runs next and turns
   the worker's results into the signals the window, the tray and the notifications use.
-* ``SyncWorker`` lives in the worker thread and has its own ``Service`` (SQLite connections
-  belong to one thread; the store allows one per thread). It runs one job at a time through
-  the service facade; the engine stays Qt-free and reports progress through a callback,
-  which the worker turns into throttled signals (at most every 100 ms, plus every phase
-  change and phase end), so a 100k-contact run never floods the GUI thread.
+* ``SyncWorker`` lives in the worker thread. It hands one job at a time to the sync worker
+  *process* (``app.sync_worker``), which runs it through its own ``Service`` and reports
+  progress (at most every 100 ms, plus every phase change and phase end), and turns those
+  events into signals. The run's Python work is in another process, so it never holds the
+  window's GIL: that is what keeps the window responsive during a 10k-contact run (a
+  thread could not: see ``app.sync_worker``).
 
 Rules
 -----
@@ -35,64 +36,28 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from app.errors import PairsyncError
 from app.service import Service
+from app.sync_worker import WorkerClient, WorkerOptions
 from app.ui.signals import emit
-from app.ui.tasks import RunProgress, open_service
 
 log = logging.getLogger(__name__)
 
-ServiceFactory = Callable[[], Service]
 Clock = Callable[[], datetime]
 TICK_MS = 60_000
 """The longest the scheduler sleeps before asking the database what is due."""
-PROGRESS_INTERVAL = 0.1
-"""Seconds between two progress signals of one run."""
 FAILED_JOB_COOLDOWN = 300.0
 """Seconds before the schedule tries a connection again whose sync job failed to start."""
 
 
-YOUNG_GC_INTERVAL = 0.25
-"""Seconds between two young-generation collections while a run has automatic GC off."""
-_last_young_gc = [0.0]
 _heap_frozen: list[bool] = []
-
-
-@contextmanager
-def young_gc_only() -> Iterator[None]:
-    """No full (generation 2) garbage collection while a job runs.
-
-    A full collection walks every object of the process while holding the GIL, and a run
-    keeps many alive (10k contacts: well over 100 ms), so the GUI thread could not run for
-    that long. During a job, automatic collection is off and ``collect_young`` collects the
-    young generations (a few ms) as the run reports progress. When the job ends its objects
-    are already freed (reference counting), so one full collection then is short, and it
-    resets the collector's counters: no full collection falls due right after a run, in
-    the middle of the window refreshing.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.collect()
-        if was_enabled:
-            gc.enable()
-
-
-def collect_young(now: float) -> None:
-    if not gc.isenabled() and now - _last_young_gc[0] >= YOUNG_GC_INTERVAL:
-        _last_young_gc[0] = now
-        gc.collect(1)
 
 
 @dataclass(slots=True)
@@ -110,10 +75,26 @@ class Job:
     reason: str = "manual"
     """manual | scheduled (for logs and tests)."""
     stop: threading.Event = field(default_factory=threading.Event)
+    """Set when the job should stop at its next safe point (cancel, pause, quit)."""
+
+    def message(self) -> dict[str, Any]:
+        """What the sync worker process is sent (``app.sync_worker``)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "confirm": self.confirm,
+            "run_id": self.run_id,
+            "record": list(self.record) if self.record else None,
+            "conflict_id": self.conflict_id,
+            "reason": self.reason,
+        }
 
 
 class SyncWorker(QObject):
-    """Runs jobs in the worker thread. Only the scheduler talks to it (queued signals)."""
+    """Lives in the worker thread and hands each job to the sync worker *process*
+    (``app.sync_worker``), then turns its events into signals. The thread only waits on a
+    pipe, which it does without holding the GIL, so the window's thread never waits for it.
+    Only the scheduler talks to it (queued signals)."""
 
     started = Signal(str, str)
     progress = Signal(str, str, int, int, float, int)
@@ -121,73 +102,42 @@ class SyncWorker(QObject):
     finished = Signal(str, str, object)
     """name, kind, the run's report (``RunReport.as_json()``, plus ``kind``)."""
     failed = Signal(str, str, str)
-    """name, kind, message: the job could not start (e.g. nothing to undo)."""
+    """name, kind, message: the job could not run (nothing to undo, the worker crashed…)."""
 
-    def __init__(self, factory: ServiceFactory) -> None:
+    def __init__(self, options: WorkerOptions) -> None:
         super().__init__()
-        self._factory = factory
-        self._service: Service | None = None
-
-    def service(self) -> Service:
-        if self._service is None:
-            self._service = open_service(self._factory)
-        return self._service
+        self.client = WorkerClient(options)
 
     def close(self) -> None:
-        if self._service is not None:
-            self._service.close()
-            self._service = None
+        self.client.close()
 
     @Slot(object)
     def run_job(self, job: Job) -> None:
         emit(self.started, job.name, job.kind)
+        if job.stop.is_set():  # cancelled (or paused) before it could start
+            emit(self.failed, job.name, job.kind, "Cancelled before it started.")
+            return
+
+        def progress(event: dict[str, Any]) -> None:
+            emit(
+                self.progress,
+                job.name,
+                str(event.get("phase", "")),
+                int(event.get("done", 0)),
+                int(event.get("total", 0)),
+                float(event.get("left", -1.0)),
+                int(event.get("percent", 0)),
+            )
+
         try:
-            report = self._run(job)
-        except PairsyncError as err:
-            emit(self.failed, job.name, job.kind, str(err))
-            return
-        except Exception as err:  # never let one job kill the worker
+            event = self.client.run(job.message(), progress, job.stop)
+        except Exception as err:  # never let one job kill the worker thread
             log.exception("scheduled job %s for %s failed", job.kind, job.name)
-            emit(self.failed, job.name, job.kind, f"Unexpected error: {type(err).__name__}: {err}")
-            return
-        emit(self.finished, job.name, job.kind, report)
-
-    def _run(self, job: Job) -> dict[str, Any]:
-        with young_gc_only():
-            return self._run_job(job)
-
-    def _run_job(self, job: Job) -> dict[str, Any]:
-        svc = self.service()
-        if job.kind == "undo":
-            return svc.undo_run(job.name, job.run_id, record=job.record).as_json()
-        if job.kind == "use_other":
-            return svc.use_other_value(job.name, job.conflict_id).as_json()
-        tracker = RunProgress()
-        last = {"at": 0.0}
-        shown = {"phase": ""}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            percent = tracker.update(phase, done, total)
-            now = time.monotonic()
-            collect_young(now)
-            fresh = phase != shown["phase"] or (total and done >= total)
-            if fresh or now - last["at"] >= PROGRESS_INTERVAL:
-                last["at"], shown["phase"] = now, phase
-                left = tracker.seconds_left()
-                emit(
-                    self.progress,
-                    job.name,
-                    phase,
-                    done,
-                    total,
-                    -1.0 if left is None else left,
-                    percent,
-                )
-
-        [report] = svc.sync(
-            [job.name], confirm=job.confirm, progress=progress, should_stop=job.stop.is_set
-        )
-        return report.as_json() | {"kind": "sync", "reason": job.reason}
+            event = {"event": "failed", "message": f"Unexpected error: {err}"}
+        if event.get("event") == "finished":
+            emit(self.finished, job.name, job.kind, dict(event.get("report") or {}))
+        else:
+            emit(self.failed, job.name, job.kind, str(event.get("message", "")))
 
 
 def utc_now() -> datetime:
@@ -242,17 +192,16 @@ class Scheduler(QObject):
     def __init__(
         self,
         service: Service,
-        home: str | Path | None = None,
         *,
-        factory: ServiceFactory | None = None,
+        worker: WorkerOptions | None = None,
         tick_ms: int = TICK_MS,
         clock: Clock = utc_now,
         parent: QObject | None = None,
     ) -> None:
         """``service``: the GUI thread's own Service (schedule reads, pause, interval).
-        ``factory`` builds the worker's Service in the worker thread (default:
-        ``Service(home)``). ``clock`` says what time it is when deciding what is due (UTC;
-        tests move it forward instead of waiting)."""
+        ``worker`` says how to start the sync worker process (default: the same folders and
+        keyring policy as ``service``). ``clock`` says what time it is when deciding what is
+        due (UTC; tests move it forward instead of waiting)."""
         super().__init__(parent)
         self.service = service
         self.tick_ms = tick_ms
@@ -263,7 +212,12 @@ class Scheduler(QObject):
         self._started = False
         self._thread = QThread(self)
         self._thread.setObjectName("pairsync-sync")
-        self._worker = SyncWorker(factory or (lambda: Service(home)))
+        self._worker = SyncWorker(
+            worker
+            or WorkerOptions(
+                home=service.home, allow_insecure_keyring=service.secrets.allow_insecure
+            )
+        )
         self._worker.moveToThread(self._thread)
         self._submit.connect(self._worker.run_job)
         self._worker.started.connect(self._on_started)
@@ -288,7 +242,8 @@ class Scheduler(QObject):
         if not _heap_frozen:
             # What exists at the first start (modules, the window) lives as long as the
             # app: keep it out of every later full garbage collection, which then stays
-            # short (see young_gc_only). Once per process.
+            # short (a full collection walks every object holding the GIL). Once per
+            # process.
             _heap_frozen.append(True)
             gc.freeze()
         self._thread.start()
@@ -299,8 +254,7 @@ class Scheduler(QObject):
         worker thread to end. Returns False if it did not end in time."""
         self._timer.stop()
         self._queue.clear()
-        if self._current is not None:
-            self._current.stop.set()
+        self._stop_current()
         if not self._started:
             return True
         self._started = False
@@ -406,8 +360,13 @@ class Scheduler(QObject):
         job = self._current
         if job is None or (name is not None and job.name != name):
             return False
-        job.stop.set()
+        self._stop_current()
         return True
+
+    def _stop_current(self) -> None:
+        if self._current is not None:
+            self._current.stop.set()
+            self._worker.client.cancel()
 
     def pause(self, name: str) -> None:
         """Pause one connection: nothing is read or written until it is resumed; a run of
@@ -415,7 +374,7 @@ class Scheduler(QObject):
         self.service.set_paused(name, True)
         self._queue = [j for j in self._queue if not (j.name == name and j.kind == "sync")]
         if self._current is not None and self._current.name == name:
-            self._current.stop.set()
+            self._stop_current()
         self._changed()
 
     def resume(self, name: str) -> None:
@@ -483,8 +442,9 @@ class Scheduler(QObject):
 
     @Slot(str, str, str)
     def _on_failed(self, name: str, kind: str, message: str) -> None:
+        stopped = self._current is not None and self._current.stop.is_set()
         self._done()
-        if kind == "sync":
+        if kind == "sync" and not stopped:
             # No run was recorded, so the database still says "due": without a pause the
             # schedule would try again at once, forever.
             self._cooldown[name] = time.monotonic() + FAILED_JOB_COOLDOWN

@@ -83,7 +83,6 @@ def make_wiring(
     def make(**options: Any) -> Wiring:
         win = MainWindow(service, runner, ui_settings)
         qtbot.addWidget(win)
-        options.setdefault("factory", Service)
         options.setdefault("quit_app", Quits())
         wiring = wire(win, service, runner, **options)
         win.show()

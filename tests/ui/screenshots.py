@@ -124,7 +124,7 @@ def idle(wiring: Wiring) -> bool:
 def wired_window(service: Service, runner: TaskRunner, with_tray: bool) -> Wiring:
     tray.system_tray_available = lambda: with_tray  # type: ignore[assignment]
     window = MainWindow(service, runner)
-    wiring = wire(window, service, runner, factory=Service, quit_app=lambda: None)
+    wiring = wire(window, service, runner, quit_app=lambda: None)
     window.resize(1100, 720)
     window.show()
     return wiring

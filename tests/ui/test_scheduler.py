@@ -11,6 +11,7 @@ from PySide6.QtCore import QCoreApplication
 from app.errors import ConfigError
 from app.service import Service
 from app.status import ConnectionSummary
+from app.sync_worker import WorkerOptions
 from app.ui.connection_list import ConnectionListModel, SummaryRole
 from app.ui.guard_dialog import GuardPrompt
 from app.ui.notifications import Notifier
@@ -19,6 +20,13 @@ from app.ui.scheduler import Scheduler
 from tests.ui.desktop import Desk, desk, write_csv
 
 __all__ = ["desk"]
+
+
+class Broken(Service):
+    """A Service whose syncs crash: the sync worker process runs it (``--service``)."""
+
+    def sync(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
 
 
 class Sink:
@@ -240,13 +248,10 @@ def test_a_job_that_cannot_run_is_not_retried_in_a_loop(
 ) -> None:
     from tests.ui.desktop import make_desk
 
-    class Broken(Service):
-        def sync(self, *args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("boom")
-
     d = make_desk(tmp_path)
     d.scheduler.shutdown()
-    sched = Scheduler(d.service, factory=Broken, tick_ms=50)
+    worker = WorkerOptions(service=f"{__name__}:Broken")
+    sched = Scheduler(d.service, worker=worker, tick_ms=50)
     failures: list[str] = []
     sched.job_failed.connect(lambda name, kind, message: failures.append(message))
     try:

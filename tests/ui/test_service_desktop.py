@@ -16,9 +16,9 @@ from app.errors import ConfigError
 from app.model import FieldSpec, Record, Side, Unreadable
 from app.preview import summarize
 from app.rules.model import RuleDraft
+from app.run_progress import RunProgress
 from app.service import Service
 from app.status import connection_status
-from app.ui.tasks import RunProgress
 
 
 def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
