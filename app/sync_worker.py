@@ -52,7 +52,8 @@ PROGRESS_INTERVAL = 0.1
 """Seconds between two progress events of one run (the engine reports far more often)."""
 RESTART_ABOVE_MB = 400
 """After a job, a worker using more memory than this ends; the next job starts a fresh one
-(a first sync of 100k contacts peaks near a gigabyte, which Python keeps once it has it)."""
+(a first sync of 100k contacts peaks near a gigabyte, which Python keeps once it has it).
+``PAIRSYNC_WORKER_MAX_MB`` overrides it."""
 FROZEN_FLAG = "_sync-worker"
 """How a frozen (installer-built) app starts its own worker: ``<app> _sync-worker …``."""
 
@@ -268,7 +269,7 @@ class _Worker:
                 log.exception("job %s for %s failed", job.get("kind"), job.get("name"))
                 event = _failed(f"Unexpected error: {type(err).__name__}: {err}")
             self.stops.pop(job_id, None)
-            retire = _resident_mb() > RESTART_ABOVE_MB
+            retire = _resident_mb() > _restart_above_mb()
             self.write(event | {"id": job_id, "retire": retire})
             if retire:
                 log.info("ending after a job that left %.0f MB in use", _resident_mb())
@@ -312,6 +313,13 @@ class _Worker:
             [name], confirm=bool(job.get("confirm")), progress=progress, should_stop=stop.is_set
         )
         return dict(report.as_json()) | {"kind": "sync", "reason": job.get("reason", "manual")}
+
+
+def _restart_above_mb() -> float:
+    try:
+        return float(os.environ.get("PAIRSYNC_WORKER_MAX_MB", RESTART_ABOVE_MB))
+    except ValueError:
+        return RESTART_ABOVE_MB
 
 
 def _resident_mb() -> float:

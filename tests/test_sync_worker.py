@@ -1,0 +1,176 @@
+"""The sync worker process (``app.sync_worker``), driven through its client as the desktop
+app's scheduler drives it, over real address books (a vCard folder and a CSV file)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.service import ConnectionOptions, Service
+from app.sync_worker import WorkerClient, WorkerOptions
+from tests.ui.desktop import card, read_csv, write_csv
+
+
+class Crashing(Service):
+    """Dies in the middle of its first sync, as a crash or a kill would end it."""
+
+    def sync(self, *args: Any, **kwargs: Any) -> Any:
+        os._exit(3)
+
+
+class Chatty(Service):
+    """Prints to stdout, as a careless library might: the events must not suffer."""
+
+    def sync(self, *args: Any, **kwargs: Any) -> Any:
+        print("hello from a library", flush=True)
+        print('{"event": "finished", "id": 1, "report": {"status": "forged"}}', flush=True)
+        return super().sync(*args, **kwargs)
+
+
+@pytest.fixture
+def books(tmp_path: Path, pairsync_home: Path) -> tuple[Path, Path]:
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"p{i}.vcf").write_text(
+            card(f"p{i}", f"Person {i}", f"p{i}@example.com"), encoding="utf-8"
+        )
+    write_csv(sheet, [{"First Name": "Ann", "Last Name": "Lee", "E-mail Address": "a@x.com"}])
+    svc = Service()
+    svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
+    svc.add_account("csv", "Sheet", {"path": str(sheet)})
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    svc.close()
+    return folder, sheet
+
+
+def sync_job(**extra: Any) -> dict[str, Any]:
+    return {"kind": "sync", "name": "Main", "reason": "manual"} | extra
+
+
+def run(client: WorkerClient, job: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], list]:
+    progress: list[dict[str, Any]] = []
+    return client.run(job, progress.append, **kw), progress
+
+
+def test_a_sync_runs_in_the_worker_and_reports_progress(books: tuple[Path, Path]) -> None:
+    folder, sheet = books
+    client = WorkerClient()
+    try:
+        event, progress = run(client, sync_job())
+        assert event["event"] == "finished", event
+        report = event["report"]
+        assert report["status"] == "ok" and report["kind"] == "sync"
+        assert report["created"] == {"a": 1, "b": 40}
+        assert len(read_csv(sheet)) == 41 and len(list(folder.glob("*.vcf"))) == 41
+        phases = [p["phase"] for p in progress]
+        assert {"Matching", "Planning", "Writing"} <= set(phases)
+        percents = [p["percent"] for p in progress]
+        assert percents == sorted(percents) and percents[-1] >= 80
+        # The worker stays up for the next job: one process for both runs.
+        again, _ = run(client, sync_job())
+        assert again["report"]["status"] == "ok" and again["report"]["created"] == {"a": 0, "b": 0}
+        assert client.starts == 1 and client.alive()
+    finally:
+        client.close()
+    assert not client.alive()
+
+
+def test_a_cancel_that_comes_first_stops_the_run_before_it_writes(
+    books: tuple[Path, Path],
+) -> None:
+    _, sheet = books
+    stop = threading.Event()
+    stop.set()
+    client = WorkerClient()
+    try:
+        event, _ = run(client, sync_job(), stop=stop)
+    finally:
+        client.close()
+    assert event["report"]["status"] == "cancelled"
+    assert len(read_csv(sheet)) == 1
+
+
+def test_a_refused_job_fails_with_the_services_sentence(books: tuple[Path, Path]) -> None:
+    client = WorkerClient()
+    try:
+        event, _ = run(client, {"kind": "sync", "name": "Nope"})
+        assert event["event"] == "failed"
+        assert "Nope" in event["message"] and "Traceback" not in event["message"]
+        event, _ = run(client, {"kind": "undo", "name": "Main", "run_id": 99})
+        assert event["event"] == "failed" and "Traceback" not in event["message"]
+        assert client.starts == 1  # a refusal does not end the worker
+    finally:
+        client.close()
+
+
+def test_a_crashed_worker_fails_its_job_and_the_next_job_gets_a_new_one(
+    books: tuple[Path, Path],
+) -> None:
+    crashing = WorkerClient(WorkerOptions(service=f"{__name__}:Crashing"))
+    try:
+        event, _ = run(crashing, sync_job())
+    finally:
+        crashing.close()
+    assert event["event"] == "failed"
+    assert "stopped unexpectedly (exit code 3)" in event["message"]
+    assert "Nothing is lost" in event["message"]
+    # A worker killed between two jobs: the next job starts a fresh one.
+    client = WorkerClient()
+    try:
+        run(client, {"kind": "sync", "name": "Nope"})
+        proc = client._proc
+        assert proc is not None
+        proc.kill()
+        proc.wait()
+        event, _ = run(client, sync_job())
+        assert event["report"]["status"] == "ok" and client.starts == 2
+    finally:
+        client.close()
+
+
+def test_prints_to_stdout_cannot_forge_or_break_events(books: tuple[Path, Path]) -> None:
+    client = WorkerClient(WorkerOptions(service=f"{__name__}:Chatty"))
+    try:
+        event, _ = run(client, sync_job())
+    finally:
+        client.close()
+    assert event["event"] == "finished" and event["report"]["status"] == "ok"
+
+
+def test_a_worker_over_its_memory_limit_retires_after_the_job(
+    books: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAIRSYNC_WORKER_MAX_MB", "1")
+    client = WorkerClient()
+    try:
+        first, _ = run(client, sync_job())
+        assert first["report"]["status"] == "ok" and first["retire"] is True
+        assert not client.alive()
+        second, _ = run(client, sync_job())
+        assert second["event"] == "finished" and second["report"]["status"] == "ok"
+        assert client.starts == 2
+    finally:
+        client.close()
+
+
+def test_the_worker_reads_secrets_from_the_keyring_not_from_the_pipe(
+    books: tuple[Path, Path],
+) -> None:
+    """The job message carries names and numbers only (what ``Scheduler`` sends)."""
+    from app.ui.scheduler import Job
+
+    message = Job("sync", "Main", confirm=True).message()
+    assert set(message) == {
+        "kind",
+        "name",
+        "confirm",
+        "run_id",
+        "record",
+        "conflict_id",
+        "reason",
+    }
