@@ -51,6 +51,30 @@ class Preview:
     def status(self) -> str:
         return str(self.report.get("status", "ok"))
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preview:
+        """The inverse of ``as_json`` (a preview computed by the sync worker process)."""
+        return cls(
+            report=dict(data.get("report") or {}),
+            apps={str(k): str(v) for k, v in dict(data.get("apps") or {}).items()},
+            excluded_by_reason={
+                str(k): int(v) for k, v in dict(data.get("excluded_by_reason") or {}).items()
+            },
+            failure_count=int(data.get("failure_count", 0)),
+            failures=[
+                PredictedFailure(
+                    side=str(f.get("side", "")),
+                    name=str(f.get("name", "")),
+                    reason=str(f.get("reason", "")),
+                    field=str(f.get("field") or ""),
+                )
+                for f in data.get("failures") or []
+            ],
+            failure_reasons={
+                str(k): int(v) for k, v in dict(data.get("failure_reasons") or {}).items()
+            },
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "report": self.report,

@@ -1,5 +1,5 @@
-"""The sync worker: a process of its own that runs the desktop app's jobs (syncs, undos,
-"use the other value") through the service facade.
+"""The sync worker: a process of its own that runs the desktop app's long jobs (syncs,
+undos, "use the other value", previews, rule counts) through the service facade.
 
 Why a process and not a thread: a run is seconds of pure-Python work. In a thread of the
 window's process it holds the GIL, and every time the window's thread needs it back (each
@@ -264,7 +264,7 @@ class _Worker:
             try:
                 event = {"event": "finished", "report": self.run(job, stop)}
             except PairsyncError as err:
-                event = _failed(str(err))
+                event = _failed(str(err)) | {"code": err.code}
             except Exception as err:  # one job never ends the worker
                 log.exception("job %s for %s failed", job.get("kind"), job.get("name"))
                 event = _failed(f"Unexpected error: {type(err).__name__}: {err}")
@@ -286,9 +286,26 @@ class _Worker:
             return dict(svc.undo_run(name, int(job["run_id"]), record=rec).as_json())
         if kind == "use_other":
             return dict(svc.use_other_value(name, int(job["conflict_id"])).as_json())
+        progress = self._progress_writer(int(job.get("id", 0)))
+        if kind == "preview":
+            return dict(svc.preview(name, progress=progress, should_stop=stop.is_set).as_json())
+        if kind == "rules":
+            counted = bool(job.get("counts")) and any(
+                c.name == name and c.status.code != "new" for c in svc.connection_overview()
+            )
+            return {"rules": svc.rules(name, counts=counted), "counted": counted}
+        if kind != "sync":
+            raise ValueError(f"unknown job kind {kind!r}")
+        [report] = svc.sync(
+            [name], confirm=bool(job.get("confirm")), progress=progress, should_stop=stop.is_set
+        )
+        return dict(report.as_json()) | {"kind": "sync", "reason": job.get("reason", "manual")}
+
+    def _progress_writer(self, job_id: int) -> Callable[[str, int, int], None]:
+        """The engine's progress callback: throttled ``progress`` events, with the run's
+        percent and time left (``RunProgress``)."""
         tracker = RunProgress()
         last: dict[str, Any] = {"at": 0.0, "phase": ""}
-        job_id = int(job.get("id", 0))
 
         def progress(phase: str, done: int, total: int) -> None:
             percent = tracker.update(phase, done, total)
@@ -309,10 +326,7 @@ class _Worker:
                     }
                 )
 
-        [report] = svc.sync(
-            [name], confirm=bool(job.get("confirm")), progress=progress, should_stop=stop.is_set
-        )
-        return dict(report.as_json()) | {"kind": "sync", "reason": job.get("reason", "manual")}
+        return progress
 
 
 def _restart_above_mb() -> float:

@@ -98,8 +98,24 @@ class FieldMapping:
         return self.fields_a if side is Side.A else self.fields_b
 
     def fingerprint(self) -> str:
-        """What, besides key and direction, changes how values flow (value tables, labels)."""
-        return repr(sorted((k, repr(v)) for k, v in vars(self).items() if k not in ("key",)))
+        """What, besides key and direction, changes how values flow (value tables, labels).
+        The same in every process: it is stored, and compared by the next run, which may be
+        another process (cron, the desktop app's sync worker)."""
+        return repr(sorted((k, stable_repr(v)) for k, v in vars(self).items() if k != "key"))
+
+
+def stable_repr(value: Any) -> str:
+    """``repr`` with sets and dicts in sorted order: the ``repr`` of a set follows string
+    hashing, which Python seeds differently in every process."""
+    if isinstance(value, set | frozenset):
+        return "{" + ", ".join(sorted(stable_repr(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        items = sorted((stable_repr(k), stable_repr(v)) for k, v in value.items())
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(stable_repr(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return repr(value)
 
 
 def _empty_canon(canon: Canon) -> bool:

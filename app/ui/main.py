@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QApplication
 from app import __version__
 from app.paths import AppPaths, app_paths
 from app.service import Service
+from app.sync_worker import WorkerOptions
 from app.ui.app_wiring import wire
 from app.ui.icons import pairsync_icon
 from app.ui.main_window import MainWindow
@@ -146,7 +147,10 @@ def main(
     def worker_service() -> Service:
         return Service(home, allow_insecure_keyring=allow_insecure_keyring)
 
-    runner = TaskRunner(worker_service)
+    runner = TaskRunner(
+        worker_service,
+        worker=WorkerOptions(home=home, allow_insecure_keyring=allow_insecure_keyring),
+    )
     window = MainWindow(service, runner, ui_settings(paths))
     wiring = wire(window, service, runner, quit_app=app.quit)
     # With a tray, closing the window only hides it: the app ends with Quit.

@@ -6,6 +6,11 @@ and a ``TaskControl`` to report progress and to notice a cancel. Results, errors
 and cancellation come back as Qt signals, delivered in the GUI thread (queued connections),
 so widgets are only ever touched there. Nothing here sleeps or spins the event loop.
 
+A *worker job* (``WorkerJob``) is the same, for long pure-Python work (a preview, rule
+counts): the pool thread hands it to the sync worker *process* (``app.sync_worker``) and
+only waits on its pipe, so the work never holds the window's GIL and the window stays
+responsive (a 10k-contact preview in a thread stalled the event loop 140-300 ms).
+
 Cancelling is cooperative: the engine stops at its next safe point (``should_stop``), other
 jobs at their next ``control.check()``. A call that cannot be interrupted (a network
 request) runs to its end, but its result is dropped and the UI moves on at once.
@@ -17,18 +22,70 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from app.errors import PairsyncError
 from app.service import Service
+from app.sync_worker import WorkerClient, WorkerOptions
 from app.ui.signals import emit
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Service, "TaskControl"], Any]
 ServiceFactory = Callable[[], Service]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJob:
+    """A job for the sync worker process: the message it is sent (``app.sync_worker``), and
+    what turns its result (JSON) into the object the UI wants."""
+
+    message: dict[str, Any]
+    convert: Callable[[dict[str, Any]], Any] = field(default=lambda result: result)
+
+
+Job = Callable[[Service, "TaskControl"], Any] | WorkerJob
+
+
+class WorkerJobFailed(PairsyncError):
+    """The worker process refused a job (its sentence and code) or could not run it."""
+
+    def __init__(self, message: str, code: str = "error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SharedWorker:
+    """One sync worker process for a task runner's worker jobs, one job at a time."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.client = WorkerClient(options)
+        self._lock = threading.Lock()
+
+    def call(self, message: dict[str, Any], control: TaskControl) -> dict[str, Any]:
+        with self._lock:
+            control.check()
+            control.on_cancel(self.client.cancel)
+            try:
+                event = self.client.run(
+                    message,
+                    lambda e: control.progress(
+                        str(e.get("phase", "")), int(e.get("done", 0)), int(e.get("total", 0))
+                    ),
+                    stop=control.stop_flag,
+                )
+            finally:
+                control.on_cancel(None)
+        if event.get("event") != "finished":
+            raise WorkerJobFailed(str(event.get("message", "")), str(event.get("code", "error")))
+        return dict(event.get("report") or {})
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
 
 _OPENING = threading.Lock()
 """Workers open their ``Service`` one at a time: opening checks the database's schema
@@ -74,9 +131,21 @@ class TaskControl:
         self._interval = interval
         self._last = 0.0
         self._phase = ""
+        self._on_cancel: Callable[[], object] | None = None
 
     def cancel(self) -> None:
         self._stop.set()
+        hook = self._on_cancel
+        if hook is not None:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], object] | None) -> None:
+        """Also call ``hook`` on cancel (a worker job: tell the worker process)."""
+        self._on_cancel = hook
+
+    @property
+    def stop_flag(self) -> threading.Event:
+        return self._stop
 
     @property
     def cancelled(self) -> bool:
@@ -103,11 +172,18 @@ class TaskControl:
 class Task(QRunnable):
     """One job on the pool. Keep a reference until ``finished`` (the runner does)."""
 
-    def __init__(self, job: Job, factory: ServiceFactory, label: str = "") -> None:
+    def __init__(
+        self,
+        job: Job,
+        factory: ServiceFactory,
+        label: str = "",
+        worker: SharedWorker | None = None,
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.job = job
         self.factory = factory
+        self.worker = worker
         self.label = label
         self.signals = TaskSignals()
         self.control = TaskControl(self.signals)
@@ -120,8 +196,13 @@ class Task(QRunnable):
         service: Service | None = None
         try:
             self.control.check()
-            service = open_service(self.factory)
-            result = self.job(service, self.control)
+            if isinstance(self.job, WorkerJob):
+                if self.worker is None:
+                    raise WorkerJobFailed("This task runner has no sync worker.")
+                result = self.job.convert(self.worker.call(self.job.message, self.control))
+            else:
+                service = open_service(self.factory)
+                result = self.job(service, self.control)
             if self.control.cancelled:
                 emit(self.signals.cancelled)
             else:
@@ -146,10 +227,18 @@ class TaskRunner(QObject):
     busy_changed = Signal(bool)
 
     def __init__(
-        self, factory: ServiceFactory, parent: QObject | None = None, max_threads: int = 2
+        self,
+        factory: ServiceFactory,
+        parent: QObject | None = None,
+        max_threads: int = 2,
+        *,
+        worker: WorkerOptions | None = None,
     ) -> None:
+        """``worker``: how to start the sync worker process for ``WorkerJob``s (default: as
+        the app's, from PAIRSYNC_HOME or the platform's folders); started on first use."""
         super().__init__(parent)
         self.factory = factory
+        self.worker = SharedWorker(worker or WorkerOptions())
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self._tasks: set[Task] = set()
@@ -171,7 +260,7 @@ class TaskRunner(QObject):
     ) -> Task:
         """Run ``job`` off the GUI thread; the callbacks run in the GUI thread. Connect
         bound methods of widgets: Qt drops the call if the widget is gone by then."""
-        task = Task(job, self.factory, label)
+        task = Task(job, self.factory, label, self.worker)
         s = task.signals
         if on_progress is not None:
             s.progress.connect(on_progress)
@@ -201,5 +290,9 @@ class TaskRunner(QObject):
             task.cancel()
 
     def wait(self, msecs: int = 30_000) -> bool:
-        """Block until every job has returned (shutdown only: never while the UI runs)."""
-        return bool(self.pool.waitForDone(msecs))
+        """Block until every job has returned, then end the worker process (shutdown only:
+        never while the UI runs; a later worker job would start a new one)."""
+        done = bool(self.pool.waitForDone(msecs))
+        if done:
+            self.worker.close()
+        return done

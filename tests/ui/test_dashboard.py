@@ -233,7 +233,8 @@ def test_preview_counts_equal_the_cli_dry_run(
             write_csv(sheet, list(rows[0]), [list(r.values()) for r in rows])
         preview = ui_preview()
         expected = cli_dry_run()
-        assert {k: preview.report[k] for k in keys} == {k: expected[k] for k in keys}, step
+        got = {k: preview.report[k] for k in keys}
+        assert got == {k: expected[k] for k in keys}, (step, preview.excluded_by_reason)
         assert sum(preview.excluded_by_reason.values()) == expected["excluded"]
         view = dashboard.preview_view
         assert view.values["matched"].text() == str(expected["matched"])

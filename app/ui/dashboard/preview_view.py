@@ -26,7 +26,7 @@ from app.service import Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.rows_model import RowsModel
 from app.ui.signals import emit
-from app.ui.tasks import TaskControl, TaskRunner
+from app.ui.tasks import TaskRunner, WorkerJob
 
 COUNTS = ("matched", "create_a", "create_b", "update_a", "update_b", "conflicts", "duplicates")
 
@@ -109,9 +109,8 @@ class PreviewView(ConnectionPage):
         if name is None or self.running:
             return
 
-        def job(svc: Service, ctl: TaskControl) -> Preview:
-            return svc.preview(name, progress=ctl.progress, should_stop=ctl.should_stop)
-
+        # In the sync worker process: a big preview never holds the window's GIL.
+        job = WorkerJob({"kind": "preview", "name": name}, Preview.from_json)
         self.message.clear_message()
         self.start_button.setEnabled(False)
         self.preview = None
