@@ -87,3 +87,27 @@ def test_upgrade_from_the_first_schema_keeps_data_and_a_backup(tmp_path: Path) -
     store.close()
     backup = tmp_path / "pairsync.db.bak-0001"
     assert sqlite3.connect(backup).execute("SELECT name FROM accounts").fetchone() == ("Phone",)
+
+
+def test_schema_head_is_the_newest_migration(tmp_path: Path) -> None:
+    from app.store.db import SCHEMA_HEAD
+
+    engine = make_engine(tmp_path / "pairsync.db")
+    assert head_revision(engine) == SCHEMA_HEAD
+    engine.dispose()
+
+
+def test_opening_a_current_database_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every CLI run opens the database: when there is nothing to upgrade, one query."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "pairsync.db"
+    Store(path).close()  # created and migrated
+    code = (
+        "import sys; from pathlib import Path; from app.store.db import Store; "
+        f"Store(Path({str(path)!r})).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
