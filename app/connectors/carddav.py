@@ -8,6 +8,9 @@ From a bare host (``https://contacts.icloud.com``) or any URL on the server: RFC
 ``addressbook`` picks one (full URL, path, last path segment or display name); without it the
 only book is used, and several give a ConfigError listing them. ``create`` makes a new book
 with an extended MKCOL (RFC 5689). A URL that is itself an address book is used as it is.
+A book given as a full URL or path is used without any request (every sync run starts so);
+:meth:`CardDavApp.check`, run when the account is added, proves it and the password with one
+``PROPFIND Depth: 0``, as discovery proves them with its own requests.
 :meth:`CardDavApp.list_addressbooks` and :meth:`CardDavApp.create_addressbook` are there for
 the wizard.
 
@@ -361,6 +364,12 @@ DISCOVERY_PROPS = _propfind_body(
     (DAV, "sync-token"),
     (CARDDAV, "supported-address-data"),
 )
+BOOK_PROPS = _propfind_body(
+    (DAV, "resourcetype"),
+    (DAV, "displayname"),
+    (DAV, "sync-token"),
+    (CARDDAV, "supported-address-data"),
+)
 ETAG_PROPS = _propfind_body((DAV, "resourcetype"), (DAV, "getetag"))
 
 
@@ -609,6 +618,8 @@ class CardDavApp:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.workers = max(1, workers)
         self._book: AddressBook | None = None
+        self._proven = False
+        """The server answered for ``_book`` with our credentials (see :meth:`check`)."""
         self._entries: dict[str, _Entry] = {}
         self._token: str | None = None
         self._sync: bool | None = None
@@ -765,13 +776,67 @@ class CardDavApp:
         if wanted.startswith(("http://", "https://", "/")) and not self.create:
             url = urljoin(self.url, wanted)
             self._book = AddressBook(check_url(url if url.endswith("/") else url + "/"), wanted)
-            return self._book
+            return self._book  # taken on trust, without a request: see check()
         books = self.list_addressbooks()
         if self.create:
             same = [b for b in books if b.name.casefold() == self.create.casefold()]
             self._book = same[0] if same else self.create_addressbook(self.create)
         else:
             self._book = self._choose(books)
+        self._proven = True  # discovery's requests carried the credentials
+        return self._book
+
+    def check(self) -> AddressBook:
+        """The address book, proven to exist and to take our credentials.
+
+        Discovery proves both with the requests it makes anyway. A book given as a full URL
+        or path is used by :meth:`resolve` without asking the server (each sync run starts
+        so), so here it costs one ``PROPFIND Depth: 0`` of the book: 401 raises
+        :class:`AuthExpired` like discovery's, and anything but an address book at that URL
+        is a :class:`ConfigError` naming it.
+        """
+        book = self.resolve()
+        if self._proven:
+            return book
+        response = self._propfind(book.url, BOOK_PROPS, "0")
+        status = response.status_code
+        where = response.url or book.url
+        responses: list[DavResponse] = []
+        if status == 207:
+            responses, _ = parse_multistatus(response.content, where, "Checking the address book")
+            want = unquote(urlsplit(where).path).rstrip("/")
+            mine = [r for r in responses if unquote(urlsplit(r.href).path).rstrip("/") == want]
+            responses = mine or (responses if len(responses) == 1 else [])
+            if responses and all(r.status in (403, 404, 410) for r in responses):
+                status = responses[0].status or status  # Xandikos: 207 with a 404 inside
+        if status in (404, 410):
+            raise ConfigError(
+                f"There is no address book at {book.url}: check the address book's URL, or "
+                "give its name (--set addressbook=NAME) to find it on the server."
+            )
+        if status == 403:
+            raise ConfigError(
+                f"The CardDAV server does not let {self.username or 'this login'} read "
+                f"{book.url} (HTTP 403): check the address book's URL."
+            )
+        if status >= 500:
+            raise Unavailable(
+                f"The CardDAV server failed to answer for {book.url} (HTTP {status}).",
+                raw=response.text[:300],
+            )
+        books = [b for b in map(_book_from, responses) if b is not None]
+        found = books[0] if status == 207 and books else None
+        if found is None:
+            raise ConfigError(
+                f"{book.url} is not a CardDAV address book"
+                + ("" if status == 207 else f" (HTTP {status})")
+                + ": check the address book's URL, or give its name (--set addressbook=NAME) "
+                "to find it on the server."
+            )
+        url = check_url(where if where.endswith("/") else where + "/")
+        self._book = AddressBook(url, found.name, found.vcard_versions, found.sync)
+        self._book_path = ""
+        self._proven = True
         return self._book
 
     def settings(self) -> dict[str, str]:

@@ -87,7 +87,11 @@ def _carddav(settings: Mapping[str, str], secret: str | None) -> Connector:
 
 def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str, str]:
     """Discover the address book now (and create it when asked), so a wrong address,
-    password or book name is reported by ``account add``, and runs skip discovery."""
+    password or book name is reported by ``account add``, and runs skip discovery.
+
+    A book given as a full URL skips discovery, so ``check`` asks the server about it (one
+    request): a wrong password or a URL that is not an address book is refused here, not
+    at the first sync."""
     from app.connectors.carddav import CardDavApp
 
     app = CardDavApp(
@@ -98,6 +102,7 @@ def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str
         create=settings.get("create"),
     )
     try:
+        app.check()
         found = app.settings()
     finally:
         app.close()

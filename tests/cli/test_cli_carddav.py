@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,63 @@ def test_account_add_reports_a_wrong_password(
         *("--set", f"username={USER}", "--secret-env", "DAV_PASSWORD"),
     )
     assert code == 2 and "https://" in err
+
+
+def test_account_add_checks_an_addressbook_given_as_a_url(
+    radicale: DavServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    book = radicale.new_book()
+    add = (
+        *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
+        *("--set", f"username={USER}", "--secret-env", "DAV_PASSWORD"),
+    )
+    keyring_file = tmp_path / "keyring.json"
+
+    # A wrong password: refused at once (not at the first sync), nothing stored.
+    monkeypatch.setenv("DAV_PASSWORD", "wrong-but-plausible")
+    code, out, err = cli(capsys, *add, "--set", f"addressbook={book}")
+    assert code == 3 and "refused the user name or password" in err
+    assert "wrong-but-plausible" not in out + err + caplog.text
+    assert json.loads(cli(capsys, "account", "list", "--json")[1]) == []
+    assert not keyring_file.exists() or "wrong-but-plausible" not in keyring_file.read_text()
+
+    # The right password, but a URL that is no address book: the sentence names it.
+    monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
+    missing = f"{radicale.url}/{USER}/no-such-book/"
+    code, out, err = cli(capsys, *add, "--set", f"addressbook={missing}")
+    assert code == 2 and f"There is no address book at {missing}" in err
+    home = f"{radicale.url}/{USER}/"
+    code, out, err = cli(capsys, *add, "--set", f"addressbook={home}")
+    assert code == 2 and f"{home} is not a CardDAV address book" in err
+    assert radicale.auth[1] not in out + err + caplog.text  # type: ignore[index]
+    assert json.loads(cli(capsys, "account", "list", "--json")[1]) == []
+
+    # Both right: stored, with the book's URL.
+    code, out, err = cli(capsys, *add, "--set", f"addressbook={book}")
+    assert code == 0, err
+    [stored] = json.loads(cli(capsys, "account", "list", "--json")[1])
+    assert stored["settings"]["addressbook"] == book
+
+
+def test_account_add_refuses_a_url_that_is_no_book_on_xandikos(
+    xandikos: DavServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAV_PASSWORD", "unused-by-xandikos")
+    add = (
+        *("account", "add", "carddav", "Dav", "--set", f"url={xandikos.url}"),
+        *("--set", "username=user", "--secret-env", "DAV_PASSWORD"),
+    )
+    missing = f"{xandikos.url}{xandikos.home}no-such-book/"
+    code, _, err = cli(capsys, *add, "--set", f"addressbook={missing}")
+    assert code == 2 and f"There is no address book at {missing}" in err
+    home = f"{xandikos.url}{xandikos.home}"
+    code, _, err = cli(capsys, *add, "--set", f"addressbook={home}")
+    assert code == 2 and f"{home} is not a CardDAV address book" in err
+    assert json.loads(cli(capsys, "account", "list", "--json")[1]) == []
+    book = xandikos.new_book()
+    assert cli(capsys, *add, "--set", f"addressbook={book}")[0] == 0
