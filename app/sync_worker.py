@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.1
 """Seconds between two progress events of one run (the engine reports far more often)."""
+IDLE_SECONDS = 600.0
+"""A worker without a job for this long ends (``PAIRSYNC_WORKER_IDLE_S`` overrides it)."""
 RESTART_ABOVE_MB = 400
 """After a job, a worker using more memory than this ends; the next job starts a fresh one
 (a first sync of 100k contacts peaks near a gigabyte, which Python keeps once it has it).
@@ -113,6 +115,21 @@ class WorkerClient:
     ) -> Event:
         """Run one job; returns its ``finished`` or ``failed`` event. ``stop``: the job's
         cancel flag, for a cancel that came before the job reached the worker."""
+        for attempt in (1, 2):
+            event = self._run_once(job, on_progress, stop)
+            if event is not _IDLED or attempt == 2:
+                break
+            # The worker ended for being idle just as this job was sent: it never saw the
+            # job, so sending it to a fresh worker cannot run it twice.
+            log.info("the sync worker had just ended (idle): job sent to a new one")
+        return _failed(_DIED.format(code=0)) if event is _IDLED else event
+
+    def _run_once(
+        self,
+        job: dict[str, Any],
+        on_progress: Callable[[Event], None],
+        stop: threading.Event | None,
+    ) -> Event:
         try:
             proc = self._ensure()
         except OSError as err:
@@ -124,13 +141,15 @@ class WorkerClient:
             if stop is not None and stop.is_set():
                 self._send({"cancel": job_id})
         except OSError:
-            return self._died(proc)
+            return self._died(proc, seen=False)
         assert proc.stdout is not None
+        seen = False
         try:
             for line in proc.stdout:
                 event = _parse(line)
                 if event is None or event.get("id") != job_id:
                     continue
+                seen = True
                 if event.get("event") == "progress":
                     on_progress(event)
                 elif event.get("event") in ("finished", "failed"):
@@ -139,7 +158,15 @@ class WorkerClient:
                     return event
         finally:
             self._job_id = 0
-        return self._died(proc)
+        return self._died(proc, seen)
+
+    def start(self) -> None:
+        """Start the worker now (it takes about half a second to be ready), so the first
+        job does not wait for it. Never blocks."""
+        try:
+            self._ensure()
+        except OSError as err:
+            log.warning("the sync worker could not start: %s", err)
 
     def cancel(self) -> bool:
         """Ask the running job to stop at its next safe point."""
@@ -198,7 +225,7 @@ class WorkerClient:
             proc.stdin.write(json.dumps(message) + "\n")
             proc.stdin.flush()
 
-    def _died(self, proc: subprocess.Popen[str]) -> Event:
+    def _died(self, proc: subprocess.Popen[str], seen: bool) -> Event:
         try:
             code = proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -206,11 +233,18 @@ class WorkerClient:
             code = proc.wait()
         if self._proc is proc:
             self._proc = None
+        if code == 0 and not seen:
+            return _IDLED
         log.error("the sync worker ended during a job (exit code %s)", code)
-        return _failed(
-            f"The sync worker stopped unexpectedly (exit code {code}). Nothing is lost: the "
-            "next run picks up where this one stopped."
-        )
+        return _failed(_DIED.format(code=code))
+
+
+_IDLED: Event = {"event": "idled"}
+"""Not an event of the worker: it had ended (idle, exit code 0) before reading the job."""
+_DIED = (
+    "The sync worker stopped unexpectedly (exit code {code}). Nothing is lost: the next run "
+    "picks up where this one stopped."
+)
 
 
 def _failed(message: str) -> Event:
@@ -257,8 +291,17 @@ class _Worker:
             self.out.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
             self.out.flush()
 
-    def serve(self) -> None:
-        while (job := self.jobs.get()) is not None:
+    def serve(self, idle_s: float | None = None) -> None:
+        """Run jobs until stdin ends, or until none came for ``idle_s`` seconds (the app
+        starts a new worker for its next job; an idle worker gives its memory back)."""
+        while True:
+            try:
+                job = self.jobs.get(timeout=idle_s)
+            except queue.Empty:
+                log.info("ending after %.0f s without a job", idle_s or 0)
+                return
+            if job is None:
+                return
             job_id = int(job.get("id", 0))
             stop = self.stops.setdefault(job_id, threading.Event())
             try:
@@ -330,10 +373,14 @@ class _Worker:
 
 
 def _restart_above_mb() -> float:
+    return _env_float("PAIRSYNC_WORKER_MAX_MB", RESTART_ABOVE_MB)
+
+
+def _env_float(name: str, default: float) -> float:
     try:
-        return float(os.environ.get("PAIRSYNC_WORKER_MAX_MB", RESTART_ABOVE_MB))
+        return float(os.environ.get(name, default))
     except ValueError:
-        return RESTART_ABOVE_MB
+        return default
 
 
 def _resident_mb() -> float:
@@ -404,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     reader.start()
     try:
-        worker.serve()
+        worker.serve(_env_float("PAIRSYNC_WORKER_IDLE_S", IDLE_SECONDS))
     finally:
         if worker.service is not None:
             worker.service.close()

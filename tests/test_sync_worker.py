@@ -174,3 +174,58 @@ def test_the_worker_reads_secrets_from_the_keyring_not_from_the_pipe(
         "conflict_id",
         "reason",
     }
+
+
+def test_an_idle_worker_ends_and_the_next_job_starts_a_new_one(
+    books: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("PAIRSYNC_WORKER_IDLE_S", "0.3")
+    client = WorkerClient()
+    try:
+        first, _ = run(client, sync_job())
+        assert first["report"]["status"] == "ok"
+        deadline = time.monotonic() + 20
+        while client.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.alive()  # it gave its memory back
+        again, _ = run(client, sync_job())
+        assert again["report"]["status"] == "ok" and client.starts == 2
+    finally:
+        client.close()
+
+
+def test_a_job_sent_as_the_worker_ended_idle_goes_to_a_new_worker(
+    books: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the worker ends for being idle just as a job is written to it. It never
+    read the job (exit code 0, no event for it), so the job goes to a fresh worker once."""
+    import subprocess
+    import sys
+
+    client = WorkerClient()
+    real_ensure = client._ensure
+    calls: list[str] = []
+
+    def ensure() -> Any:
+        if not calls:
+            calls.append("ended")
+            ended = subprocess.Popen(
+                [sys.executable, "-c", "import time; time.sleep(0.5)"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            client._proc = ended
+            return ended
+        calls.append("fresh")
+        return real_ensure()
+
+    monkeypatch.setattr(client, "_ensure", ensure)
+    try:
+        event, _ = run(client, sync_job())
+    finally:
+        client.close()
+    assert calls == ["ended", "fresh"]
+    assert event["event"] == "finished" and event["report"]["status"] == "ok"
