@@ -82,6 +82,15 @@ class SharedWorker:
             raise WorkerJobFailed(str(event.get("message", "")), str(event.get("code", "error")))
         return dict(event.get("report") or {})
 
+    def warm_up(self) -> None:
+        """Start the worker process now (never blocks), so a job the user is about to ask
+        for does not wait for its start (about half a second)."""
+        if self._lock.acquire(blocking=False):  # else a job is running: it is started
+            try:
+                self.client.start()
+            finally:
+                self._lock.release()
+
     def close(self) -> None:
         with self._lock:
             self.client.close()

@@ -7,7 +7,7 @@ The wizard's last page and the dashboard's Preview tab show this same view."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -94,6 +94,10 @@ class PreviewView(ConnectionPage):
         view.horizontalHeader().setStretchLastSection(True)
         view.setMaximumHeight(self.fontMetrics().height() * 8)
         return view
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.runner.worker.warm_up()  # the preview runs there: have it ready for the click
 
     def reload(self) -> None:
         """A new connection: forget the last preview (it described another one)."""
