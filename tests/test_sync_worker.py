@@ -229,3 +229,26 @@ def test_a_job_sent_as_the_worker_ended_idle_goes_to_a_new_worker(
         client.close()
     assert calls == ["ended", "fresh"]
     assert event["event"] == "finished" and event["report"]["status"] == "ok"
+
+
+def test_the_cli_starts_a_worker_for_an_installer_built_app(books: tuple[Path, Path]) -> None:
+    """A frozen app has no ``-m``: it starts ``<app> _sync-worker``, which the CLI's entry
+    point hands to the worker (``WorkerOptions.command``)."""
+    import json
+    import subprocess
+    import sys
+
+    job = {"job": sync_job(id=7)}
+    entry = "import sys; from app.cli import main; sys.exit(main())"
+    out = subprocess.run(
+        [sys.executable, "-c", entry, "_sync-worker"],
+        input=json.dumps(job) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events[-1]["event"] == "finished" and events[-1]["id"] == 7
+    assert events[-1]["report"]["status"] == "ok"
+    assert all(e["event"] in ("progress", "finished") for e in events)
