@@ -353,20 +353,24 @@ def parse_filter(text: str) -> Filter:
     name = match["field"].strip()
     spelled = match["op"]
     value = (match["value"] or "").strip()
-    if len(value) >= 2 and {'"': '"', "'": "'", "“": "”"}.get(value[0]) == value[-1]:
-        value = value[1:-1]
+    quoted = len(value) >= 2 and {'"': '"', "'": "'", "“": "”"}.get(value[0]) == value[-1]
+    if quoted:
+        value = value[1:-1]  # a quoted value is literal: “empty” is the word, not Op.EMPTY
     try:
         if name.casefold() in SEGMENT_WORDS and spelled in ("has", "has not", "is", "is not"):
             op = Op.HAS if spelled in ("has", "is") else Op.HAS_NOT
             return _checked_filter(Filter(FilterKind.SEGMENT, op, value))
-        if name.casefold() in SUBSCRIPTION_WORDS and spelled == "is":
-            word = value.casefold()
-            if word not in ("subscribed", "unsubscribed"):
+        word = value.casefold()
+        if name.casefold() in SUBSCRIPTION_WORDS and spelled == "is" and not quoted:
+            if word in ("subscribed", "unsubscribed"):
+                return _checked_filter(Filter(FilterKind.SUBSCRIPTION, Op(word)))
+            if name.casefold() != "status":  # "status is Lead": a field called Status
                 raise ValueError("the subscription is either subscribed or unsubscribed")
-            return _checked_filter(Filter(FilterKind.SUBSCRIPTION, Op(word)))
         if spelled in ("has", "has not"):
             raise ValueError("'has' is for segments: write “segment has NAME”")
         op = OP_SPELLINGS[spelled]
+        if quoted:
+            return _checked_filter(Filter(FilterKind.FIELD, op, value, name))
         if op is Op.IS and value.casefold() in ("empty", "true", "false"):
             op = {"empty": Op.EMPTY, "true": Op.TRUE, "false": Op.FALSE}[value.casefold()]
             value = ""

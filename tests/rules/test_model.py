@@ -404,6 +404,13 @@ def test_segment_action_target_ignores_case_and_spaces() -> None:
         ("subscription is unsubscribed", UNSUBSCRIBED),
         ("subscription is Subscribed", Filter(K.SUBSCRIPTION, Op.SUBSCRIBED)),
         ("status is unsubscribed", UNSUBSCRIBED),
+        # A quoted value is literal; "status" with another value is a field called Status.
+        ('notes is "empty"', fld("notes", Op.IS, "empty")),
+        ("notes is not 'empty'", fld("notes", Op.IS_NOT, "empty")),
+        ('vip is "true"', fld("vip", Op.IS, "true")),
+        ("status is Lead", fld("status", Op.IS, "Lead")),
+        ("Status is “unsubscribed”", fld("Status", Op.IS, "unsubscribed")),
+        ("status contains Lead", fld("status", Op.CONTAINS, "Lead")),
     ],
 )
 def test_parse_filter_spellings(text: str, expected: Filter) -> None:
