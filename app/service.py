@@ -809,17 +809,7 @@ class Service:
             status = "auth" if isinstance(err, AuthExpired) else "failed"
             report = RunReport(connection=conn.name, status=status, dry_run=True, message=str(err))
             return Preview(report=report.as_json(), apps={"a": acc_a.name, "b": acc_b.name})
-        settings = Settings(
-            direction=Direction(conn.direction),
-            winner=Side(conn.winner),
-            avoid_duplicates=conn.avoid_duplicates,
-            propagate_clears=conn.propagate_clears,
-            trash=conn.trash,
-            unsubscribes=conn.unsubscribes,
-            unsubscribe_opt_out=conn.unsubscribe_opt_out,
-            guard_max_writes=conn.guard_max_writes,
-            guard_shrink_percent=conn.guard_shrink_percent,
-        )
+        settings = self._run_settings(conn)
         try:
             run = PreviewRun(
                 conn.name,
