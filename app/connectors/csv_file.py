@@ -57,6 +57,7 @@ hold also give ``Rejected``; for the encoding case the whole op is left unapplie
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import hashlib
@@ -68,6 +69,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
 from app.errors import Conflict, NotFound, Rejected, Unavailable
@@ -668,9 +670,13 @@ class _Encoding:
         errors = "surrogateescape" if self.byte_preserving else "replace"
         return data.decode(self.codec, errors)
 
+    @property
+    def errors(self) -> str:
+        """The error handler for encoding."""
+        return "surrogateescape" if self.byte_preserving else "strict"
+
     def encode(self, text: str) -> bytes:
-        errors = "surrogateescape" if self.byte_preserving else "strict"
-        return self.bom + text.encode(self.codec, errors)
+        return self.bom + text.encode(self.codec, self.errors)
 
     def describe(self) -> str:
         name = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}.get(
@@ -734,11 +740,44 @@ class _LineFeeder:
         return line
 
 
-@dataclass(slots=True)
 class _Row:
-    cells: list[str]
-    raw: str | None  # the text as read (with its line terminator); None once changed
-    problem: str | None = None  # set for rows that cannot be read
+    """One record of the file: its cells, and the text it was read from.
+
+    A row read from the file keeps only its text once indexed (``release``): its cells are
+    parsed again from that text when asked for (``cells``), which gives the very same cells
+    (the same reader on the same lines) and keeps one string per row in memory instead of
+    a list of strings. Rows without text (changed, new) and rows that could not be read
+    keep their cells.
+    """
+
+    __slots__ = ("_cells", "delimiter", "problem", "raw")
+
+    def __init__(
+        self,
+        cells: list[str],
+        raw: str | None,  # the text as read (with its line terminator); None once changed
+        problem: str | None = None,  # set for rows that cannot be read
+        delimiter: str = ",",
+    ) -> None:
+        self._cells: list[str] | None = cells
+        self.raw = raw
+        self.problem = problem
+        self.delimiter = delimiter
+
+    @property
+    def cells(self) -> list[str]:
+        if self._cells is not None:
+            return self._cells
+        assert self.raw is not None
+        reader = csv.reader(
+            io.StringIO(self.raw, newline=""), delimiter=self.delimiter, quotechar='"', strict=False
+        )
+        return next(reader, [])
+
+    def release(self) -> None:
+        """Forget the cells of a row read from the file (parsed again from ``raw``)."""
+        if self.raw is not None and self.problem is None:
+            self._cells = None
 
 
 @dataclass(slots=True)
@@ -746,6 +785,7 @@ class _Entry:
     pos: int  # index in Table.rows
     version: str
     problem: str | None = None  # Unreadable message
+    id_in_cell: bool = False  # the row's id cell holds this id (as indexed)
 
 
 @dataclass(slots=True)
@@ -850,7 +890,9 @@ def _parse(data: bytes) -> _Table:
             cells = next(reader)
         except StopIteration:
             if feeder.taken:  # an unterminated quote swallowed the end of the file
-                table.rows.append(_Row([], "".join(feeder.taken), "broken quoting"))
+                table.rows.append(
+                    _Row([], "".join(feeder.taken), "broken quoting", table.delimiter)
+                )
             break
         except csv.Error as err:
             cells, problem = [], f"broken CSV ({err})"
@@ -859,7 +901,7 @@ def _parse(data: bytes) -> _Table:
             table.header = cells
             table.header_raw = raw
             continue
-        table.rows.append(_Row(cells, raw, problem))
+        table.rows.append(_Row(cells, raw, problem, table.delimiter))
     if table.header is None:
         return table
     sample = next((r for r in table.rows if r.cells and r.problem is None), None)
@@ -917,14 +959,24 @@ def _index(table: _Table) -> None:
             )
             _add(table, _derived_id(_hash([version, rid]), occurrences), pos, version, message)
             continue
+        in_cell = bool(rid)
         if not rid:
             rid = _derived_id(_hash(_padded(cells, width, id_col)), occurrences)
         first_row[rid] = number
-        _add(table, rid, pos, version, None)
+        _add(table, rid, pos, version, None, in_cell)
+    for row in table.rows:
+        row.release()  # indexed: the text is enough (see _Row)
 
 
-def _add(table: _Table, rid: str, pos: int, version: str, problem: str | None) -> None:
-    table.entries[rid] = _Entry(pos, version, problem)
+def _add(
+    table: _Table,
+    rid: str,
+    pos: int,
+    version: str,
+    problem: str | None,
+    id_in_cell: bool = False,
+) -> None:
+    table.entries[rid] = _Entry(pos, version, problem, id_in_cell)
     table.ids_by_pos[pos] = rid
 
 
@@ -948,21 +1000,42 @@ def _row_version(cells: Sequence[str], width: int, id_col: int | None) -> str:
 
 
 def _render(table: _Table) -> str:
+    return "".join(_render_parts(table))
+
+
+def _render_parts(table: _Table) -> Iterator[str]:
+    """The file's text, a piece at a time (``_save`` encodes and writes it as it goes)."""
     assert table.header is not None
-    parts = [table.preamble]
     nl = table.newline
+    yield table.preamble
     if table.header_raw is not None:
-        parts.append(table.header_raw)
+        last = table.header_raw
     else:
-        parts.append(_format_row(table.header, table.delimiter, table.quote_all) + nl)
+        last = _format_row(table.header, table.delimiter, table.quote_all) + nl
     for row in table.rows:
-        if parts[-1] and parts[-1][-1] not in "\r\n":
-            parts[-1] += nl  # the file ended without a line break and we append after it
+        if last and last[-1] not in "\r\n":
+            last += nl  # the file ended without a line break and we append after it
+        yield last
         if row.raw is not None:
-            parts.append(row.raw)
+            last = row.raw
         else:
-            parts.append(_format_row(row.cells, table.delimiter, table.quote_all) + nl)
-    return "".join(parts)
+            last = _format_row(row.cells, table.delimiter, table.quote_all) + nl
+    yield last
+
+
+def _write_text(handle: BinaryIO, table: _Table) -> None:
+    """Encode and write the table's text in pieces: the same bytes as
+    ``encoding.encode(_render(table))``, without the whole text and its bytes in memory."""
+    enc = table.encoding
+    encoder = codecs.getincrementalencoder(enc.codec)(enc.errors)
+    handle.write(enc.bom)
+    pending: list[str] = []
+    for part in _render_parts(table):
+        pending.append(part)
+        if len(pending) >= 1000:
+            handle.write(encoder.encode("".join(pending)))
+            pending = []
+    handle.write(encoder.encode("".join(pending), final=True))
 
 
 # --- values <-> cells -------------------------------------------------------------------
@@ -1424,8 +1497,9 @@ class CsvApp:
         rec = table.records.get(entry.pos)
         if rec is None or rec.id != rid:
             assert table.layout is not None
-            rec = _Codec(table.layout).read(rid, entry.version, row.cells)
-            rec.subscribed = self._status(table, row.cells)
+            cells = row.cells
+            rec = _Codec(table.layout).read(rid, entry.version, cells)
+            rec.subscribed = self._status(table, cells)
             table.records[entry.pos] = rec
         return rec
 
@@ -1468,6 +1542,7 @@ class CsvApp:
         assert work.header is not None and work.layout is not None
         changed = False
         id_col = work.layout.id_col
+        known_col = id_col is not None  # the entries' id_in_cell refer to this column
         if id_col is None:
             id_col = len(work.header)
             work.header.append(ID_HEADER)
@@ -1475,8 +1550,8 @@ class CsvApp:
             changed = True
         width = len(work.header)
         for rid, entry in table.entries.items():
-            if entry.problem is not None:
-                continue
+            if entry.problem is not None or (known_col and entry.id_in_cell):
+                continue  # its id cell already holds its id (no need to parse the row)
             row = work.rows[entry.pos]
             current = row.cells[id_col].strip() if id_col < len(row.cells) else ""
             if current == rid:
@@ -1625,10 +1700,12 @@ class CsvApp:
         old_id = work.ids_by_pos.get(pos)
         if old_id is not None and old_id != rid:
             work.entries.pop(old_id, None)
-        _add(work, rid, pos, version, None)
+        _add(work, rid, pos, version, None, True)
         record = codec.read(rid, version, cells)
         record.subscribed = self._status(work, cells)
-        work.records[pos] = record
+        # Not cached: the engine keeps what it needs of a written record; a later read of
+        # this row decodes its cells again.
+        work.records.pop(pos, None)
         return record, problem, True
 
     def _check_encoding(self, work: _Table, cells: list[str], old: list[str]) -> None:
@@ -1651,7 +1728,6 @@ class CsvApp:
 
     def _save(self, work: _Table) -> None:
         self._check_folder()
-        data = work.encoding.encode(_render(work))
         folder = self.path.parent
         try:
             mode = os.stat(self.path).st_mode & 0o7777
@@ -1661,7 +1737,13 @@ class CsvApp:
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                try:
+                    _write_text(handle, work)
+                except UnicodeError:
+                    # Not writable in the file's encoding: nothing was changed (tmp removed).
+                    handle.close()
+                    os.unlink(tmp_name)
+                    raise
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp_name, mode)
@@ -1676,6 +1758,12 @@ class CsvApp:
             raise Unavailable(
                 f"The CSV file {self.path} could not be written: {err.strerror or err}."
             ) from err
+        for row in work.rows:
+            if row.raw is None and row.problem is None:
+                # Written as this text: keep the text, not the cells (see _Row).
+                row.raw = _format_row(row.cells, work.delimiter, work.quote_all) + work.newline
+                row.delimiter = work.delimiter
+                row.release()
         self._cache, self._cache_key = work, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 

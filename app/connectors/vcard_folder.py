@@ -121,8 +121,14 @@ class VCardFolderApp:
                 return upper
         return path
 
-    def _read(self, record_id: str) -> tuple[str, Record | Unreadable] | None:
-        """(version, item) for an id, or None when there is no such file."""
+    def _read(self, record_id: str, keep: bool = False) -> tuple[str, Record | Unreadable] | None:
+        """(version, item) for an id, or None when there is no such file.
+
+        ``keep``: remember the parsed item (``_all``, which reads every card and may be
+        called again). Single reads (fetch, the re-read after a write) only consult the
+        cache: the caller gets its own item, and a sync holds no second copy of each card.
+        A cached item is shared: callers that hand it out copy it (``_copy``).
+        """
         if not _valid_id(record_id):
             return None
         path = self._file(record_id)
@@ -155,7 +161,10 @@ class VCardFolderApp:
                 f"The file {path.name} is not a valid vCard ({type(err).__name__}: {err}).",
                 text[:RAW_LIMIT],
             )
-        self._cache[record_id] = (version, item)
+        if keep:
+            self._cache[record_id] = (version, item)
+        else:
+            self._cache.pop(record_id, None)
         return version, item
 
     def _status(self, card: Card) -> bool | None:
@@ -186,7 +195,7 @@ class VCardFolderApp:
     def _all(self) -> list[Record | Unreadable]:
         out: list[Record | Unreadable] = []
         for rid in self.list_versions():
-            got = self._read(rid)
+            got = self._read(rid, keep=True)
             if got is not None:
                 out.append(got[1])
         return out

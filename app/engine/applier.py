@@ -23,8 +23,7 @@ from app.model import (
     WriteResult,
     value_to_json,
 )
-from app.store.models import PendingOp
-from app.store.state import FailureNote, IndexEntry, JournalNote, NewBinding
+from app.store.state import FailureNote, IndexEntry, IntentNote, JournalNote, NewBinding
 
 
 class Applier(RunContext):
@@ -143,9 +142,8 @@ class Applier(RunContext):
                 batch = todo[start : start + size]
                 self.state.add_intents(
                     [
-                        PendingOp(
+                        IntentNote(
                             op_id=c.op_id,
-                            connection_id=self.state.cid,
                             run_id=self.run_id,
                             target_side=target.value,
                             source_id=c.record.id,

@@ -37,11 +37,25 @@ CHUNK = 500
 BINDINGS = cast(Table, Binding.__table__)
 JOURNAL = cast(Table, JournalEntry.__table__)
 CONFLICTS = cast(Table, ConflictEntry.__table__)
+PENDING = cast(Table, PendingOp.__table__)
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def batched(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """Parameter sets a chunk at a time: a big executemany never holds them all at once
+    (same statements, same transaction, same order)."""
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @dataclass(slots=True)
@@ -77,6 +91,19 @@ class IndexEntry:
     keys: list[str]
     status: str
     reason: str = ""
+
+
+@dataclass(slots=True)
+class IntentNote:
+    """A write-ahead intent for a create (stored as a ``PendingOp`` row)."""
+
+    op_id: str
+    run_id: int
+    target_side: str
+    source_id: str
+    new_id: str | None
+    emails: str
+    rule_state: str
 
 
 @dataclass(slots=True)
@@ -439,9 +466,26 @@ class SyncState:
         with self.sessions() as s:
             return list(s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid)))
 
-    def add_intents(self, intents: Sequence[PendingOp]) -> None:
+    def add_intents(self, intents: Sequence[IntentNote | PendingOp]) -> None:
+        """Commit intents in bulk (Core executemany: no ORM object per intent)."""
+        if not intents:
+            return
+        rows = (
+            {
+                "op_id": i.op_id,
+                "connection_id": self.cid,
+                "run_id": i.run_id,
+                "target_side": i.target_side,
+                "source_id": i.source_id,
+                "new_id": i.new_id,
+                "emails": "[]" if i.emails is None else i.emails,
+                "rule_state": "{}" if i.rule_state is None else i.rule_state,
+            }
+            for i in intents
+        )
         with self.sessions() as s, s.begin():
-            s.add_all(intents)
+            for part in batched(rows):
+                s.execute(insert(PENDING), part)
 
     def resolve_intent(
         self,
@@ -503,38 +547,29 @@ class SyncState:
         with self.sessions() as s, s.begin():
             self._put_index(s, index)
             if new_bindings:
-                s.execute(
-                    insert(BINDINGS),
-                    [
-                        {
-                            "connection_id": self.cid,
-                            "id_a": nb.id_a,
-                            "id_b": nb.id_b,
-                            "base": json.dumps(nb.base),
-                            "rule_state": json.dumps(nb.rule_state, ensure_ascii=False),
-                            "state": "active",
-                            "needs_merge": matched,
-                            "created_at": now,
-                        }
-                        for nb in new_bindings
-                    ],
-                )
-            if bases:
-                s.execute(
-                    update(Binding),
-                    [
-                        {"id": bid, "base": json.dumps(base), "needs_merge": False}
-                        for bid, base in bases
-                    ],
-                )
-            if rule_states:
-                s.execute(
-                    update(Binding),
-                    [
-                        {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
-                        for bid, st in rule_states
-                    ],
-                )
+                for params in batched(
+                    {
+                        "connection_id": self.cid,
+                        "id_a": nb.id_a,
+                        "id_b": nb.id_b,
+                        "base": json.dumps(nb.base),
+                        "rule_state": json.dumps(nb.rule_state, ensure_ascii=False),
+                        "state": "active",
+                        "needs_merge": matched,
+                        "created_at": now,
+                    }
+                    for nb in new_bindings
+                ):
+                    s.execute(insert(BINDINGS), params)
+            for params in batched(
+                {"id": bid, "base": json.dumps(base), "needs_merge": False} for bid, base in bases
+            ):
+                s.execute(update(Binding), params)
+            for params in batched(
+                {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
+                for bid, st in rule_states
+            ):
+                s.execute(update(Binding), params)
             if tombstones:
                 table = BINDINGS
                 s.execute(
@@ -571,40 +606,36 @@ class SyncState:
             for f in failures:
                 self._put_failure(s, f, run_no, now)
             if journal:
-                s.execute(
-                    insert(JOURNAL),
-                    [
-                        {
-                            "run_id": run_id,
-                            "connection_id": self.cid,
-                            "side": j.side.value,
-                            "record_id": j.record_id,
-                            "action": j.action,
-                            "field": j.field,
-                            "before": _dump(j.before),
-                            "after": _dump(j.after),
-                            "at": now,
-                        }
-                        for j in journal
-                    ],
-                )
+                for params in batched(
+                    {
+                        "run_id": run_id,
+                        "connection_id": self.cid,
+                        "side": j.side.value,
+                        "record_id": j.record_id,
+                        "action": j.action,
+                        "field": j.field,
+                        "before": _dump(j.before),
+                        "after": _dump(j.after),
+                        "at": now,
+                    }
+                    for j in journal
+                ):
+                    s.execute(insert(JOURNAL), params)
             if conflicts:
-                s.execute(
-                    insert(CONFLICTS),
-                    [
-                        {
-                            "run_id": run_id,
-                            "connection_id": self.cid,
-                            "binding_id": bid,
-                            "field": fld,
-                            "value_a": json.dumps(va, ensure_ascii=False),
-                            "value_b": json.dumps(vb, ensure_ascii=False),
-                            "winner": winner,
-                            "at": now,
-                        }
-                        for bid, fld, va, vb, winner in conflicts
-                    ],
-                )
+                for params in batched(
+                    {
+                        "run_id": run_id,
+                        "connection_id": self.cid,
+                        "binding_id": bid,
+                        "field": fld,
+                        "value_a": json.dumps(va, ensure_ascii=False),
+                        "value_b": json.dumps(vb, ensure_ascii=False),
+                        "winner": winner,
+                        "at": now,
+                    }
+                    for bid, fld, va, vb, winner in conflicts
+                ):
+                    s.execute(insert(CONFLICTS), params)
             for part in chunked(list(done_intents)):
                 s.execute(delete(PendingOp).where(PendingOp.op_id.in_(part)))
 
