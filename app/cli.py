@@ -624,6 +624,8 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
 def _summary(r: Any) -> str:
     if r.status == "paused":
         return f"{r.connection}: paused."
+    if r.status == "busy":
+        return f"{r.connection}: skipped. {r.message}"
     head = "would" if r.dry_run else ""
     parts = [
         f"created {r.created['a']} in A, {r.created['b']} in B",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ from app.rules.model import (
     rules_from_config,
     rules_to_config,
 )
+from app.run_lock import ConnectionBusy, connection_lock
 from app.schedule import (
     MAX_INTERVAL,
     MIN_INTERVAL,
@@ -358,10 +360,19 @@ class Service:
                 rules=rules,
                 should_stop=should_stop,
             )
-            return run.run(dry_run=dry_run, confirm=confirm)
+            if dry_run:
+                return run.run(dry_run=True, confirm=confirm)
+            with self._writer(conn):
+                return run.run(dry_run=False, confirm=confirm)
+        except ConnectionBusy as err:
+            return RunReport(connection=conn.name, status="busy", message=str(err))
         finally:
             for app in apps.values():
                 app.close()
+
+    def _writer(self, conn: Connection) -> AbstractContextManager[None]:
+        """The connection's one-writer lock (``app.run_lock``), held while a run writes."""
+        return connection_lock(self.paths.data / "locks", conn.id, conn.name)
 
     # --- mappings ---------------------------------------------------------------------------
 
@@ -1081,7 +1092,9 @@ class Service:
         conn = self.catalog.connection(name)
         reverter, apps = self._reverter(conn)
         try:
-            return reverter.undo(run_id, None if record is None else (Side(record[0]), record[1]))
+            with self._writer(conn):
+                rec = None if record is None else (Side(record[0]), record[1])
+                return reverter.undo(run_id, rec)
         finally:
             for app in apps.values():
                 app.close()
@@ -1098,7 +1111,8 @@ class Service:
         conn = self.catalog.connection(name)
         reverter, apps = self._reverter(conn)
         try:
-            return reverter.use_other(conflict_id)
+            with self._writer(conn):
+                return reverter.use_other(conflict_id)
         finally:
             for app in apps.values():
                 app.close()

@@ -55,6 +55,9 @@ TICK_MS = 60_000
 """The longest the scheduler sleeps before asking the database what is due."""
 FAILED_JOB_COOLDOWN = 300.0
 """Seconds before the schedule tries a connection again whose sync job failed to start."""
+BUSY_COOLDOWN = 30.0
+"""Seconds before the schedule tries again a connection that another process was syncing
+(``app.run_lock``): that run records itself, and the schedule follows from it."""
 
 
 _heap_frozen: list[bool] = []
@@ -431,6 +434,8 @@ class Scheduler(QObject):
     def _on_finished(self, name: str, kind: str, report: dict[str, Any]) -> None:
         self._done()
         status = report.get("status", "")
+        if status == "busy":  # not recorded: without a pause it would be "due" at once
+            self._cooldown[name] = time.monotonic() + BUSY_COOLDOWN
         emit(self.run_finished, name, report)
         if status == "guard":
             emit(

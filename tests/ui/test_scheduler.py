@@ -263,3 +263,29 @@ def test_a_job_that_cannot_run_is_not_retried_in_a_loop(
     finally:
         assert sched.shutdown()
         d.service.close()
+
+
+def test_a_connection_another_process_is_syncing_is_skipped_without_spinning(
+    desk: Desk, qtbot: Any
+) -> None:
+    """The sync worker finds Main's writer lock held (``pairsync sync`` from cron, say):
+    the run is skipped, recorded nowhere, and the schedule waits instead of retrying at
+    every tick."""
+    from tests.test_run_lock import hold_lock
+
+    desk.put_card("ann", "Ann Lee", "ann@x.com")
+    holder = hold_lock(desk.service)
+    try:
+        report = desk.sync(qtbot)
+        assert report["status"] == "busy" and "right now" in report["message"]
+        started: list[str] = []
+        desk.scheduler.run_started.connect(lambda name, kind: started.append(name))
+        desk.scheduler.check_due()
+        qtbot.wait(300)
+        assert started == [] and desk.scheduler.queued() == []
+    finally:
+        holder.kill()
+        holder.wait()
+    # Sync now is the user's own decision: it runs at once, and now syncs.
+    report = desk.sync(qtbot)
+    assert report["status"] == "ok" and report["created"]["b"] == 1

@@ -1,0 +1,126 @@
+"""One writer per connection across processes (``app.run_lock``): a run that finds another
+process writing the same connection is skipped, writes nothing and says why; the lock is
+freed when its holder ends, even by a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.run_lock import ConnectionBusy, lock_path
+from app.service import ConnectionOptions, Service
+from tests.ui.desktop import card, read_csv, write_csv
+
+HOLD = (
+    "import sys, time; from filelock import FileLock; "
+    "lock = FileLock(sys.argv[1]); lock.acquire(timeout=5); print('held', flush=True); "
+    "time.sleep(60)"
+)
+
+
+@pytest.fixture
+def service(tmp_path: Path, pairsync_home: Path) -> Iterator[Service]:
+    """Main: Phone (``tmp_path/cards``, Ann) ⇄ Sheet (``tmp_path/contacts.csv``, Bo)."""
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com"), encoding="utf-8")
+    write_csv(sheet, [{"First Name": "Bo", "Last Name": "Bay", "E-mail Address": "bo@x.com"}])
+    svc = Service()
+    svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
+    svc.add_account("csv", "Sheet", {"path": str(sheet)})
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    yield svc
+    svc.close()
+
+
+def hold_lock(svc: Service) -> subprocess.Popen[str]:
+    """Another process holding Main's writer lock, as a running sync would."""
+    path = lock_path(svc.paths.data / "locks", svc.catalog.connection("Main").id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_skips_a_connection_another_process_is_writing(
+    service: Service, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "contacts.csv"
+    holder = hold_lock(service)
+    try:
+        [report] = service.sync(["Main"])
+        assert report.status == "busy"
+        assert "is syncing 'Main' right now" in report.message
+        assert report.created == {"a": 0, "b": 0}
+        assert len(read_csv(sheet)) == 1  # nothing written
+        # A dry run only reads: it is not blocked.
+        [dry] = service.sync(["Main"], dry_run=True)
+        assert dry.status == "ok" and dry.created == {"a": 1, "b": 1}
+        # Undo writes too: refused in words.
+        with pytest.raises(ConnectionBusy, match="right now"):
+            service.undo_run("Main", 1)
+    finally:
+        holder.kill()
+        holder.wait()
+    # A kill frees the lock: the next run syncs.
+    [report] = service.sync(["Main"])
+    assert report.status == "ok" and report.created == {"a": 1, "b": 1}
+
+
+def test_the_cli_says_it_skipped_and_exits_zero(service: Service) -> None:
+    holder = hold_lock(service)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "app.cli", "sync", "Main"],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            check=False,
+        )
+        as_json = subprocess.run(
+            [sys.executable, "-m", "app.cli", "sync", "Main", "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.wait()
+    assert out.returncode == 0, out.stderr
+    assert "Main: skipped. Another Pairsync run" in out.stdout
+    assert json.loads(as_json.stdout)[0]["status"] == "busy"
+
+
+def test_two_syncs_at_once_write_each_contact_once(service: Service, tmp_path: Path) -> None:
+    """Two real ``pairsync sync`` processes started together: one syncs, the other is
+    skipped (or runs after it and finds nothing to do). Never two copies of a contact."""
+    folder = tmp_path / "cards"
+    for i in range(300):
+        (folder / f"p{i}.vcf").write_text(card(f"p{i}", f"P {i}", f"p{i}@x.com"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "sync", "Main", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    reports = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        reports.append(json.loads(out)[0])
+    created_b = sum(r["created"]["b"] for r in reports)
+    assert created_b == 301  # Ann and the 300, once
+    emails = [r["E-mail Address"] for r in read_csv(tmp_path / "contacts.csv")]
+    assert len(emails) == len(set(emails)) == 302
