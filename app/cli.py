@@ -193,6 +193,9 @@ def build_parser() -> Parser:
     show = con.add_parser("show", help="show one connection")
     show.add_argument("name")
     show.add_argument("--json", action="store_true")
+    ren = con.add_parser("rename", help="give a connection another name (nothing else changes)")
+    ren.add_argument("name")
+    ren.add_argument("new_name")
     exp = con.add_parser("export", help="print a connection as JSON")
     exp.add_argument("name")
     imp = con.add_parser("import", help="create a connection from exported JSON")
@@ -441,6 +444,9 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             for key, value in conn.items():
                 shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
                 print(f"{key}: {shown}")
+    elif action == "rename":
+        service.rename_connection(args.name, args.new_name)
+        print(f"Renamed {args.name!r} to {args.new_name.strip()!r}.")
     elif action == "export":
         _print_json(service.export_connection(args.name))
     elif action == "import":

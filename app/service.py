@@ -697,24 +697,19 @@ class Service:
             f"{account_a} ⇄ {account_b}", {c.name for c in self.catalog.connections()}
         )
 
-    def rename_new_connection(self, name: str, new_name: str) -> dict[str, Any]:
-        """Rename a connection that has never synced (the wizard's draft): it is re-created
-        under the new name with the same accounts, settings, rules and mappings, so no sync
-        state can be lost. A connection that has synced keeps its name (the store has no
-        rename yet)."""
+    def rename_connection(self, name: str, new_name: str) -> dict[str, Any]:
+        """Give a connection another name. Nothing else changes: its runs, bindings,
+        history and settings stay with it (they hang on its id)."""
         new_name = new_name.strip()
         if not new_name:
             raise ConfigError("A connection needs a name.")
-        if new_name == name:
-            return self.show_connection(name)
-        conn = self.catalog.connection(name)
-        if conn.synced_once:
-            raise ConfigError("A connection that has synced keeps its name.")
-        self.import_connection(self.export_connection(name), new_name)
-        if conn.paused:
-            self.set_paused(new_name, True)
-        self.delete_connection(name)
+        if new_name != name:
+            self.catalog.rename_connection(name, new_name)
         return self.show_connection(new_name)
+
+    def rename_new_connection(self, name: str, new_name: str) -> dict[str, Any]:
+        """The wizard's rename of its draft connection (any connection can be renamed)."""
+        return self.rename_connection(name, new_name)
 
     def connection_overview(self) -> list[ConnectionSummary]:
         """Every connection with its status chip (from the database only: cheap enough to

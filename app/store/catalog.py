@@ -125,6 +125,16 @@ class Catalog:
             for key, value in values.items():
                 setattr(conn, key, value)
 
+    def rename_connection(self, name: str, new_name: str) -> None:
+        """Only the name changes: runs, bindings, index and history hang on the id."""
+        with self.sessions() as s, s.begin():
+            conn = s.scalar(select(Connection).where(Connection.name == name))
+            if conn is None:
+                raise ConfigError(f"There is no connection named {name!r}.")
+            if s.scalar(select(Connection.id).where(Connection.name == new_name)) is not None:
+                raise ConfigError(f"A connection named {new_name!r} already exists.")
+            conn.name = new_name
+
     def delete_connection(self, name: str) -> None:
         with self.sessions() as s, s.begin():
             conn = s.scalar(select(Connection).where(Connection.name == name))

@@ -265,3 +265,20 @@ def test_labels_and_unmapped_properties_survive_vcard_csv_vcard(
     for name in ("left", "right", "left", "right"):
         _code, report = sync(capsys, name)
         assert report["updated"] == {"a": 0, "b": 0} and report["created"] == {"a": 0, "b": 0}
+
+
+def test_a_synced_connection_can_be_renamed_and_keeps_its_state(  # type: ignore[no-untyped-def]
+    two_sheets, capsys
+) -> None:
+    _, b = two_sheets
+    assert sync(capsys)[1]["created"] == {"a": 0, "b": 1}
+    code, out, _ = cli(capsys, "connection", "rename", "c", "Sheets")
+    assert code == 0 and "Renamed 'c' to 'Sheets'" in out
+    code, report = sync(capsys, "Sheets")  # nothing new: its bindings came along
+    assert code == 0 and report["created"] == {"a": 0, "b": 0}
+    assert report["updated"] == {"a": 0, "b": 0}
+    assert len(read_csv(b)) == 1
+    code, _, err = cli(capsys, "connection", "rename", "Sheets", " ")
+    assert code == 2 and "needs a name" in err
+    code, _, err = cli(capsys, "connection", "rename", "c", "x")
+    assert code == 2 and "no connection named 'c'" in err

@@ -17,7 +17,7 @@ from app.model import FieldSpec, Record, Side, Unreadable
 from app.preview import summarize
 from app.rules.model import RuleDraft
 from app.run_progress import RunProgress
-from app.service import Service
+from app.service import ConnectionOptions, Service
 from app.status import connection_status
 
 
@@ -88,7 +88,7 @@ def test_names_and_overview(service: Service, connection: str) -> None:
     assert service.connection_overview()[0].status.code == "paused"
 
 
-def test_rename_only_a_connection_that_never_synced(service: Service, connection: str) -> None:
+def test_rename_keeps_everything_but_the_name(service: Service, connection: str) -> None:
     service.set_paused("Main", True)
     service.add_rule("Main", RuleDraft(Side.A))
     renamed = service.rename_new_connection("Main", "Phone and sheet")
@@ -98,9 +98,19 @@ def test_rename_only_a_connection_that_never_synced(service: Service, connection
     with pytest.raises(ConfigError):
         service.rename_new_connection("Phone and sheet", " ")
     service.set_paused("Phone and sheet", False)
-    service.sync(["Phone and sheet"])
-    with pytest.raises(ConfigError, match="keeps its name"):
-        service.rename_new_connection("Phone and sheet", "Other")
+    [first] = service.sync(["Phone and sheet"])
+    assert first.status == "ok"
+    # A connection that has synced can be renamed too: its history and state go with it.
+    service.rename_connection("Phone and sheet", "Other")
+    assert [c["name"] for c in service.list_connections()] == ["Other"]
+    [again] = service.sync(["Other"])
+    assert again.status == "ok"
+    assert again.created == {"a": 0, "b": 0} and again.updated == {"a": 0, "b": 0}
+    assert len(service.runs_page("Other")) == 2  # the history came along
+    service.add_account("csv", "Third", {"path": str(Path(service.paths.data) / "t.csv")})
+    service.create_connection("Taken", "Third", "Sheet", ConnectionOptions())
+    with pytest.raises(ConfigError, match="already exists"):
+        service.rename_connection("Other", "Taken")
 
 
 def test_mapping_choices_agree_with_add_mapping(service: Service, connection: str) -> None:
