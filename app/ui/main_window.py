@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         self.dashboard = ConnectionDashboard(service, runner, self)
         self.dashboard.changed.connect(self.refresh)
         self.dashboard.deleted.connect(self._deleted)
+        self.dashboard.renamed.connect(self._renamed)
         detail = QWidget(self)
         detail_layout = QVBoxLayout(detail)
         detail_layout.setContentsMargins(0, 0, 0, 0)
@@ -340,6 +341,13 @@ class MainWindow(QMainWindow):
             self.header.show_row(row, self.model.syncing.get(row.name))
             if self.sync_control is None:
                 self.header.sync_button.setEnabled(False)  # nothing would sync it
+
+    def _renamed(self, old: str, new: str) -> None:
+        self.refresh()
+        self.select(new)
+        self.statusBar().showMessage(
+            self.tr("Renamed “{old}” to “{new}”.").format(old=old, new=new), 10_000
+        )
 
     def _deleted(self, name: str) -> None:
         self.statusBar().showMessage(

@@ -540,3 +540,36 @@ def test_every_emit_in_the_desktop_app_goes_through_the_safe_helper() -> None:
             ):
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert offenders == []
+
+
+def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
+    qtbot: QtBot,
+    make_wiring: MakeWiring,
+    pair: Books,
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    no_tray: None,
+) -> None:
+    pair.put_card("ann", "Ann Lee", "ann@x.com")
+    wiring = make_wiring()
+    window = wiring.window
+    run(qtbot, wiring, wiring.start)
+    page = window.dashboard.settings_page
+    answers = iter(["  Phone and sheet  ", NAME])
+    monkeypatch.setattr(type(page), "ask_new_name", lambda self: next(answers))
+    page.rename_button.click()
+    assert [r.name for r in window.model.rows] == ["Phone and sheet"]
+    assert window.current_name() == "Phone and sheet" == window.dashboard.name
+    assert "Renamed" in window.statusBar().currentMessage()
+    assert len(service.runs_page("Phone and sheet")) == 1  # its history came along
+    # Sync now under the new name: nothing to do, the bindings came along too.
+    report = run(qtbot, wiring, lambda: wiring.scheduler.sync_now(["Phone and sheet"]))
+    assert report["status"] == "ok" and report["created"] == {"a": 0, "b": 0}
+    # A taken name is refused in words and nothing changes.
+    service.add_account("csv", "Other sheet", {"path": str(pair.folder.parent / "o.csv")})
+    service.create_connection(NAME, "Phone", "Other sheet", ConnectionOptions())
+    window.refresh()
+    window.select("Phone and sheet")
+    page.rename_button.click()
+    assert "already exists" in page.message.text()
+    assert sorted(r.name for r in window.model.rows) == sorted([NAME, "Phone and sheet"])

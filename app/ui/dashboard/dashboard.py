@@ -26,6 +26,7 @@ class ConnectionDashboard(QTabWidget):
     changed = Signal()
     """Something the connection list shows changed (settings, pause, rules)."""
     deleted = Signal(str)
+    renamed = Signal(str, str)
 
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -39,6 +40,7 @@ class ConnectionDashboard(QTabWidget):
         self.preview_view = PreviewView(service, runner, self)
         self.settings_page.changed.connect(self._changed)
         self.settings_page.deleted.connect(self.deleted)
+        self.settings_page.renamed.connect(self.renamed)
         self.rules_editor.changed.connect(self._changed)
         self.add_page(self.settings_page, self.tr("Settings"))
         self.add_page(self.rules_editor, self.tr("Rules"))

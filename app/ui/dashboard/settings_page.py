@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -108,6 +109,8 @@ class SettingsPage(SettingsEditor):
     scheduler), so a running sync stops at its next safe point when paused."""
 
     deleted = Signal(str)
+    renamed = Signal(str, str)
+    """old name, new name"""
 
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(service, runner, parent)
@@ -127,6 +130,12 @@ class SettingsPage(SettingsEditor):
         interval_label.setBuddy(self.interval)
         self.pause_button = QPushButton(self)
         self.pause_button.clicked.connect(self.toggle_pause)
+        self.rename_button = QPushButton(self.tr("Re&name…"), self)
+        self.rename_button.setAccessibleName(self.tr("Rename connection"))
+        self.rename_button.setToolTip(
+            self.tr("Give the connection another name; its settings and history stay.")
+        )
+        self.rename_button.clicked.connect(self.rename)
         self.delete_button = QPushButton(self.tr("&Delete connection…"), self)
         self.delete_button.setAccessibleName(self.tr("Delete connection"))
         self.delete_button.clicked.connect(self.delete)
@@ -138,6 +147,7 @@ class SettingsPage(SettingsEditor):
         buttons.addSpacing(self.fontMetrics().height())
         buttons.addWidget(self.pause_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.rename_button)
         buttons.addWidget(self.delete_button)
         self.column.setContentsMargins(9, 9, 9, 9)
         self.column.addLayout(buttons)
@@ -234,6 +244,37 @@ class SettingsPage(SettingsEditor):
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is delete
+
+    def ask_new_name(self) -> str | None:
+        """The new name, or None when the user cancels (tests replace this)."""
+        text, ok = QInputDialog.getText(
+            self,
+            self.tr("Rename connection"),
+            self.tr("New name for “{name}”:").format(name=self.name),
+            text=self.name or "",
+        )
+        return text if ok else None
+
+    def rename(self) -> None:
+        name = self.name
+        if name is None:
+            return
+        if self.sync_control is not None and self.sync_control.running() == name:
+            self.message.error(
+                self.tr("“{name}” is syncing right now: rename it when the run has ended.").format(
+                    name=name
+                )
+            )
+            return
+        wanted = self.ask_new_name()
+        if wanted is None or wanted.strip() == name:
+            return
+        try:
+            new = str(self.service.rename_connection(name, wanted)["name"])
+        except PairsyncError as err:
+            self.message.error(str(err))
+            return
+        emit(self.renamed, name, new)
 
     def delete(self) -> None:
         name = self.name
