@@ -223,7 +223,9 @@ def test_shutdown_stops_a_running_sync(qtbot: Any, tmp_path: Any, pairsync_home:
     for i in range(300):
         d.put_card(f"p{i:03}", f"Person {i}", f"p{i}@x.com")
     try:
-        with qtbot.waitSignal(d.scheduler.run_started, timeout=20_000):
+        # Progress, not just "started": the run is inside the engine (a job cancelled
+        # before it reached the worker process ends without a run).
+        with qtbot.waitSignal(d.scheduler.run_progress, timeout=20_000):
             d.scheduler.start()
         assert d.scheduler.shutdown(30_000)
         QCoreApplication.processEvents()
