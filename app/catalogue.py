@@ -54,6 +54,11 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
         "folder",
         "",
     ),
+    "vcard-file": (
+        "One .vcf file holding many contacts (iCloud, Google Contacts, Outlook and phone exports).",
+        "file",
+        "",
+    ),
     "csv": (
         "A spreadsheet of contacts (Outlook and Google Contacts exports, or your own columns).",
         "file",
@@ -122,10 +127,14 @@ def _entry(spec: AppKind) -> AppEntry:
 
 
 def catalogue(query: str = "") -> list[AppEntry]:
-    """Every app, available ones first (alphabetically), then those coming soon; filtered by
-    ``query`` (name, kind or alias, case-insensitive). A kind that gets a connector moves
-    from "coming soon" to available by registering, with no change here."""
-    working = sorted((_entry(spec) for spec in KINDS.values()), key=lambda e: e.name.casefold())
+    """Every app, available ones first (in the registry's order: SPEC §12's local apps, then
+    servers), then those coming soon (alphabetically); filtered by ``query`` (name, kind or
+    alias, case-insensitive). A kind that gets a connector moves from "coming soon" to
+    available by registering, with no change here.
+
+    Not alphabetical for available apps: Enter in the wizard's search box picks the first
+    match, and "vcard" or "vcf" must find the vCard folder before the vCard file."""
+    working = [_entry(spec) for spec in KINDS.values()]
     taken = {e.kind for e in working}
     soon = sorted((e for e in COMING_SOON if e.kind not in taken), key=lambda e: e.name)
     return [e for e in (*working, *soon) if e.matches(query)]

@@ -44,18 +44,43 @@ def _check_folder(settings: Mapping[str, str]) -> None:
         raise ConfigError(f"The folder {path} does not exist; create it or pick another one.")
 
 
-def _check_file(settings: Mapping[str, str]) -> None:
+def _check_file(settings: Mapping[str, str], what: str = "a CSV account") -> None:
     path = _path(settings)
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder; a CSV account needs a file.")
+        raise ConfigError(f"{path} is a folder; {what} needs a file.")
     if not path.parent.is_dir():
         raise ConfigError(f"The folder {path.parent} does not exist; create it first.")
+
+
+def _check_vcard_file(settings: Mapping[str, str]) -> None:
+    """Like a CSV file (a new name is created at the first sync), and an existing file must
+    hold at least one card: a CSV or a photo picked by mistake is refused here."""
+    from app.connectors.vcard_file import looks_like_vcards
+
+    _check_file(settings, "a vCard file account")
+    path = _path(settings)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"The file {path} cannot be read ({err.strerror}).") from None
+    if not looks_like_vcards(data):
+        raise ConfigError(
+            f"{path} is not a vCard file (it holds no BEGIN:VCARD); choose a .vcf export."
+        )
 
 
 def _vcard_folder(settings: Mapping[str, str], secret: str | None) -> Connector:
     from app.connectors.vcard_folder import VCardFolderApp
 
     return VCardFolderApp(_path(settings), settings.get("subscription", ""))
+
+
+def _vcard_file(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.vcard_file import VCardFileApp
+
+    return VCardFileApp(_path(settings), settings.get("subscription", ""))
 
 
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
@@ -118,6 +143,15 @@ KINDS: dict[str, AppKind] = {
         False,
         _vcard_folder,
         _check_folder,
+    ),
+    "vcard-file": AppKind(
+        "vcard-file",
+        "vCard file",
+        ("vcf file", "contacts.vcf", "google export", "outlook export", "phone export"),
+        ("path",),
+        False,
+        _vcard_file,
+        _check_vcard_file,
     ),
     "csv": AppKind(
         "csv",

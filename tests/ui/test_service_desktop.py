@@ -33,7 +33,12 @@ def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert [e.name for e in catalogue("nextcloud")] == ["CardDAV"]
     assert catalogue("no such app") == []
     first = catalogue()
-    assert all(e.available for e in first[:3]) and not any(e.available for e in first[3:])
+    working = sum(e.available for e in first)
+    assert working == 4  # vCard folder, vCard file, CSV file, CardDAV; then the coming ones
+    assert all(e.available for e in first[:working])
+    assert not any(e.available for e in first[working:])
+    assert [e.name for e in catalogue("vcf file")] == ["vCard file"]
+    assert names["vCard file"].auth == "file"
     assert names["vCard folder"].auth == "folder" and names["CSV file"].auth == "file"
     assert names["CardDAV"].auth == "password" and names["CardDAV"].needs_secret
     assert names["HubSpot"].auth == "token" and names["HubSpot"].help_url

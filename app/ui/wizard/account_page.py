@@ -115,12 +115,7 @@ class AccountForm(QWidget):
             help_label.setOpenExternalLinks(True)
             form.addRow("", help_label)
         if entry.auth == "file":
-            hint = QLabel(
-                self.tr(
-                    "Pick an existing CSV file, or name a new one: it is created at the first sync."
-                ),
-                self,
-            )
+            hint = QLabel(self.file_words()[2], self)
             hint.setWordWrap(True)
             form.addRow("", hint)
 
@@ -130,15 +125,31 @@ class AccountForm(QWidget):
         if self.entry.auth == "folder":
             path = QFileDialog.getExistingDirectory(self, self.tr("Choose the folder"), start)
         else:
+            title, filters, _ = self.file_words()
             path, _ = QFileDialog.getSaveFileName(
-                self,
-                self.tr("Choose the CSV file"),
-                start,
-                self.tr("CSV files (*.csv);;All files (*)"),
-                options=QFileDialog.Option.DontConfirmOverwrite,
+                self, title, start, filters, options=QFileDialog.Option.DontConfirmOverwrite
             )
         if path:
             edit.setText(path)
+
+    def file_words(self) -> tuple[str, str, str]:
+        """The file picker's title and filter, and the hint under the field, for this kind."""
+        if self.entry.kind == "vcard-file":
+            return (
+                self.tr("Choose the vCard file"),
+                self.tr("vCard files (*.vcf *.vcard);;All files (*)"),
+                self.tr(
+                    "Pick an existing .vcf file (an export from iCloud, Google Contacts, Outlook "
+                    "or a phone), or name a new one: it is created at the first sync."
+                ),
+            )
+        return (
+            self.tr("Choose the CSV file"),
+            self.tr("CSV files (*.csv);;All files (*)"),
+            self.tr(
+                "Pick an existing CSV file, or name a new one: it is created at the first sync."
+            ),
+        )
 
     def values(self) -> dict[str, str]:
         return {k: e.text().strip() for k, e in self.edits.items() if e.text().strip()}

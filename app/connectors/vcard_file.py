@@ -1,0 +1,770 @@
+"""An address book kept in one ``.vcf`` file holding many cards: what iCloud, Google
+Contacts, Outlook and phones export.
+
+The file is split into *chunks*, each with the exact text it was read from: a card
+(``BEGIN:VCARD`` … ``END:VCARD``), a card that is never closed, text outside any card, and
+the blank lines between cards. Cards are read and edited line by line with
+``app.connectors.vcard_text`` (an update rewrites only the properties of the patched fields,
+in the card's own vCard version and line-ending style; PHOTO, ``X-`` properties, Apple's
+``itemN.`` groups and anything unknown are kept byte for byte). Every other chunk is written
+back exactly as read, so a rewrite changes only the cards Pairsync edits.
+
+Ids and versions
+----------------
+A card's id is its ``UID`` when no other readable card in the file claims the same UID
+first. Readable cards own a UID before unreadable ones (a card with a typo keeps its id, so
+the engine sees a failure, not a deletion); later copies of a UID are read as ``<UID>#2``,
+``<UID>#3``… (the first number taken by no UID in the file). A card without a UID — common in
+exports — gets a derived id: a UUID computed from its text and its position among identical
+cards, stable across reads while the card is unchanged. ``prepare()`` (before every run that
+may write) and any write give every readable card whose UID is missing or a copy its id as
+``UID``, added at the end of the card: from then on its id no longer depends on its text or
+its position. The version is a short hash of the card's text without its ``UID`` lines, so
+adding a UID is not an edit.
+
+Broken cards (``BEGIN`` without ``END``, a line that is not a property, undecodable bytes)
+and text between cards are ``Unreadable`` records with the line they start on, kept
+untouched; they never block the other cards.
+
+Writing
+-------
+All ops of one ``write()`` are applied in memory; creates are appended (in the file's first
+line-ending style, vCard 4.0 when the file's first readable card is 4.0, else 3.0), updates
+patch the card where it is; nothing is ever removed. The file is then replaced once,
+atomically (temporary file in the same folder, fsync, ``os.replace``, fsync of the folder),
+in its own encoding: UTF-8 with or without BOM, UTF-16 with BOM, or Windows-1252/Latin-1 for
+older exports (a value the encoding cannot hold is ``Rejected`` for that op alone). A
+missing file is an empty address book, created by the first write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from app.connectors.base import ChangeSet
+from app.connectors.vcard_text import (
+    FIELDS,
+    KNOWN_KEYS,
+    RAW_LIMIT,
+    Broken,
+    Card,
+    Line,
+    apply_patch,
+    card_values,
+    decode_bytes,
+    escape,
+    format_line,
+    parse_card,
+    property_text,
+    render,
+    set_property,
+    unescape,
+)
+from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.model import (
+    OPT_OUT_FIELD,
+    AppInfo,
+    Capabilities,
+    Create,
+    FieldSpec,
+    FieldValue,
+    Record,
+    Schema,
+    Unreadable,
+    Update,
+    WriteOp,
+    WriteResult,
+    email_key,
+    parse_subscription,
+    record_emails,
+)
+
+PRODID = "-//Pairsync//vCard file//EN"
+NAME = "vCard file"
+ALIASES = ("vcf file", "contacts.vcf", "google export", "outlook export", "phone export")
+
+_ID_NAMESPACE = uuid.UUID("6d1c1f0e-5b8e-4a53-9a57-2f0c3c1e9b11")
+_PHYSICAL = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
+_REAL_NON_ASCII = re.compile("[\u0080-\udc7f\udd00-\U0010ffff]")
+_UID_LINE = re.compile(r"^[ \t]*(?:[A-Za-z0-9-]+\.)?UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.I | re.M)
+_FN_LINE = re.compile(r"^[ \t]*(?:[A-Za-z0-9-]+\.)?FN(?:;[^:\r\n]*)?:([^\r\n]*)", re.I | re.M)
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+CARD, OPEN, JUNK, GAP = "card", "open", "junk", "gap"
+
+
+# --- the file as text -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoding:
+    codec: str
+    bom: bytes = b""
+
+    @property
+    def errors(self) -> str:
+        """UTF-8 keeps undecodable bytes (``surrogateescape``); other codecs decoded all."""
+        return "surrogateescape" if self.codec == "utf-8" else "strict"
+
+    def encode(self, text: str) -> bytes:
+        return text.encode(self.codec, self.errors)
+
+    def describe(self) -> str:
+        names = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}
+        names |= {"cp1252": "Windows-1252", "latin-1": "Latin-1"}
+        return names.get(self.codec, self.codec)
+
+
+def decode_file(data: bytes) -> tuple[_Encoding, str]:
+    """The file's encoding and its text (without BOM).
+
+    UTF-8 (BOM or not) first; a UTF-8 file with a few invalid bytes stays UTF-8 (the cards
+    holding them are unreadable, their bytes survive a rewrite); otherwise Windows-1252, and
+    Latin-1 for the few bytes Windows-1252 leaves undefined.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _Encoding(codec, bom), data[len(bom) :].decode(
+                    codec, _Encoding(codec).errors
+                )
+            except UnicodeDecodeError:
+                raise Unavailable(f"The file is not valid {codec.upper()} text.") from None
+    try:
+        return _Encoding("utf-8"), data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    loose = data.decode("utf-8", "surrogateescape")
+    if _REAL_NON_ASCII.search(loose):
+        return _Encoding("utf-8"), loose
+    try:
+        return _Encoding("cp1252"), data.decode("cp1252")
+    except UnicodeDecodeError:
+        return _Encoding("latin-1"), data.decode("latin-1")
+
+
+def looks_like_vcards(data: bytes) -> bool:
+    """Whether a file could be a vCard file: empty, or with at least one ``BEGIN:VCARD``."""
+    if not data.strip():
+        return True
+    try:
+        _, text = decode_file(data)
+    except Unavailable:
+        return False
+    return re.search(r"^[ \t]*BEGIN:VCARD[ \t\r]*$", text, re.I | re.M) is not None
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A piece of the file with the exact text it was read from."""
+
+    kind: str
+    text: str
+    line: int
+    """The file's line number of its first line (1-based)."""
+    uid: str = ""
+    """The card's own UID ("" when it has none)."""
+    id: str = ""
+    version: str = ""
+    item: Record | Unreadable | None = None
+    card_version: str = ""
+
+    def raw(self) -> str:
+        return _display(self.text)[:RAW_LIMIT]
+
+
+def _split(text: str) -> list[_Chunk]:
+    """Cards, unclosed cards, junk and gaps, in file order; their texts join to ``text``.
+
+    ``BEGIN:VCARD`` always starts a card (a card nested in another, as vCard 2.1's AGENT
+    allowed, is not supported: the outer card reads as not closed); ``END:VCARD`` ends it.
+    Folded lines and quoted-printable soft breaks are never mistaken for either.
+    """
+    chunks: list[_Chunk] = []
+    outside: list[str] = []
+    outside_start = 1
+    card: list[str] | None = None
+    card_start = 0
+    logical = ""
+    qp = False
+
+    def flush_outside() -> None:
+        if outside:
+            joined = "".join(outside)
+            chunks.append(_Chunk(JUNK if joined.strip() else GAP, joined, outside_start))
+            outside.clear()
+
+    for number, phys in enumerate(_PHYSICAL.findall(text), 1):
+        body = phys.rstrip("\r\n")
+        if card is None:
+            if body.strip().upper() == "BEGIN:VCARD":
+                flush_outside()
+                card, card_start, logical, qp = [phys], number, "", False
+            else:
+                if not outside:
+                    outside_start = number
+                outside.append(phys)
+            continue
+        continued = qp or (bool(body) and body[0] in " \t")
+        if not body.strip():
+            qp, logical = False, ""
+        elif continued:
+            logical += body if qp else body[1:]
+        else:
+            word = body.strip().upper()
+            if word == "BEGIN:VCARD":  # the previous card was never closed
+                chunks.append(_Chunk(OPEN, "".join(card), card_start))
+                card, card_start, logical, qp = [phys], number, "", False
+                continue
+            if word == "END:VCARD":
+                card.append(phys)
+                chunks.append(_Chunk(CARD, "".join(card), card_start))
+                card = None
+                continue
+            logical = body
+        card.append(phys)
+        qp = logical.endswith("=") and "QUOTED-PRINTABLE" in logical.split(":", 1)[0].upper()
+    if card is not None:
+        chunks.append(_Chunk(OPEN, "".join(card), card_start))
+    flush_outside()
+    return chunks
+
+
+def _normalized(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(_normalized(text).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _card_version(card: Card) -> str:
+    """A hash of the card's text without its UID lines (adding a UID is not an edit)."""
+    body = "".join(line.raw for line in card.lines if line.name != "UID")
+    return _hash(card.head + body + card.tail)
+
+
+def _shown_name(text: str) -> str:
+    """The card's FN for messages about a broken card ("" when none or encoded)."""
+    match = _FN_LINE.search(text)
+    if match is None or "QUOTED-PRINTABLE" in match.group(0).split(":", 1)[0].upper():
+        return ""
+    name = unescape(match.group(1)).strip()
+    return f"“{name[:60]}” " if name else ""
+
+
+def _where(chunk: _Chunk, file_name: str) -> str:
+    name = _shown_name(_display(chunk.text))
+    return f"The card {name}starting on line {chunk.line} of {file_name}"
+
+
+def _display(text: str) -> str:
+    """Text fit for messages and storage: bytes that were not UTF-8 (kept as surrogates for
+    the rewrite) shown as Windows-1252/Latin-1, as a lone exported card would be read."""
+    if not _ESCAPED_BYTE.search(text):
+        return text
+    return decode_bytes(text.encode("utf-8", "surrogateescape"))
+
+
+# --- the file as an address book ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Book:
+    chunks: list[_Chunk]
+    encoding: _Encoding
+    newline: str
+    """Line ending for new cards: the file's first one (CRLF for a new file, as RFC 6350)."""
+    version: str
+    """vCard version for new cards."""
+    by_id: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> _Book:
+        return _Book(list(self.chunks), self.encoding, self.newline, self.version, dict(self.by_id))
+
+    def text(self) -> str:
+        return "".join(chunk.text for chunk in self.chunks)
+
+
+def _empty_book() -> _Book:
+    return _Book([], _Encoding("utf-8"), "\r\n", "3.0")
+
+
+class _Reader:
+    """Turns chunks into records (``status`` reads the subscription property of a card)."""
+
+    def __init__(self, file_name: str, subscription: str) -> None:
+        self.file_name = file_name
+        self.subscription = subscription
+
+    def status(self, card: Card) -> bool | None:
+        if not self.subscription:
+            return None
+        text = property_text(card, self.subscription)
+        return None if text is None else parse_subscription(text)
+
+    def read(self, chunk: _Chunk) -> tuple[Card | None, str | None]:
+        """Parse a chunk: (card, None) when readable, else (None, why not)."""
+        if chunk.kind == JUNK:
+            lines = _display(chunk.text).splitlines()
+            filled = [n for n, text in enumerate(lines) if text.strip()]
+            first, last = chunk.line + filled[0], chunk.line + filled[-1]
+            shown = lines[filled[0]].strip()
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            if first == last:
+                what = f"Line {first} of {self.file_name} is"
+            else:
+                what = f"Lines {first}–{last} of {self.file_name} are"
+            return None, f"{what} not part of any card ({shown!r}); it is kept as it is."
+        where = _where(chunk, self.file_name)
+        if chunk.kind == OPEN:
+            return None, f"{where} is not closed (END:VCARD is missing)."
+        if _ESCAPED_BYTE.search(chunk.text):
+            return None, f"{where} contains bytes that are not valid UTF-8 text."
+        try:
+            return parse_card(chunk.text), None
+        except Broken as err:
+            at = f"line {chunk.line + err.line - 1}: " if err.line else ""
+            return None, f"{where} is not a valid vCard ({at}{err.reason})."
+        except Exception as err:  # never let one odd card stop a read
+            return None, f"{where} is not a valid vCard ({type(err).__name__}: {err})."
+
+    def fill(self, chunk: _Chunk) -> Card | None:
+        """Read a chunk into its version, own UID and (id-less) item; the card if readable."""
+        card, problem = self.read(chunk)
+        if card is None:
+            chunk.version = _hash(chunk.text)
+            match = _UID_LINE.search(_display(chunk.text)) if chunk.kind != JUNK else None
+            chunk.uid = unescape(match.group(1)).strip() if match else ""
+            chunk.item = Unreadable("", chunk.version, problem or "", chunk.raw())
+            return None
+        chunk.version = _card_version(card)
+        chunk.uid = (property_text(card, "UID") or "").strip()
+        chunk.card_version = card.version
+        fields, segments = card_values(card)
+        chunk.item = Record("", chunk.version, fields, segments, self.status(card))
+        return card
+
+    def book(self, data: bytes) -> _Book:
+        encoding, text = decode_file(data)
+        chunks = _split(text)
+        for chunk in chunks:
+            if chunk.kind != GAP:
+                self.fill(chunk)
+        first = _PHYSICAL.match(text)
+        newline = "\r\n"
+        if first and first.group().endswith(("\n", "\r")):
+            newline = first.group()[len(first.group().rstrip("\r\n")) :]
+        readable = next((c for c in chunks if isinstance(c.item, Record)), None)
+        version = "4.0" if readable and readable.card_version.startswith("4") else "3.0"
+        book = _Book(chunks, encoding, newline, version)
+        _assign_ids(book)
+        return book
+
+
+def _assign_ids(book: _Book) -> None:
+    """Give every chunk but gaps its id (see the module docstring) and index them."""
+    chunks = [c for c in book.chunks if c.kind != GAP]
+    taken = {c.uid for c in chunks if c.uid}
+    used: set[str] = set()
+    for readable in (True, False):
+        for chunk in chunks:
+            if chunk.uid and chunk.uid not in used and isinstance(chunk.item, Record) == readable:
+                chunk.id = chunk.uid
+                used.add(chunk.uid)
+    copies: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for chunk in chunks:
+        if chunk.id:
+            continue
+        if chunk.uid:  # a later copy of a UID: <UID>#2, #3… in file order
+            n = copies.get(chunk.uid, 1) + 1
+            while f"{chunk.uid}#{n}" in taken or f"{chunk.uid}#{n}" in used:
+                n += 1
+            copies[chunk.uid] = n
+            chunk.id = f"{chunk.uid}#{n}"
+        else:
+            norm = _normalized(chunk.text)
+            n = seen.get(norm, 0)
+            while True:
+                rid = _derived_id(f"{n}\n{norm}")
+                n += 1
+                if rid not in taken and rid not in used:
+                    break
+            seen[norm] = n
+            chunk.id = rid
+        used.add(chunk.id)
+    book.by_id = {}
+    for pos, chunk in enumerate(book.chunks):
+        if chunk.kind == GAP:
+            continue
+        _set_item_id(chunk)
+        book.by_id[chunk.id] = pos
+
+
+def _derived_id(name: str) -> str:
+    """``uuid5`` of the text, also for text holding undecodable bytes (surrogates)."""
+    digest = hashlib.sha1(_ID_NAMESPACE.bytes + name.encode("utf-8", "surrogateescape"))
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+def _set_item_id(chunk: _Chunk) -> None:
+    item = chunk.item
+    if isinstance(item, Record):
+        item.id = chunk.id
+    elif item is not None:
+        chunk.item = Unreadable(chunk.id, item.version, item.message, item.raw)
+
+
+def _copy(item: Record | Unreadable) -> Record | Unreadable:
+    """A record handed out: its own fields dict (the cached one stays as read)."""
+    return _copy_record(item) if isinstance(item, Record) else item
+
+
+def _copy_record(rec: Record) -> Record:
+    return Record(rec.id, rec.version, dict(rec.fields), rec.segments, rec.subscribed)
+
+
+def _new_card(uid: str, version: str, newline: str) -> Card:
+    """An empty card with PRODID and UID, in the file's line-ending style."""
+    nl = newline
+    card = Card(f"BEGIN:VCARD{nl}", [], f"END:VCARD{nl}", version, nl)
+    card.lines.append(Line(f"VERSION:{version}{nl}", 0, "VERSION", None, version))
+    card.lines.append(Line(f"PRODID:{PRODID}{nl}", 0, "PRODID"))
+    card.lines.append(format_line(card, "UID", escape(uid)))
+    return card
+
+
+class _FileChanged(Exception):
+    """The file changed on disk between reading it and replacing it."""
+
+
+# --- the connector ----------------------------------------------------------------------
+
+
+class VCardFileApp:
+    """Connector over one ``.vcf`` file holding many contacts (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str], subscription: str = "") -> None:
+        """``subscription``: a property (e.g. ``X-NEWSLETTER``) holding each contact's
+        subscription status in words, as the user designates it."""
+        self.path = Path(path)
+        self.subscription = subscription.strip().upper()
+        self.info = AppInfo(
+            kind="vcard-file",
+            name=NAME,
+            aliases=ALIASES,
+            capabilities=Capabilities(
+                segments=True,
+                chooses_ids=True,
+                batch_size=5000,
+                subscription=bool(self.subscription),
+            ),
+        )
+        self._reader = _Reader(self.path.name, self.subscription)
+        self._cache: _Book | None = None
+        self._cache_key: tuple[int, int, int] | None = None
+
+    # --- loading -------------------------------------------------------------------------
+
+    def _check_folder(self) -> None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise Unavailable(
+                f"The folder {folder} does not exist, so the vCard file {self.path.name} "
+                "cannot be read or created. Create the folder or choose another file."
+            )
+        if self.path.is_dir():
+            raise Unavailable(f"{self.path} is a folder, not a vCard file.")
+
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise Unavailable(
+                f"The vCard file {self.path} cannot be read: {err.strerror}."
+            ) from err
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> tuple[_Book, tuple[int, int, int] | None]:
+        """The file as it is now (parsed once per version of the file) and its stat key."""
+        self._check_folder()
+        key = self._stat_key()
+        if key is None:
+            self._cache, self._cache_key = None, None
+            return _empty_book(), None
+        if self._cache is not None and self._cache_key == key:
+            return self._cache, key
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return _empty_book(), None
+        except OSError as err:
+            raise Unavailable(
+                f"The vCard file {self.path} cannot be read: {err.strerror}."
+            ) from err
+        try:
+            book = self._reader.book(data)
+        except Unavailable as err:
+            raise Unavailable(f"The vCard file {self.path} cannot be read: {err}") from None
+        self._cache, self._cache_key = book, key
+        return book, key
+
+    def _item(self, book: _Book, rid: str) -> Record | Unreadable | None:
+        pos = book.by_id.get(rid)
+        if pos is None:
+            return None
+        item = book.chunks[pos].item
+        return None if item is None else _copy(item)
+
+    def _records(self) -> list[Record]:
+        book, _ = self._load()
+        return [_copy_record(c.item) for c in book.chunks if isinstance(c.item, Record)]
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return FIELDS
+
+    def schema(self) -> Schema:
+        segments: set[str] = set()
+        for rec in self._records():
+            segments |= rec.segments
+        return Schema(FIELDS, tuple(sorted(segments)))
+
+    def prepare(self) -> None:
+        """Give every readable card lacking a UID of its own its id as UID (one rewrite;
+        nothing is written when every card has one)."""
+        book, key = self._load()
+        work = book.copy()
+        if self._stamp(work):
+            with contextlib.suppress(_FileChanged):  # edited meanwhile: the next run stamps
+                self._save(work, key)
+
+    def list_versions(self) -> dict[str, str]:
+        book, _ = self._load()
+        return {chunk.id: chunk.version for chunk in book.chunks if chunk.kind != GAP}
+
+    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        book, _ = self._load()
+        out: list[Record | Unreadable] = []
+        for rid in ids:
+            item = self._item(book, rid)
+            if item is not None:
+                out.append(item)
+        return out
+
+    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
+        keys = {email_key(e) for e in emails}
+        keys.discard("")
+        if not keys:
+            return []
+        return [rec for rec in self._records() if keys & {email_key(e) for e in record_emails(rec)}]
+
+    def changes(self, cursor: str | None) -> ChangeSet | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        if len(ops) > self.info.capabilities.batch_size:
+            raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
+        book, key = self._load()
+        work = book.copy()
+        results: list[WriteResult] = []
+        changed = False
+        for op in ops:
+            try:
+                record, did_change = self._apply(work, op)
+            except PairsyncError as err:
+                results.append(WriteResult(op.op_id, error=err))
+                continue
+            changed = changed or did_change
+            results.append(WriteResult(op.op_id, record=record))
+        if changed:
+            self._stamp(work)
+            try:
+                self._save(work, key)
+            except _FileChanged:
+                conflict = (
+                    "The vCard file changed while syncing; nothing was written, it is retried."
+                )
+                return [
+                    r if not r.ok else WriteResult(r.op_id, error=Conflict(conflict))
+                    for r in results
+                ]
+        return results
+
+    def _apply(self, work: _Book, op: WriteOp) -> tuple[Record, bool]:
+        if isinstance(op, Create):
+            rid = op.new_id or str(uuid.uuid4())
+            if rid in work.by_id:
+                raise Conflict(f"A contact with the id {rid} is already in the vCard file.")
+            card = _new_card(rid, work.version, work.newline)
+            fields = dict(op.fields)
+            self._opt_out(card, fields)
+            known = {k: v for k, v in fields.items() if k in KNOWN_KEYS}
+            apply_patch(card, known, op.segments, is_new=True)
+            chunk = self._chunk(work, render(card), rid, 0)
+            if work.chunks and not work.chunks[-1].text.endswith(("\n", "\r")):
+                work.chunks.append(_Chunk(GAP, work.newline, 0))  # the file ended mid-line
+            work.by_id[rid] = len(work.chunks)
+            work.chunks.append(chunk)
+            assert isinstance(chunk.item, Record)
+            return _copy_record(chunk.item), True
+        assert isinstance(op, Update)
+        rid = op.record_id
+        pos = work.by_id.get(rid)
+        if pos is None:
+            raise NotFound("The contact is no longer in the vCard file.")
+        old = work.chunks[pos]
+        current = old.item
+        if not isinstance(current, Record):
+            message = current.message if current is not None else "The card is unreadable."
+            raise BadData(f"{message} Fix it in the file; it was not changed.", raw=old.raw())
+        if op.expected_version is not None and op.expected_version != old.version:
+            raise Conflict("The contact changed in the vCard file while syncing; it is retried.")
+        card = parse_card(old.text)
+        fields = dict(op.fields)
+        self._opt_out(card, fields)
+        known = {k: v for k, v in fields.items() if k in KNOWN_KEYS}
+        apply_patch(card, known, op.add_segments, op.remove_segments)
+        text = render(card)
+        if text == old.text:
+            return _copy_record(current), False
+        if old.uid != rid:
+            set_property(card, "UID", rid)  # the id the engine knows becomes the card's own
+            text = render(card)
+        work.chunks[pos] = self._chunk(work, text, rid, old.line)
+        item = work.chunks[pos].item
+        assert isinstance(item, Record)
+        return _copy_record(item), True
+
+    def _chunk(self, work: _Book, text: str, rid: str, line: int) -> _Chunk:
+        """A card Pairsync wrote, read back (refused when the file's encoding cannot hold it)."""
+        try:
+            work.encoding.encode(text)
+        except UnicodeEncodeError as err:
+            bad = err.object[err.start : err.end]
+            raise Rejected(
+                f"The vCard file is saved as {work.encoding.describe()}, which cannot hold "
+                f"{bad!r}; the contact was not changed."
+            ) from None
+        chunk = _Chunk(CARD, text, line)
+        if self._reader.fill(chunk) is None:  # pragma: no cover - our own text always parses
+            raise BadData("The card Pairsync wrote could not be read back.", raw=text[:RAW_LIMIT])
+        chunk.id = rid
+        _set_item_id(chunk)
+        return chunk
+
+    def _stamp(self, work: _Book) -> bool:
+        """Give readable cards whose UID is missing or a copy their id as UID."""
+        stamped = False
+        for pos, chunk in enumerate(work.chunks):
+            if not isinstance(chunk.item, Record) or chunk.uid == chunk.id:
+                continue
+            card = parse_card(chunk.text)
+            set_property(card, "UID", chunk.id)
+            text = render(card)
+            try:
+                work.encoding.encode(text)
+            except UnicodeEncodeError:  # pragma: no cover - ids come from the file or are ASCII
+                continue
+            work.chunks[pos] = self._chunk(work, text, chunk.id, chunk.line)
+            stamped = True
+        return stamped
+
+    def _opt_out(self, card: Card, fields: dict[str, FieldValue]) -> None:
+        """The opt-out pseudo-field: written to the designated property (refused without)."""
+        if OPT_OUT_FIELD not in fields:
+            return
+        value = str(fields.pop(OPT_OUT_FIELD))
+        if not self.subscription:
+            raise Rejected("This vCard file has no subscription property.", field=OPT_OUT_FIELD)
+        wanted = parse_subscription(value)
+        if self._reader.status(card) is not wanted:
+            set_property(
+                card, self.subscription, "unsubscribed" if wanted is False else "subscribed"
+            )
+
+    def _save(self, work: _Book, expected: tuple[int, int, int] | None) -> None:
+        """Replace the file atomically with ``work``'s text; ``expected``: the stat key of the
+        file ``work`` was read from (None: there was no file)."""
+        self._check_folder()
+        data = work.encoding.bom + work.encoding.encode(work.text())
+        folder = self.path.parent
+        try:
+            mode = os.stat(self.path).st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_umask()
+        tmp_name = ""
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "wb") as handle:
+                _write_bytes(handle, data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, mode)
+            if self._stat_key() != expected:
+                raise _FileChanged
+            os.replace(tmp_name, self.path)
+            tmp_name = ""
+            _fsync_dir(folder)
+            key = self._stat_key()
+        except OSError as err:
+            raise Unavailable(
+                f"The vCard file {self.path} could not be written ({err.strerror or err}); "
+                "it was left as it was."
+            ) from err
+        finally:
+            if tmp_name:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+        # What a reader of the new file sees (ids, line numbers), without reading it again.
+        self._cache, self._cache_key = self._reader.book(data), key
+
+
+def _write_bytes(handle: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), 1 << 20):
+        handle.write(view[start : start + (1 << 20)])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
