@@ -666,9 +666,9 @@ class _Encoding:
         """Undecodable bytes survive a round trip through ``surrogateescape``."""
         return not self.codec.startswith("utf-16") and not self.codec.startswith("utf-32")
 
-    def decode(self, data: bytes) -> str:
+    def decode(self, data: bytes | memoryview) -> str:
         errors = "surrogateescape" if self.byte_preserving else "replace"
-        return data.decode(self.codec, errors)
+        return str(data, self.codec, errors)
 
     @property
     def errors(self) -> str:
@@ -694,23 +694,33 @@ _BOMS = (
 )
 
 
-def _detect_encoding(data: bytes) -> _Encoding:
+def _decode(data: bytes) -> tuple[_Encoding, str]:
+    """The file's encoding and its text (without the BOM)."""
+    encoding, text = _detect_encoding(data)
+    if text is None:
+        # A view: no copy of the bytes after the BOM.
+        text = encoding.decode(memoryview(data)[len(encoding.bom) :])
+    return encoding, text
+
+
+def _detect_encoding(data: bytes) -> tuple[_Encoding, str | None]:
+    """The file's encoding, and its text when detecting it already decoded it all."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
-            return _Encoding(codec, bom)
+            return _Encoding(codec, bom), None
     if len(data) >= 4 and data[1] == 0 and data[3] == 0 and data[0] != 0:
-        return _Encoding("utf-16-le")
+        return _Encoding("utf-16-le"), None
     if len(data) >= 4 and data[0] == 0 and data[2] == 0 and data[1] != 0:
-        return _Encoding("utf-16-be")
+        return _Encoding("utf-16-be"), None
     try:
-        data.decode("utf-8")
-        return _Encoding("utf-8")
+        # Valid UTF-8: the very text ``_Encoding("utf-8").decode`` gives (no byte to escape).
+        return _Encoding("utf-8"), data.decode("utf-8")
     except UnicodeDecodeError:
         pass
     loose = data.decode("utf-8", "surrogateescape")
     if _REAL_NON_ASCII.search(loose):
         # Real multi-byte UTF-8 text with a few broken bytes: those rows become unreadable.
-        return _Encoding("utf-8")
+        return _Encoding("utf-8"), loose
     try:
         from charset_normalizer import from_bytes
 
@@ -720,15 +730,28 @@ def _detect_encoding(data: bytes) -> _Encoding:
     candidates = [m.encoding for m in matches]
     western = {"cp1252", "latin_1", "iso8859_15", "iso8859_1"}
     if not candidates or western & set(candidates):
-        return _Encoding("cp1252")
-    return _Encoding(candidates[0])
+        return _Encoding("cp1252"), None
+    return _Encoding(candidates[0]), None
+
+
+_NEWLINE = re.compile(r"\r\n|\n|\r")
+# One line with its terminator (\r\n, \n or \r), or the last line without one.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+")
+_NON_SPACE = re.compile(r"\S")
+
+
+def _lines(text: str, start: int = 0) -> Iterator[str]:
+    """The lines of ``text[start:]``, as ``io.StringIO(text[start:], newline="")`` gives them,
+    without copying the text (StringIO holds 4 bytes per character)."""
+    for m in _LINE.finditer(text, start):
+        yield m.group()
 
 
 class _LineFeeder:
     """Feeds lines to ``csv.reader`` and remembers the raw text of each record."""
 
-    def __init__(self, text: str) -> None:
-        self._it = iter(io.StringIO(text, newline=""))
+    def __init__(self, text: str, start: int = 0) -> None:
+        self._it = _lines(text, start)
         self.taken: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
@@ -859,30 +882,39 @@ def _hash(parts: Iterable[str]) -> str:
 
 
 def _parse(data: bytes) -> _Table:
-    encoding = _detect_encoding(data)
-    text = encoding.decode(data[len(encoding.bom) :])
-    m = re.search(r"\r\n|\n|\r", text)
+    """Read the file's text into an indexed table (see ``_index``).
+
+    Each row is indexed as soon as it is read, and then keeps only its text: the cells of
+    all rows are never in memory at once. The result is the same as indexing all rows after
+    reading them (``_index``): the same ``_Indexer`` sees the same rows in the same order.
+    """
+    encoding, text = _decode(data)
+    del data  # the text is all that is needed now (the caller keeps no reference either)
+    m = _NEWLINE.search(text)
     newline = m.group(0) if m else "\r\n"
     preamble = ""
+    start = 0  # where the header starts in text (no copy of the text without its preamble)
     sep = re.match(r"^sep=(.)[ \t]*(\r\n|\n|\r|$)", text)
     delimiter: str | None = None
     if sep:
         preamble = sep.group(0)
         delimiter = sep.group(1)
-        text = text[len(preamble) :]
-    while text and text[0] in "\r\n":  # blank lines before the header
-        blank = re.match(r"^(\r\n|\n|\r)", text)
+        start = len(preamble)
+    while start < len(text) and text[start] in "\r\n":  # blank lines before the header
+        blank = _NEWLINE.match(text, start)
         assert blank
         preamble += blank.group(0)
-        text = text[len(blank.group(0)) :]
+        start = blank.end()
     table = _Table(None, None, [], encoding, delimiter or ",", newline, False, preamble)
-    if not text.strip():
+    if not _NON_SPACE.search(text, start):  # only whitespace (text[start:].strip() == "")
         return table
     if delimiter is None:
-        first_line = re.split(r"\r\n|\n|\r", text, maxsplit=1)[0]
-        table.delimiter = _sniff_delimiter(first_line)
-    feeder = _LineFeeder(text)
+        end = _NEWLINE.search(text, start)
+        table.delimiter = _sniff_delimiter(text[start : end.start() if end else len(text)])
+    feeder = _LineFeeder(text, start)
     reader = csv.reader(feeder, delimiter=table.delimiter, quotechar='"', strict=False)
+    indexer: _Indexer | None = None
+    sample: tuple[str, list[str]] | None = None  # the first readable row with cells
     while True:
         feeder.taken = []
         problem: str | None = None
@@ -890,9 +922,10 @@ def _parse(data: bytes) -> _Table:
             cells = next(reader)
         except StopIteration:
             if feeder.taken:  # an unterminated quote swallowed the end of the file
-                table.rows.append(
-                    _Row([], "".join(feeder.taken), "broken quoting", table.delimiter)
-                )
+                row = _Row([], "".join(feeder.taken), "broken quoting", table.delimiter)
+                table.rows.append(row)
+                if indexer is not None:
+                    indexer.add(len(table.rows) - 1, row)
             break
         except csv.Error as err:
             cells, problem = [], f"broken CSV ({err})"
@@ -900,13 +933,20 @@ def _parse(data: bytes) -> _Table:
         if table.header is None and problem is None:
             table.header = cells
             table.header_raw = raw
+            # Rows before the header (unreadable ones) are indexed now, in order.
+            indexer = _Indexer(table)
+            for pos, row in enumerate(table.rows):
+                indexer.add(pos, row)
             continue
-        table.rows.append(_Row(cells, raw, problem, table.delimiter))
+        if sample is None and cells and problem is None:
+            sample = (raw, cells)
+        row = _Row(cells, raw, problem, table.delimiter)
+        table.rows.append(row)
+        if indexer is not None:
+            indexer.add(len(table.rows) - 1, row)
     if table.header is None:
-        return table
-    sample = next((r for r in table.rows if r.cells and r.problem is None), None)
-    probe = sample.raw if sample is not None else table.header_raw
-    probe_cells = sample.cells if sample is not None else table.header
+        return table  # no readable row at all: no contacts (as _index gives)
+    probe, probe_cells = sample if sample is not None else (table.header_raw, table.header)
     if probe is not None:
         stripped = probe.rstrip("\r\n")
         table.quote_all = stripped == _format_row(probe_cells, table.delimiter, True)
@@ -915,27 +955,50 @@ def _parse(data: bytes) -> _Table:
 
 def _index(table: _Table) -> None:
     """Give every row its id and version; mark unreadable and duplicate rows."""
-    table.entries = {}
-    table.ids_by_pos = {}
-    table.records = {}
     if table.header is None:
+        table.entries = {}
+        table.ids_by_pos = {}
+        table.records = {}
         table.layout = None
         return
-    table.layout = _build_layout(table.header)
-    occurrences: dict[str, int] = {}
-    first_row: dict[str, int] = {}
-    width = len(table.header)
-    id_col = table.layout.id_col
-    escaped = any(_ESCAPED_BYTE.search(r.raw or "".join(r.cells)) for r in table.rows)
+    indexer = _Indexer(table)
     for pos, row in enumerate(table.rows):
+        indexer.add(pos, row)
+
+
+class _Indexer:
+    """Indexes the rows of a table one at a time, in file order (from the first row on).
+
+    Each row gets its id and version (or is marked unreadable or a duplicate) from its own
+    cells and what earlier rows gave; once indexed it keeps only its text (``_Row.release``).
+    """
+
+    def __init__(self, table: _Table) -> None:
+        assert table.header is not None
+        table.entries = {}
+        table.ids_by_pos = {}
+        table.records = {}
+        table.layout = _build_layout(table.header)
+        self.table = table
+        self.occurrences: dict[str, int] = {}
+        self.first_row: dict[str, int] = {}
+        self.width = len(table.header)
+        self.id_col = table.layout.id_col
+
+    def add(self, pos: int, row: _Row) -> None:
+        self._index_row(pos, row)
+        row.release()  # indexed: the text is enough (see _Row)
+
+    def _index_row(self, pos: int, row: _Row) -> None:
+        table, width, id_col = self.table, self.width, self.id_col
         number = pos + 2
         problem = row.problem
         cells = row.cells
         if problem is None and not any(c.strip() for c in cells):
-            continue  # blank line: kept, but no contact
+            return  # blank line: kept, but no contact
         if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = f"has {len(cells)} cells but the header has {width}"
-        if problem is None and escaped and _ESCAPED_BYTE.search(row.raw or "".join(cells)):
+        if problem is None and _ESCAPED_BYTE.search(row.raw or "".join(cells)):
             problem = f"contains bytes that are not valid {table.encoding.describe()} text"
         rid = ""
         if id_col is not None and id_col < len(cells):
@@ -946,26 +1009,24 @@ def _index(table: _Table) -> None:
                 rid = hex_ids.pop() if len(hex_ids) == 1 else ""
             digest = _hash([row.raw or ""])
             if not rid or rid in table.entries:
-                rid = _derived_id(digest, occurrences)
+                rid = _derived_id(digest, self.occurrences)
             _add(table, rid, pos, digest[:16], f"Row {number} {problem}.")
-            continue
+            return
         version = _row_version(cells, width, id_col)
         if rid and rid in table.entries:
-            other = first_row.get(rid)
+            other = self.first_row.get(rid)
             where = f"row {other}" if other else "another row"
             message = (
                 f"Row {number} repeats the Pairsync ID of {where} ({rid}); it looks like a "
                 "copied row. Clear its Pairsync ID cell to make it a new contact, or delete it."
             )
-            _add(table, _derived_id(_hash([version, rid]), occurrences), pos, version, message)
-            continue
+            _add(table, _derived_id(_hash([version, rid]), self.occurrences), pos, version, message)
+            return
         in_cell = bool(rid)
         if not rid:
-            rid = _derived_id(_hash(_padded(cells, width, id_col)), occurrences)
-        first_row[rid] = number
+            rid = _derived_id(_hash(_padded(cells, width, id_col)), self.occurrences)
+        self.first_row[rid] = number
         _add(table, rid, pos, version, None, in_cell)
-    for row in table.rows:
-        row.release()  # indexed: the text is enough (see _Row)
 
 
 def _add(
@@ -1468,13 +1529,12 @@ class CsvApp:
         if self._cache is not None and self._cache_key == key:
             return self._cache
         try:
-            data = self.path.read_bytes()
+            # The bytes are passed on, not kept here: _parse lets go of them once decoded.
+            table = _parse(self.path.read_bytes())  # indexed as it is read
         except FileNotFoundError:
             return self._empty_table()
         except OSError as err:
             raise Unavailable(f"The CSV file {self.path} cannot be read: {err.strerror}.") from err
-        table = _parse(data)
-        _index(table)
         self._cache, self._cache_key = table, key
         return table
 

@@ -197,10 +197,11 @@ class SyncState:
 
     def index_versions(self, side: Side) -> dict[str, str]:
         with self.sessions() as s:
+            # Fetched a part at a time: the whole side's rows are never held next to the dict.
             rows = s.execute(
-                select(IndexedRecord.record_id, IndexedRecord.version).where(
-                    IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value
-                )
+                select(IndexedRecord.record_id, IndexedRecord.version)
+                .where(IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value)
+                .execution_options(yield_per=CHUNK)
             )
             return {rid: version for rid, version in rows}
 
@@ -332,8 +333,17 @@ class SyncState:
                         RecordKey.record_id.in_(part),
                     )
                 )
-        rows = {
-            (e.side.value, e.record.id): {
+        # One row per record, in the order records first appear, from its last entry; the
+        # parameter sets are built and sent a part at a time (same statement, same order,
+        # same transaction as one big executemany).
+        last = {(e.side.value, e.record.id): n for n, e in enumerate(entries)}
+        stmt = sqlite_insert(IndexedRecord)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection_id", "side", "record_id"],
+            set_={c: stmt.excluded[c] for c in ("version", "snapshot", "name", "status", "reason")},
+        )
+        for params in batched(
+            {
                 "connection_id": self.cid,
                 "side": e.side.value,
                 "record_id": e.record.id,
@@ -343,33 +353,26 @@ class SyncState:
                 "status": e.status,
                 "reason": e.reason[:500],
             }
-            for e in entries
-        }
-        stmt = sqlite_insert(IndexedRecord)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["connection_id", "side", "record_id"],
-            set_={c: stmt.excluded[c] for c in ("version", "snapshot", "name", "status", "reason")},
-        )
-        s.execute(stmt, list(rows.values()))
+            for e in (entries[n] for n in last.values())
+        ):
+            s.execute(stmt, params)
+        del last
         keys = {
             (e.side.value, e.record.id, key[:500]): pos
             for e in entries
             for pos, key in enumerate(dict.fromkeys(e.keys))
         }
-        if keys:
-            s.execute(
-                sqlite_insert(RecordKey).on_conflict_do_nothing(),
-                [
-                    {
-                        "connection_id": self.cid,
-                        "side": side,
-                        "record_id": rid,
-                        "key": key,
-                        "position": pos,
-                    }
-                    for (side, rid, key), pos in keys.items()
-                ],
-            )
+        for params in batched(
+            {
+                "connection_id": self.cid,
+                "side": side,
+                "record_id": rid,
+                "key": key,
+                "position": pos,
+            }
+            for (side, rid, key), pos in keys.items()
+        ):
+            s.execute(sqlite_insert(RecordKey).on_conflict_do_nothing(), params)
 
     def _set_status(self, s: Session, side: Side, rid: str, status: str, reason: str) -> None:
         s.execute(
