@@ -265,3 +265,37 @@ def test_a_token_app_gets_its_settings_a_token_field_and_where_to_find_it(qtbot:
     qtbot.keyClicks(form.edits["portal_id"], "42")
     qtbot.keyClicks(form.secret_edit, "tok")
     assert (form.values(), form.secret()) == ({"portal_id": "42"}, "tok")
+
+
+def test_a_vcard_file_is_picked_connected_and_previewed(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, books: tuple[Path, Path]
+) -> None:
+    """A single .vcf export (the vCard file app): its own picker words, its contacts read on
+    Connect, and counted in the preview."""
+    from tests.ui.desktop import card
+
+    _, sheet = books
+    export = tmp_path / "iCloud export.vcf"
+    export.write_text(
+        card("zoe", "Zoe Zed", "zoe@x.com") + card("ann", "Ann Lee", "ann@x.com"),
+        encoding="utf-8",
+    )
+    wizard = open_wizard(qtbot, window)
+    pick(qtbot, wizard, Side.A, "vcf file")
+    pick(qtbot, wizard, Side.B, "excel")
+    assert wizard.apps_page.entry(Side.A).kind == "vcard-file"  # type: ignore[union-attr]
+    next_page(qtbot, wizard)
+    page = wizard.account_pages[Side.A]
+    title, filters, hint = page.form.file_words()  # type: ignore[union-attr]
+    assert title == "Choose the vCard file" and "*.vcf" in filters and "iCloud" in hint
+    assert "2 contacts" in connect_path(qtbot, wizard, Side.A, export)
+    next_page(qtbot, wizard)
+    assert "4 contacts" in connect_path(qtbot, wizard, Side.B, sheet)
+    next_page(qtbot, wizard)
+    qtbot.waitUntil(wizard.configure_page.isComplete, timeout=WAIT)
+    next_page(qtbot, wizard)
+    qtbot.waitUntil(wizard.preview_page.isComplete, timeout=WAIT)
+    preview = wizard.preview_page.view.preview
+    assert preview is not None and preview.report["matched"] == 1  # Ann
+    assert preview.report["created"]["b"] == 1  # Zoe into the sheet
+    wizard.reject()
