@@ -707,10 +707,6 @@ class Service:
             self.catalog.rename_connection(name, new_name)
         return self.show_connection(new_name)
 
-    def rename_new_connection(self, name: str, new_name: str) -> dict[str, Any]:
-        """The wizard's rename of its draft connection (any connection can be renamed)."""
-        return self.rename_connection(name, new_name)
-
     def connection_overview(self) -> list[ConnectionSummary]:
         """Every connection with its status chip (from the database only: cheap enough to
         refresh after each run)."""

@@ -58,13 +58,11 @@ hold also give ``Rejected``; for the encoding case the whole op is left unapplie
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import hashlib
 import io
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +70,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
+from app.connectors.file_writes import replace_file
 from app.errors import Conflict, NotFound, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
@@ -1788,33 +1787,11 @@ class CsvApp:
 
     def _save(self, work: _Table) -> None:
         self._check_folder()
-        folder = self.path.parent
         try:
-            mode = os.stat(self.path).st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_umask()
-        tmp_name = ""
-        try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb") as handle:
-                try:
-                    _write_text(handle, work)
-                except UnicodeError:
-                    # Not writable in the file's encoding: nothing was changed (tmp removed).
-                    handle.close()
-                    os.unlink(tmp_name)
-                    raise
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp_name, mode)
-            os.replace(tmp_name, self.path)
-            tmp_name = ""
-            _fsync_dir(folder)
+            # A value the file's encoding cannot hold raises UnicodeError: nothing changed.
+            replace_file(self.path, lambda handle: _write_text(handle, work))
             st = os.stat(self.path)
         except OSError as err:
-            if tmp_name:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
             raise Unavailable(
                 f"The CSV file {self.path} could not be written: {err.strerror or err}."
             ) from err
@@ -1825,22 +1802,3 @@ class CsvApp:
                 row.delimiter = work.delimiter
                 row.release()
         self._cache, self._cache_key = work, (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -43,7 +43,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
+from app.connectors.file_writes import replace_file
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -711,34 +711,21 @@ class VCardFileApp:
         file ``work`` was read from (None: there was no file)."""
         self._check_folder()
         data = work.encoding.bom + work.encoding.encode(work.text())
-        folder = self.path.parent
-        try:
-            mode = os.stat(self.path).st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_umask()
-        tmp_name = ""
-        try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb") as handle:
-                _write_bytes(handle, data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp_name, mode)
+
+        def unchanged() -> None:
             if self._stat_key() != expected:
                 raise _FileChanged
-            os.replace(tmp_name, self.path)
-            tmp_name = ""
-            _fsync_dir(folder)
+
+        try:
+            replace_file(
+                self.path, lambda handle: _write_bytes(handle, data), before_replace=unchanged
+            )
             key = self._stat_key()
         except OSError as err:
             raise Unavailable(
                 f"The vCard file {self.path} could not be written ({err.strerror or err}); "
                 "it was left as it was."
             ) from err
-        finally:
-            if tmp_name:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
         # What a reader of the new file sees (ids, line numbers), without reading it again.
         self._cache, self._cache_key = self._reader.book(data), key
 
@@ -747,24 +734,3 @@ def _write_bytes(handle: BinaryIO, data: bytes) -> None:
     view = memoryview(data)
     for start in range(0, len(view), 1 << 20):
         handle.write(view[start : start + (1 << 20)])
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.connectors.base import ChangeSet
+from app.connectors.file_writes import fsync_dir, new_file_mode
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -54,12 +55,6 @@ from app.model import (
 )
 
 PRODID = "-//Pairsync//vCard folder//EN"
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _broken_message(filename: str, err: Broken) -> str:
@@ -103,7 +98,7 @@ class VCardFolderApp:
             ),
         )
         self._cache: dict[str, tuple[str, Record | Unreadable]] = {}
-        self._mode = 0o666 & ~_current_umask()
+        self._mode = new_file_mode()
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -285,7 +280,7 @@ class VCardFolderApp:
                         error=Rejected(f"The contact file could not be written ({err.strerror})."),
                     )
                 )
-        self._sync_folder()
+        fsync_dir(self.path)
         return results
 
     def _create(self, op: Create) -> Record:
@@ -360,17 +355,3 @@ class VCardFolderApp:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-    def _sync_folder(self) -> None:
-        if os.name != "posix":
-            return
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)

@@ -96,12 +96,12 @@ def test_names_and_overview(service: Service, connection: str) -> None:
 def test_rename_keeps_everything_but_the_name(service: Service, connection: str) -> None:
     service.set_paused("Main", True)
     service.add_rule("Main", RuleDraft(Side.A))
-    renamed = service.rename_new_connection("Main", "Phone and sheet")
+    renamed = service.rename_connection("Main", "Phone and sheet")
     assert renamed["name"] == "Phone and sheet" and renamed["paused"] is True
     assert [c["name"] for c in service.list_connections()] == ["Phone and sheet"]
     assert len(service.rules("Phone and sheet", counts=False)) == 3
     with pytest.raises(ConfigError):
-        service.rename_new_connection("Phone and sheet", " ")
+        service.rename_connection("Phone and sheet", " ")
     service.set_paused("Phone and sheet", False)
     [first] = service.sync(["Phone and sheet"])
     assert first.status == "ok"

@@ -87,7 +87,7 @@ class ConfigurePage(QWizardPage):
         wanted = self.name_edit.text().strip()
         if wanted != self.name:
             try:
-                self.service.rename_new_connection(self.name, wanted)
+                self.service.rename_connection(self.name, wanted)
             except PairsyncError as err:
                 self.message.error(str(err))
                 return False
