@@ -32,7 +32,12 @@ def test_no_qt_outside_ui() -> None:
 
 
 # Modules every connector may share: the protocol and helpers that belong to no one app.
-CONNECTOR_SHARED = ("app.connectors.base", "app.connectors.vcard_text", "app.connectors.http")
+CONNECTOR_SHARED = (
+    "app.connectors.base",
+    "app.connectors.vcard_text",
+    "app.connectors.http",
+    "app.connectors.file_writes",
+)
 
 
 def test_connectors_know_no_engine_store_or_each_other() -> None:
