@@ -199,34 +199,53 @@ def decode_bytes(data: bytes) -> str:
 
 
 def _logical_lines(text: str) -> list[tuple[str, str, int]]:
-    """(raw text, unfolded text, first physical line number); blank lines have ""."""
+    """(raw text, unfolded text, first physical line number); blank lines have "".
+
+    Linear in the size of the text: a logical line is gathered as a list of pieces and joined
+    once, and whether it is quoted-printable is decided from its name and parameters alone
+    (a 10 MB PHOTO folded into 140,000 physical lines used to take about a minute).
+    """
     out: list[tuple[str, str, int]] = []
     raw: list[str] = []
-    logical = ""
+    pieces: list[str] = []
+    head: str | None = None
+    """The logical line up to its first ":" (name and parameters), once that ":" was seen."""
     start = 0
-    qp = False
+    qp = named_qp = False
+    carry = ""
 
     def flush() -> None:
         if raw:
-            out.append(("".join(raw), logical, start))
+            out.append(("".join(raw), "".join(pieces), start))
 
     for number, phys in enumerate(_PHYSICAL_RE.findall(text), 1):
         body = phys.rstrip("\r\n")
         if not body.strip():
             flush()
-            raw, logical, qp = [], "", False
+            raw, pieces, head, qp = [], [], None, False
             out.append((phys, "", number))
             continue
         if raw and qp:
             raw.append(phys)
-            logical += "\n" + body
+            pieces.append("\n")
+            piece = body
         elif raw and body[0] in " \t":
             raw.append(phys)
-            logical += body[1:]
+            piece = body[1:]
         else:
             flush()
-            raw, logical, start = [phys], body, number
-        qp = logical.endswith("=") and "QUOTED-PRINTABLE" in logical.split(":", 1)[0].upper()
+            raw, pieces, head, start = [phys], [], None, number
+            named_qp, carry = False, ""
+            piece = body
+        pieces.append(piece)
+        if head is None:
+            if ":" in piece:
+                head = "".join(pieces).split(":", 1)[0].upper()
+                named_qp = "QUOTED-PRINTABLE" in head
+            else:  # no ":" yet: the whole line so far counts, looked at piece by piece
+                named_qp = named_qp or "QUOTED-PRINTABLE" in (carry + piece).upper()
+                carry = piece[-15:]
+        qp = body.endswith("=") and named_qp
     flush()
     return out
 
