@@ -1,7 +1,11 @@
 """The one way connectors talk HTTP: a ``requests.Session`` per account, with the rules of
 DESIGN.md applied in one place.
 
-* Timeouts always (connect and read).
+* Timeouts always (connect and read), and a total deadline for every exchange (redirects and
+  the whole body included): a server that trickles its answer a byte at a time is cut off
+  when the deadline passes (a watchdog shuts the socket) and that is not retried.
+* Answers are read with a size cap (decompressed bytes): past it the transfer is abandoned
+  with :class:`TooLarge`, so a huge answer costs at most the cap in memory.
 * Reads (``retry=True``) are retried with exponential back-off on connection errors,
   timeouts, 429 and 502/503/504, honouring ``Retry-After``; a wait longer than ``max_wait``
   is not slept through but raised as :class:`RateLimited` so the scheduler can come back.
@@ -11,8 +15,14 @@ DESIGN.md applied in one place.
   or :class:`RateLimited`. Every other status is returned for the caller to judge.
 * HTTPS only; plain HTTP only to a loopback address (tests, local servers).
 * Redirects are followed by hand, keeping the method and body (``requests`` turns a 302
-  PROPFIND into a GET), and credentials are only re-sent to the same host or a sibling host
-  of the same domain over HTTPS (iCloud redirects to a partition host).
+  PROPFIND into a GET). Credentials go only to the origins (scheme, host and port) they were
+  given for: the account's address, and origins the connector vouches for with
+  :meth:`HttpClient.allow_origin` (an address the user gave, or one the account's own server
+  named in its answer, like iCloud's partition host). A redirect to any other origin is not
+  followed: it stops with :class:`Redirected`, naming both hosts, so the user can enter the
+  new address if they trust it.
+* Basic credentials are encoded as UTF-8 (``requests`` would use Latin-1 and, for any other
+  character, raise an error quoting the password's character and its position).
 * Nothing secret is logged or put into an error: URLs never carry credentials (refused by
   :func:`check_url`) and headers are never logged.
 * What ``requests`` takes from the environment (``HTTPS_PROXY``/``NO_PROXY``,
@@ -22,9 +32,14 @@ DESIGN.md applied in one place.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import heapq
 import ipaddress
+import itertools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +48,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from app.errors import AuthExpired, ConfigError, RateLimited, Unavailable
@@ -43,6 +61,197 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 USER_AGENT = "Pairsync/0.1 (+contact sync)"
+
+DEADLINE = 180.0
+"""Seconds one exchange (request, redirects and the whole answer) may take, by default."""
+MAX_BYTES = 100_000_000
+"""Largest answer read (after decompression), by default: 100 MB."""
+DEADLINE_ENV = "PAIRSYNC_HTTP_DEADLINE_S"
+MAX_BYTES_ENV = "PAIRSYNC_HTTP_MAX_BYTES"
+"""Environment overrides of the two defaults (tests use them to stay short)."""
+_CHUNK = 1 << 16
+
+
+class Redirected(Unavailable):
+    """The server sent us to another origin, where the credentials are not sent."""
+
+    code = "redirected"
+
+
+class TooLarge(Unavailable):
+    """An answer bigger than the size cap (the transfer was abandoned)."""
+
+    code = "too_large"
+
+
+class TimedOut(Unavailable):
+    """An exchange that did not finish within its total deadline."""
+
+    code = "timed_out"
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if 0 < value < float("inf") else default
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an absolute URL, the port filled in from the scheme."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def _host_text(url: str) -> str:
+    """The host (and a port that is not the scheme's default) of ``url``, for a sentence."""
+    scheme, host, port = origin_of(url)
+    default = 443 if scheme == "https" else 80
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == default else f"{shown}:{port}"
+
+
+def size_text(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:g} MB"
+    return f"{size / 1000:g} kB" if size >= 1000 else f"{size} bytes"
+
+
+# --- total deadlines ---------------------------------------------------------------------
+
+
+class _Watch:
+    """One exchange's deadline and the connections it used (shut down when it passes)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def attach(self, conn: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(conn)
+            expired = self.expired
+        if expired:
+            _shut(conn)
+
+    def fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for conn in connections:
+            _shut(conn)
+
+
+def _shut(conn: urllib3.connection.HTTPConnection) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    # the plain socket's shutdown, under TLS too: a blocked read returns at once
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for the whole process that fires the watches whose deadline passed."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._count = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (watch.deadline, next(self._count), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="pairsync-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def finish(self, watch: _Watch) -> None:
+        with self._cond:
+            watch.deadline = float("inf")  # popped and ignored when its time comes
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, _, watch = self._heap[0]
+                if watch.deadline == float("inf"):
+                    heapq.heappop(self._heap)
+                    continue
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watch.fire()
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()
+"""``watch``: the exchange this thread is in (its connections attach themselves to it)."""
+
+
+def _attach(conn: urllib3.connection.HTTPConnection) -> None:
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.attach(conn)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _attach(self)
+        super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        _attach(self)  # again: a watch that fired while connecting shuts it now
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _attach(self)
+        super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        _attach(self)
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections a watch can shut when its deadline passes."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
 
 
 def is_loopback(host: str) -> bool:
@@ -70,15 +279,6 @@ def check_url(url: str, what: str = "The server address") -> str:
             f"{what} must use https:// (plain http is only allowed to this computer)."
         )
     return url.strip()
-
-
-def _same_site(a: str, b: str) -> bool:
-    """Hosts that may receive the same credentials: equal, or siblings under one domain."""
-    a, b = a.lower(), b.lower()
-    if a == b:
-        return True
-    pa, pb = a.split("."), b.split(".")
-    return len(pa) >= 2 and len(pb) >= 2 and pa[-2:] == pb[-2:]
 
 
 def retry_after(response: requests.Response, default: float) -> float:
@@ -127,18 +327,25 @@ class HttpClient:
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.app_name = app_name
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._auth = auth
-        self._auth_host = urlsplit(check_url(base_url)).hostname or ""
+        self.deadline = deadline or _env_number(DEADLINE_ENV, DEADLINE)
+        """Seconds one exchange may take in all (see the module docstring)."""
+        self.max_bytes = max_bytes or int(_env_number(MAX_BYTES_ENV, MAX_BYTES))
+        """Largest answer read, in bytes."""
+        self._auth = None if auth is None else (auth[0].encode("utf-8"), auth[1].encode("utf-8"))
+        self._origins = {origin_of(check_url(base_url))}
+        """Where the credentials may go."""
         self._lock = threading.Lock()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # the environment is read once per host instead
         self._environments: dict[tuple[str, str], _Environment] = {}
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.sent = 0
@@ -147,11 +354,16 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
-    def _credentials_for(self, url: str) -> tuple[str, str] | None:
+    def allow_origin(self, url: str) -> None:
+        """Let the credentials go to ``url``'s origin too: for an address the connector
+        trusts as much as the account's own (one the user gave, or one the account's server
+        named in its answer, like iCloud's partition host). Never for a redirect."""
+        self._origins.add(origin_of(check_url(url)))
+
+    def _credentials_for(self, url: str) -> tuple[bytes, bytes] | None:
         if self._auth is None:
             return None
-        host = urlsplit(url).hostname or ""
-        return self._auth if _same_site(self._auth_host, host) else None
+        return self._auth if origin_of(url) in self._origins else None
 
     def _environment(self, url: str) -> _Environment:
         """What ``requests`` would take from the environment for ``url`` (proxies, CA bundle,
@@ -179,7 +391,8 @@ class HttpClient:
         data: bytes | None,
         headers: Mapping[str, str],
     ) -> requests.Response:
-        """One exchange, following redirects by hand (method and body kept)."""
+        """One exchange, following redirects by hand (method and body kept), the answer read
+        in full within the size cap."""
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url)
             with self._lock:
@@ -191,12 +404,13 @@ class HttpClient:
                 url,
                 data=data,
                 headers=dict(headers),
-                auth=self._credentials_for(url) or env.netrc,
+                auth=self._credentials_for(url) or env.netrc,  # type: ignore[arg-type]
                 timeout=self.timeout,
                 allow_redirects=False,
                 proxies=env.proxies,
                 verify=env.verify,
                 cert=env.cert,
+                stream=True,
             )
             log.debug(
                 "%s %s -> %s (%.0f ms)",
@@ -207,18 +421,53 @@ class HttpClient:
             )
             location = response.headers.get("Location")
             if response.status_code not in REDIRECTS or not location:
+                self._read_body(response, url)
                 return response
+            response.close()
             target = urljoin(url, location)
             old, new = urlsplit(url), urlsplit(target)
             if new.scheme == "http" and old.scheme == "https":
                 raise Unavailable(
                     f"{self.app_name} redirected a secure request to plain http ({new.hostname})."
                 )
+            if (
+                self._auth is not None
+                and origin_of(target) != origin_of(url)
+                and origin_of(target) not in self._origins
+            ):
+                raise Redirected(
+                    f"{self.app_name} at {_host_text(url)} sent Pairsync on to another server, "
+                    f"{_host_text(target)}; your password was not sent there. If you trust "
+                    f"{_host_text(target)}, enter its address as the server address."
+                )
             if response.status_code == 303:
                 method, data = "GET", None
             url = target
-            response.close()
         raise Unavailable(f"{self.app_name} redirected too many times ({urlsplit(url).hostname}).")
+
+    def _read_body(self, response: requests.Response, url: str) -> None:
+        """Read ``response``'s body into ``response.content``, at most ``max_bytes`` of it."""
+        limit = self.max_bytes
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit and "Content-Encoding" not in response.headers:
+            response.close()
+            raise self._too_large(url)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise self._too_large(url)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+
+    def _too_large(self, url: str) -> TooLarge:
+        return TooLarge(
+            f"{self.app_name} at {_host_text(url)} sent an answer larger than "
+            f"{size_text(self.max_bytes)}, the most Pairsync reads at once; it was not read."
+        )
 
     def request(
         self,
@@ -236,9 +485,24 @@ class HttpClient:
         pause = self.retry.backoff
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            watch = _Watch(time.monotonic() + self.deadline)
+            _current.watch = watch
+            _WATCHDOG.add(watch)
             try:
                 response = self._send_once(method, url, body, headers or {})
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+                if watch.expired:  # the server is there but too slow: not retried
+                    raise TimedOut(
+                        f"{self.app_name} at {host} did not finish answering within "
+                        f"{self.deadline:g} seconds; trying again later.",
+                        raw=f"{method} cut off after {self.deadline:g} s",
+                    ) from None
+                if not isinstance(err, (requests.ConnectionError, requests.Timeout)):
+                    raise Unavailable(
+                        f"{self.app_name} at {host} sent an answer that could not be read "
+                        f"({type(err).__name__}).",
+                        raw=type(err).__name__,
+                    ) from None
                 if last:
                     kind = "timed out" if isinstance(err, requests.Timeout) else "refused"
                     raise Unavailable(
@@ -248,6 +512,9 @@ class HttpClient:
                 time.sleep(pause)
                 pause *= 2
                 continue
+            finally:
+                _current.watch = None
+                _WATCHDOG.finish(watch)
             status = response.status_code
             if status == 401:
                 raise AuthExpired(
