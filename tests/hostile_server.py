@@ -8,6 +8,7 @@ A small threaded server on 127.0.0.1 with a random free port. Each path is given
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +143,8 @@ def huge_multistatus(size: int, *, chunked: bool = False) -> Behaviour:
         b"</d:propstat></d:response>"
     )
 
+    block = b"".join(item % n for n in range((1 << 20) // len(item % 0) + 1))
+
     def behave(h: _Handler) -> None:
         h.send_response(207)
         h.send_header("Content-Type", "application/xml")
@@ -151,26 +154,20 @@ def huge_multistatus(size: int, *, chunked: bool = False) -> Behaviour:
             h.send_header("Content-Length", str(size))
         h.end_headers()
         h.close_connection = True
-        sent = 0
-        block: list[bytes] = [head]
-        n = 0
+        body_size = size - len(head) - len(tail)
+        pieces: Iterator[bytes] = itertools.chain(
+            [head],
+            (block[: min(len(block), body_size - i)] for i in range(0, body_size, len(block))),
+            [tail],
+        )
         started = time.monotonic()
-        while sent < size and not h.hostile.stop.is_set():
-            while sum(map(len, block)) < 1 << 20:
-                block.append(item % (n % 10**8))
-                n += 1
-            data = b"".join(block)
-            block = []
-            data = data[: size - sent - len(tail)] if sent + len(data) + len(tail) > size else data
-            if sent + len(data) + len(tail) >= size:
-                data += tail[: size - sent - len(data)]
+        for data in pieces:
+            if h.hostile.stop.is_set() or time.monotonic() - started > 120:
+                return  # never hold a test run for long
             if chunked:
                 h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             else:
                 h.wfile.write(data)
-            sent += len(data)
-            if time.monotonic() - started > 120:  # never hold a test run for long
-                return
         if chunked:
             h.wfile.write(b"0\r\n\r\n")
 
