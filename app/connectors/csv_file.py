@@ -63,6 +63,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -854,6 +855,35 @@ def _sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
+# --- formula guard (OWASP "CSV injection") -------------------------------------------------
+
+_FORMULA_START = frozenset("=+-@\t\r")
+_PLAIN_NUMBER_RE = re.compile(r"[+-][\d\s().,/+-]*")
+"""A phone number or a signed number: starts with + or - but cannot call or refer to
+anything in a spreadsheet, so it is written as it is (``+44 20 7946 0958``, ``-12.50``)."""
+
+
+def _formula_like(value: str) -> bool:
+    """Would a spreadsheet run ``value`` (with any guard characters before it) as a formula?"""
+    core = value.lstrip("'")
+    if not core or core[0] not in _FORMULA_START:
+        return False
+    return core[0] not in "+-" or _PLAIN_NUMBER_RE.fullmatch(core) is None
+
+
+def guard_formula(value: str) -> str:
+    """``value`` as written into a cell: a leading ``'`` before anything a spreadsheet would
+    run as a formula (``=``, ``@``, tab, carriage return, and ``+``/``-`` followed by more
+    than a number), and before a value that already has such guards, so that
+    :func:`unguard_formula` gives back exactly ``value``."""
+    return "'" + value if _formula_like(value) else value
+
+
+def unguard_formula(cell: str) -> str:
+    """A cell's value without the guard :func:`guard_formula` put before it."""
+    return cell[1:] if cell[:1] == "'" and _formula_like(cell[1:]) else cell
+
+
 def _format_row(cells: Sequence[str], delimiter: str, quote_all: bool) -> str:
     out = []
     for cell in cells:
@@ -1214,16 +1244,20 @@ def _format_address(addr: Address) -> str:
 class _Codec:
     """Reads a row's cells into fields and writes fields into cells, for one layout."""
 
-    def __init__(self, layout: _Layout) -> None:
+    def __init__(self, layout: _Layout, formula_guard: bool = True) -> None:
         self.layout = layout
+        self.formula_guard = formula_guard
 
     # reading ----------------------------------------------------------------------------
 
     def read(self, rid: str, version: str, cells: Sequence[str]) -> Record:
         layout = self.layout
+        guarded = self.formula_guard
 
         def cell(col: int | None) -> str:
-            return cells[col] if col is not None and col < len(cells) else ""
+            if col is None or col >= len(cells):
+                return ""
+            return unguard_formula(cells[col]) if guarded else cells[col]
 
         fields: dict[str, FieldValue] = {}
         for key, col in layout.singles.items():
@@ -1485,11 +1519,16 @@ class _Codec:
 class CsvApp:
     """Connector over one CSV file (see the module docstring for formats and behaviour)."""
 
-    def __init__(self, path: str | os.PathLike[str], subscription: str = "") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], subscription: str = "", *, formula_guard: bool = True
+    ) -> None:
         """``subscription``: the header of a column holding each contact's subscription
-        status (``subscribed``/``unsubscribed``, yes/no, …), as the user designates it."""
+        status (``subscribed``/``unsubscribed``, yes/no, …), as the user designates it.
+        ``formula_guard``: values a spreadsheet would run as formulas are written with a
+        leading ``'`` (and read without it); off for files no spreadsheet opens."""
         self.path = Path(path)
         self.subscription = subscription.strip()
+        self.formula_guard = formula_guard
         self.info = AppInfo(
             kind="csv",
             name="CSV file",
@@ -1524,6 +1563,8 @@ class CsvApp:
             return self._empty_table()
         except OSError as err:
             raise Unavailable(f"The CSV file {self.path} cannot be read: {err.strerror}.") from err
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero or a pipe would be read for ever
+            raise Unavailable(f"{self.path} is not a regular file; a CSV account needs a file.")
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self._cache is not None and self._cache_key == key:
             return self._cache
@@ -1557,7 +1598,7 @@ class CsvApp:
         if rec is None or rec.id != rid:
             assert table.layout is not None
             cells = row.cells
-            rec = _Codec(table.layout).read(rid, entry.version, cells)
+            rec = _Codec(table.layout, self.formula_guard).read(rid, entry.version, cells)
             rec.subscribed = self._status(table, cells)
             table.records[entry.pos] = rec
         return rec
@@ -1694,7 +1735,7 @@ class CsvApp:
         id_col = self._ensure_id_column(work)
         assert work.header is not None and work.layout is not None
         layout = work.layout
-        codec = _Codec(layout)
+        codec = _Codec(layout, self.formula_guard)
         width = len(work.header)
         if isinstance(op, Create):
             rid = op.new_id or uuid.uuid4().hex
@@ -1745,6 +1786,10 @@ class CsvApp:
         message = codec.write_segments(cells, add, remove)
         if message and problem is None:
             problem = (message, "segments")
+        if self.formula_guard:  # only cells this write changed: the user's own are theirs
+            for n, text in enumerate(cells):
+                if n != id_col and (n >= len(old_cells) or old_cells[n] != text):
+                    cells[n] = guard_formula(text)
         self._check_encoding(work, cells, old_cells)
         version = _row_version(cells, width, id_col)
         if pos is not None and cells == old_cells:

@@ -50,6 +50,20 @@ def _check_file(settings: Mapping[str, str], what: str = "a CSV account") -> Non
         raise ConfigError(f"{path} is a folder; {what} needs a file.")
     if not path.parent.is_dir():
         raise ConfigError(f"The folder {path.parent} does not exist; create it first.")
+    if path.exists() and not path.is_file():  # /dev/zero, a pipe, a socket: never ends
+        raise ConfigError(f"{path} is not a regular file; {what} needs a file.")
+
+
+def _formula_guard(settings: Mapping[str, str]) -> bool:
+    value = settings.get("formula_guard", "on").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ConfigError(f"formula_guard is on or off, not {value!r}.")
+    return value == "on"
+
+
+def _check_csv(settings: Mapping[str, str]) -> None:
+    _check_file(settings)
+    _formula_guard(settings)
 
 
 def _check_vcard_file(settings: Mapping[str, str]) -> None:
@@ -86,7 +100,9 @@ def _vcard_file(settings: Mapping[str, str], secret: str | None) -> Connector:
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
     from app.connectors.csv_file import CsvApp
 
-    return CsvApp(_path(settings), settings.get("subscription", ""))
+    return CsvApp(
+        _path(settings), settings.get("subscription", ""), formula_guard=_formula_guard(settings)
+    )
 
 
 def _check_carddav(settings: Mapping[str, str]) -> None:
@@ -160,7 +176,7 @@ KINDS: dict[str, AppKind] = {
         ("path",),
         False,
         _csv,
-        _check_file,
+        _check_csv,
     ),
     "carddav": AppKind(
         "carddav",

