@@ -8,6 +8,7 @@ traceback of an unexpected error goes to the log file, never to the terminal.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import logging.handlers
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from app import __version__
 from app.errors import AuthExpired, ConfigError, PairsyncError
+from app.printable import has_control_characters, shown
 
 if TYPE_CHECKING:
     from app.service import Service
@@ -266,12 +268,20 @@ def build_parser() -> Parser:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    # JSON escapes C0 controls itself; the C1 ones and direction marks are escaped here too
+    print(text if text.isascii() else "".join(_json_char(ch) for ch in text))
+
+
+def _json_char(ch: str) -> str:
+    return f"\\u{ord(ch):04x}" if ch > "\x7f" and has_control_characters(ch) else ch
 
 
 def _setup_logging(logs_dir: str) -> None:
-    os.makedirs(logs_dir, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    from app.paths import PrivateLogFile
+
+    os.makedirs(logs_dir, mode=0o700, exist_ok=True)
+    handler = PrivateLogFile(
         os.path.join(logs_dir, "pairsync.log"), maxBytes=2_000_000, backupCount=3, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -292,10 +302,12 @@ def run(argv: Sequence[str]) -> int:
         os.environ["PAIRSYNC_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     if args.command is None:
         return _no_command(parser, args)
+    from app.paths import app_paths
     from app.service import Service
 
+    # The log file first: what goes wrong opening the database is logged too.
+    _setup_logging(str(app_paths(args.home).ensure().logs))
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
-    _setup_logging(str(service.paths.logs))
     try:
         return _dispatch(service, args)
     finally:
@@ -353,7 +365,7 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
             else:
                 for a in accounts:
                     where = a["settings"].get("path", "")
-                    print(f"{a['name']}\t{a['kind']}\t{where}")
+                    print(f"{shown(a['name'])}\t{shown(a['kind'])}\t{shown(where)}")
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
@@ -391,8 +403,11 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
         )
         conn = service.create_connection(args.name, args.a, args.b, options)
         print(
-            f"Created connection {conn['name']!r}: {conn['a']['account']} ⇄ {conn['b']['account']} "
-            f"({conn['direction']}). Preview it with: pairsync sync {conn['name']} --dry-run"
+            shown(
+                f"Created connection {conn['name']!r}: {conn['a']['account']} ⇄ "
+                f"{conn['b']['account']} ({conn['direction']}). Preview it with: "
+                f"pairsync sync {conn['name']} --dry-run"
+            )
         )
     elif action == "set":
         changes = {
@@ -433,8 +448,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
                     "paused" if c["paused"] else (c["last_run"] or {}).get("status", "never run")
                 )
                 print(
-                    f"{c['name']}\t{c['a']['account']} {_arrow(c['direction'])} "
-                    f"{c['b']['account']}\t{state}"
+                    f"{shown(c['name'])}\t{shown(c['a']['account'])} {_arrow(c['direction'])} "
+                    f"{shown(c['b']['account'])}\t{shown(state)}"
                 )
     elif action == "show":
         conn = service.show_connection(args.name)
@@ -442,8 +457,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             _print_json(conn)
         else:
             for key, value in conn.items():
-                shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
-                print(f"{key}: {shown}")
+                text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+                print(f"{key}: {shown(text)}")
     elif action == "rename":
         service.rename_connection(args.name, args.new_name)
         print(f"Renamed {args.name!r} to {args.new_name.strip()!r}.")
@@ -461,6 +476,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
+        except RecursionError:
+            raise ConfigError(f"{args.file} is nested too deeply to be an export.") from None
         conn = service.import_connection(data, args.name)
         print(f"Imported connection {conn['name']!r}.")
     elif action == "mappings":
@@ -478,13 +495,13 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             pick_label=args.pick_label,
         )
         note = f" — {view['reason']}" if view["reason"] else ""
-        print(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}.")
+        print(shown(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}."))
     elif action == "toggle":
         service.toggle_mapping(args.name, args.mapping, args.state)
-        print(f"Mapping {args.mapping} is now {'on' if args.state else 'off'}.")
+        print(shown(f"Mapping {args.mapping} is now {'on' if args.state else 'off'}."))
     elif action == "unmap":
         service.remove_mapping(args.name, args.mapping)
-        print(f"Removed mapping {args.mapping}.")
+        print(shown(f"Removed mapping {args.mapping}."))
     elif action in ("pause", "resume"):
         service.set_paused(args.name, action == "pause")
         print(f"{'Paused' if action == 'pause' else 'Resumed'} {args.name!r}.")
@@ -522,19 +539,19 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
             Side(args.source), Join(args.join), filters, actions, args.undo, args.other_way
         )
         view = service.add_rule(args.name, draft, args.position)
-        print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
+        print(shown(f"Added rule {view['position']} ({view['id']}): {view['sentence']}."))
         print(f"It matches {view['count']} contacts now.")
         if view["ignored"]:
-            print(f"Note: it is ignored ({view['ignored']}).")
+            print(shown(f"Note: it is ignored ({view['ignored']})."))
     elif verb == "remove":
         service.remove_rule(args.name, args.rule)
-        print(f"Removed rule {args.rule}. No contact was changed.")
+        print(shown(f"Removed rule {args.rule}. No contact was changed."))
     elif verb == "move":
         service.move_rule(args.name, args.rule, args.position)
-        print(f"Moved rule {args.rule} to position {args.position}.")
+        print(shown(f"Moved rule {args.rule} to position {args.position}."))
     elif verb in ("enable", "disable"):
         service.set_rule(args.name, args.rule, enabled=verb == "enable")
-        print(f"Rule {args.rule} is now {'on' if verb == 'enable' else 'off'}.")
+        print(shown(f"Rule {args.rule} is now {'on' if verb == 'enable' else 'off'}."))
     elif verb == "set":
         if args.undo is None and args.other_way is None:
             raise UsageError("Nothing to change: give --undo on|off or --other-way on|off.")
@@ -556,14 +573,15 @@ def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
         state = "on" if v["enabled"] else "off"
         toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
         toggles += f", other way {'on' if v['other_way'] else 'off'}"
-        print(f"{v['position']}. [{state}] {v['sentence']}")
+        print(f"{v['position']}. [{state}] {shown(v['sentence'])}")
         print(f"   {toggles}; matches {v['count']} contacts now  (id {v['id']})")
         if "mirror" in v:
-            print(f"   other way: {v['mirror']['sentence']} — matches {v['mirror']['count']}")
+            mirror = v["mirror"]
+            print(f"   other way: {shown(mirror['sentence'])} — matches {mirror['count']}")
         if v["ignored"]:
-            print(f"   ignored: {v['ignored']}")
+            print(f"   ignored: {shown(v['ignored'])}")
         if v.get("undo_note"):
-            print(f"   {v['undo_note']}")
+            print(f"   {shown(v['undo_note'])}")
 
 
 def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
@@ -576,7 +594,7 @@ def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
         line = f"[{state}] {v['key']}  ({v['kind']}) {'+'.join(v['a'])} {arrow} {'+'.join(v['b'])}"
         if v["reason"]:
             line += f"  — {v['reason']}"
-        print(line)
+        print(shown(line))
 
 
 def _print_fields(data: dict[str, Any], as_json: bool) -> None:
@@ -584,11 +602,11 @@ def _print_fields(data: dict[str, Any], as_json: bool) -> None:
         _print_json(data)
         return
     for side in ("a", "b"):
-        print(f"{side.upper()}: {data[side]['app']}")
+        print(f"{side.upper()}: {shown(data[side]['app'])}")
         for f in data[side]["fields"]:
             flags = [f["type"], *(["list"] if f["multi"] else [])]
             flags += [] if f["writable"] else ["read-only"]
-            print(f"  {f['key']:<28} {f['label']} ({', '.join(flags)})")
+            print(f"  {shown(f['key']):<28} {shown(f['label'])} ({', '.join(flags)})")
 
 
 def _arrow(direction: str) -> str:
@@ -601,7 +619,7 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
     def progress(phase: str, done: int, total: int) -> None:
         if interactive:
             tail = f" {done}/{total}" if total else ""
-            print(f"\r{phase}{tail}\033[K", end="", file=sys.stderr, flush=True)
+            print(f"\r{shown(phase)}{tail}\033[K", end="", file=sys.stderr, flush=True)
 
     reports = service.sync(args.names, dry_run=args.dry_run, confirm=args.yes, progress=progress)
     if interactive:
@@ -612,7 +630,7 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         if not reports:
             print("No connections to sync.")
         for r in reports:
-            print(_summary(r))
+            print(shown(_summary(r)))
     code = EXIT_OK
     statuses = {r.status for r in reports}
     if "guard" in statuses:
@@ -623,7 +641,7 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         code = EXIT_FAILED
     for r in reports:
         if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
-            print(f"{r.connection}: {r.message}", file=sys.stderr)
+            print(shown(f"{r.connection}: {r.message}"), file=sys.stderr)
     return code
 
 
@@ -661,7 +679,8 @@ def _health(service: Service, args: argparse.Namespace) -> int:
         return EXIT_OK
     c = data["counts"]
     print(
-        f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
+        f"{shown(data['connection'])}{' (paused)' if data['paused'] else ''}: "
+        f"{c['in_sync']} in sync, "
         f"{c['excluded']} excluded, {c['duplicates']} duplicates, {c['failed']} failed, "
         f"{c['deleted_other_side']} deleted on the other side."
     )
@@ -674,7 +693,7 @@ def _health(service: Service, args: argparse.Namespace) -> int:
             print(f"\n{title}:")
             for item in data[key]:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
-                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}")
+                print(shown(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}"))
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:
@@ -685,7 +704,7 @@ def _health(service: Service, args: argparse.Namespace) -> int:
     if data["rule_conflicts"]:
         print("\nRule conflicts:")
         for item in data["rule_conflicts"][:50]:
-            print(f"  {item['side'].upper()}: {item['message']}")
+            print(shown(f"  {item['side'].upper()}: {item['message']}"))
     return EXIT_OK
 
 
@@ -702,15 +721,27 @@ def _undo(service: Service, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.as_json())
     else:
-        print(f"{args.name}: undo of run {args.run}: {report.message}")
+        print(shown(f"{args.name}: undo of run {args.run}: {report.message}"))
         for item in report.skipped:
             who = item["name"] or item["record_id"]
-            print(f"  left alone: {item['side'].upper()} {who} {item['field']}: {item['reason']}")
+            side = item["side"].upper()
+            print(shown(f"  left alone: {side} {who} {item['field']}: {item['reason']}"))
         for item in report.errors:
-            print(f"  not written: {item['side'].upper()} {item['name']}: {item['message']}")
+            print(shown(f"  not written: {item['side'].upper()} {item['name']}: {item['message']}"))
     if report.status == "auth":
         return EXIT_AUTH
     return EXIT_OK if report.status == "ok" else EXIT_FAILED
+
+
+def _os_error(err: OSError) -> str:
+    """A file error as one sentence: which file, and what the system said."""
+    where = f" {err.filename}" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"The disk is full: could not write{where}. Free some space and try again."
+    if err.errno == errno.EROFS:
+        return f"Could not write{where}: the disk is read-only."
+    reason = (err.strerror or type(err).__name__).rstrip(".")
+    return f"Could not use{where}: {reason}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -720,29 +751,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app import sync_worker
 
         return sync_worker.main(args[1:])
+    # No traceback ever reaches the terminal: not from a log file that cannot be written
+    # (a full disk), nor from logging before the log file is set up.
+    logging.raiseExceptions = False
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
     try:
         return run(args)
     except UsageError as err:
-        print(str(err), file=sys.stderr)
+        print(shown(err), file=sys.stderr)
         return EXIT_USAGE
     except AuthExpired as err:
-        print(f"pairsync: {err}", file=sys.stderr)
+        print(f"pairsync: {shown(err)}", file=sys.stderr)
         return EXIT_AUTH
     except ConfigError as err:
-        print(f"pairsync: {err}", file=sys.stderr)
+        print(f"pairsync: {shown(err)}", file=sys.stderr)
         return EXIT_USAGE
     except PairsyncError as err:
-        print(f"pairsync: {err}", file=sys.stderr)
+        print(f"pairsync: {shown(err)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(
             "pairsync: interrupted; the next run picks up where this one stopped.", file=sys.stderr
         )
         return 130
+    except OSError as err:
+        log.exception("file error")
+        print(f"pairsync: {shown(_os_error(err))}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:
+        log.exception("nested too deeply")
+        print("pairsync: the input is nested too deeply to be read.", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as err:
         log.exception("unexpected error")
         print(
-            f"pairsync: unexpected error: {type(err).__name__}: {err} (details in the log file)",
+            shown(
+                f"pairsync: unexpected error: {type(err).__name__}: {err} (details in the log file)"
+            ),
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -30,6 +30,13 @@ class KeyringError(ConfigError):
     code = "keyring"
 
 
+class StorageError(ConfigError):
+    """Pairsync's own folder or database cannot be used: a full disk, a read-only folder, a
+    --home that is not a folder (CLI exit 2: the user has to act)."""
+
+    code = "storage"
+
+
 class AuthExpired(PairsyncError):
     """The app refused our credentials: the account needs re-authorization (CLI exit 3)."""
 

@@ -26,6 +26,10 @@ class ConnectionBusy(PairsyncError):
     code = "busy"
 
 
+LOCK_MODE = 0o600
+"""Lock files, like every file in Pairsync's folder, are its owner's only."""
+
+
 def lock_path(folder: Path, connection_id: int) -> Path:
     return folder / f"connection-{connection_id}.lock"
 
@@ -33,8 +37,8 @@ def lock_path(folder: Path, connection_id: int) -> Path:
 @contextmanager
 def connection_lock(folder: Path, connection_id: int, name: str) -> Iterator[None]:
     """Hold connection ``connection_id``'s writer lock, or raise ``ConnectionBusy`` at once."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path(folder, connection_id)))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path(folder, connection_id)), mode=LOCK_MODE)
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -411,14 +411,14 @@ def _service_factory(args: argparse.Namespace) -> Callable[[], Any]:
 
 
 def _setup_logging(home: str | None) -> None:
-    from app.paths import app_paths
+    from app.paths import PrivateLogFile, app_paths
 
     logs = app_paths(home).logs
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     try:
-        logs.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
         handlers.append(
-            logging.handlers.RotatingFileHandler(
+            PrivateLogFile(
                 logs / "sync-worker.log", maxBytes=2_000_000, backupCount=2, encoding="utf-8"
             )
         )

@@ -921,7 +921,7 @@ class CardDavApp:
         # ten times slower on a book of thousands of cards).
         payload = _JSON.encode(data).encode("utf-8")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".carddav.", suffix=".tmp", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:

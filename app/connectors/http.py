@@ -269,6 +269,12 @@ def check_url(url: str, what: str = "The server address") -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{what} must be a full https:// address, not {url!r}.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and ":" in parts.netloc.rsplit("]", 1)[-1]):
+        raise ConfigError(f"{what} has a port that is not a number from 1 to 65535: {url!r}.")
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
             f"{what} must not contain a user name or password; give the password with "

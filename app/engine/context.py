@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 from app.connectors.base import Connector
 from app.engine.match import keys_of
-from app.errors import PairsyncError
+from app.errors import PairsyncError, Unavailable
 from app.mapping.canonical import canon_text
 from app.mapping.fields import Direction, FieldMapping, Segments
 from app.model import (
@@ -34,6 +35,11 @@ MAPPINGS_CURSOR = "m"
 SYSTEM_SEGMENTS = frozenset(canon_text(s).casefold() for s in (TRASH_SEGMENT, UNSUBSCRIBES_SEGMENT))
 
 
+RUN_CEILING = 4 * 3600.0
+"""How long a run may take by default: a first sync of 100,000 contacts fits well within it;
+a server that answers just within every deadline cannot hold the connection for ever."""
+
+
 @dataclass(slots=True)
 class Settings:
     direction: Direction = Direction.TWO_WAY
@@ -46,6 +52,8 @@ class Settings:
     guard_max_writes: int = 500
     guard_shrink_percent: int = 20
     guard_min_gone: int = 5
+    run_ceiling: float = RUN_CEILING
+    """Seconds a run may take; past them it stops at its next safe point as unavailable."""
 
 
 @dataclass(slots=True)
@@ -100,6 +108,14 @@ class SideRead:
     known: int = 0
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} hours" if seconds != 3600 else "1 hour"
+    if seconds >= 60:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
+
+
 class GuardStop(Exception):
     def __init__(self, message: str, details: dict[str, Any]) -> None:
         super().__init__(message)
@@ -136,6 +152,7 @@ class RunContext:
     ) -> None:
         self.name = name
         self.should_stop = should_stop
+        self.started = time.monotonic()
         self.state = state
         self.apps = apps
         self.settings = settings
@@ -166,9 +183,16 @@ class RunContext:
     # --- helpers ---------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """A safe point: stop here if asked (see ``Cancelled``)."""
+        """A safe point: stop here if asked (see ``Cancelled``), or when the run has taken
+        longer than its ceiling (the apps answered too slowly: "unavailable")."""
         if self.should_stop is not None and self.should_stop():
             raise Cancelled("Cancelled: the run stopped at a safe point; nothing is half-done.")
+        ceiling = self.settings.run_ceiling
+        if time.monotonic() - self.started > ceiling:
+            raise Unavailable(
+                f"The run took longer than {_duration(ceiling)}, the most a run may take, and "
+                "stopped at a safe point (nothing is half-done); the next run carries on."
+            )
 
     def new_id(self) -> str:
         """A fresh id for an operation or a record we create (one place, for tests too)."""

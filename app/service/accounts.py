@@ -19,6 +19,7 @@ from app.connectors.base import Connector
 from app.connectors.registry import AppKind, app_kind, normalize_settings
 from app.engine.sync import Progress
 from app.errors import ConfigError, PairsyncError, Unavailable
+from app.printable import check_name
 from app.service.core import ServiceCore, unique_name
 from app.service.types import AccountInfo
 from app.store.models import Account
@@ -80,6 +81,7 @@ class Accounts(ServiceCore):
         name = name.strip()
         if not name:
             raise ConfigError("An account needs a name.")
+        check_name(name, "An account's name")
         values = _checked(spec, normalize_settings(spec, settings), secret, _ASK_CLI)
         if self._catalog.find_account(name) is not None:
             raise ConfigError(f"An account named {name!r} already exists.")

@@ -14,6 +14,7 @@ from typing import Any
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
 from app.mapping.fields import Direction
+from app.printable import check_name, shown
 from app.rules import edit as rule_edit
 from app.rules.model import rules_from_config
 from app.schedule import MAX_INTERVAL, MIN_INTERVAL
@@ -23,6 +24,8 @@ from app.status import ConnectionSummary, connection_status
 from app.store.models import Connection
 
 EXPORT_VERSION = 1
+MAX_GUARD = 1_000_000_000
+"""The largest mass-change threshold (a number the database holds; more means "no guard")."""
 ON_OFF = {"on": True, "off": False}
 
 
@@ -47,8 +50,10 @@ def _validate_options(o: ConnectionOptions) -> None:
         raise ConfigError(f"Direction must be two-way, a-to-b or b-to-a, not {o.direction!r}.")
     if o.winner not in ("a", "b"):
         raise ConfigError(f"The winning app must be a or b, not {o.winner!r}.")
-    if o.guard_max_writes < 1:
-        raise ConfigError("The mass-change threshold must be at least 1.")
+    if not 1 <= o.guard_max_writes <= MAX_GUARD:
+        raise ConfigError(
+            f"The mass-change threshold is a number of contacts from 1 to {MAX_GUARD:,}."
+        )
     if o.phone_region and (len(o.phone_region) != 2 or not o.phone_region.isalpha()):
         raise ConfigError("The phone region is a two-letter country code, like GB or US.")
 
@@ -70,6 +75,7 @@ class Connections(Accounts):
         name = name.strip()
         if not name:
             raise ConfigError("A connection needs a name.")
+        check_name(name, "A connection's name")
         values = asdict(options) | {"phone_region": options.phone_region.upper()}
         self._catalog.add_connection(
             name, account_a, account_b, config=json.dumps({"mappings": {"off": []}}), **values
@@ -155,6 +161,7 @@ class Connections(Accounts):
         new_name = new_name.strip()
         if not new_name:
             raise ConfigError("A connection needs a name.")
+        check_name(new_name, "A connection's name")
         if new_name != name:
             self._catalog.rename_connection(name, new_name)
         return self.show_connection(new_name)
@@ -237,8 +244,10 @@ class Connections(Accounts):
             config = dict(data.get("config") or {"mappings": {"off": []}})
             MappingConfig.from_json(config.get("mappings"))  # refuse a malformed one now
             rules_from_config(config)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"The export is incomplete or malformed ({err}).") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
+            raise ConfigError(f"The export is incomplete or malformed ({shown(err)}).") from None
+        except RecursionError:
+            raise ConfigError("The export is nested too deeply to be a Pairsync export.") from None
         for acc_name, kind, settings in accounts:
             existing = self._catalog.find_account(acc_name)
             if existing is None:

@@ -11,12 +11,14 @@ its HTTP session on ``close()``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from app.connectors.base import Connector
 from app.connectors.registry import app_kind
+from app.engine.context import RUN_CEILING
 from app.engine.sync import Settings
 from app.errors import AuthExpired
 from app.mapping.config import MappingConfig, MappingView, build_views
@@ -129,7 +131,20 @@ class ServiceCore:
             unsubscribe_opt_out=conn.unsubscribe_opt_out,
             guard_max_writes=conn.guard_max_writes,
             guard_shrink_percent=conn.guard_shrink_percent,
+            run_ceiling=_run_ceiling(),
         )
+
+
+RUN_CEILING_ENV = "PAIRSYNC_RUN_CEILING_S"
+"""Overrides how long a run may take (seconds); tests use it to stay short."""
+
+
+def _run_ceiling() -> float:
+    try:
+        value = float(os.environ.get(RUN_CEILING_ENV, "") or RUN_CEILING)
+    except ValueError:
+        return RUN_CEILING
+    return value if 0 < value < float("inf") else RUN_CEILING
 
 
 def _rules(conn: Connection) -> list[Rule]:

@@ -11,13 +11,18 @@ worker opens the database, so this is most of a no-change run's start-up.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,11 +41,44 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+def _private(path: Path) -> None:
+    """The database and its WAL files readable by their owner only (0600); SQLite gives the
+    WAL files the database's mode, and the folder is 0700 besides."""
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
+_STORAGE_FAULTS = {
+    "database or disk is full": "the disk is full; free some space and run Pairsync again",
+    "attempt to write a readonly database": (
+        "the file or its folder is read-only; make it writable or choose another folder with --home"
+    ),
+}
+
+
+def _storage_fault(path: Path) -> Any:
+    def handle(context: ExceptionContext) -> None:
+        """A full disk or a read-only database, said in one sentence (never a traceback)."""
+        orig = context.original_exception
+        if isinstance(orig, sqlite3.OperationalError):
+            for words, advice in _STORAGE_FAULTS.items():
+                if words in str(orig):
+                    raise StorageError(
+                        f"Pairsync cannot write its database {path}: {advice}."
+                    ) from None
+
+    return handle
+
+
 def make_engine(path: Path) -> Engine:
     engine = create_engine(
         f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 10}
     )
     event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "connect", lambda _conn, _record: _private(path))
+    event.listen(engine, "handle_error", _storage_fault(path))
     return engine
 
 
@@ -91,6 +129,7 @@ def migrate(path: Path, engine: Engine) -> str | None:
                 raw.backup(dest)  # type: ignore[attr-defined]
             finally:
                 dest.close()
+            _private(backup)
     elif inspect(engine).get_table_names():
         # Tables but no revision: not ours, or from before migrations. Keep a copy.
         engine.dispose()

@@ -12,8 +12,11 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from app.connectors.csv_file import CsvApp, guard_formula, unguard_formula
 from app.connectors.vcard_text import _fold, card_values, parse_card
+from app.errors import Unavailable
 from app.model import Create, Record, Update
 
 
@@ -137,3 +140,11 @@ def test_guard_and_unguard_are_inverse_for_any_text() -> None:
         assert written == core or not core or written[0] == "'"
 
     check()
+
+
+def test_a_csv_account_on_a_device_is_refused_at_once() -> None:
+    started = time.perf_counter()
+    with pytest.raises(Unavailable) as info:
+        CsvApp("/dev/zero").list_versions()  # was: read until memory ran out (2.7 GB)
+    assert "/dev/zero is not a regular file" in str(info.value)
+    assert time.perf_counter() - started < 1.0
