@@ -329,7 +329,7 @@ class HttpClient:
         app_name: str,
         base_url: str,
         *,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | requests.auth.AuthBase | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
@@ -343,7 +343,9 @@ class HttpClient:
         """Seconds one exchange may take in all (see the module docstring)."""
         self.max_bytes = max_bytes or int(_env_number(MAX_BYTES_ENV, MAX_BYTES))
         """Largest answer read, in bytes."""
-        self._auth = None if auth is None else (auth[0].encode("utf-8"), auth[1].encode("utf-8"))
+        self._auth: tuple[bytes, bytes] | requests.auth.AuthBase | None = (
+            (auth[0].encode("utf-8"), auth[1].encode("utf-8")) if isinstance(auth, tuple) else auth
+        )
         self._origins = {origin_of(check_url(base_url))}
         """Where the credentials may go."""
         self._lock = threading.Lock()
@@ -366,7 +368,7 @@ class HttpClient:
         named in its answer, like iCloud's partition host). Never for a redirect."""
         self._origins.add(origin_of(check_url(url)))
 
-    def _credentials_for(self, url: str) -> tuple[bytes, bytes] | None:
+    def _credentials_for(self, url: str) -> tuple[bytes, bytes] | requests.auth.AuthBase | None:
         if self._auth is None:
             return None
         return self._auth if origin_of(url) in self._origins else None

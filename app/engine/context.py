@@ -15,6 +15,7 @@ from app.errors import PairsyncError, Unavailable
 from app.mapping.canonical import canon_text
 from app.mapping.fields import Direction, FieldMapping, Segments
 from app.model import (
+    ConnectionSettings,
     FieldValue,
     Record,
     Side,
@@ -39,21 +40,8 @@ RUN_CEILING = 4 * 3600.0
 """How long a run may take by default: a first sync of 100,000 contacts fits well within it;
 a server that answers just within every deadline cannot hold the connection for ever."""
 
-
-@dataclass(slots=True)
-class Settings:
-    direction: Direction = Direction.TWO_WAY
-    winner: Side = Side.A
-    avoid_duplicates: bool = True
-    propagate_clears: bool = True
-    trash: bool = False
-    unsubscribes: bool = False
-    unsubscribe_opt_out: bool = False
-    guard_max_writes: int = 500
-    guard_shrink_percent: int = 20
-    guard_min_gone: int = 5
-    run_ceiling: float = RUN_CEILING
-    """Seconds a run may take; past them it stops at its next safe point as unavailable."""
+Settings = ConnectionSettings
+"""A run's settings are the connection's settings (one type, ``app.model``)."""
 
 
 @dataclass(slots=True)
@@ -149,10 +137,13 @@ class RunContext:
         progress: Progress | None = None,
         rules: Sequence[Rule] | None = None,
         should_stop: ShouldStop | None = None,
+        run_ceiling: float = RUN_CEILING,
     ) -> None:
         self.name = name
         self.should_stop = should_stop
         self.started = time.monotonic()
+        self.run_ceiling = run_ceiling
+        """Seconds the run may take; past them it stops at its next safe point (unavailable)."""
         self.state = state
         self.apps = apps
         self.settings = settings
@@ -187,7 +178,7 @@ class RunContext:
         longer than its ceiling (the apps answered too slowly: "unavailable")."""
         if self.should_stop is not None and self.should_stop():
             raise Cancelled("Cancelled: the run stopped at a safe point; nothing is half-done.")
-        ceiling = self.settings.run_ceiling
+        ceiling = self.run_ceiling
         if time.monotonic() - self.started > ceiling:
             raise Unavailable(
                 f"The run took longer than {_duration(ceiling)}, the most a run may take, and "

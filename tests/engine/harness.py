@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from app.connectors.memory import STANDARD_FIELDS, MemoryApp
+from app.engine.context import RUN_CEILING
 from app.engine.sync import RunReport, Settings, SyncRun
 from app.mapping.defaults import default_mappings
 from app.mapping.fields import Direction, FieldMapping
@@ -39,6 +41,8 @@ class Pair:
             s.flush()
             self.cid = conn.id
         self.settings = Settings(**settings)
+        self.run_ceiling = RUN_CEILING
+        """Seconds a run may take (tests of the ceiling shorten it)."""
         self.mappings: list[FieldMapping] = default_mappings(self.a.schema(), self.b.schema())
         self.rules: list[Rule] | None = None
         """None: the two default all-to-all rules."""
@@ -55,10 +59,11 @@ class Pair:
             self.mappings,
             self.settings,
             rules=self.rules,
+            run_ceiling=self.run_ceiling,
         ).run(dry_run=dry_run, confirm=confirm)
 
     def writes(self) -> int:
         return self.a.ops_written + self.b.ops_written
 
     def one_way(self, direction: Direction) -> None:
-        self.settings.direction = direction
+        self.settings = replace(self.settings, direction=direction)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from app.model import Labeled, WriteOp, WriteResult
-from app.service.core import RUN_CEILING_ENV, _run_ceiling
+from app.service.core import RUN_CEILING_ENV, run_ceiling
 from tests.engine.harness import Pair
 
 
 def test_a_slow_run_stops_at_a_safe_point_and_the_next_one_finishes(tmp_path: Path) -> None:
-    p = Pair(tmp_path, batch_size=10, run_ceiling=0.4)
+    p = Pair(tmp_path, batch_size=10)
+    p.run_ceiling = 0.4
     for n in range(60):
         p.a.add({"given_name": f"P{n}", "emails": (Labeled(f"p{n}@x.example"),)})
     slow_write = p.b.write
@@ -33,7 +34,7 @@ def test_a_slow_run_stops_at_a_safe_point_and_the_next_one_finishes(tmp_path: Pa
     assert time.monotonic() - started < 3.0
     written = len(p.b.records)
     assert 0 < written < 60  # stopped part-way, after a committed batch
-    p.settings.run_ceiling = 3600.0
+    p.run_ceiling = 3600.0
     second = p.run()
     assert second.status == "ok", second.message
     assert len(p.b.records) == 60  # the rest, and nothing twice
@@ -45,9 +46,9 @@ def test_the_ceiling_is_four_hours_unless_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(RUN_CEILING_ENV, raising=False)
-    assert _run_ceiling() == 4 * 3600
+    assert run_ceiling() == 4 * 3600
     monkeypatch.setenv(RUN_CEILING_ENV, "12.5")
-    assert _run_ceiling() == 12.5
+    assert run_ceiling() == 12.5
     for bad in ("-1", "0", "inf", "soon"):
         monkeypatch.setenv(RUN_CEILING_ENV, bad)
-        assert _run_ceiling() == 4 * 3600
+        assert run_ceiling() == 4 * 3600
