@@ -75,7 +75,15 @@ class SettingsEditor(ConnectionPage):
             return
 
         def job(svc: Service, ctl: TaskControl) -> ConnectionView:
-            return svc.update_connection(name, **changes)
+            conn = None
+            for side in ("a", "b"):
+                if f"subscription_{side}" in changes:
+                    field = str(changes[f"subscription_{side}"])
+                    conn = svc.set_subscription_field(name, side, field)
+            rest = {k: v for k, v in changes.items() if not k.startswith("subscription_")}
+            if rest or conn is None:
+                conn = svc.update_connection(name, **rest)
+            return conn
 
         self.run(job, self._applied, self.tr("Saving…"))
 
