@@ -311,7 +311,7 @@ def test_settings_name_the_subscription_column(
     csv_side, vcard_side = kinds["csv"], kinds["vcard-folder"]
     assert form.subscription[csv_side].isVisibleTo(form)
     assert "column" in form.subscription_labels[csv_side].text()
-    assert "vCard property" in form.subscription_labels[vcard_side].text()
+    assert "property" in form.subscription_labels[vcard_side].text()
 
     form.subscription[csv_side].setText("Newsletter")
     form.subscription[csv_side].editingFinished.emit()

@@ -137,6 +137,7 @@ class ConnectionSettingsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(direction_box)
         layout.addWidget(options)
+        layout.addStretch(1)
         self._current: dict[str, Any] = {}
 
     def _add_subscription_fields(self, form: QFormLayout, parent: QWidget) -> None:
@@ -158,6 +159,8 @@ class ConnectionSettingsForm(QWidget):
             self.subscription[side] = edit
             self.subscription_labels[side] = label
             form.addRow(label, edit)
+            edit.hide()  # shown by ``load`` for the apps that have the setting
+            label.hide()
 
     def _show_subscription(self, side: str, name: str, account: AccountRef) -> None:
         edit, label = self.subscription[side], self.subscription_labels[side]
@@ -169,9 +172,9 @@ class ConnectionSettingsForm(QWidget):
         is_csv = account.kind == "csv"
         label.setText(
             (
-                self.tr("Subscription status in {name}, column:")
+                self.tr("Subscription column in {name}:")
                 if is_csv
-                else self.tr("Subscription status in {name}, vCard property:")
+                else self.tr("Subscription property in {name}:")
             ).format(name=name)
         )
         edit.setPlaceholderText(
