@@ -108,10 +108,10 @@ class ConnectionSettings:
         if self.winner not in ("a", "b"):
             raise ConfigError(f"The winning app must be a or b, not {self.winner!r}.")
         set_(self, "winner", Side(self.winner))
-        if not 1 <= int(self.guard_max_writes) <= MAX_GUARD:
-            raise ConfigError(
-                f"The mass-change threshold is a number of contacts from 1 to {MAX_GUARD:,}."
-            )
+        if int(self.guard_max_writes) < 1:
+            raise ConfigError("The mass-change threshold must be at least 1.")
+        if int(self.guard_max_writes) > MAX_GUARD:
+            raise ConfigError(f"The mass-change threshold is at most {MAX_GUARD:,} contacts.")
         region = str(self.phone_region or "").strip()
         if region and (len(region) != 2 or not region.isalpha()):
             raise ConfigError("The phone region is a two-letter country code, like GB or US.")
