@@ -303,7 +303,7 @@ class HubSpotApp:
             records = self._listing()
             newest = max(
                 (_stamp(self._seen[r.id].data) for r in records if r.id in self._seen),
-                default=now_ms,
+                default=LAG_MS,  # no contact yet: the next search starts at 0
             )
             return ChangeSet(
                 records=records,

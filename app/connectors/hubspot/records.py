@@ -15,12 +15,40 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from app.connectors.hubspot.schema import ADDRESS_PARTS, OPT_OUT, PHONE_SLOTS, ContactSchema
 from app.errors import Rejected, ValueNotAllowed
-from app.mapping.convert import parse_boolean, parse_date, parse_datetime
 from app.model import Address, FieldType, FieldValue, Labeled, Record, is_empty_value
+
+_TRUE = frozenset({"true", "yes", "y", "1", "on", "x", "checked"})
+_FALSE = frozenset({"false", "no", "n", "0", "off", "unchecked"})
+
+
+def parse_boolean(text: str) -> bool | None:
+    word = text.strip().casefold()
+    return True if word in _TRUE else False if word in _FALSE else None
+
+
+def parse_date(text: str) -> str | None:
+    """``YYYY-MM-DD`` from an ISO date or date-time (what the mapping layer hands over)."""
+    try:
+        return date.fromisoformat(text.strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def parse_datetime(text: str) -> str | None:
+    """An ISO 8601 date-time (UTC) HubSpot accepts; a bare date is midnight UTC."""
+    s = text.strip()
+    try:
+        when = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def version_of(data: dict[str, Any], segments: Iterable[str] = ()) -> str:
