@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -219,9 +220,12 @@ def test_listing_reads_100_a_page_and_fetch_costs_nothing_more(
     records = app.fetch(list(versions))
     assert len(records) == 250 and hubspot.stats.by_route["batch/read"] == 0
     assert all(isinstance(r, Record) and r.fields["title"] == "T" for r in records)
-    # Only the properties behind fields were asked for, not all of HubSpot's.
-    method, path, _ = next(x for x in hubspot.requests_log if x[1] == "/crm/v3/objects/contacts")
-    assert method == "GET"
+    # The properties behind fields are asked for (HubSpot sends only a few by default).
+    listing = [x[1] for x in hubspot.requests_log if x[1].startswith("/crm/v3/objects/contacts?")]
+    assert len(listing) == 3 and all("limit=100" in q for q in listing)
+    asked = parse_qs(urlsplit(listing[0]).query)["properties"][0].split(",")
+    assert {"jobtitle", "email", "hs_email_optout", "lifecyclestage"} <= set(asked)
+    assert "hs_object_id" not in asked
 
 
 def test_addresses_and_phones_map_to_hubspot_properties(hubspot: HubSpotEmulator) -> None:  # noqa: F811

@@ -141,8 +141,11 @@ class HubSpotApp:
     # --- account ------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Prove the token: read the contact properties (AuthExpired when refused)."""
+        """Prove the token and its scopes with one small read of each kind Pairsync needs:
+        the contact properties, one contact, the lists (AuthExpired names what is missing)."""
         self.contact_schema()
+        self.api.call("GET", CONTACTS, query={"limit": 1, "properties": "email"})
+        self._load_lists(refresh=True)
 
     def close(self) -> None:
         self.api.close()

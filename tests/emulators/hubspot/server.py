@@ -109,6 +109,7 @@ class HubSpotEmulator:
         self.violations: list[str] = []
         self.stats = Stats()
         self.requests_log: list[tuple[str, str, int]] = []
+        """(method, path with its query, status) of every request."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -153,7 +154,7 @@ class HubSpotEmulator:
         status, payload = self._answer(method, path, query, headers, body, route, out_headers)
         data = b"" if payload is None else json.dumps(payload).encode("utf-8")
         with self._lock:
-            self.requests_log.append((method, path, status))
+            self.requests_log.append((method, raw_path, status))
         if self.validate and status != 401:
             problems = _spec_check(method, path, query, headers, body, status, data)
             if problems:

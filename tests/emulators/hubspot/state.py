@@ -18,6 +18,7 @@ Contacts, contact properties and contact lists, with the behaviour the vendor do
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -175,6 +176,9 @@ STANDARD_PROPERTIES: tuple[dict[str, Any], ...] = (
         calculated=True,
     ),
 )
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class ApiError(Exception):
@@ -446,7 +450,7 @@ class Portal:
                     "error": "INVALID_DATE",
                     "message": f"{value} is not a valid {kind} (a date must be midnight UTC).",
                 }
-        elif prop["name"] == "email" and ("@" not in value or " " in value.strip()):
+        elif prop["name"] == "email" and not _EMAIL.fullmatch(value.strip()):
             return {"error": "INVALID_EMAIL", "message": f"Email address {value} is invalid"}
         return None
 
