@@ -340,7 +340,8 @@ def test_hubspot_asks_for_a_masked_token_says_where_to_find_it_and_checks_it(
     qtbot.waitUntil(page.isComplete, timeout=WAIT)
     assert "1 contacts" in page.result.text()
     [account] = service.list_accounts()
-    assert account["kind"] == "hubspot" and account["has_secret"] is True
-    assert TOKEN not in json.dumps(account)
+    assert account.kind == "hubspot" and account.has_secret is True
+    assert TOKEN not in json.dumps(account.as_json())  # the token is in the keyring only
+    assert service._secrets.get(account.name) == TOKEN
     next_page(qtbot, wizard)
     connect_path(qtbot, wizard, Side.B, folder)

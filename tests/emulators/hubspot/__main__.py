@@ -8,24 +8,22 @@ its host set to the URL).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import sys
-import threading
+from typing import Any
 
+from tests.emulators.common import run_main
 from tests.emulators.hubspot.server import HubSpotEmulator
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulators.hubspot")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-token", default="pat-na1-test-token")
     parser.add_argument("--rate-limit", type=int, default=100, help="requests per interval")
     parser.add_argument("--rate-interval", type=float, default=10.0, help="seconds")
     parser.add_argument("--search-per-second", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="contacts to create at start")
-    parser.add_argument("--no-validate", action="store_true", help="skip OpenAPI checks")
-    args = parser.parse_args(argv)
+    parser.add_argument("--no-validate", action="store_true", help="skip the OpenAPI checks")
+
+
+def _build(args: argparse.Namespace) -> Any:
     emulator = HubSpotEmulator(
         access_token=args.access_token,
         port=args.port,
@@ -38,17 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         emulator.portal.seed(
             {"email": f"person{i}@example.com", "firstname": f"Person{i}", "lastname": "Example"}
         )
-    emulator.start()
-    print(emulator.url, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        done.wait()
-    emulator.stop()
-    for problem in emulator.violations:
-        print(f"spec violation: {problem}", file=sys.stderr)
-    return 0
+    return emulator
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(_build, add_arguments=_arguments, description="A local HubSpot (CRM v3 contacts).")

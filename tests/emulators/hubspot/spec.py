@@ -27,11 +27,9 @@ import copy
 import functools
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
-SPEC_DIR = Path(__file__).resolve().parents[4] / "shared" / "specs" / "hubspot"
-"""``/work/shared/specs/hubspot`` next to the worktrees (``../shared`` of the repo)."""
+from tests.emulators.common import find_spec
 
 HOST = "https://api.hubapi.com"
 
@@ -41,16 +39,6 @@ FILES = (
     ("/crm/v3/lists", "lists.v3.json"),
     ("/communication-preferences/v4", "communication-preferences.v4.json"),
 )
-
-
-def spec_dir() -> Path:
-    """Where the vendor's files are: next to the repo (worktrees and /work/main)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "specs" / "hubspot"
-        if candidate.is_dir():
-            return candidate
-    return SPEC_DIR
 
 
 def _relax(data: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +90,7 @@ def _relax(data: dict[str, Any]) -> dict[str, Any]:
 def _openapi(filename: str) -> Any:
     from openapi_core import Config, OpenAPI
 
-    data = json.loads((spec_dir() / filename).read_text(encoding="utf-8"))
+    data = json.loads(find_spec(f"hubspot/{filename}").read_text(encoding="utf-8"))
     # The files passed openapi-spec-validator when they were copied (SOURCES.md); checking
     # the spec itself again on every load only costs time.
     return OpenAPI.from_dict(_relax(data), config=Config(spec_validator_cls=None))
