@@ -134,6 +134,19 @@ class HubSpotError(Exception):
         return str(self.body.get("message", ""))
 
 
+class StaticBearer(requests.auth.AuthBase):
+    """``Authorization: Bearer`` with a private-app / service-key token. Given to the HTTP
+    layer as its credentials, so it only ever goes to HubSpot's own origin (an OAuth app
+    would pass the shared OAuth bearer instead)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+
 class HubSpotApi:
     """One HubSpot account's API, paced under its limits."""
 
@@ -142,16 +155,21 @@ class HubSpotApi:
         token: str,
         base_url: str = DEFAULT_BASE,
         *,
+        auth: requests.auth.AuthBase | None = None,
         limit: int = DEFAULT_LIMIT,
         interval: float = DEFAULT_INTERVAL,
         search_per_second: int = SEARCH_PER_SECOND,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not token.strip():
+        if auth is None and not token.strip():
             raise ConfigError("A HubSpot account needs its private-app access token.")
         self.base = base_url.rstrip("/")
-        self._token = token.strip()
-        self.http = HttpClient("HubSpot", self.base, retry=RetryPolicy(attempts=1, max_wait=60))
+        self.http = HttpClient(
+            "HubSpot",
+            self.base,
+            auth=auth or StaticBearer(token.strip()),
+            retry=RetryPolicy(attempts=1, max_wait=60),
+        )
         self.window = Window(limit, interval, sleep)
         self.search_window = Window(search_per_second, 1.0, sleep)
         self._sleep = sleep
@@ -181,7 +199,7 @@ class HubSpotApi:
         if query:
             url += "?" + urlencode(query, safe=",")
         data = json.dumps(body, separators=(",", ":")) if body is not None else None
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
         read = method == "GET" or path.endswith(("/batch/read", "/search"))
