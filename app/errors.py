@@ -56,6 +56,13 @@ class Rejected(PairsyncError):
     code = "rejected"
 
 
+class ReadOnlyFile(Rejected):
+    """The file the contact lives in may not be written (its permissions say read-only):
+    Pairsync never replaces it, whatever the folder allows."""
+
+    code = "read_only"
+
+
 class RequiredMissing(Rejected):
     code = "required_missing"
 

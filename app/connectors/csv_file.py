@@ -58,20 +58,22 @@ hold also give ``Rejected``; for the encoding case the whole op is left unapplie
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import replace_file
-from app.errors import Conflict, NotFound, Rejected, Unavailable
+from app.connectors.file_writes import is_read_only, read_only_message, replace_file
+from app.errors import Conflict, NotFound, ReadOnlyFile, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     Address,
@@ -129,7 +131,7 @@ GENERIC = "generic"
 _FORMAT_TITLES = {OUTLOOK: "Outlook CSV", GOOGLE: "Google CSV", GENERIC: "This CSV file"}
 
 _PACK_SEP = " ::: "
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"^(?:[0-9a-f]{32}|row-[0-9a-f]{20}-\d+)$")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
 _REAL_NON_ASCII = re.compile("[\u0080-\udc7f\udd00-\U0010ffff]")
 _OUTLOOK_EMPTY_DATES = {"0/0/00", "0/0/0000", "00/00/00", "00/00/0000", "1/1/4501"}
@@ -1083,7 +1085,7 @@ def _render_parts(table: _Table) -> Iterator[str]:
     yield last
 
 
-def _write_text(handle: BinaryIO, table: _Table) -> None:
+def _write_text(handle: BinaryIO | _Hashing, table: _Table) -> None:
     """Encode and write the table's text in pieces: the same bytes as
     ``encoding.encode(_render(table))``, without the whole text and its bytes in memory."""
     enc = table.encoding
@@ -1503,6 +1505,7 @@ class CsvApp:
         )
         self._cache: _Table | None = None
         self._cache_key: tuple[int, int, int] | None = None
+        self._cache_digest: bytes | None = None
 
     # --- loading -------------------------------------------------------------------------
 
@@ -1528,18 +1531,49 @@ class CsvApp:
         if self._cache is not None and self._cache_key == key:
             return self._cache
         try:
-            # The bytes are passed on, not kept here: _parse lets go of them once decoded.
-            table = _parse(self.path.read_bytes())  # indexed as it is read
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return self._empty_table()
         except OSError as err:
             raise Unavailable(f"The CSV file {self.path} cannot be read: {err.strerror}.") from err
-        self._cache, self._cache_key = table, key
+        digest = _digest(data)
+        key = (st.st_mtime_ns, len(data), st.st_ino)  # what was read, not what was stat'ed
+        # The bytes are passed on, not kept here: _parse lets go of them once decoded.
+        table = _parse(data)  # indexed as it is read
+        del data
+        self._cache, self._cache_key, self._cache_digest = table, key, digest
         return table
 
     def _empty_table(self) -> _Table:
-        self._cache, self._cache_key = None, None
+        self._cache, self._cache_key, self._cache_digest = None, None, None
         return _Table(None, None, [], _Encoding("utf-8", b"\xef\xbb\xbf"), ",", "\r\n", False)
+
+    def _read_as(self) -> tuple[tuple[int, int, int] | None, bytes | None]:
+        """What the table last loaded was read from: its stat key and content digest."""
+        return self._cache_key, self._cache_digest
+
+    def _check_unchanged(self, read_as: tuple[tuple[int, int, int] | None, bytes | None]) -> None:
+        """Raise ``_FileChanged`` when the file is no longer what the table was read from:
+        another program wrote it meanwhile (a spreadsheet saving, a script appending rows).
+        Size, mtime and inode first; when the mtime is too recent to tell two writes apart
+        on a coarse clock, the content's digest too."""
+        key, digest = read_as
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if key is not None:
+                raise _FileChanged from None
+            return
+        now_key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if now_key != key:
+            raise _FileChanged
+        if time.time_ns() - st.st_mtime_ns < _COARSE_CLOCK_NS:
+            try:
+                again = _digest(self.path.read_bytes())
+            except OSError:
+                raise _FileChanged from None
+            if again != digest:
+                raise _FileChanged
 
     def _layout(self, table: _Table) -> _Layout:
         if table.layout is None:
@@ -1594,34 +1628,38 @@ class CsvApp:
         return Schema(layout.specs, tuple(sorted(segments)))
 
     def prepare(self) -> None:
+        """Make the ids ``list_versions`` reports permanent: the ``Pairsync ID`` column is
+        added when missing and every readable row without an id gets the one it is read
+        under (one atomic rewrite; nothing is written when every row has its id). The engine
+        does not call this: ``write`` stamps ids as part of a real write."""
         table = self._load()
         if table.header is None:
             return
+        read_as = self._read_as()
         work = table.copy()
+        if self._stamp(work):
+            with contextlib.suppress(_FileChanged):  # edited meanwhile: stamped next time
+                self._save(work, read_as)
+
+    def _stamp(self, work: _Table) -> bool:
+        """Write every readable row's id into its id cell (adding the column when missing);
+        True when a row or the header changed."""
         assert work.header is not None and work.layout is not None
-        changed = False
-        id_col = work.layout.id_col
-        known_col = id_col is not None  # the entries' id_in_cell refer to this column
-        if id_col is None:
-            id_col = len(work.header)
-            work.header.append(ID_HEADER)
-            work.header_raw = None
-            changed = True
+        changed = work.layout.id_col is None
+        id_col = self._ensure_id_column(work)
         width = len(work.header)
-        for rid, entry in table.entries.items():
-            if entry.problem is not None or (known_col and entry.id_in_cell):
+        for rid, entry in list(work.entries.items()):
+            if entry.problem is not None or entry.id_in_cell:
                 continue  # its id cell already holds its id (no need to parse the row)
             row = work.rows[entry.pos]
-            current = row.cells[id_col].strip() if id_col < len(row.cells) else ""
-            if current == rid:
-                continue
             cells = list(row.cells[:width]) + [""] * max(0, width - len(row.cells))
-            cells[id_col] = uuid.uuid4().hex
+            if cells[id_col].strip() == rid:
+                continue
+            cells[id_col] = rid
             work.rows[entry.pos] = _Row(cells, None)
+            work.entries[rid] = _Entry(entry.pos, entry.version, None, True)
             changed = True
-        if changed:
-            _index(work)
-            self._save(work)
+        return changed
 
     def list_versions(self) -> dict[str, str]:
         table = self._load()
@@ -1655,9 +1693,38 @@ class CsvApp:
     # --- writing -------------------------------------------------------------------------
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` to the file as it is now, and replace it once. When another program
+        changed the file between reading and replacing it (rows appended, the file saved
+        from a spreadsheet), nothing of theirs is lost: the file is read again and the ops
+        applied to it again (an update of a row they edited is then a ``Conflict``, retried
+        next run); after ``_WRITE_ATTEMPTS`` tries every op is a ``Conflict``."""
         if len(ops) > self.info.capabilities.batch_size:
             raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
-        table = self._load()
+        for _attempt in range(_WRITE_ATTEMPTS):
+            table = self._load()
+            if is_read_only(self.path):
+                error = ReadOnlyFile(read_only_message(self.path))
+                return [WriteResult(op.op_id, error=error) for op in ops]
+            read_as = self._read_as()
+            results, work, changed = self._apply_all(table, ops)
+            if not changed:
+                return results
+            # A real write: every row's id becomes permanent, as the rows it touches' are.
+            self._stamp(work)
+            try:
+                self._save(work, read_as)
+            except _FileChanged:
+                continue
+            return results
+        conflict = Conflict(
+            "The CSV file kept changing while syncing (another program is writing it); "
+            "nothing was written, it is retried."
+        )
+        return [r if not r.ok else WriteResult(r.op_id, error=conflict) for r in results]
+
+    def _apply_all(
+        self, table: _Table, ops: Sequence[WriteOp]
+    ) -> tuple[list[WriteResult], _Table, bool]:
         work = table.copy()
         if work.header is None:
             work.header = list(DEFAULT_HEADER)
@@ -1674,9 +1741,7 @@ class CsvApp:
             changed = changed or did_change
             error = Rejected(problem[0], field=problem[1]) if problem else None
             results.append(WriteResult(op.op_id, record=record, error=error))
-        if changed:
-            self._save(work)
-        return results
+        return results, work, changed
 
     def _ensure_id_column(self, work: _Table) -> int:
         assert work.header is not None and work.layout is not None
@@ -1785,11 +1850,39 @@ class CsvApp:
                     field=name,
                 ) from err
 
-    def _save(self, work: _Table) -> None:
+    def _save(
+        self, work: _Table, read_as: tuple[tuple[int, int, int] | None, bytes | None]
+    ) -> None:
+        """Replace the file with ``work``. When another program changed the file since it
+        was read as ``read_as``: rows it only appended are appended to the new version too,
+        byte for byte (checked again until the file holds still); any other change raises
+        ``_FileChanged`` and the file is left as the other program wrote it."""
         self._check_folder()
+        digest = hashlib.blake2b(digest_size=16)
+        caught_up = False
+
+        def catch_up(tmp_name: str) -> None:
+            nonlocal read_as, caught_up
+            for _ in range(_CATCH_UP_ROUNDS):
+                try:
+                    self._check_unchanged(read_as)
+                    return
+                except _FileChanged:
+                    tail, read_as = self._appended_since(read_as)
+                with open(tmp_name, "ab") as handle:
+                    handle.write(tail)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                caught_up = True
+            raise _FileChanged
+
         try:
             # A value the file's encoding cannot hold raises UnicodeError: nothing changed.
-            replace_file(self.path, lambda handle: _write_text(handle, work))
+            replace_file(
+                self.path,
+                lambda handle: _write_text(_Hashing(handle, digest), work),
+                catch_up=catch_up,
+            )
             st = os.stat(self.path)
         except OSError as err:
             raise Unavailable(
@@ -1801,4 +1894,56 @@ class CsvApp:
                 row.raw = _format_row(row.cells, work.delimiter, work.quote_all) + work.newline
                 row.delimiter = work.delimiter
                 row.release()
+        if caught_up:
+            # The file holds rows ``work`` does not: read it again next time.
+            self._cache, self._cache_key, self._cache_digest = None, None, None
+            return
         self._cache, self._cache_key = work, (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._cache_digest = digest.digest()
+
+    def _appended_since(
+        self, read_as: tuple[tuple[int, int, int] | None, bytes | None]
+    ) -> tuple[bytes, tuple[tuple[int, int, int] | None, bytes | None]]:
+        """What another program appended to the file since it was read as ``read_as``, and
+        how the file reads now; ``_FileChanged`` when it changed in any other way."""
+        key, digest = read_as
+        if key is None:
+            raise _FileChanged  # created meanwhile: not ours to merge
+        try:
+            st = os.stat(self.path)
+            data = self.path.read_bytes()
+        except OSError:
+            raise _FileChanged from None
+        size = key[1]
+        if len(data) < size or _digest(data[:size]) != digest:
+            raise _FileChanged
+        # The size is what was read (rows appended after the stat are in ``data``): the
+        # next check sees any difference from the file as it then is.
+        return data[size:], ((st.st_mtime_ns, len(data), st.st_ino), _digest(data))
+
+
+_WRITE_ATTEMPTS = 5
+_CATCH_UP_ROUNDS = 50
+_COARSE_CLOCK_NS = 3_000_000_000
+"""Within this long of a file's mtime a second write may leave the same mtime (FAT: 2 s)."""
+
+
+class _FileChanged(Exception):
+    """The file changed since it was read: it is not replaced."""
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class _Hashing:
+    """A binary file that also feeds what is written to a digest (the digest of the new
+    file's bytes, without reading it back)."""
+
+    def __init__(self, handle: BinaryIO, digest: Any) -> None:
+        self.handle = handle
+        self.digest = digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)

@@ -38,15 +38,37 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def is_read_only(path: Path) -> bool:
+    """Is ``path`` a file its owner marked read-only (no write bit, e.g. mode 444), or one
+    this process may not write? Checked explicitly before replacing it: ``os.replace`` needs
+    only a writable folder, and root may write anything, so neither would stop a write the
+    user has forbidden. A missing file is not read-only (it is created)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not st.st_mode & 0o222 or not os.access(path, os.W_OK)
+
+
+def read_only_message(path: Path) -> str:
+    return (
+        f"The file {path.name} is read-only, so the contact was not written to it. "
+        "Make the file writable (its permissions) and the contact syncs at the next run."
+    )
+
+
 def replace_file(
     path: Path,
     write: Callable[[BinaryIO], None],
     *,
     before_replace: Callable[[], None] | None = None,
+    catch_up: Callable[[str], None] | None = None,
 ) -> None:
     """Write a new version of ``path`` atomically: ``write`` fills a temporary file in the
     same folder, which is fsynced, given the old file's mode (a new file: the umask's),
-    checked by ``before_replace`` (which may raise to give up), moved over ``path`` with
+    brought up to date by ``catch_up`` (given the temporary file's name: it may append to
+    it what another program appended to ``path`` meanwhile, or raise to give up), checked
+    by ``before_replace`` (which may raise to give up), moved over ``path`` with
     ``os.replace`` and made durable with an fsync of the folder. Whatever is raised, the
     temporary file is removed and ``path`` is as it was; the exception goes to the caller."""
     folder = path.parent
@@ -61,6 +83,8 @@ def replace_file(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
+        if catch_up is not None:
+            catch_up(tmp_name)
         if before_replace is not None:
             before_replace()
         os.replace(tmp_name, path)

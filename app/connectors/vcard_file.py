@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import replace_file
+from app.connectors.file_writes import is_read_only, read_only_message, replace_file
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -69,7 +69,15 @@ from app.connectors.vcard_text import (
     set_property,
     unescape,
 )
-from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.errors import (
+    BadData,
+    Conflict,
+    NotFound,
+    PairsyncError,
+    ReadOnlyFile,
+    Rejected,
+    Unavailable,
+)
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -589,6 +597,11 @@ class VCardFileApp:
         if len(ops) > self.info.capabilities.batch_size:
             raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
         book, key = self._load()
+        if is_read_only(self.path):
+            return [
+                WriteResult(op.op_id, error=ReadOnlyFile(read_only_message(self.path)))
+                for op in ops
+            ]
         work = book.copy()
         results: list[WriteResult] = []
         changed = False

@@ -19,7 +19,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import fsync_dir, new_file_mode
+from app.connectors.file_writes import (
+    fsync_dir,
+    is_read_only,
+    new_file_mode,
+    read_only_message,
+)
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -35,7 +40,15 @@ from app.connectors.vcard_text import (
     render,
     set_property,
 )
-from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.errors import (
+    BadData,
+    Conflict,
+    NotFound,
+    PairsyncError,
+    ReadOnlyFile,
+    Rejected,
+    Unavailable,
+)
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -308,6 +321,8 @@ class VCardFolderApp:
         version = _version_of(st)
         if op.expected_version is not None and op.expected_version != version:
             raise Conflict("The contact changed in the folder while syncing; it is retried.")
+        if is_read_only(path):
+            raise ReadOnlyFile(read_only_message(path))
         text = decode_bytes(data)
         try:
             card = parse_card(text)

@@ -68,6 +68,12 @@ class Applier(RunContext):
                     )
                 )
             dropped.extend((side, rid) for rid in reads[side].gone)
+            dropped.extend((side, old) for old, _bid in reads[side].moved.values())
+        rebound = [
+            (bid, side, new_id)
+            for side in (Side.A, Side.B)
+            for new_id, (_old, bid) in reads[side].moved.items()
+        ]
         self.report.failed += sum(len(reads[s].unreadable) for s in (Side.A, Side.B))
         for _bid, _state, keep_side, keep_id in plan.tombstones:
             statuses.append(
@@ -81,6 +87,7 @@ class Applier(RunContext):
             cleared=dropped,  # a contact that is gone has nothing left to retry
             statuses=statuses,
             dropped=dropped,
+            rebound=rebound,
             failures=failures,
             run_no=self.run_no,
         )

@@ -96,6 +96,8 @@ class SideRead:
     changed: dict[str, Record] = field(default_factory=dict)
     unreadable: list[Unreadable] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    moved: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """new id -> (old id, binding id): a bound contact that is back under another id."""
     listed: int = 0
     known: int = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TypeGuard
 
 from app.engine.context import (
@@ -46,6 +47,21 @@ class Planner(RunContext):
             side: self.state.bindings_for(side, [*reads[side].changed, *reads[side].gone])
             for side in (Side.A, Side.B)
         }
+        # A contact back under a new id (see SyncRun.find_moved): its binding, with the id
+        # it has now, stands for it everywhere in this plan.
+        moved_rows: dict[int, BindingRow] = {}
+        for side in (Side.A, Side.B):
+            moved = reads[side].moved
+            if not moved:
+                continue
+            old_rows = self.state.bindings_for(side, [o for o, _ in moved.values()])
+            for new_id, (old_id, _bid) in moved.items():
+                b = old_rows.get(old_id)
+                if b is None:
+                    continue
+                b = replace(b, id_a=new_id) if side is Side.A else replace(b, id_b=new_id)
+                bindings[side][new_id] = b
+                moved_rows[b.id] = b
         for side in (Side.A, Side.B):
             for rid in reads[side].gone:
                 b = bindings[side].get(rid)
@@ -89,6 +105,7 @@ class Planner(RunContext):
                     if b.id not in tomb_ids and b.id not in pair_rows:
                         pair_rows[b.id] = b
                         self.replan_only.add(b.id)
+        pair_rows = {bid: moved_rows.get(bid, b) for bid, b in pair_rows.items()}
         # Bound pairs first: the emails they are about to write are what matching must see
         # (a contact freed from Duplicates by an email change syncs in this same run).
         self.plan_bound_pairs(plan, list(pair_rows.values()), reads)

@@ -22,6 +22,7 @@ from app.engine.context import (
     Settings,
     SideRead,
 )
+from app.engine.match import keys_of
 from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
 from app.errors import AuthExpired, PairsyncError, RateLimited
@@ -44,8 +45,9 @@ class SyncRun(Planner, Applier):
         try:
             if not dry_run:
                 self.reconcile_intents()
-                for app in self.apps.values():
-                    app.prepare()
+            # No app is prepared (no id column, no UID stamped) before the plan and the
+            # guard: an app the run does not write stays byte for byte as it was (SPEC §2).
+            # A record's id as read is valid for writing; the write itself makes it permanent.
             reads = {side: self.read_side(side) for side in (Side.A, Side.B)}
             self.check_shrink(reads, confirm)
             self.checkpoint()
@@ -135,8 +137,66 @@ class SyncRun(Planner, Applier):
             for start in range(0, len(missing), size):
                 still.update(item.id for item in app.fetch(missing[start : start + size]))
             out.gone = [rid for rid in missing if rid not in still]
+            if out.gone:
+                self.find_moved(side, out, known)
         self.report.read[side.value] = len(out.changed) + len(out.unreadable)
         return out
+
+    def find_moved(self, side: Side, out: SideRead, known: dict[str, str]) -> None:
+        """Bound records that are gone under one id and back under another, with the same
+        email: the same contact (a renamed .vcf, a CSV exported again without its Pairsync ID
+        column, a row of a file Pairsync may not write that was edited). Its binding follows
+        it to the new id instead of becoming a tombstone and leaving a duplicate. Only
+        one-to-one matches count: an email shared by two gone or two new records moves
+        nothing."""
+        new = {rid: rec for rid, rec in out.changed.items() if rid not in known}
+        if not new:
+            return
+        bound = self.state.bindings_for(side, out.gone)
+        olds = [rid for rid in out.gone if rid in bound and bound[rid].state == "active"]
+        if not olds:
+            return
+        old_keys = self.state.keys_of(side, olds)
+        old_by_key: dict[str, set[str]] = {}
+        for rid, ks in old_keys.items():
+            for k in ks:
+                old_by_key.setdefault(k, set()).add(rid)
+        new_by_key: dict[str, set[str]] = {}
+        for rid, rec in new.items():
+            for k in keys_of(rec):
+                new_by_key.setdefault(k, set()).add(rid)
+        shared = set(old_by_key) & set(new_by_key)
+        if not shared:
+            return
+        # Anyone else (still listed, not part of this run's changes) holding the email makes
+        # it ambiguous.
+        gone = set(out.gone)
+        others = {
+            k: {rid for rid in holders if rid not in gone and rid not in out.changed}
+            for k, holders in self.state.key_holders(side, shared).items()
+        }
+        for rid, rec in out.changed.items():
+            if rid not in new:
+                for k in keys_of(rec):
+                    if k in shared:
+                        others.setdefault(k, set()).add(rid)
+        news_of: dict[str, set[str]] = {}
+        olds_of: dict[str, set[str]] = {}
+        for k in shared:
+            if others.get(k):
+                continue
+            for o in old_by_key[k]:
+                news_of.setdefault(o, set()).update(new_by_key[k])
+            for n in new_by_key[k]:
+                olds_of.setdefault(n, set()).update(old_by_key[k])
+        for o, ns in news_of.items():
+            if len(ns) == 1:
+                (n,) = ns
+                if olds_of.get(n) == {o}:
+                    out.moved[n] = (o, bound[o].id)
+        if out.moved:
+            moved_olds = {o for o, _ in out.moved.values()}
+            out.gone = [rid for rid in out.gone if rid not in moved_olds]
 
     def check_shrink(self, reads: dict[Side, SideRead], confirm: bool) -> None:
         if confirm:

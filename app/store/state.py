@@ -537,6 +537,7 @@ class SyncState:
         tombstones: Sequence[tuple[int, str]] = (),
         statuses: Sequence[tuple[Side, str, str, str]] = (),
         dropped: Sequence[tuple[Side, str]] = (),
+        rebound: Sequence[tuple[int, Side, str]] = (),
         failures: Sequence[FailureNote] = (),
         cleared: Sequence[tuple[Side, str]] = (),
         clear_binding_failures: Sequence[int] = (),
@@ -583,6 +584,10 @@ class SyncState:
                 )
             for side, rid, status, reason in statuses:
                 self._set_status(s, side, rid, status, reason)
+            for bid, side, new_id in rebound:
+                # The contact is back under another id: its binding follows it.
+                column = "id_a" if side is Side.A else "id_b"
+                s.execute(update(Binding).where(Binding.id == bid).values({column: new_id}))
             by_side: dict[Side, list[str]] = {}
             for side, rid in dropped:
                 by_side.setdefault(side, []).append(rid)

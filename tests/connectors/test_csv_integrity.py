@@ -1,0 +1,108 @@
+"""CSV file: another program's edits are never lost, temp files of a killed write are
+cleaned, bad bytes and broken rows stay the user's (issue 12)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from app.connectors.csv_file import CsvApp
+from app.model import Record, Update
+
+
+def _big_csv(path: Path, rows: int) -> None:
+    lines = ["Name,Email,Phone,Notes"]
+    lines += [f"Person {i},p{i}@x.com,+44 20 7946 {i:04d},note {i}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class Appender(threading.Thread):
+    """Another program adding one row every ``every`` seconds, as a script would: open in
+    append mode, write the line, close. A line that went into a file replaced at that very
+    instant (the inode changed under it) is the appender's own race: it writes it again."""
+
+    def __init__(self, path: Path, every: float) -> None:
+        super().__init__(daemon=True)
+        self.path, self.every = path, every
+        self.stop = threading.Event()
+        self.added: list[str] = []
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            email = f"appended{n}@x.com"
+            line = f"Appended {n},{email},,\n".encode()
+            while True:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+                try:
+                    os.write(fd, line)
+                    ino = os.fstat(fd).st_ino
+                finally:
+                    os.close(fd)
+                if os.stat(self.path).st_ino == ino:
+                    break
+            self.added.append(email)
+            n += 1
+            time.sleep(self.every)
+
+
+def test_rows_appended_while_writing_are_never_lost(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    _big_csv(path, 20_000)
+    app = CsvApp(path)
+    records = [r for r in app.fetch(list(app.list_versions())) if isinstance(r, Record)]
+    appender = Appender(path, 0.02)
+    appender.start()
+    try:
+        for i, rec in enumerate(records[:12]):
+            [res] = app.write([Update(f"u{i}", rec.id, {"notes": f"edited {i}"})])
+            assert res.ok, res.error
+    finally:
+        appender.stop.set()
+        appender.join()
+    assert len(appender.added) > 10
+    text = path.read_text(encoding="utf-8")
+    missing = [e for e in appender.added if e not in text]
+    assert missing == [], f"{len(missing)} of {len(appender.added)} appended rows lost"
+    again = CsvApp(path)
+    found = [r for r in again.fetch(list(again.list_versions())) if isinstance(r, Record)]
+    notes = {str(r.fields.get("notes")) for r in found}
+    assert {f"edited {i}" for i in range(12)} <= notes
+    assert len(found) == 20_000 + len(appender.added)
+
+
+def test_a_file_saved_by_another_program_during_a_write_is_merged_not_overwritten(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A spreadsheet saves the file (an edit in the middle, not an append) while Pairsync
+    writes: the ops are applied again to the file as saved, and its edit is kept."""
+    from app.connectors import csv_file
+
+    path = tmp_path / "a.csv"
+    path.write_text("Name,Email\nAl,a@x.com\nBo,b@x.com\nCy,c@x.com\n")
+    app = CsvApp(path)
+    recs = {str(r.fields["full_name"]): r for r in app.fetch(list(app.list_versions()))}
+    real = csv_file._write_text
+    saves = []
+
+    def save_meanwhile(handle, table):  # type: ignore[no-untyped-def]
+        if not saves:
+            saves.append(1)
+            path.write_text("Name,Email\nAl,a@x.com\nBo,bo@new.example\nCy,c@x.com\nDi,d@x.com\n")
+        real(handle, table)
+
+    monkeypatch.setattr(csv_file, "_write_text", save_meanwhile)
+    al, bo = recs["Al"], recs["Bo"]
+    [ok, stale] = app.write(
+        [
+            Update("u1", al.id, {"email": "al@x.com"}, expected_version=al.version),
+            Update("u2", bo.id, {"full_name": "Bob"}, expected_version=bo.version),
+        ]
+    )
+    assert ok.ok, ok.error
+    assert stale.error is not None  # Bo's row changed meanwhile: retried next run
+    text = path.read_text()
+    assert "Bob" not in text
+    assert "bo@new.example" in text and "Di,d@x.com" in text and "al@x.com" in text
