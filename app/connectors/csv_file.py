@@ -1558,22 +1558,25 @@ class CsvApp:
         Size, mtime and inode first; when the mtime is too recent to tell two writes apart
         on a coarse clock, the content's digest too."""
         key, digest = read_as
+        if key is not None and time.time_ns() - key[0] < _COARSE_CLOCK_NS:
+            try:
+                again = _digest(self.path.read_bytes())
+            except FileNotFoundError:
+                raise _FileChanged from None
+            except OSError:
+                raise _FileChanged from None
+            if again != digest:
+                raise _FileChanged
+        # The status last: the file is replaced right after this check, so the moment
+        # another program's write could still slip in between is as short as it can be.
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             if key is not None:
                 raise _FileChanged from None
             return
-        now_key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if now_key != key:
+        if (st.st_mtime_ns, st.st_size, st.st_ino) != key:
             raise _FileChanged
-        if time.time_ns() - st.st_mtime_ns < _COARSE_CLOCK_NS:
-            try:
-                again = _digest(self.path.read_bytes())
-            except OSError:
-                raise _FileChanged from None
-            if again != digest:
-                raise _FileChanged
 
     def _layout(self, table: _Table) -> _Layout:
         if table.layout is None:
@@ -1878,12 +1881,11 @@ class CsvApp:
 
         try:
             # A value the file's encoding cannot hold raises UnicodeError: nothing changed.
-            replace_file(
+            st = replace_file(
                 self.path,
                 lambda handle: _write_text(_Hashing(handle, digest), work),
                 catch_up=catch_up,
             )
-            st = os.stat(self.path)
         except OSError as err:
             raise Unavailable(
                 f"The CSV file {self.path} could not be written: {err.strerror or err}."

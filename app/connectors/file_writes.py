@@ -63,14 +63,16 @@ def replace_file(
     *,
     before_replace: Callable[[], None] | None = None,
     catch_up: Callable[[str], None] | None = None,
-) -> None:
+) -> os.stat_result:
     """Write a new version of ``path`` atomically: ``write`` fills a temporary file in the
     same folder, which is fsynced, given the old file's mode (a new file: the umask's),
     brought up to date by ``catch_up`` (given the temporary file's name: it may append to
     it what another program appended to ``path`` meanwhile, or raise to give up), checked
     by ``before_replace`` (which may raise to give up), moved over ``path`` with
     ``os.replace`` and made durable with an fsync of the folder. Whatever is raised, the
-    temporary file is removed and ``path`` is as it was; the exception goes to the caller."""
+    temporary file is removed and ``path`` is as it was; the exception goes to the caller.
+    Returns the new file's status as it was moved in place (a ``stat`` of ``path`` after the
+    move could already show another program's next write)."""
     folder = path.parent
     try:
         mode = os.stat(path).st_mode & 0o7777
@@ -87,6 +89,7 @@ def replace_file(
             catch_up(tmp_name)
         if before_replace is not None:
             before_replace()
+        done = os.stat(tmp_name)
         os.replace(tmp_name, path)
         tmp_name = ""
     finally:
@@ -94,3 +97,4 @@ def replace_file(
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
     fsync_dir(folder)
+    return done

@@ -730,10 +730,10 @@ class VCardFileApp:
                 raise _FileChanged
 
         try:
-            replace_file(
+            st = replace_file(
                 self.path, lambda handle: _write_bytes(handle, data), before_replace=unchanged
             )
-            key = self._stat_key()
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError as err:
             raise Unavailable(
                 f"The vCard file {self.path} could not be written ({err.strerror or err}); "
