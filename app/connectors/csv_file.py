@@ -22,14 +22,27 @@ Columns that are not recognised become text fields ``col:<header>`` and are alwa
 
 Ids and versions
 ----------------
-The id lives in a ``Pairsync ID`` column. ``prepare()`` appends that column when missing and
-stamps a uuid4 hex into every readable row lacking one (one atomic rewrite; a no-op when
-nothing is missing). Before that (dry run) a row's id is ``row-<sha1 of its cells>-<n>``,
-stable across reads while the row is unchanged. A write touching such a row stamps that
-derived id into the row, so the id the engine used stays valid. A later copy of an id already
-seen (a pasted row) is reported ``Unreadable`` under a derived id and written back untouched;
-``prepare()`` does not re-stamp it: the user decides whether it is a duplicate or a new person.
-The version is a short hash of the row's cells without the id cell.
+The id lives in a ``Pairsync ID`` column. A row without one is read under a derived id,
+``row-<sha1 of its cells>-<n>``, stable while the row is unchanged. Nothing is stamped by
+reading: a run that does not write this file (its read-only side, a dry run, a run stopped
+by the guard, a run with nothing to write) leaves it byte for byte. A real ``write()`` adds
+the column when missing and stamps every readable row's id as it was read (``prepare()``
+does the same on its own), so the ids the engine planned with stay valid and are permanent
+from then on. A later copy of an id already seen (a pasted row) is reported ``Unreadable``
+under a derived id and written back untouched, never re-stamped: the user decides whether it
+is a duplicate or a new person. The version is a short hash of the row's cells without the
+id cell. (When a derived id changes because a row of a file Pairsync never writes was
+edited, the engine follows the contact by its email: ``SyncRun.find_moved``.)
+
+Concurrent edits
+----------------
+The file is read, the ops applied in memory, and the file replaced at once. Just before the
+replacement, the file is checked against what was read (size, mtime, inode; its content's
+digest while the mtime is too recent to tell writes apart): rows another program appended
+meanwhile are appended to the new version byte for byte (checked again until the file holds
+still); any other change means the file is read again and the ops applied to it again (an
+update of a row edited meanwhile becomes a ``Conflict``, retried next run). A read-only file
+(mode 444) is never replaced: each op fails with ``ReadOnlyFile``.
 
 Reading and writing
 -------------------

@@ -16,10 +16,10 @@ first. Readable cards own a UID before unreadable ones (a card with a typo keeps
 the engine sees a failure, not a deletion); later copies of a UID are read as ``<UID>#2``,
 ``<UID>#3``… (the first number taken by no UID in the file). A card without a UID — common in
 exports — gets a derived id: a UUID computed from its text and its position among identical
-cards, stable across reads while the card is unchanged. ``prepare()`` (before every run that
-may write) and any write give every readable card whose UID is missing or a copy its id as
-``UID``, added at the end of the card: from then on its id no longer depends on its text or
-its position. The version is a short hash of the card's text without its ``UID`` lines, so
+cards, stable across reads while the card is unchanged. Reading never writes: a run that does
+not write this file leaves it byte for byte. Any real write (and ``prepare()``) gives every
+readable card whose UID is missing or a copy its id as ``UID``, added at the end of the
+card: from then on its id no longer depends on its text or its position. The version is a short hash of the card's text without its ``UID`` lines, so
 adding a UID is not an edit.
 
 Broken cards (``BEGIN`` without ``END``, a line that is not a property, undecodable bytes)
