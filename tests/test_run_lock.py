@@ -42,7 +42,7 @@ def service(tmp_path: Path, pairsync_home: Path) -> Iterator[Service]:
 
 def hold_lock(svc: Service) -> subprocess.Popen[str]:
     """Another process holding Main's writer lock, as a running sync would."""
-    path = lock_path(svc.paths.data / "locks", svc.catalog.connection("Main").id)
+    path = lock_path(svc.paths.data / "locks", svc._catalog.connection("Main").id)
     path.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True

@@ -252,8 +252,7 @@ class ActivityView(QWidget):
             return kind
         number = self._run_numbers.get(run.undo_of)
         if number is None:
-            cid = self.service.catalog.connection(self.name).id
-            undone = self.service.health_queries.run(cid, run.undo_of)
+            undone = self.service.run(self.name, run.undo_of)
             number = self._run_numbers[run.undo_of] = undone.run_no if undone else 0
         return _tr("{kind} of #{n}").format(kind=kind, n=number) if number else kind
 

@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
         self.sync_control: SyncControl | None = None
         """Who syncs and pauses (the scheduler); None until ``set_sync_control``: the
         window then offers no syncing at all rather than a second writer."""
-        self.on_quit: Callable[[], None] = self.close
+        self.on_quit: Callable[[], object] = self.close
         """What Quit does (the app's wiring replaces it: with a tray, closing only hides)."""
         self.wizard: ConnectionWizard | None = None
         self.setWindowTitle(self.tr("Pairsync"))

@@ -39,7 +39,7 @@ def cli(seed: int, *args: str) -> list[dict[str, Any]]:
 
 
 def fingerprints(svc: Service) -> set[str]:
-    with svc.store.session() as s:
+    with svc._store.session() as s:
         return set(s.scalars(select(Cursor.cursor).where(Cursor.side == MAPPINGS_CURSOR)))
 
 

@@ -112,7 +112,7 @@ class Desk:
         laptop slept)."""
         from datetime import timedelta
 
-        with self.service.store.session() as s, s.begin():
+        with self.service._store.session() as s, s.begin():
             for run in s.query(Run).all():
                 s.execute(
                     update(Run)

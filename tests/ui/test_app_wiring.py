@@ -109,7 +109,7 @@ def run(qtbot: QtBot, wiring: Wiring, action: Any, timeout: int = WAIT) -> dict[
 
 
 def last_run_status(service: Service) -> str:
-    last = service.catalog.last_run(service.catalog.connection(NAME).id)
+    last = service._catalog.last_run(service._catalog.connection(NAME).id)
     assert last is not None
     return str(last.status)
 
@@ -321,7 +321,7 @@ def test_needs_sign_in_opens_the_sign_in_dialog_and_resumes(
     pair.put_card("ann", "Ann Lee", "ann@x.com")
     # A run that could not start because the app refused the sign-in, recorded as the
     # service records it (local apps never refuse one).
-    conn = service.catalog.connection(NAME)
+    conn = service._catalog.connection(NAME)
     service._not_started(conn, "auth", "The app refused the sign-in.", False)
     wiring = make_wiring()
     window = wiring.window

@@ -194,7 +194,7 @@ def test_health_pages_stay_fast_over_many_contacts(desk: Desk, qtbot: Any) -> No
     first page and any later page each cost one short query."""
     from tests.perf.bench_health import fill_index
 
-    cid = desk.service.catalog.connection(desk.name).id
+    cid = desk.service._catalog.connection(desk.name).id
     fill_index(desk.service, cid, 5_000)
     view = health(desk, qtbot)
     model = view.in_sync.model
@@ -223,7 +223,7 @@ def test_needs_sign_in_then_signing_in_again_resumes(
     desk.name = "Cloud"
     desk.put_card("ann", "Ann Lee", "ann@x.com")
     assert desk.sync(qtbot)["status"] == "ok"
-    desk.service.secrets.set("Server", "an-old-password")  # the password changed meanwhile
+    desk.service._secrets.set("Server", "an-old-password")  # the password changed meanwhile
     view = health(desk, qtbot)
     report = desk.sync(qtbot)
     assert report["status"] == "auth"

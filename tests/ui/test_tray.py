@@ -83,7 +83,7 @@ def test_the_icon_shows_the_worst_state(desk: Desk, qtbot: Any, tmp_path: Path) 
     other = tmp_path / "other.csv"
     write_csv(other, [])
     desk.service.add_account("csv", "Other", {"path": str(other)})
-    desk.service.catalog.add_account(
+    desk.service._catalog.add_account(
         "Cloud", "carddav", {"url": "https://dav.example.com/", "username": "me"}, True
     )
     desk.service.create_connection("Cloudy", "Other", "Cloud", ConnectionOptions())
@@ -148,7 +148,7 @@ def test_notifications_sign_in_once_and_failures_rising(
     desk.sync(qtbot)
     assert len(notifier.sent) == 1  # not rising: no new message
     # An account that needs signing in: told once, however many runs.
-    desk.service.catalog.add_account(
+    desk.service._catalog.add_account(
         "Cloud", "carddav", {"url": "https://dav.example.com/", "username": "me"}, True
     )
     other = desk.folder.parent / "o.csv"

@@ -237,7 +237,7 @@ def test_carddav_asks_for_address_user_and_password_and_checks_them(
     [account] = service.list_accounts()
     assert account["kind"] == "carddav" and account["has_secret"] is True
     assert PASSWORD not in json.dumps(account)  # the password is in the keyring only
-    assert service.secrets.get(account["name"]) == PASSWORD
+    assert service._secrets.get(account["name"]) == PASSWORD
 
 
 def test_a_token_app_gets_its_settings_a_token_field_and_where_to_find_it(qtbot: QtBot) -> None:

@@ -1,0 +1,37 @@
+"""The one facade both fronts (CLI, GUI) call: accounts, connections, sync runs, health.
+
+One module per job (``accounts``, ``connections``, ``mappings``, ``rules``, ``runs``,
+``health``) over a shared ``core`` (the database, the keyring, and ``opened``, the one way
+to open a connection's two apps). It never prints and never imports Qt; errors are typed
+(``app.errors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.service.connections import (
+    EXPORT_VERSION,
+    OPTION_NAMES,
+    ConnectionOptions,
+    parse_on_off,
+)
+from app.service.health import Health
+
+__all__ = ["EXPORT_VERSION", "OPTION_NAMES", "ConnectionOptions", "Service", "parse_on_off"]
+
+
+class Service(Health):
+    """Pairsync as the fronts see it: every action the CLI and the window offer.
+
+    The jobs stack (``Accounts`` → ``Connections`` → ``Mappings`` → ``Rules`` → ``Runs`` →
+    ``Health``, each in its own module over ``ServiceCore``), so this class adds nothing of
+    its own: it is the name the fronts import. One ``Service`` per thread or process (the
+    desktop app's worker threads and its sync worker each make their own); ``close()`` ends
+    its database connections.
+    """
+
+    def __init__(
+        self, home: str | Path | None = None, *, allow_insecure_keyring: bool = False
+    ) -> None:
+        super().__init__(home, allow_insecure_keyring=allow_insecure_keyring)
