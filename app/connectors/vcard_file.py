@@ -19,8 +19,8 @@ exports — gets a derived id: a UUID computed from its text and its position am
 cards, stable across reads while the card is unchanged. Reading never writes: a run that does
 not write this file leaves it byte for byte. Any real write (and ``prepare()``) gives every
 readable card whose UID is missing or a copy its id as ``UID``, added at the end of the
-card: from then on its id no longer depends on its text or its position. The version is a short hash of the card's text without its ``UID`` lines, so
-adding a UID is not an edit.
+card: from then on its id no longer depends on its text or its position. The version is a
+short hash of the card's text without its ``UID`` lines, so adding a UID is not an edit.
 
 Broken cards (``BEGIN`` without ``END``, a line that is not a property, undecodable bytes)
 and text between cards are ``Unreadable`` records with the line they start on, kept
