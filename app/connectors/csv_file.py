@@ -85,7 +85,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import is_read_only, read_only_message, replace_file
+from app.connectors.file_writes import (
+    is_read_only,
+    read_only_message,
+    remove_stale_temps,
+    replace_file,
+)
 from app.errors import Conflict, NotFound, ReadOnlyFile, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
@@ -1678,6 +1683,8 @@ class CsvApp:
         return changed
 
     def list_versions(self) -> dict[str, str]:
+        # What a write killed half-way left beside the file (our own temporary files only).
+        remove_stale_temps(self.path)
         table = self._load()
         return {rid: entry.version for rid, entry in table.entries.items()}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -57,6 +59,62 @@ def read_only_message(path: Path) -> str:
     )
 
 
+STALE_TEMP_AGE_S = 600.0
+"""A temporary file of ours this old is stale whoever made it (a live process never takes
+that long between writing its temporary file and moving it in place)."""
+
+
+def temp_prefix(path: Path) -> str:
+    """How our temporary files for ``path`` start: ``.<name>.<pid>.`` (then ``mkstemp``'s
+    eight random characters and ``.tmp``), so a later run can tell whose they are."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check: only the age decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[str]:
+    """Remove the temporary files a killed write of ``path`` left beside it; the names
+    removed. Only names made by ``replace_file`` for this very file count
+    (``.<name>.<pid>.<8 random>.tmp``, or ``.<name>.<8 random>.tmp`` from before the pid was
+    in the name), and only when the process that made it is gone or the file is older than
+    ``STALE_TEMP_AGE_S``: a write in progress in another process is never disturbed."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?:(\d+)\.)?[a-z0-9_]{8}\.tmp\Z")
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        old = now - st.st_mtime > STALE_TEMP_AGE_S
+        pid = int(m.group(1)) if m.group(1) else None
+        dead = pid is not None and pid != os.getpid() and not _process_alive(pid)
+        if old or dead:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
 def replace_file(
     path: Path,
     write: Callable[[BinaryIO], None],
@@ -78,7 +136,7 @@ def replace_file(
         mode = os.stat(path).st_mode & 0o7777
     except OSError:
         mode = new_file_mode()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

@@ -50,7 +50,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import is_read_only, read_only_message, replace_file
+from app.connectors.file_writes import (
+    is_read_only,
+    read_only_message,
+    remove_stale_temps,
+    replace_file,
+)
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -566,6 +571,8 @@ class VCardFileApp:
                 self._save(work, key)
 
     def list_versions(self) -> dict[str, str]:
+        # What a write killed half-way left beside the file (our own temporary files only).
+        remove_stale_temps(self.path)
         book, _ = self._load()
         return {chunk.id: chunk.version for chunk in book.chunks if chunk.kind != GAP}
 

@@ -233,3 +233,45 @@ def test_read_only_vcard_file_is_never_replaced(tmp_path: Path, capsys) -> None:
     assert book.read_bytes() == before
     [failure] = _health(capsys)["failed"]
     assert "book.vcf is read-only" in failure["reason"]
+
+
+def test_a_kill_during_a_csv_write_leaves_no_temporary_file_after_the_next_run(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 while the CSV is being replaced: the full-size ``.b.csv.*.tmp`` it leaves is
+    removed by the next run, which completes the sync with no duplicate."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source, target = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_csv(source, ["Name", "Email"], [[f"Person {i}", f"p{i}@x.com"] for i in range(20_000)])
+    _connect(capsys, ("csv", source), ("csv", target), "--direction", "a-to-b")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "sync", "main"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    temps: list[Path] = []
+    deadline = time.monotonic() + 240
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            temps = list(tmp_path.glob(".b.csv.*.tmp"))
+            if temps:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.001)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    if not temps:
+        pytest.skip("the run finished before its write could be caught")
+    assert list(tmp_path.glob(".b.csv.*.tmp")), "the kill left the temporary file"
+    code, report = _sync(capsys, "--yes")
+    assert code == 0, report
+    assert list(tmp_path.glob(".*.tmp")) == []
+    emails = [v for r in read_csv(target) for k, v in r.items() if "Email" in k and v]
+    assert len(emails) == len(set(emails)) == 20_000
