@@ -900,6 +900,27 @@ def _hash(parts: Iterable[str]) -> str:
     return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_SAMPLE = 65536
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SIGNATURES = (
+    (b"PK\x03\x04", "an Excel workbook or another zip archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook"),
+    (b"%PDF-", "a PDF document"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+
+
+class _NotACsv(Exception):
+    """The file is not text at all (what it seems to be is the message)."""
+
+
+def _binary_kind(data: bytes) -> str | None:
+    for signature, what in _SIGNATURES:
+        if data.startswith(signature):
+            return what
+    return None
+
+
 def _parse(data: bytes) -> _Table:
     """Read the file's text into an indexed table (see ``_index``).
 
@@ -907,8 +928,15 @@ def _parse(data: bytes) -> _Table:
     all rows are never in memory at once. The result is the same as indexing all rows after
     reading them (``_index``): the same ``_Indexer`` sees the same rows in the same order.
     """
+    what = _binary_kind(data)
+    if what:
+        raise _NotACsv(what)
     encoding, text = _decode(data)
     del data  # the text is all that is needed now (the caller keeps no reference either)
+    head = text[:_SAMPLE]
+    if len(_CONTROL.findall(head)) > max(8, len(head) // 100):
+        raise _NotACsv("binary data")
+    del head
     m = _NEWLINE.search(text)
     newline = m.group(0) if m else "\r\n"
     preamble = ""
@@ -1017,8 +1045,14 @@ class _Indexer:
             return  # blank line: kept, but no contact
         if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = f"has {len(cells)} cells but the header has {width}"
-        if problem is None and _ESCAPED_BYTE.search(row.raw or "".join(cells)):
+        text = row.raw or "".join(cells)
+        if problem is None and _ESCAPED_BYTE.search(text):
             problem = f"contains bytes that are not valid {table.encoding.describe()} text"
+        if problem is None and "\x00" in text:
+            # A NUL is binary data: no contact app takes it (a vCard with one is broken).
+            problem = "contains a NUL character (binary data), which no contact app accepts"
+        if problem is None and row.raw is not None and '"' in row.raw:
+            problem = _strict_problem(row.raw, table.delimiter)
         rid = ""
         if id_col is not None and id_col < len(cells):
             rid = cells[id_col].strip()
@@ -1046,6 +1080,53 @@ class _Indexer:
             rid = _derived_id(_hash(_padded(cells, width, id_col)), self.occurrences)
         self.first_row[rid] = number
         _add(table, rid, pos, version, None, in_cell)
+
+
+def _split_terminator(raw: str) -> tuple[str, str]:
+    """A row's text and its line terminator ("" for a last line without one)."""
+    for end in ("\r\n", "\n", "\r"):
+        if raw.endswith(end):
+            return raw[: -len(end)], end
+    return raw, ""
+
+
+def _with_cell_appended(row: _Row, value: str, col: int, table: _Table) -> _Row:
+    """``row`` with ``value`` as its cell number ``col`` (past its last cell), written at
+    the end of its own text."""
+    cells = row.cells
+    body, newline = _split_terminator(row.raw or "")
+    pad = table.delimiter * (col - len(cells))
+    cell = _format_row([value], table.delimiter, table.quote_all)
+    new = _Row(
+        [*cells, *([""] * (col - len(cells))), value],
+        body + pad + table.delimiter + cell + newline,
+        None,
+        table.delimiter,
+    )
+    new.release()
+    return new
+
+
+def _strict_problem(raw: str, delimiter: str) -> str | None:
+    """A row the lenient reader accepted but whose quoting is broken (text after a closing
+    quote, as in ``Eve,"Broken,eve@x.com,1,"x``): unreadable, so it is kept byte for byte
+    rather than read as something the user did not write and written back that way."""
+    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for _cells in reader:
+            pass
+    except csv.Error as err:
+        return f"has broken quoting ({err})"
+    return None
+
+
+def _printable(raw: str) -> str:
+    """A row's text as it can be shown and stored: bytes that were not valid in the file's
+    encoding (kept as surrogate escapes) are shown as Windows-1252, the usual culprit (a
+    row pasted from an older export)."""
+    return _ESCAPED_BYTE.sub(
+        lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", "replace"), raw
+    )
 
 
 def _add(
@@ -1557,7 +1638,13 @@ class CsvApp:
         digest = _digest(data)
         key = (st.st_mtime_ns, len(data), st.st_ino)  # what was read, not what was stat'ed
         # The bytes are passed on, not kept here: _parse lets go of them once decoded.
-        table = _parse(data)  # indexed as it is read
+        try:
+            table = _parse(data)  # indexed as it is read
+        except _NotACsv as err:
+            raise Unavailable(
+                f"The file {self.path} is not a CSV file: it holds {err}, not lines of text. "
+                "Choose the CSV file, or export the contacts as CSV (comma-separated values)."
+            ) from None
         del data
         self._cache, self._cache_key, self._cache_digest = table, key, digest
         return table
@@ -1607,7 +1694,7 @@ class CsvApp:
             return None
         row = table.rows[entry.pos]
         if entry.problem is not None:
-            return Unreadable(rid, entry.version, entry.problem, row.raw or "")
+            return Unreadable(rid, entry.version, entry.problem, _printable(row.raw or ""))
         rec = table.records.get(entry.pos)
         if rec is None or rec.id != rid:
             assert table.layout is not None
@@ -1669,10 +1756,18 @@ class CsvApp:
         changed = work.layout.id_col is None
         id_col = self._ensure_id_column(work)
         width = len(work.header)
+        id_last = id_col == width - 1
         for rid, entry in list(work.entries.items()):
             if entry.problem is not None or entry.id_in_cell:
                 continue  # its id cell already holds its id (no need to parse the row)
             row = work.rows[entry.pos]
+            if id_last and row.raw is not None and len(row.cells) <= id_col:
+                # The id goes at the end of the row's own text: every byte the user wrote
+                # stays as it was (quoting, spacing), only the id cell is added.
+                work.rows[entry.pos] = _with_cell_appended(row, rid, id_col, work)
+                work.entries[rid] = _Entry(entry.pos, entry.version, None, True)
+                changed = True
+                continue
             cells = list(row.cells[:width]) + [""] * max(0, width - len(row.cells))
             if cells[id_col].strip() == rid:
                 continue
@@ -1771,8 +1866,11 @@ class CsvApp:
         if work.layout.id_col is not None:
             return work.layout.id_col
         # Rows that are not touched stay short; short rows read as if padded with "".
+        if work.header_raw is not None:
+            body, newline = _split_terminator(work.header_raw)
+            cell = _format_row([ID_HEADER], work.delimiter, work.quote_all)
+            work.header_raw = body + work.delimiter + cell + (newline or work.newline)
         work.header.append(ID_HEADER)
-        work.header_raw = None
         work.layout = _build_layout(work.header)
         work.records = {}
         assert work.layout.id_col is not None

@@ -458,7 +458,9 @@ class Applier(RunContext):
     # --- small pieces ------------------------------------------------------------------------
 
     def write_ops(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        self.touching = side
         results = self.apps[side].write(ops)
+        self.touching = None
         if len(results) != len(ops):
             raise PairsyncError(
                 f"{self.app_name(side)} answered {len(results)} results for {len(ops)} writes."

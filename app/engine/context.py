@@ -162,6 +162,8 @@ class RunContext:
             "updated": {"a": 0, "b": 0},
         }
         """What was actually written so far (a cancelled run reports these counts)."""
+        self.touching: Side | None = None
+        """The app being read or written right now: named when it turns out unavailable."""
         self.replan_only: set[int] = set()
         """Bindings planned only because the configuration changed (nothing was read)."""
 

@@ -275,3 +275,78 @@ def test_a_kill_during_a_csv_write_leaves_no_temporary_file_after_the_next_run(
     assert list(tmp_path.glob(".*.tmp")) == []
     emails = [v for r in read_csv(target) for k, v in r.items() if "Email" in k and v]
     assert len(emails) == len(set(emails)) == 20_000
+
+
+def test_one_windows_1252_row_in_a_utf8_csv_fails_alone(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    data = b"Name,Email\nJos\xc3\xa9,j@x.com\nRen\xe9,r@x.com\nAl,a@x.com\n"
+    sheet.write_bytes(data)
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    code, report = _sync(capsys, "--dry-run")
+    assert report["failed"] == 1 and report["created"] == {"a": 2, "b": 0}  # said in advance
+    code, out, err = cli("sync", "main", "--dry-run", capsys=capsys)
+    assert "would create 2 in A, 0 in B; would update 0 in A, 0 in B" in out
+    code, report = _sync(capsys)
+    assert code == 1 and report["status"] == "failed"
+    assert report["failed"] == 1 and report["created"] == {"a": 2, "b": 0}
+    [failure] = _health(capsys)["failed"]
+    assert "Row 3 contains bytes that are not valid UTF-8 text" in failure["reason"]
+    assert sorted(c.fn.value for c in read_cards(folder).values()) == ["Al", "José"]
+    assert sheet.read_bytes() == data  # nothing to write there: not even an id column
+    code, report = _sync(capsys)
+    assert code == 1 and report["created"] == {"a": 0, "b": 0}
+
+
+def test_binary_garbage_is_not_a_csv_and_a_missing_folder_is_exit_5(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "ann.vcf").write_text(card("ann", "Ann X", "ann@x.com"))
+    garbage = random.Random(7).randbytes(50_000)
+    sheet.write_bytes(garbage)
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    code, out, err = cli("sync", "main", capsys=capsys)
+    assert code == 5
+    [line] = err.strip().splitlines()
+    assert "is not a CSV file" in line and "Traceback" not in err
+    assert sheet.read_bytes() == garbage
+    # The file is fine again, then the contacts folder disappears: the run cannot happen.
+    sheet.write_text("Name,Email\n")
+    assert cli("sync", "main", capsys=capsys)[0] == 0
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+    code, out, err = cli("sync", "main", capsys=capsys)
+    assert code == 5
+    [line] = err.strip().splitlines()
+    assert line.startswith("main: vCard folder is unavailable: ") and str(folder) in line
+    code, report = _sync(capsys)
+    assert code == 5 and report["status"] == "unavailable"
+
+
+def test_nul_byte_and_broken_row_fail_alone_and_are_kept_byte_for_byte(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "zed.vcf").write_text(card("zed", "Zed Zee", "zed@x.com"))
+    broken = b'Eve,"Broken,eve@x.com,1,"x\n'
+    nul = b"Nul\x00Person,nul@x.com,2,\n"
+    data = b"Name,Email,Phone,Notes\nAl,a@x.com,1,n\n" + broken + nul + b"Bo,b@x.com,2,n\n"
+    sheet.write_bytes(data)
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    code, report = _sync(capsys)
+    assert code == 1 and report["failed"] == 2
+    assert report["created"] == {"a": 2, "b": 1}  # Al and Bo into A; Zed into the sheet
+    reasons = sorted(f["reason"] for f in _health(capsys)["failed"])
+    assert "Row 3 has broken quoting" in reasons[0] and "Row 4 contains a NUL" in reasons[1]
+    after = sheet.read_bytes()
+    assert broken in after and nul in after  # kept exactly as they were
+    assert b"Al,a@x.com,1,n," in after and b"Bo,b@x.com,2,n," in after  # only an id added
+    # Pairsync never writes a card it would itself call broken.
+    for path in folder.glob("*.vcf"):
+        assert b"\x00" not in path.read_bytes()
+    code, out, _ = cli("health", "main", capsys=capsys)
+    assert "not a valid vCard" not in out
