@@ -235,11 +235,21 @@ class RunContext:
         )
 
     def mapping_fingerprint(self) -> str:
-        """Changes when mappings, rules or the unsubscribe options change: every pair is then
-        planned again from the local index."""
+        """Changes when anything that decides what a run writes changes: mappings (with
+        their value tables and phone region), rules and the direction, the unsubscribe
+        options, the winning app, Avoid Duplicates and whether clears propagate. Every pair
+        is then planned again from the local index (and excluded contacts matched again).
+        Not here, as they change no plan: the Trash option (it acts when a deletion is
+        found), the guard's limits, the schedule, pausing."""
         parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
         parts.append(self.rules.fingerprint())
         parts.append(f"unsub={self.settings.unsubscribes}/{self.settings.unsubscribe_opt_out}")
+        # Only when not the default, so fingerprints stored before these counted still match.
+        defaults = Settings()
+        for name in ("winner", "avoid_duplicates", "propagate_clears"):
+            value = getattr(self.settings, name)
+            if value != getattr(defaults, name):
+                parts.append(f"{name}={getattr(value, 'value', value)}")
         return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
     def mappings_changed(self) -> bool:

@@ -285,7 +285,7 @@ def test_one_windows_1252_row_in_a_utf8_csv_fails_alone(tmp_path: Path, capsys) 
     _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
     code, report = _sync(capsys, "--dry-run")
     assert report["failed"] == 1 and report["created"] == {"a": 2, "b": 0}  # said in advance
-    code, out, err = cli("sync", "main", "--dry-run", capsys=capsys)
+    code, out, _err = cli("sync", "main", "--dry-run", capsys=capsys)
     assert "would create 2 in A, 0 in B; would update 0 in A, 0 in B" in out
     code, report = _sync(capsys)
     assert code == 1 and report["status"] == "failed"
@@ -307,7 +307,7 @@ def test_binary_garbage_is_not_a_csv_and_a_missing_folder_is_exit_5(tmp_path: Pa
     garbage = random.Random(7).randbytes(50_000)
     sheet.write_bytes(garbage)
     _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
-    code, out, err = cli("sync", "main", capsys=capsys)
+    code, _out, err = cli("sync", "main", capsys=capsys)
     assert code == 5
     [line] = err.strip().splitlines()
     assert "is not a CSV file" in line and "Traceback" not in err
@@ -318,7 +318,7 @@ def test_binary_garbage_is_not_a_csv_and_a_missing_folder_is_exit_5(tmp_path: Pa
     for p in folder.iterdir():
         p.unlink()
     folder.rmdir()
-    code, out, err = cli("sync", "main", capsys=capsys)
+    code, _out, err = cli("sync", "main", capsys=capsys)
     assert code == 5
     [line] = err.strip().splitlines()
     assert line.startswith("main: vCard folder is unavailable: ") and str(folder) in line
@@ -350,3 +350,19 @@ def test_nul_byte_and_broken_row_fail_alone_and_are_kept_byte_for_byte(
         assert b"\x00" not in path.read_bytes()
     code, out, _ = cli("health", "main", capsys=capsys)
     assert "not a valid vCard" not in out
+
+
+def test_turning_avoid_duplicates_off_after_a_sync_takes_effect(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "bob.vcf").write_text(card("bob", "Bob Nomail"))
+    (folder / "ann.vcf").write_text(card("ann", "Ann X", "ann@x.com"))
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    code, report = _sync(capsys)
+    assert code == 0 and report["excluded"] == 1 and report["created"]["b"] == 1
+    assert cli("connection", "set", "main", "--avoid-duplicates", "off", capsys=capsys)[0] == 0
+    code, report = _sync(capsys)  # Bob was not edited: the setting alone brings him in
+    assert code == 0 and report["created"] == {"a": 0, "b": 1} and report["excluded"] == 0
+    assert sorted(r["First Name"] for r in read_csv(sheet)) == ["Ann", "Bob"]
+    code, report = _sync(capsys)
+    assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
