@@ -648,6 +648,7 @@ def _summary(r: Any) -> str:
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
+        ("not fitting", getattr(r, "not_fitting", 0)),
     ):
         if n:
             parts.append(f"{n} {label}")
@@ -676,6 +677,11 @@ def _health(service: Service, args: argparse.Namespace) -> int:
             for item in data[key]:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
                 print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}")
+    if data.get("not_fitting"):
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for item in data["not_fitting"]:
+            values = ", ".join(item["values"])
+            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:

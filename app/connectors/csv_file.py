@@ -60,8 +60,9 @@ Values that do not fit
 Outlook and generic files have a fixed number of columns. A multi value is placed by label
 (exact label first, then an ``other``/unlabelled column, then any free column; the label read
 back is the column's). Values with no free column are not written and the op's result carries
-a ``Rejected`` error naming the field and the values left out — *and* the record as now
-stored (everything else of the op was applied), so the new version is known. Google files
+a ``NotFitting`` error naming the field and the values left out — *and* the record as now
+stored (everything else of the op was applied), so the new version is known; the engine
+keeps the pair in sync with what each app holds and Health lists the values once. Google files
 never overflow: extra values share a slot with `` ::: ``. Address parts without a column
 (e.g. PO box in a file without one) are appended as extra street lines. A field key with no
 column, segments on a file without a segment column, or a character the file's encoding cannot
@@ -91,7 +92,7 @@ from app.connectors.file_writes import (
     remove_stale_temps,
     replace_file,
 )
-from app.errors import Conflict, NotFound, ReadOnlyFile, Rejected, Unavailable
+from app.errors import Conflict, NotFitting, NotFound, ReadOnlyFile, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     Address,
@@ -1317,6 +1318,8 @@ class _Codec:
 
     def __init__(self, layout: _Layout) -> None:
         self.layout = layout
+        self.left_out: dict[str, list[str]] = {}
+        """Per field key, the values a write found no room for (not fitting)."""
 
     # reading ----------------------------------------------------------------------------
 
@@ -1433,6 +1436,7 @@ class _Codec:
             if extra:
                 what = ", ".join(i.value for i in extra)
                 problem = f"{layout.title} holds one {key}; {what} was not written."
+                self.left_out.setdefault(key, []).extend(i.value for i in extra)
             if key != "notes":
                 text = text.strip()
             if text != (current.fields.get(key) or ""):
@@ -1457,6 +1461,7 @@ class _Codec:
 
     def _overflow(self, key: str, limit: int, items: Sequence[str], indexes: list[int]) -> str:
         noun = _NOUNS.get(key, key)
+        self.left_out.setdefault(key, []).extend(items[i] for i in indexes)
         what = ", ".join(f"the {_ordinal(i + 1)} ({items[i]})" for i in indexes)
         verb = "was" if len(indexes) == 1 else "were"
         return f"{self.layout.title} holds at most {limit} {noun}; {what} {verb} not written."
@@ -1538,6 +1543,7 @@ class _Codec:
         street_cols = slot.parts.get("street", [])
         if not street_cols:
             if street_lines:
+                self.left_out.setdefault("addresses", []).append(", ".join(street_lines))
                 return (
                     f"{self.layout.title} has no street column for the {addr.label or 'other'} "
                     f"address; {', '.join(street_lines)} was not written."
@@ -1857,7 +1863,13 @@ class CsvApp:
                 results.append(WriteResult(op.op_id, error=err))
                 continue
             changed = changed or did_change
-            error = Rejected(problem[0], field=problem[1]) if problem else None
+            error: Rejected | None = None
+            if problem is not None:
+                message, key, left = problem
+                if left:
+                    error = NotFitting(message, field=key, values=tuple(left))
+                else:
+                    error = Rejected(message, field=key)
             results.append(WriteResult(op.op_id, record=record, error=error))
         return results, work, changed
 
@@ -1876,7 +1888,12 @@ class CsvApp:
         assert work.layout.id_col is not None
         return work.layout.id_col
 
-    def _apply(self, work: _Table, op: WriteOp) -> tuple[Record, tuple[str, str] | None, bool]:
+    def _apply(
+        self, work: _Table, op: WriteOp
+    ) -> tuple[Record, tuple[str, str, list[str]] | None, bool]:
+        """Apply one op to ``work``: the record as now stored, the first problem (sentence,
+        field key, the values that did not fit — empty when the problem is not about room)
+        and whether the row changed."""
         id_col = self._ensure_id_column(work)
         assert work.header is not None and work.layout is not None
         layout = work.layout
@@ -1912,7 +1929,7 @@ class CsvApp:
             cells[id_col] = rid
             fields = dict(op.fields)
             add, remove = op.add_segments, op.remove_segments
-        problem: tuple[str, str] | None = None
+        problem: tuple[str, str, list[str]] | None = None
         if OPT_OUT_FIELD in fields:
             opt = str(fields.pop(OPT_OUT_FIELD))
             col = self._status_col(work)
@@ -1921,16 +1938,17 @@ class CsvApp:
                     f"The CSV file has no column {self.subscription or 'for subscriptions'!r}; "
                     "the opt-out was not recorded.",
                     OPT_OUT_FIELD,
+                    [],
                 )
             elif parse_subscription(cells[col]) is not parse_subscription(opt):
                 cells[col] = "unsubscribed" if parse_subscription(opt) is False else "subscribed"
         for key, value in fields.items():
             message = codec.write_field(cells, key, value, current)
             if message and problem is None:
-                problem = (message, key)
+                problem = (message, key, codec.left_out.get(key, []))
         message = codec.write_segments(cells, add, remove)
         if message and problem is None:
-            problem = (message, "segments")
+            problem = (message, "segments", [])
         self._check_encoding(work, cells, old_cells)
         version = _row_version(cells, width, id_col)
         if pos is not None and cells == old_cells:

@@ -62,6 +62,8 @@ class RunReport:
     duplicates: int = 0
     matched: int = 0
     deleted_other_side: int = 0
+    not_fitting: int = 0
+    """Contacts written with some values left out: the app had no room for them."""
     message: str = ""
     guard: dict[str, Any] = field(default_factory=dict)
     read: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
@@ -82,6 +84,7 @@ class RunReport:
             "duplicates": self.duplicates,
             "matched": self.matched,
             "deleted_other_side": self.deleted_other_side,
+            "not_fitting": self.not_fitting,
             "read": dict(self.read),
             "guard": self.guard,
             "message": self.message,

@@ -14,7 +14,7 @@ from app.engine.context import (
 from app.engine.match import Matcher, keys_of
 from app.engine.merge import merge_lists, merge_sets, merge_value
 from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
-from app.errors import Rejected
+from app.errors import NotFitting, Rejected
 from app.mapping.fields import FieldMapping, ListField, Patch
 from app.model import (
     OPT_OUT_FIELD,
@@ -22,7 +22,7 @@ from app.model import (
     Side,
 )
 from app.rules.evaluate import unsubscribe_patches
-from app.store.state import BindingRow
+from app.store.state import NOT_FITTING, BindingRow
 
 RULES_KEY = "~rules"
 """Stands for the rules' actions (and unsubscribe tags) among the keys an update carries."""
@@ -326,9 +326,15 @@ class Planner(RunContext):
             if is_held(prior):
                 held_a, held_b = prior[HELD]
                 if ca == held_a and cb == held_b:
-                    continue  # both still hold what the undo left: nothing flows
-                # The side that moved is the change; the other side's value is the base.
-                prior = cb if cb == held_b else ca if ca == held_a else held_a
+                    continue  # both still hold what was left there: nothing flows
+                note = prior.get(NOT_FITTING)
+                if isinstance(note, dict):
+                    # One app had no room for some values: what *it* holds is the base, for
+                    # whichever side moved (the values it never had are not removals).
+                    prior = held_a if note.get("side") == "a" else held_b
+                else:
+                    # The side that moved is the change; the other side's value is the base.
+                    prior = cb if cb == held_b else ca if ca == held_a else held_a
             if m.set_merge:
                 merged = merge_sets(ca, cb, None if first else prior)
                 agreed = merged
@@ -550,6 +556,20 @@ class Planner(RunContext):
 def is_held(base_value: Any) -> TypeGuard[dict[str, list[Any]]]:
     """Is this base entry a held pair of values (see ``HELD``)?"""
     return isinstance(base_value, dict) and HELD in base_value
+
+
+def not_fitting_base(ca: Any, cb: Any, side: Side, err: NotFitting) -> dict[str, Any]:
+    """The base entry of a mapping whose write did not fit: both apps keep what they hold
+    (nothing flows, nothing is retried) until either changes, and Health names the values."""
+    return {
+        HELD: [ca, cb],
+        NOT_FITTING: {
+            "side": side.value,
+            "field": err.field or "",
+            "values": list(err.values),
+            "message": str(err),
+        },
+    }
 
 
 def held(ca: Any, cb: Any) -> Any:

@@ -21,6 +21,7 @@ from app.store.catalog import (
     ContactRow,
     FailureRow,
     JournalRowView,
+    NotFittingRow,
     RunRow,
 )
 from app.store.models import Connection, utcnow
@@ -110,6 +111,7 @@ class Health(Runs):
             "failed": q.failures_count(cid, ignored=False),
             "ignored": q.failures_count(cid, ignored=True),
             "conflicts": q.conflicts_count(cid, since=since),
+            "not_fitting": len(q.not_fitting(cid)),
         }
 
     def contacts_page(
@@ -159,6 +161,11 @@ class Health(Runs):
         return self._health.failures_page(
             cid, code, search=search, ignored=ignored, after=after, limit=limit
         )
+
+    def not_fitting(self, name: str, *, search: str = "") -> list[NotFittingRow]:
+        """Values an app had no room for (Health's "Not fitting"): named once, not failures;
+        each contact's other fields are in sync."""
+        return self._health.not_fitting(self._catalog.connection(name).id, search=search)
 
     def failure_raw(self, name: str, failure_id: int) -> str:
         return self._health.failure_raw(self._catalog.connection(name).id, failure_id)

@@ -28,6 +28,7 @@ from app.store.models import (
     RecordKey,
     Run,
 )
+from app.store.state import NOT_FITTING
 
 
 class Catalog:
@@ -237,6 +238,7 @@ class Catalog:
                 select(Run).where(Run.connection_id == cid).order_by(Run.id.desc()).limit(20)
             ).all()
             journal_count = s.scalar(select(func.count()).where(JournalEntry.connection_id == cid))
+            not_fitting = self._not_fitting(s, cid)
         listed = [
             {"side": side, "record_id": rid, "name": nm, "reason": reason, "status": status}
             for side, rid, nm, status, reason in records
@@ -276,8 +278,10 @@ class Catalog:
                 "ignored": int(ignored or 0),
                 "deleted_other_side": int(tombstones or 0),
                 "rule_conflicts": sum(1 for c in conflict_rows if c.field.startswith("rule:")),
+                "not_fitting": len(not_fitting),
             },
             "failed": failed,
+            "not_fitting": not_fitting,
             "excluded": excluded,
             "duplicates": duplicates,
             "deleted_other_side": [e for e in excluded if e["reason"].startswith("deleted in")],
@@ -318,6 +322,54 @@ class Catalog:
             ],
         }
 
+    @staticmethod
+    def _not_fitting(s: Session, cid: int) -> list[dict[str, Any]]:
+        """Values an app had no room for, one entry per contact and field (SPEC §10 "Not
+        fitting"): read from the bindings' bases, where the engine keeps them while the two
+        apps hold different values on purpose."""
+        out: list[dict[str, Any]] = []
+        rows = s.execute(
+            select(Binding.id_a, Binding.id_b, Binding.base).where(
+                Binding.connection_id == cid,
+                Binding.state == "active",
+                Binding.base.like(f'%"{NOT_FITTING}"%'),
+            )
+        ).all()
+        for id_a, id_b, base_text in rows:
+            for entry in json.loads(base_text or "{}").values():
+                note = entry.get(NOT_FITTING) if isinstance(entry, dict) else None
+                if not isinstance(note, dict):
+                    continue
+                side = str(note.get("side", ""))
+                rid = id_a if side == "a" else id_b
+                out.append(
+                    {
+                        "side": side,
+                        "record_id": rid,
+                        "name": "",
+                        "field": str(note.get("field", "")),
+                        "values": [str(v) for v in note.get("values", [])],
+                        "reason": str(note.get("message", "")),
+                    }
+                )
+        for side in ("a", "b"):
+            ids = [e["record_id"] for e in out if e["side"] == side]
+            names: dict[str, str] = {}
+            for start in range(0, len(ids), 500):
+                found = s.execute(
+                    select(IndexedRecord.record_id, IndexedRecord.name).where(
+                        IndexedRecord.connection_id == cid,
+                        IndexedRecord.side == side,
+                        IndexedRecord.record_id.in_(ids[start : start + 500]),
+                    )
+                ).all()
+                names.update((rid, nm) for rid, nm in found)
+            for e in out:
+                if e["side"] == side:
+                    e["name"] = names.get(e["record_id"], "") or e["record_id"]
+        out.sort(key=lambda e: (e["name"].casefold(), e["field"]))
+        return out
+
 
 # --- desktop app: paged Health and Activity queries ------------------------------------------
 #
@@ -341,6 +393,23 @@ class ContactRow:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.name, self.side, self.record_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NotFittingRow:
+    """A value an app had no room for (Health's "Not fitting"): the rest of the contact
+    is in sync."""
+
+    side: str
+    record_id: str
+    name: str
+    field: str
+    values: tuple[str, ...]
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.name.casefold(), self.side, self.record_id, self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,6 +606,25 @@ class HealthQueries:
         if search.strip():
             where.append(_search(search, Failure.name, Failure.message, Failure.field))
         return where
+
+    def not_fitting(self, cid: int, *, search: str = "") -> list[NotFittingRow]:
+        """Every value an app had no room for (few: one per contact and field), by name."""
+        with self.sessions() as s:
+            items = Catalog._not_fitting(s, cid)
+        words = search.casefold().split()
+        rows = [
+            NotFittingRow(
+                e["side"], e["record_id"], e["name"], e["field"], tuple(e["values"]), e["reason"]
+            )
+            for e in items
+        ]
+        if words:
+            rows = [
+                r
+                for r in rows
+                if all(w in f"{r.name} {r.field} {' '.join(r.values)}".casefold() for w in words)
+            ]
+        return sorted(rows, key=lambda r: r.key)
 
     def failure_groups(
         self, cid: int, *, search: str = "", ignored: bool | None = False

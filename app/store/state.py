@@ -135,6 +135,11 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
+NOT_FITTING = "~not_fitting"
+"""In a binding's base entry, beside the engine's held values: the two apps hold different
+values because one had no room for some of them (``{"side", "field", "values", "message"}``;
+Health's "Not fitting" list reads it)."""
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
