@@ -10,6 +10,7 @@ once, so a crash at any point loses nothing and duplicates nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from app.engine.applier import Applier
 from app.engine.context import (
@@ -27,9 +28,20 @@ from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
 from app.errors import AuthExpired, PairsyncError, RateLimited
 from app.model import (
+    Record,
     Side,
     Unreadable,
 )
+
+
+def _person(record: Record) -> str:
+    """A record's person name, compared loosely ("" when it has none: never a match)."""
+    full = record.fields.get("full_name")
+    if not (isinstance(full, str) and full.strip()):
+        parts = [record.fields.get(k) for k in ("given_name", "family_name")]
+        full = " ".join(p for p in parts if isinstance(p, str))
+    return " ".join(full.split()).casefold()
+
 
 __all__ = ["TRASH_SEGMENT", "Cancelled", "Progress", "RunReport", "Settings", "SyncRun"]
 
@@ -156,12 +168,13 @@ class SyncRun(Planner, Applier):
         return out
 
     def find_moved(self, side: Side, out: SideRead, known: dict[str, str]) -> None:
-        """Bound records that are gone under one id and back under another, with the same
-        email: the same contact (a renamed .vcf, a CSV exported again without its Pairsync ID
-        column, a row of a file Pairsync may not write that was edited). Its binding follows
-        it to the new id instead of becoming a tombstone and leaving a duplicate. Only
-        one-to-one matches count: an email shared by two gone or two new records moves
-        nothing."""
+        """Bound records that are gone under one id and back under another: the same contact
+        (a renamed .vcf, a CSV exported again without its Pairsync ID column, an edited row
+        or card of a file that was never written, whose id is derived from its text). Its
+        binding follows it to the new id instead of becoming a tombstone and leaving a
+        duplicate. Matched by email first, then, for what is left, by the person's name
+        (an edited email); only one-to-one matches count: a key shared by two gone or two
+        new records moves nothing."""
         new = {rid: rec for rid, rec in out.changed.items() if rid not in known}
         if not new:
             return
@@ -170,29 +183,69 @@ class SyncRun(Planner, Applier):
         if not olds:
             return
         old_keys = self.state.keys_of(side, olds)
-        old_by_key: dict[str, set[str]] = {}
-        for rid, ks in old_keys.items():
-            for k in ks:
-                old_by_key.setdefault(k, set()).add(rid)
-        new_by_key: dict[str, set[str]] = {}
-        for rid, rec in new.items():
-            for k in keys_of(rec):
-                new_by_key.setdefault(k, set()).add(rid)
-        shared = set(old_by_key) & set(new_by_key)
-        if not shared:
-            return
-        # Anyone else (still listed, not part of this run's changes) holding the email makes
-        # it ambiguous.
         gone = set(out.gone)
+        moved = self._pair_up(
+            {rid: old_keys.get(rid, []) for rid in olds},
+            {rid: keys_of(rec) for rid, rec in new.items()},
+            lambda keys: self._other_holders(side, out, new, gone, keys),
+        )
+        left_old = [rid for rid in olds if rid not in moved.values()]
+        left_new = {rid: rec for rid, rec in new.items() if rid not in moved}
+        if left_old and left_new:
+            snapshots = self.state.load_records(side, left_old)
+            moved.update(
+                self._pair_up(
+                    {rid: [_person(snapshots[rid][0])] for rid in left_old if rid in snapshots},
+                    {rid: [_person(rec)] for rid, rec in left_new.items()},
+                    lambda keys: {},
+                )
+            )
+        for n, o in moved.items():
+            out.moved[n] = (o, bound[o].id)
+        if out.moved:
+            out.gone = [rid for rid in out.gone if rid not in set(moved.values())]
+
+    def _other_holders(
+        self,
+        side: Side,
+        out: SideRead,
+        new: dict[str, Record],
+        gone: set[str],
+        keys: set[str],
+    ) -> dict[str, set[str]]:
+        """Records still there (not gone, not new) holding one of ``keys``."""
         others = {
             k: {rid for rid in holders if rid not in gone and rid not in out.changed}
-            for k, holders in self.state.key_holders(side, shared).items()
+            for k, holders in self.state.key_holders(side, keys).items()
         }
         for rid, rec in out.changed.items():
             if rid not in new:
                 for k in keys_of(rec):
-                    if k in shared:
+                    if k in keys:
                         others.setdefault(k, set()).add(rid)
+        return others
+
+    @staticmethod
+    def _pair_up(
+        olds: dict[str, list[str]],
+        news: dict[str, list[str]],
+        held_elsewhere: Callable[[set[str]], dict[str, set[str]]],
+    ) -> dict[str, str]:
+        """new id -> old id for records sharing a key one-to-one (empty keys never count)."""
+        old_by_key: dict[str, set[str]] = {}
+        for rid, ks in olds.items():
+            for k in ks:
+                if k:
+                    old_by_key.setdefault(k, set()).add(rid)
+        new_by_key: dict[str, set[str]] = {}
+        for rid, ks in news.items():
+            for k in ks:
+                if k:
+                    new_by_key.setdefault(k, set()).add(rid)
+        shared = set(old_by_key) & set(new_by_key)
+        if not shared:
+            return {}
+        others = held_elsewhere(shared)
         news_of: dict[str, set[str]] = {}
         olds_of: dict[str, set[str]] = {}
         for k in shared:
@@ -202,14 +255,13 @@ class SyncRun(Planner, Applier):
                 news_of.setdefault(o, set()).update(new_by_key[k])
             for n in new_by_key[k]:
                 olds_of.setdefault(n, set()).update(old_by_key[k])
+        out: dict[str, str] = {}
         for o, ns in news_of.items():
             if len(ns) == 1:
                 (n,) = ns
                 if olds_of.get(n) == {o}:
-                    out.moved[n] = (o, bound[o].id)
-        if out.moved:
-            moved_olds = {o for o, _ in out.moved.values()}
-            out.gone = [rid for rid in out.gone if rid not in moved_olds]
+                    out[n] = o
+        return out
 
     def check_shrink(self, reads: dict[Side, SideRead], confirm: bool) -> None:
         if confirm:

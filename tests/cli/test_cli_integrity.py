@@ -366,3 +366,24 @@ def test_turning_avoid_duplicates_off_after_a_sync_takes_effect(tmp_path: Path, 
     assert sorted(r["First Name"] for r in read_csv(sheet)) == ["Ann", "Bob"]
     code, report = _sync(capsys)
     assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
+
+
+def test_an_email_edited_in_a_sheet_never_written_keeps_its_pair(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Nothing was ever written to the sheet (no Pairsync ID column): its rows' ids come from
+    their text. Editing a row's email changes that id; the contact is found again by name
+    and the new email flows to the other app."""
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    for n in ("ann", "bob"):
+        (folder / f"{n}.vcf").write_text(card(n, f"{n.title()} Lee", f"{n}@x.com"))
+    write_csv(sheet, ["Name", "Email"], [["Ann Lee", "ann@x.com"], ["Bob Lee", "bob@x.com"]])
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    code, report = _sync(capsys)
+    assert code == 0 and report["created"] == {"a": 0, "b": 0} and report["matched"] == 2
+    write_csv(sheet, ["Name", "Email"], [["Ann Lee", "ann@new.example"], ["Bob Lee", "bob@x.com"]])
+    code, report = _sync(capsys)
+    assert code == 0 and report["deleted_other_side"] == 0 and report["duplicates"] == 0
+    assert report["updated"] == {"a": 1, "b": 0} and report["created"] == {"a": 0, "b": 0}
+    assert read_cards(folder)["ann"].email.value == "ann@new.example"
+    h = _health(capsys)
+    assert h["counts"]["in_sync"] == 2 and h["counts"]["duplicates"] == 0
