@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.service.connections import (
-    EXPORT_VERSION,
-    OPTION_NAMES,
-    ConnectionOptions,
-    parse_on_off,
-)
+from app.model import ConnectionSettings
+from app.service.connections import EXPORT_VERSION, parse_on_off
 from app.service.health import Health
+from app.service.types import AccountInfo, ConnectionView
 
-__all__ = ["EXPORT_VERSION", "OPTION_NAMES", "ConnectionOptions", "Service", "parse_on_off"]
+__all__ = [
+    "EXPORT_VERSION",
+    "AccountInfo",
+    "ConnectionSettings",
+    "ConnectionView",
+    "Service",
+    "parse_on_off",
+]
 
 
 class Service(Health):

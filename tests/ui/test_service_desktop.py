@@ -17,7 +17,7 @@ from app.model import FieldSpec, Record, Side, Unreadable
 from app.preview import summarize
 from app.rules.model import RuleDraft
 from app.run_progress import RunProgress
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.status import connection_status
 
 
@@ -97,8 +97,8 @@ def test_rename_keeps_everything_but_the_name(service: Service, connection: str)
     service.set_paused("Main", True)
     service.add_rule("Main", RuleDraft(Side.A))
     renamed = service.rename_connection("Main", "Phone and sheet")
-    assert renamed["name"] == "Phone and sheet" and renamed["paused"] is True
-    assert [c["name"] for c in service.list_connections()] == ["Phone and sheet"]
+    assert renamed.name == "Phone and sheet" and renamed.paused is True
+    assert [c.name for c in service.list_connections()] == ["Phone and sheet"]
     assert len(service.rules("Phone and sheet", counts=False)) == 3
     with pytest.raises(ConfigError):
         service.rename_connection("Phone and sheet", " ")
@@ -107,13 +107,13 @@ def test_rename_keeps_everything_but_the_name(service: Service, connection: str)
     assert first.status == "ok"
     # A connection that has synced can be renamed too: its history and state go with it.
     service.rename_connection("Phone and sheet", "Other")
-    assert [c["name"] for c in service.list_connections()] == ["Other"]
+    assert [c.name for c in service.list_connections()] == ["Other"]
     [again] = service.sync(["Other"])
     assert again.status == "ok"
     assert again.created == {"a": 0, "b": 0} and again.updated == {"a": 0, "b": 0}
     assert len(service.runs_page("Other")) == 2  # the history came along
     service.add_account("csv", "Third", {"path": str(Path(service.paths.data) / "t.csv")})
-    service.create_connection("Taken", "Third", "Sheet", ConnectionOptions())
+    service.create_connection("Taken", "Third", "Sheet", ConnectionSettings())
     with pytest.raises(ConfigError, match="already exists"):
         service.rename_connection("Other", "Taken")
 

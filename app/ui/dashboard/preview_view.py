@@ -151,7 +151,7 @@ class PreviewView(ConnectionPage):
         a, b = preview.apps["a"], preview.apps["b"]
         if self.name is not None:
             conn = self.service.show_connection(self.name)
-            a, b = conn["a"]["account"], conn["b"]["account"]
+            a, b = conn.a.account, conn.b.account
         status = preview.status
         if status not in ("ok", "failed"):
             self.results.hide()

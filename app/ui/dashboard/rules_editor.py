@@ -356,7 +356,7 @@ class AddRuleDialog(QDialog):
         self.name = name
         self.fields: dict[str, Any] = {}
         conn = service.show_connection(name)
-        self.accounts = {Side.A: conn["a"]["account"], Side.B: conn["b"]["account"]}
+        self.accounts = {Side.A: conn.a.account, Side.B: conn.b.account}
         self.setWindowTitle(self.tr("Add rule"))
 
         self.source = QComboBox(self)
@@ -430,8 +430,8 @@ class AddRuleDialog(QDialog):
         self.undo = QCheckBox(
             self.tr("&Undo: reverse this rule's actions when a contact stops matching"), self
         )
-        self.undo.setChecked(conn["direction"] == "two-way")
-        self.undo.setEnabled(conn["direction"] == "two-way")
+        self.undo.setChecked(conn.settings.direction == "two-way")
+        self.undo.setEnabled(conn.settings.direction == "two-way")
         self.other_way = QCheckBox(self.tr("Other wa&y around: also act as the mirror rule"), self)
         for box in (self.undo, self.other_way):
             box.toggled.connect(self._update_sentence)

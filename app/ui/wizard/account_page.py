@@ -245,9 +245,9 @@ class AccountPage(QWizardPage):
         if not same_kind:
             self._build_form(entry)
         accounts = [
-            a["name"]
+            a.name
             for a in self.service.list_accounts()
-            if a["kind"] == entry.kind and a["name"] != other_account
+            if a.kind == entry.kind and a.name != other_account
         ]
         self.existing.blockSignals(True)
         current = self.existing.currentText()

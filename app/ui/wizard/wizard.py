@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 
 from app.errors import PairsyncError
 from app.model import Side
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui.icons import pairsync_icon
 from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
@@ -91,7 +91,7 @@ class ConnectionWizard(QWizard):
         kinds = {self.apps_page.entry(s).kind for s in (Side.A, Side.B)}  # type: ignore[union-attr]
         name = self.service.suggest_connection_name(a, b)
         self.service.create_connection(
-            name, a, b, ConnectionOptions(unsubscribes=bool(kinds & MARKETING_KINDS))
+            name, a, b, ConnectionSettings(unsubscribes=bool(kinds & MARKETING_KINDS))
         )
         self.service.set_paused(name, True)
         self.draft, self.draft_accounts = name, (a, b)
