@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -663,7 +664,7 @@ def test_settings_that_change_the_plan_re_plan_without_an_edit(tmp_path: Path) -
     p.a.edit(a.id, title="")
     assert p.run().updated == {"a": 0, "b": 0}
     assert p.b.records[b_id].fields.get("title") == "CEO"  # the clear is held back
-    p.settings.propagate_clears = True
+    p.settings = replace(p.settings, propagate_clears=True)
     report = p.run()
     assert report.updated == {"a": 0, "b": 1}
     assert not p.b.records[b_id].fields.get("title")
