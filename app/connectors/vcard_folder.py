@@ -12,6 +12,7 @@ files and never parses them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import uuid
@@ -68,6 +69,9 @@ from app.model import (
 )
 
 PRODID = "-//Pairsync//vCard folder//EN"
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _broken_message(filename: str, err: Broken) -> str:
@@ -287,6 +291,13 @@ class VCardFolderApp:
                 results.append(WriteResult(op.op_id, error=err))
             except OSError as err:
                 self._check_folder()
+                if err.errno in _DISK_FULL:
+                    # The whole folder cannot take writes: the run stops (exit 5), each
+                    # contact is not failed one by one.
+                    raise Unavailable(
+                        f"The contacts folder {self.path} could not be written "
+                        f"({err.strerror}); nothing was half-written."
+                    ) from err
                 results.append(
                     WriteResult(
                         op.op_id,

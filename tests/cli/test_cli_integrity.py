@@ -387,3 +387,31 @@ def test_an_email_edited_in_a_sheet_never_written_keeps_its_pair(tmp_path: Path,
     assert read_cards(folder)["ann"].email.value == "ann@new.example"
     h = _health(capsys)
     assert h["counts"]["in_sync"] == 2 and h["counts"]["duplicates"] == 0
+
+
+def test_a_full_disk_stops_the_run_with_exit_5(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A disk that is full (a fault made by refusing the write, as the OS would): the run
+    could not happen, exit 5 with one line naming the app; the file is as it was."""
+    import errno
+
+    from app.connectors import csv_file
+
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "ann.vcf").write_text(card("ann", "Ann X", "ann@x.com"))
+    write_csv(sheet, ["Name", "Email"], [])
+    _connect(capsys, ("vcard-folder", folder), ("csv", sheet))
+    before = sheet.read_bytes()
+
+    def full(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(csv_file, "replace_file", full)
+        code, _out, err = cli("sync", "main", capsys=capsys)
+    assert code == 5
+    [line] = err.strip().splitlines()
+    assert line.startswith("main: CSV file is unavailable: ") and "No space left" in line
+    assert sheet.read_bytes() == before
+    code, report = _sync(capsys)
+    assert code == 0 and report["created"] == {"a": 0, "b": 1}
