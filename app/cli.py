@@ -522,7 +522,7 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
 
 def _rule(service: Service, args: argparse.Namespace) -> int:
     from app.model import Side
-    from app.rules.model import (
+    from app.service import (
         Action,
         ActionKind,
         Filter,

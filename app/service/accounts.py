@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.catalogue import AccountCheck, AppEntry, catalogue
+from app.app_list import AccountCheck, AppEntry, app_list
 from app.connectors.base import Connector
 from app.connectors.registry import AppKind, app_kind, normalize_settings
 from app.engine.sync import Progress
@@ -103,9 +103,9 @@ class Accounts(ServiceCore):
         if acc.has_secret:
             self._secrets.delete(name)
 
-    def app_catalogue(self, query: str = "") -> list[AppEntry]:
+    def app_list(self, query: str = "") -> list[AppEntry]:
         """The wizard's list of apps, filtered as the user types (names and aliases)."""
-        return catalogue(query)
+        return app_list(query)
 
     def check_new_account(
         self,

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from app.app_list import app_entry
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
 from app.model import ConnectionSettings
@@ -31,6 +32,11 @@ def parse_on_off(value: str) -> bool:
         return ON_OFF[value.lower()]
     except KeyError:
         raise ConfigError(f"Expected on or off, not {value!r}.") from None
+
+
+def _app_name(kind: str) -> str:
+    entry = app_entry(kind)
+    return entry.name if entry is not None else kind
 
 
 class Connections(Accounts):
@@ -149,6 +155,8 @@ class Connections(Accounts):
                     paused=conn.paused,
                     status=connection_status(conn.paused, facts),
                     last_run_at=conn.last_run_at,
+                    app_a=_app_name(a.kind),
+                    app_b=_app_name(b.kind),
                 )
             )
         return out

@@ -15,6 +15,7 @@ from app.mapping.config import (
     CustomMapping,
     MappingConfig,
     add_custom,
+    effective_direction,
     parse_values,
     remove_custom,
     toggle,
@@ -151,8 +152,20 @@ class Mappings(Connections):
         for spec in schemas[other].fields:
             a, b = (picked, spec) if picked_side is Side.A else (spec, picked)
             compat = compatibility(a, b, app_a=names[Side.A], app_b=names[Side.B], taken=taken)
-            into_b = compat.a_to_b and direction.writes(Side.B)
-            into_a = compat.b_to_a and direction.writes(Side.A)
+            # The same computation ``add_mapping`` makes (one function decides a mapping's
+            # effective direction), so what the editor offers is what it accepts.
+            flow, _why = effective_direction(
+                direction,
+                Direction.TWO_WAY,
+                [a],
+                [b],
+                app_a=names[Side.A],
+                app_b=names[Side.B],
+                type_into_a=compat.b_to_a,
+                type_into_b=compat.a_to_b,
+            )
+            into_b = flow is not None and flow.writes(Side.B)
+            into_a = flow is not None and flow.writes(Side.A)
             possible, reason = compat.possible, compat.reason
             if possible and not (into_a or into_b):
                 possible = False

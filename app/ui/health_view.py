@@ -53,8 +53,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import PairsyncError
 from app.model import ConflictRow, ContactRow, FailureRow, NotFittingRow
-from app.schedule import ConnectionState
-from app.service import Service
+from app.service import ConnectionState, Service
 from app.ui.paged import PAGE, Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QWizard
 from pytestqt.qtbot import QtBot
 
-from app.catalogue import AppEntry
+from app.app_list import AppEntry
 from app.model import Side
 from app.service import Service
 from app.ui.app_wiring import Wiring

@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.preview import Preview
-from app.service import Service
+from app.service import Preview, Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.rows_model import RowsModel
 from app.ui.signals import emit

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import ConfigError
 from app.model import Side
-from app.rules.model import (
+from app.service import (
     FIELD_OPS,
     NO_VALUE_OPS,
     Action,
@@ -48,8 +48,8 @@ from app.rules.model import (
     Join,
     Op,
     RuleDraft,
+    Service,
 )
-from app.service import Service
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit

@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.catalogue import AccountCheck, AppEntry
 from app.errors import ConfigError
 from app.model import Side
-from app.service import Service
+from app.service import AccountCheck, AppEntry, Service
 from app.ui.dashboard.page import MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit

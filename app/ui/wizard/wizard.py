@@ -44,7 +44,7 @@ class ConnectionWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setOption(QWizard.WizardOption.HaveHelpButton, False)
         self.setButtonText(QWizard.WizardButton.FinishButton, self.tr("&Start syncing"))
-        self.apps_page = AppsPage(service.app_catalogue(), self)
+        self.apps_page = AppsPage(service.app_list(), self)
         self.account_pages = {
             Side.A: AccountPage(service, runner, Side.A, self),
             Side.B: AccountPage(service, runner, Side.B, self),
