@@ -68,6 +68,8 @@ from app.store.catalog import (
     RunRow,
 )
 from app.store.db import Store
+from app.store.integrity import Backup, Restored, list_backups, restore
+from app.store.integrity import DatabaseDamaged as DatabaseDamaged  # for the fronts
 from app.store.models import Account, Connection, utcnow
 from app.store.state import SyncState
 
@@ -114,6 +116,7 @@ class Service:
         self.secrets = SecretStore(allow_insecure=allow_insecure_keyring)
 
     def close(self) -> None:
+        self.store.backup_if_due()  # after configuration changes (app.store.integrity)
         self.store.close()
 
     # --- accounts --------------------------------------------------------------------------
@@ -363,7 +366,9 @@ class Service:
             if dry_run:
                 return run.run(dry_run=True, confirm=confirm)
             with self._writer(conn):
-                return run.run(dry_run=False, confirm=confirm)
+                report = run.run(dry_run=False, confirm=confirm)
+            self.store.backup_if_due()
+            return report
         except ConnectionBusy as err:
             return RunReport(connection=conn.name, status="busy", message=str(err))
         finally:
@@ -1167,3 +1172,20 @@ def parse_on_off(value: str) -> bool:
         return ON_OFF[value.lower()]
     except KeyError:
         raise ConfigError(f"Expected on or off, not {value!r}.") from None
+
+
+# --- the database itself (usable while it cannot be opened) ---------------------------------
+
+
+def database_backups(home: str | Path | None = None) -> list[Backup]:
+    """The rolling backups of Pairsync's database, newest first."""
+    return list_backups(app_paths(home).database)
+
+
+def restore_database(
+    home: str | Path | None = None, backup: str | None = None, *, fresh: bool = False
+) -> Restored:
+    """Put a backup (default: the newest) in place of the database, or start again empty
+    (``fresh``); the replaced file is kept beside it. See ``app.store.integrity``."""
+    paths = app_paths(home).ensure()
+    return restore(paths.database, Path(backup) if backup else None, fresh=fresh)
