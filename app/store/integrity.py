@@ -35,7 +35,6 @@ MAX_AGE = timedelta(days=1)
 BACKUP_FOLDER = "backups"
 _PREFIX = "pairsync-"
 _SUFFIX = ".db"
-_HEADER = b"SQLite format 3\x00"
 _FINGERPRINT = ".fingerprint"
 
 # Configuration columns: what a backup must preserve. Run counters and timestamps are left
@@ -171,23 +170,24 @@ def check_database(database: Path) -> None:
 
 
 def _problem(path: Path) -> str:
-    """Why the file is not a usable SQLite database ("" when it looks fine)."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(len(_HEADER))
-    except OSError as err:
-        return f"it cannot be read: {err.strerror}"
-    if header != _HEADER:
-        return "it is not an SQLite database"
+    """Why the file is not a usable SQLite database ("" when it looks fine).
+
+    Only SQLite itself opens the file: closing a descriptor of our own would drop the POSIX
+    locks that this process's other connections hold on it (SQLite defers its own closes).
+    """
     try:
         conn = sqlite3.connect(path, timeout=10)  # reads only; "ro" fails on WAL files
     except sqlite3.Error as err:
         return str(err)
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
     except sqlite3.OperationalError as err:
         if "locked" in str(err) or "busy" in str(err):
             return ""  # another process is writing: not damage
+        return str(err)
+    except sqlite3.DatabaseError as err:
+        if "not a database" in str(err):
+            return "it is not an SQLite database"
         return str(err)
     except sqlite3.Error as err:
         return str(err)
@@ -262,10 +262,11 @@ def backup_if_due(
 
 def _has_configuration(conn: sqlite3.Connection) -> bool:
     try:
-        row = conn.execute("SELECT (SELECT count(*) FROM accounts)").fetchone()
+        # fetchall: a statement left unfinished would hold its read snapshot open.
+        rows = conn.execute("SELECT count(*) FROM accounts").fetchall()
     except sqlite3.OperationalError:
         return False
-    return bool(row and row[0])
+    return bool(rows and rows[0][0])
 
 
 def backup_now(database: Path, *, now: datetime | None = None) -> Backup | None:
