@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from app.catalogue import AccountCheck, AppEntry, catalogue
 from app.connectors.base import Connector
-from app.connectors.registry import app_kind, normalize_settings
+from app.connectors.registry import app_kind, normalize_settings, storage_of
 from app.engine.sync import Progress, RunReport, Settings, SyncRun
 from app.engine.undo import Reverter, UndoReport
 from app.errors import AuthExpired, ConfigError, PairsyncError, Unavailable
@@ -46,7 +46,7 @@ from app.rules.model import (
     rules_from_config,
     rules_to_config,
 )
-from app.run_lock import ConnectionBusy, connection_lock
+from app.run_lock import ConnectionBusy, writer_lock
 from app.schedule import (
     MAX_INTERVAL,
     MIN_INTERVAL,
@@ -376,8 +376,16 @@ class Service:
                 app.close()
 
     def _writer(self, conn: Connection) -> AbstractContextManager[None]:
-        """The connection's one-writer lock (``app.run_lock``), held while a run writes."""
-        return connection_lock(self.paths.data / "locks", conn.id, conn.name)
+        """The connection's one-writer lock and its two apps' storage locks
+        (``app.run_lock``), held while a run writes."""
+        storages = [
+            storage_of(acc.kind, json.loads(acc.settings))
+            for acc in (
+                self.catalog.account_by_id(conn.account_a_id),
+                self.catalog.account_by_id(conn.account_b_id),
+            )
+        ]
+        return writer_lock(self.paths.data / "locks", conn.id, conn.name, storages)
 
     # --- mappings ---------------------------------------------------------------------------
 
