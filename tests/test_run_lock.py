@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.run_lock import ConnectionBusy, lock_path
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from tests.ui.desktop import card, read_csv, write_csv
 
 HOLD = (
@@ -35,14 +35,14 @@ def service(tmp_path: Path, pairsync_home: Path) -> Iterator[Service]:
     svc = Service()
     svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
     svc.add_account("csv", "Sheet", {"path": str(sheet)})
-    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     yield svc
     svc.close()
 
 
 def hold_lock(svc: Service) -> subprocess.Popen[str]:
     """Another process holding Main's writer lock, as a running sync would."""
-    path = lock_path(svc.paths.data / "locks", svc.catalog.connection("Main").id)
+    path = lock_path(svc.paths.data / "locks", svc._connections.connection("Main").id)
     path.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
@@ -138,7 +138,7 @@ def test_a_second_connection_over_the_same_apps_waits_for_the_first(
 
     service.add_account("vcard-folder", "Phone again", {"path": str(tmp_path / "cards")})
     service.add_account("csv", "Sheet again", {"path": str(tmp_path / "contacts.csv")})
-    service.create_connection("Second", "Phone again", "Sheet again", ConnectionOptions())
+    service.create_connection("Second", "Phone again", "Sheet again", ConnectionSettings())
     key = f"path:{os.path.realpath(tmp_path / 'contacts.csv')}"
     path = storage_lock_path(service.paths.data / "locks", key)
     holder = subprocess.Popen(
@@ -169,7 +169,7 @@ def test_two_connections_over_the_same_apps_at_once_never_duplicate(
     folder = tmp_path / "cards"
     service.add_account("vcard-folder", "Phone 2", {"path": str(folder)})
     service.add_account("csv", "Sheet 2", {"path": str(tmp_path / "contacts.csv")})
-    service.create_connection("Other", "Phone 2", "Sheet 2", ConnectionOptions())
+    service.create_connection("Other", "Phone 2", "Sheet 2", ConnectionSettings())
     for i in range(400):
         (folder / f"p{i}.vcf").write_text(card(f"p{i}", f"P {i}", f"p{i}@x.com"))
     for _round in range(2):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from app.errors import ConfigError
+from app.errors import ConfigError, DatabaseDamaged
 
 GENERATIONS = 5
 MAX_AGE = timedelta(days=1)
@@ -45,12 +45,6 @@ _CONFIG_QUERIES = (
     "unsubscribes, unsubscribe_opt_out, trash, propagate_clears, paused, guard_max_writes, "
     "guard_shrink_percent, phone_region, config, interval_minutes FROM connections ORDER BY id",
 )
-
-
-class DatabaseDamaged(ConfigError):
-    """Pairsync's database cannot be used as it is; the message says how to restore it."""
-
-    code = "database"
 
 
 @dataclass(frozen=True, slots=True)

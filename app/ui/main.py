@@ -26,8 +26,9 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
+from app.errors import DatabaseDamaged
 from app.paths import AppPaths, app_paths
-from app.service import DatabaseDamaged, Service, database_backups, restore_database
+from app.service import Service, database_backups, restore_database
 from app.sync_worker import WorkerOptions
 from app.ui.app_wiring import wire
 from app.ui.icons import pairsync_icon

@@ -46,7 +46,7 @@ def test_damaged_database_offers_the_newest_backup(
     service = open_service(None)
     assert service is not None
     try:
-        assert [a["name"] for a in service.list_accounts()] == ["Phone"]
+        assert [a.name for a in service.list_accounts()] == ["Phone"]
     finally:
         service.close()
     assert seen and str(db) in seen[0] and "0 bytes" in seen[0]
