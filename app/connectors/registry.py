@@ -30,6 +30,9 @@ class AppKind:
     verify: Callable[[Mapping[str, str], str | None], dict[str, str]] | None = None
     """Called when the account is added, with its secret: tries the connection and returns
     the settings to store (e.g. the address book the server's discovery found)."""
+    optional: tuple[str, ...] = ()
+    """Settings an account may have: ``subscription`` names the CSV column or vCard
+    property that holds the subscription status."""
 
 
 def _path(settings: Mapping[str, str]) -> Path:
@@ -144,6 +147,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _vcard_folder,
         _check_folder,
+        optional=("subscription",),
     ),
     "vcard-file": AppKind(
         "vcard-file",
@@ -153,6 +157,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _vcard_file,
         _check_vcard_file,
+        optional=("subscription",),
     ),
     "csv": AppKind(
         "csv",
@@ -162,6 +167,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _csv,
         _check_file,
+        optional=("subscription",),
     ),
     "carddav": AppKind(
         "carddav",
