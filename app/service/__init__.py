@@ -29,6 +29,7 @@ from app.rules.model import (
 )
 from app.schedule import ConnectionState, ScheduleEntry
 from app.service.connections import EXPORT_VERSION, parse_on_off
+from app.service.database import database_backups, restore_database
 from app.service.health import Health
 from app.service.types import AccountInfo, AccountRef, ConnectionView, LastRun
 from app.status import ConnectionStatus, ConnectionSummary
@@ -60,10 +61,12 @@ __all__ = [
     "RuleDraft",
     "ScheduleEntry",
     "Service",
+    "database_backups",
     "parse_filter",
     "parse_on_off",
     "parse_set",
     "prepared_logs",
+    "restore_database",
 ]
 
 
