@@ -684,10 +684,10 @@ def _summary(r: Any) -> str:
         parts.append(f"matched {r.matched}")
     for label, n in (
         ("failed", r.failed),
-        ("conflicts", r.conflicts),
-        ("rule conflicts", r.rule_conflicts),
+        ("conflict" if r.conflicts == 1 else "conflicts", r.conflicts),
+        ("rule conflict" if r.rule_conflicts == 1 else "rule conflicts", r.rule_conflicts),
         ("excluded", r.excluded),
-        ("duplicates", r.duplicates),
+        ("duplicate" if r.duplicates == 1 else "duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
         ("not fitting", getattr(r, "not_fitting", 0)),
     ):
@@ -709,7 +709,7 @@ def _health(service: Service, args: argparse.Namespace) -> int:
     c = data["counts"]
     print(
         f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
-        f"{c['excluded']} excluded, {c['duplicates']} duplicates, {c['failed']} failed, "
+        f"{c['excluded']} excluded, {_count(c['duplicates'], 'duplicate')}, {c['failed']} failed, "
         f"{c['deleted_other_side']} deleted on the other side."
     )
     for title, key in (
@@ -762,7 +762,10 @@ def _health_action(service: Service, args: argparse.Namespace) -> int:
         done = "will be retried at the next run"
     else:
         n = service.ignore_failures(args.name, ids, ignored=verb == "ignore")
-        done = "ignored until they change" if verb == "ignore" else "listed and retried again"
+        if verb == "ignore":
+            done = "ignored until it changes" if n == 1 else "ignored until they change"
+        else:
+            done = "listed and retried again"
     if n < len(set(ids)):
         raise ConfigError(
             f"{args.name} has no failed contact with some of these numbers: "
