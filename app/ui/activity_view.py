@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
+from app.model import JournalRowView, RunRow
 from app.service import Service
-from app.store.catalog import JournalRowView, RunRow
 from app.ui.health_view import search_box, table
 from app.ui.paged import Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
@@ -252,8 +252,7 @@ class ActivityView(QWidget):
             return kind
         number = self._run_numbers.get(run.undo_of)
         if number is None:
-            cid = self.service.catalog.connection(self.name).id
-            undone = self.service.health_queries.run(cid, run.undo_of)
+            undone = self.service.run(self.name, run.undo_of)
             number = self._run_numbers[run.undo_of] = undone.run_no if undone else 0
         return _tr("{kind} of #{n}").format(kind=kind, n=number) if number else kind
 
@@ -266,7 +265,7 @@ class ActivityView(QWidget):
         if name is not None:
             try:
                 conn = self.service.show_connection(name)
-                self.apps = {"a": conn["a"]["account"], "b": conn["b"]["account"]}
+                self.apps = {"a": conn.a.account, "b": conn.b.account}
             except PairsyncError:
                 self.name = None
         self.status.setText("")

@@ -49,8 +49,8 @@ class Notifier(QObject):
         self.sent: list[tuple[str, str, str]] = []
         self._auth_told: set[str] = set()
         self._failed: dict[str, int] = {}
-        for conn in service.catalog.connections():
-            self._failed[conn.name] = self._failed_now(conn.name)
+        for name in service.connection_names():
+            self._failed[name] = self._failed_now(name)
         scheduler.auth_needed.connect(self.on_auth_needed)
         scheduler.guard_stopped.connect(self.on_guard)
         scheduler.run_finished.connect(self.on_run_finished)

@@ -12,7 +12,6 @@ wizard uses, once such apps exist; today every app signs in with settings and a 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.connectors.registry import app_kind
 from app.service import Service
 from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner
@@ -45,22 +43,21 @@ class ReauthDialog(QDialog):
         self.service = service
         self.runner = runner
         self.account = account
-        acc = service.catalog.account(account)
-        self.spec = app_kind(acc.kind)
-        settings: dict[str, str] = json.loads(acc.settings)
+        self.info = service.account(account)
+        settings = self.info.settings
         self.setWindowTitle(self.tr("Sign in to {account} again").format(account=account))
         self.setAccessibleName(self.windowTitle())
         intro = QLabel(
             self.tr(
                 "{app} did not accept Pairsync's sign-in for {account}. Sign in again; every "
                 "connection using this account keeps its settings, rules and mappings."
-            ).format(app=self.spec.name, account=account),
+            ).format(app=self.info.app, account=account),
             self,
         )
         intro.setWordWrap(True)
         form = QFormLayout()
         self.fields: dict[str, QLineEdit] = {}
-        for key in self.spec.settings:
+        for key in self.info.required:
             edit = QLineEdit(settings.get(key, ""), self)
             label = self.tr(LABELS.get(key, key))
             edit.setAccessibleName(label)
@@ -69,7 +66,7 @@ class ReauthDialog(QDialog):
         self.secret = QLineEdit(self)
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.setAccessibleName(self.tr("Password or token"))
-        if self.spec.needs_secret:
+        if self.info.needs_secret:
             form.addRow(self.tr("Password or token"), self.secret)
         else:
             self.secret.hide()

@@ -218,7 +218,7 @@ class Scheduler(QObject):
         self._worker = SyncWorker(
             worker
             or WorkerOptions(
-                home=service.home, allow_insecure_keyring=service.secrets.allow_insecure
+                home=service.home, allow_insecure_keyring=service.allow_insecure_keyring
             )
         )
         self._worker.moveToThread(self._thread)
@@ -327,7 +327,7 @@ class Scheduler(QObject):
 
     def _paused(self, name: str) -> bool:
         try:
-            return bool(self.service.catalog.connection(name).paused)
+            return self.service.is_paused(name)
         except PairsyncError:
             return True  # deleted meanwhile: nothing to run
 
@@ -336,10 +336,7 @@ class Scheduler(QObject):
     def sync_now(self, names: Sequence[str] | None = None, *, confirm: bool = False) -> list[str]:
         """ "Sync now" for these connections (None or empty: all that are not paused).
         Returns the names queued or merged into a waiting run."""
-        if names:
-            wanted = list(names)
-        else:
-            wanted = [c.name for c in self.service.catalog.connections() if not c.paused]
+        wanted = list(names) if names else self.service.connection_names(paused=False)
         queued = []
         for name in wanted:
             if self._paused(name):
@@ -387,18 +384,16 @@ class Scheduler(QObject):
         self.sync_now([name])
 
     def pause_all(self) -> None:
-        for conn in self.service.catalog.connections():
-            if not conn.paused:
-                self.pause(conn.name)
+        for name in self.service.connection_names(paused=False):
+            self.pause(name)
 
     def resume_all(self) -> None:
-        for conn in self.service.catalog.connections():
-            if conn.paused:
-                self.resume(conn.name)
+        for name in self.service.connection_names(paused=True):
+            self.resume(name)
 
     def all_paused(self) -> bool:
-        conns = self.service.catalog.connections()
-        return bool(conns) and all(c.paused for c in conns)
+        names = self.service.connection_names()
+        return bool(names) and not self.service.connection_names(paused=False)
 
     def set_interval(self, name: str, minutes: int) -> None:
         self.service.set_interval(name, minutes)

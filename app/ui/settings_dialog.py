@@ -42,7 +42,7 @@ class SettingsDialog(QDialog):
         ):
             form.addRow(label, self._path_row(path))
         try:
-            backend = service.secrets.backend_name()
+            backend = service.keyring_backend()
         except PairsyncError as err:
             backend = str(err)
         keyring = QLabel(

@@ -1,0 +1,208 @@
+"""Connections and their settings: create, show, change, pause, rename, export, import.
+
+A settings change never touches a contact: the next run re-plans from the local index when
+the change affects what flows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from app.app_list import app_entry
+from app.errors import ConfigError
+from app.mapping.config import MappingConfig
+from app.model import ConnectionSettings
+from app.rules import edit as rule_edit
+from app.rules.model import rules_from_config
+from app.service.accounts import Accounts
+from app.service.core import unique_name
+from app.service.types import AccountRef, ConnectionView, LastRun
+from app.status import ConnectionSummary, connection_status
+from app.store.connections import settings_columns, settings_of
+from app.store.models import Connection
+
+EXPORT_VERSION = 1
+ON_OFF = {"on": True, "off": False}
+
+
+def parse_on_off(value: str) -> bool:
+    try:
+        return ON_OFF[value.lower()]
+    except KeyError:
+        raise ConfigError(f"Expected on or off, not {value!r}.") from None
+
+
+def _app_name(kind: str) -> str:
+    entry = app_entry(kind)
+    return entry.name if entry is not None else kind
+
+
+class Connections(Accounts):
+    """Connections: two accounts, a direction, and the settings of how they sync."""
+
+    def create_connection(
+        self,
+        name: str,
+        account_a: str,
+        account_b: str,
+        settings: ConnectionSettings | None = None,
+    ) -> ConnectionView:
+        name = name.strip()
+        if not name:
+            raise ConfigError("A connection needs a name.")
+        self._connections.add_connection(
+            name,
+            account_a,
+            account_b,
+            config=json.dumps({"mappings": {"off": []}}),
+            **settings_columns(settings or ConnectionSettings()),
+        )
+        return self.show_connection(name)
+
+    def _view(self, conn: Connection) -> ConnectionView:
+        a = self._connections.account_by_id(conn.account_a_id)
+        b = self._connections.account_by_id(conn.account_b_id)
+        last = self._connections.last_run(conn.id)
+        return ConnectionView(
+            name=conn.name,
+            a=AccountRef(a.name, a.kind),
+            b=AccountRef(b.name, b.kind),
+            settings=settings_of(conn),
+            paused=bool(conn.paused),
+            last_run=None if last is None else LastRun(last.status, last.started_at, last.message),
+        )
+
+    def list_connections(self) -> list[ConnectionView]:
+        return [self._view(c) for c in self._connections.connections()]
+
+    def show_connection(self, name: str) -> ConnectionView:
+        return self._view(self._connections.connection(name))
+
+    def update_connection(self, name: str, **changes: Any) -> ConnectionView:
+        """Change a connection's settings (``ConnectionSettings.USER_KEYS``: direction,
+        winner, toggles, thresholds, interval…; text values are parsed as the CLI gives
+        them). Never touches data; the next run re-plans from the local index when the
+        change affects what flows."""
+        conn = self._connections.connection(name)
+        current = settings_of(conn)
+        settings = current.changed(**changes)
+        if settings.direction != current.direction:
+            rules = rules_from_config(json.loads(conn.config or "{}"))
+            if any(r.actions for r in rules):
+                with self.opened(conn) as apps:
+                    views = self._views(conn, apps, settings.direction)
+                clash = rule_edit.rule_clash(rules, views, settings.direction)
+                if clash:
+                    raise ConfigError(clash)
+        self._connections.update_connection(name, **settings_columns(settings))
+        return self.show_connection(name)
+
+    def set_paused(self, name: str, paused: bool) -> None:
+        values: dict[str, Any] = {"paused": paused}
+        if not paused:
+            values["needs_full_read"] = True  # SPEC §9: a run after pausing reads both fully
+        self._connections.update_connection(name, **values)
+
+    def set_interval(self, name: str, minutes: int) -> int:
+        """How often the desktop app syncs this connection (1–60 minutes)."""
+        return self.update_connection(name, interval_minutes=int(minutes)).settings.interval_minutes
+
+    def delete_connection(self, name: str) -> None:
+        """Forget a connection and its sync state. The apps' contacts are never touched."""
+        self._connections.delete_connection(name)
+
+    def rename_connection(self, name: str, new_name: str) -> ConnectionView:
+        """Give a connection another name. Nothing else changes: its runs, bindings,
+        history and settings stay with it (they hang on its id)."""
+        new_name = new_name.strip()
+        if not new_name:
+            raise ConfigError("A connection needs a name.")
+        if new_name != name:
+            self._connections.rename_connection(name, new_name)
+        return self.show_connection(new_name)
+
+    def suggest_connection_name(self, account_a: str, account_b: str) -> str:
+        return unique_name(
+            f"{account_a} ⇄ {account_b}", {c.name for c in self._connections.connections()}
+        )
+
+    def connection_overview(self) -> list[ConnectionSummary]:
+        """Every connection with its status chip (from the database only: cheap enough to
+        refresh after each run)."""
+        out = []
+        for conn in self._connections.connections():
+            a = self._connections.account_by_id(conn.account_a_id)
+            b = self._connections.account_by_id(conn.account_b_id)
+            last = self._connections.last_run(conn.id)
+            facts = None
+            if last is not None and last.status != "running":
+                facts = {
+                    "status": last.status,
+                    "counts": json.loads(last.counts or "{}"),
+                    "message": last.message,
+                    "finished_at": last.finished_at,
+                }
+            out.append(
+                ConnectionSummary(
+                    name=conn.name,
+                    account_a=a.name,
+                    account_b=b.name,
+                    kind_a=a.kind,
+                    kind_b=b.kind,
+                    direction=conn.direction,
+                    paused=conn.paused,
+                    status=connection_status(conn.paused, facts),
+                    last_run_at=conn.last_run_at,
+                    app_a=_app_name(a.kind),
+                    app_b=_app_name(b.kind),
+                )
+            )
+        return out
+
+    # --- export and import -------------------------------------------------------------------
+
+    def export_connection(self, name: str) -> dict[str, Any]:
+        conn = self._connections.connection(name)
+        data = self._view(conn).as_json()
+        for key in ("paused", "last_run"):
+            data.pop(key)
+        for side, account_id in (("a", conn.account_a_id), ("b", conn.account_b_id)):
+            acc = self._connections.account_by_id(account_id)
+            data[side] = {
+                "account": acc.name,
+                "kind": acc.kind,
+                "settings": json.loads(acc.settings),
+            }
+        data["config"] = json.loads(conn.config)
+        return {"pairsync_export": EXPORT_VERSION, **data}
+
+    def import_connection(self, data: Mapping[str, Any], name: str | None = None) -> ConnectionView:
+        if not isinstance(data, Mapping) or data.get("pairsync_export") != EXPORT_VERSION:
+            raise ConfigError("This is not a Pairsync connection export (pairsync_export: 1).")
+        try:
+            new_name = name or str(data["name"])
+            accounts = []
+            for side in ("a", "b"):
+                acc = data[side]
+                accounts.append(
+                    (str(acc["account"]), str(acc["kind"]), dict(acc.get("settings", {})))
+                )
+            settings = ConnectionSettings.from_json(data)
+            config = dict(data.get("config") or {"mappings": {"off": []}})
+            MappingConfig.from_json(config.get("mappings"))  # refuse a malformed one now
+            rules_from_config(config)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"The export is incomplete or malformed ({err}).") from None
+        for acc_name, kind, acc_settings in accounts:
+            existing = self._connections.find_account(acc_name)
+            if existing is None:
+                self.add_account(kind, acc_name, acc_settings)
+            elif existing.kind != kind:
+                raise ConfigError(
+                    f"Account {acc_name!r} exists here but is a {existing.kind}, not a {kind}."
+                )
+        self.create_connection(new_name, accounts[0][0], accounts[1][0], settings)
+        self._connections.update_connection(new_name, config=json.dumps(config))
+        return self.show_connection(new_name)

@@ -1,0 +1,137 @@
+"""What every part of the facade shares: the database, the keyring, and opening the apps.
+
+The facade's jobs live in one module each (``accounts``, ``connections``, ``mappings``,
+``rules``, ``runs``, ``health``); each is a class that builds on this one and, where it needs
+them, on the jobs before it (``Service`` at the top stacks them all). Only this module opens
+an app: ``opened`` is the one way to get a connection's two apps, and it always closes them,
+which matters beyond tidiness — the CardDAV app saves its mirror of the address book and ends
+its HTTP session on ``close()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from app.connectors.base import Connector
+from app.connectors.registry import app_kind
+from app.errors import AuthExpired
+from app.mapping.config import MappingConfig, MappingView, build_views
+from app.model import ConnectionSettings, Direction, Schema, Side
+from app.paths import AppPaths, app_paths
+from app.rules.model import Rule, rules_from_config
+from app.run_lock import connection_lock
+from app.secrets import SecretStore
+from app.store.connections import ConnectionStore, settings_of
+from app.store.db import Store
+from app.store.health import HealthQueries
+from app.store.models import Account, Connection
+from app.store.state import SyncState
+
+Apps = dict[Side, Connector]
+"""A connection's two apps, opened: side A and side B."""
+
+
+class ServiceCore:
+    """The database, the keyring and the apps, for the facade's jobs built on top.
+
+    Everything here is private to the facade (``_store``, ``_connections``, ``_health``,
+    ``_secrets``): the fronts call the jobs' public methods and get typed values back."""
+
+    def __init__(
+        self, home: str | Path | None = None, *, allow_insecure_keyring: bool = False
+    ) -> None:
+        self.home = None if home is None else str(home)
+        """The folder asked for (None: PAIRSYNC_HOME or the platform's folders)."""
+        self.paths: AppPaths = app_paths(home).ensure()
+        self._store = Store(self.paths.database)
+        self._connections = ConnectionStore(self._store.sessions)
+        self._health = HealthQueries(self._store.sessions)
+        self._secrets = SecretStore(allow_insecure=allow_insecure_keyring)
+
+    def close(self) -> None:
+        self._store.close()
+
+    @property
+    def allow_insecure_keyring(self) -> bool:
+        """Whether a plaintext keyring backend was accepted (``--allow-insecure-keyring``);
+        the desktop app's sync worker is started with the same choice."""
+        return self._secrets.allow_insecure
+
+    def keyring_backend(self) -> str:
+        """Where passwords and tokens are kept (the keyring backend's name), for Settings."""
+        return self._secrets.backend_name()
+
+    # --- opening the apps ------------------------------------------------------------------
+
+    def _connector(self, account: Account) -> Connector:
+        spec = app_kind(account.kind)
+        secret = self._secrets.get(account.name) if account.has_secret else None
+        if spec.needs_secret and not secret:
+            raise AuthExpired(f"Account {account.name!r} needs to be authorized again.")
+        return spec.build(json.loads(account.settings), secret)
+
+    @contextmanager
+    def opened(self, conn: Connection | str) -> Iterator[Apps]:
+        """A connection's two apps, open for the ``with`` block and closed after it, whatever
+        happens (an app that fails to open closes the one opened before it)."""
+        if isinstance(conn, str):
+            conn = self._connections.connection(conn)
+        apps: Apps = {}
+        try:
+            apps[Side.A] = self._connector(self._connections.account_by_id(conn.account_a_id))
+            apps[Side.B] = self._connector(self._connections.account_by_id(conn.account_b_id))
+            yield apps
+        finally:
+            for app in apps.values():
+                app.close()
+
+    # --- what runs and editors share -------------------------------------------------------
+
+    def _writer(self, conn: Connection) -> AbstractContextManager[None]:
+        """The connection's one-writer lock (``app.run_lock``), held while a run writes."""
+        return connection_lock(self.paths.data / "locks", conn.id, conn.name)
+
+    def _state(self, conn: Connection) -> SyncState:
+        return SyncState(self._store.sessions, conn.id)
+
+    def _views(
+        self,
+        conn: Connection,
+        apps: Apps,
+        direction: Direction | None = None,
+        config: MappingConfig | None = None,
+    ) -> list[MappingView]:
+        """The connection's mappings as they apply to these two apps now."""
+        return build_views(
+            Schema(apps[Side.A].fields()),
+            Schema(apps[Side.B].fields()),
+            config or _mapping_config(conn),
+            direction or Direction.parse(conn.direction),
+            app_a=apps[Side.A].info.name,
+            app_b=apps[Side.B].info.name,
+            segments=apps[Side.A].info.capabilities.segments
+            and apps[Side.B].info.capabilities.segments,
+            region=conn.phone_region,
+        )
+
+    def _run_settings(self, conn: Connection) -> ConnectionSettings:
+        return settings_of(conn)
+
+
+def _rules(conn: Connection) -> list[Rule]:
+    return rules_from_config(json.loads(conn.config or "{}"))
+
+
+def _mapping_config(conn: Connection) -> MappingConfig:
+    return MappingConfig.from_json(json.loads(conn.config or "{}").get("mappings"))
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base 2``, ``base 3``… whichever is free."""
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} {n}", n + 1
+    return name

@@ -1,0 +1,186 @@
+"""Field mappings of a connection: list, pair, toggle, remove, and what may be paired.
+
+Every call here opens the two apps (their fields decide what a mapping can do) through
+``opened``, so they are closed again however the call ends.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.errors import ConfigError
+from app.mapping.compat import compatibility
+from app.mapping.config import (
+    CustomMapping,
+    MappingConfig,
+    add_custom,
+    effective_direction,
+    parse_values,
+    remove_custom,
+    toggle,
+)
+from app.mapping.fields import Direction
+from app.model import FieldSpec, Schema, Side
+from app.rules import edit as rule_edit
+from app.service.connections import Connections
+from app.service.core import Apps, _mapping_config, _rules
+from app.store.models import Connection
+
+
+def _field_json(spec: FieldSpec) -> dict[str, Any]:
+    return {
+        "key": spec.key,
+        "label": spec.label,
+        "type": spec.type.value,
+        "multi": spec.multi,
+        "writable": spec.writable,
+        "required": spec.required,
+        "choices": list(spec.choices),
+    }
+
+
+class Mappings(Connections):
+    """Which field of one app goes to which field of the other, and how."""
+
+    def mappings(self, name: str) -> list[dict[str, Any]]:
+        conn = self._connections.connection(name)
+        with self.opened(conn) as apps:
+            return [v.as_json() for v in self._views(conn, apps)]
+
+    def fields(self, name: str) -> dict[str, Any]:
+        """Both apps' fields, for picking custom mappings."""
+        out: dict[str, Any] = {}
+        with self.opened(name) as apps:
+            for side, app in apps.items():
+                schema = app.schema()
+                out[side.value] = {
+                    "app": app.info.name,
+                    "fields": [_field_json(f) for f in schema.fields],
+                    "segments": list(schema.segments),
+                }
+        return out
+
+    def add_mapping(
+        self,
+        name: str,
+        a_field: str,
+        b_field: str,
+        *,
+        direction: str = "two-way",
+        values: str = "",
+        values_back: str = "",
+        pick_label: str = "",
+    ) -> dict[str, Any]:
+        conn = self._connections.connection(name)
+        try:
+            own = Direction(direction)
+        except ValueError:
+            raise ConfigError("Direction must be two-way, a-to-b or b-to-a.") from None
+        custom = CustomMapping(
+            a_field,
+            b_field,
+            own,
+            parse_values(values),
+            parse_values(values_back),
+            pick_label.strip().casefold(),
+        )
+        with self.opened(conn) as apps:
+            config = add_custom(
+                _mapping_config(conn),
+                self._views(conn, apps),
+                Schema(apps[Side.A].fields()),
+                Schema(apps[Side.B].fields()),
+                custom,
+                Direction(conn.direction),
+                app_a=apps[Side.A].info.name,
+                app_b=apps[Side.B].info.name,
+            )
+            self._check_rules_allow(conn, apps, config)
+            self._save_mappings(conn, config)
+            conn = self._connections.connection(name)
+            return next(v.as_json() for v in self._views(conn, apps) if v.key == custom.key)
+
+    def toggle_mapping(self, name: str, key: str, on: bool) -> None:
+        conn = self._connections.connection(name)
+        with self.opened(conn) as apps:
+            config = toggle(_mapping_config(conn), self._views(conn, apps), key, on)
+            if on:
+                self._check_rules_allow(conn, apps, config)
+        self._save_mappings(conn, config)
+
+    def _check_rules_allow(self, conn: Connection, apps: Apps, config: MappingConfig) -> None:
+        """A mapping may not write a field an enabled rule sets (SPEC §3)."""
+        clash = rule_edit.rule_clash(
+            _rules(conn), self._views(conn, apps, config=config), Direction(conn.direction)
+        )
+        if clash:
+            raise ConfigError(clash)
+
+    def remove_mapping(self, name: str, key: str) -> None:
+        conn = self._connections.connection(name)
+        self._save_mappings(conn, remove_custom(_mapping_config(conn), key))
+
+    def _save_mappings(self, conn: Connection, config: MappingConfig) -> None:
+        data = json.loads(conn.config or "{}")
+        data["mappings"] = config.to_json()
+        self._connections.update_connection(conn.name, config=json.dumps(data))
+
+    def mapping_choices(self, name: str, side: str, key: str) -> dict[str, Any]:
+        """For "Add custom mapping": the field picked on ``side`` and, for every field of the
+        other app, whether the pair can be mapped now and, if not, why (SPEC §5) — the same
+        checks ``add_mapping`` makes, so what the editor offers is what it accepts."""
+        conn = self._connections.connection(name)
+        try:
+            picked_side = Side(side)
+        except ValueError:
+            raise ConfigError("A side is a or b.") from None
+        with self.opened(conn) as apps:
+            schemas = {s: Schema(app.fields()) for s, app in apps.items()}
+            names = {s: app.info.name for s, app in apps.items()}
+            picked = schemas[picked_side].get(key)
+            if picked is None:
+                raise ConfigError(f"{names[picked_side]} has no field {key!r}.")
+            views = self._views(conn, apps)
+        taken = frozenset(
+            {f"a:{k}" for v in views if v.enabled for k in v.fields_a}
+            | {f"b:{k}" for v in views if v.enabled for k in v.fields_b}
+        )
+        direction = Direction(conn.direction)
+        other = picked_side.other
+        out = []
+        for spec in schemas[other].fields:
+            a, b = (picked, spec) if picked_side is Side.A else (spec, picked)
+            compat = compatibility(a, b, app_a=names[Side.A], app_b=names[Side.B], taken=taken)
+            # The same computation ``add_mapping`` makes (one function decides a mapping's
+            # effective direction), so what the editor offers is what it accepts.
+            flow, _why = effective_direction(
+                direction,
+                Direction.TWO_WAY,
+                [a],
+                [b],
+                app_a=names[Side.A],
+                app_b=names[Side.B],
+                type_into_a=compat.b_to_a,
+                type_into_b=compat.a_to_b,
+            )
+            into_b = flow is not None and flow.writes(Side.B)
+            into_a = flow is not None and flow.writes(Side.A)
+            possible, reason = compat.possible, compat.reason
+            if possible and not (into_a or into_b):
+                possible = False
+                reason = (
+                    f"The connection is {direction.value} and these fields can only flow the "
+                    "other way."
+                )
+            out.append(
+                {
+                    **_field_json(spec),
+                    "possible": possible,
+                    "a_to_b": into_b,
+                    "b_to_a": into_a,
+                    "reason": reason,
+                    "needs_values": compat.needs_values,
+                }
+            )
+        return {"side": picked_side.value, "field": _field_json(picked), "other": out}

@@ -1,0 +1,129 @@
+"""A connection's IF/THEN rules: read as sentences with live counts, add, remove, move, set.
+
+Counts come from the local index (no app is read); adding or enabling a rule opens the apps
+to check it against their fields and the enabled mappings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from app.errors import ConfigError, PairsyncError
+from app.mapping.fields import Direction
+from app.model import Schema, Side
+from app.rules import edit as rule_edit
+from app.rules.evaluate import RuleSet
+from app.rules.model import Rule, RuleDraft, mirror_problem, rules_to_config
+from app.service.core import Apps, _rules
+from app.service.mappings import Mappings
+from app.store.models import Connection
+
+
+class Rules(Mappings):
+    """Which contacts sync, and what happens to their counterparts (SPEC §3)."""
+
+    def rules(self, name: str, *, counts: bool = True) -> list[dict[str, Any]]:
+        """The rules, top first, as sentences, with what each one matches now (counted from
+        the local index: no app is read)."""
+        conn = self._connections.connection(name)
+        rules = _rules(conn)
+        names, specs = self._rule_context(conn)
+        ruleset = RuleSet(rules, Direction(conn.direction), specs)
+        found = None
+        if counts:
+            found = rule_edit.count_matches(
+                ruleset,
+                {
+                    side: self._connections.index_records(conn.id, side.value)
+                    for side in (Side.A, Side.B)
+                },
+            )
+        return [rule_edit.rule_view(r, i, ruleset, names, found) for i, r in enumerate(rules, 1)]
+
+    def _rule_context(self, conn: Connection) -> tuple[dict[Side, str], dict[Side, dict[str, Any]]]:
+        """App names and field specs for sentences and typed filters; account names stand in
+        when an app cannot be opened right now (e.g. it needs signing in again)."""
+        names: dict[Side, str] = {}
+        specs: dict[Side, dict[str, Any]] = {}
+        for side, account_id in ((Side.A, conn.account_a_id), (Side.B, conn.account_b_id)):
+            acc = self._connections.account_by_id(account_id)
+            names[side], specs[side] = acc.name, {}
+            try:
+                app = self._connector(acc)
+                try:
+                    specs[side] = {f.key: f for f in app.fields()}
+                finally:
+                    app.close()
+            except PairsyncError:
+                pass
+        return names, specs
+
+    def add_rule(self, name: str, draft: RuleDraft, position: int | None = None) -> dict[str, Any]:
+        conn = self._connections.connection(name)
+        rule = draft.build()
+        with self.opened(conn) as apps:
+            self._check_rule(conn, apps, rule)
+        rules = _rules(conn)
+        at = len(rules) if position is None else position - 1
+        if not 0 <= at <= len(rules):
+            raise ConfigError(f"A position is between 1 and {len(rules) + 1}.")
+        rules.insert(at, rule)
+        self._save_rules(conn, rules)
+        return self.rules(name)[at]
+
+    def _check_rule(self, conn: Connection, apps: Apps, rule: Rule) -> None:
+        rule_edit.check_rule(
+            rule,
+            {s: Schema(a.fields()) for s, a in apps.items()},
+            {s: a.info.capabilities for s, a in apps.items()},
+            self._views(conn, apps),
+            {s: a.info.name for s, a in apps.items()},
+        )
+
+    def remove_rule(self, name: str, ref: str) -> None:
+        conn = self._connections.connection(name)
+        rules = _rules(conn)
+        del rules[rule_edit.find(rules, ref)]
+        self._save_rules(conn, rules)
+
+    def move_rule(self, name: str, ref: str, position: int) -> None:
+        conn = self._connections.connection(name)
+        self._save_rules(conn, rule_edit.moved(_rules(conn), ref, position))
+
+    def set_rule(
+        self,
+        name: str,
+        ref: str,
+        *,
+        enabled: bool | None = None,
+        undo: bool | None = None,
+        other_way: bool | None = None,
+    ) -> dict[str, Any]:
+        """Turn a rule on or off, or flip its Undo / Other-way-around toggles."""
+        conn = self._connections.connection(name)
+        rules = _rules(conn)
+        i = rule_edit.find(rules, ref)
+        old = rules[i]
+        rule = replace(
+            old,
+            enabled=old.enabled if enabled is None else enabled,
+            undo=old.undo if undo is None else undo,
+            other_way=old.other_way if other_way is None else other_way,
+        )
+        if rule.other_way and not old.other_way:
+            why = mirror_problem(rule)
+            if why:
+                raise ConfigError(f"“Other way around” is not possible here: {why}.")
+        if rule.enabled and (not old.enabled or rule.other_way):
+            with self.opened(conn) as apps:
+                self._check_rule(conn, apps, rule)
+        rules[i] = rule
+        self._save_rules(conn, rules)
+        return self.rules(name, counts=False)[i]
+
+    def _save_rules(self, conn: Connection, rules: list[Rule]) -> None:
+        data = json.loads(conn.config or "{}")
+        data["rules"] = rules_to_config(rules)
+        self._connections.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))
