@@ -24,6 +24,18 @@ MAINTAINER="${PAIRSYNC_MAINTAINER:-Pairsync <packages@pairsync.invalid>}"
 COMPRESS="${PAIRSYNC_DEB_COMPRESS:-xz}"  # xz: smallest; zstd: ~10x quicker
 export PAIRSYNC_BUILD="$BUILD"
 
+# What Qt needs on any desktop (Qt's "X11 requirements", Wayland, EGL/GL, fonts, D-Bus): the
+# .deb depends on these, and the build machine must have them too (ldd then resolves every
+# library, and the bundle holds the same files whichever machine builds it).
+QT_RUNTIME="libc6 libegl1 libgl1 libfontconfig1 libfreetype6 libxkbcommon0 libxkbcommon-x11-0
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
+  libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1 libdbus-1-3 libwayland-client0
+  libwayland-cursor0 libwayland-egl1"
+# `build.sh --host-packages`: the Debian packages a build machine needs (.ci/run installs them).
+if [ "${1:-}" = --host-packages ]; then
+  echo $QT_RUNTIME dpkg binutils appstream desktop-file-utils util-linux
+  exit 0
+fi
 exec 3>&1 1>&2  # progress on stderr; stdout gets only the two packages' paths (at the end)
 export PATH="$PATH:/usr/sbin:/sbin"  # ldconfig, for users whose PATH lacks them
 say() { printf '\n== [%3d s] %s\n' "$SECONDS" "$*" >&2; }
@@ -76,15 +88,8 @@ BUNDLE="$BUILD/bundle/pairsync"
 # keyboard maps behind libxkbcommon, fonts through fontconfig). The bundle carries copies of
 # some of these; depending on the packages too keeps them patched and brings their data files.
 say "Debian dependencies"
-# What Qt needs on any desktop (Qt's "X11 requirements", Wayland, EGL/GL, fonts, D-Bus). The
-# build machine must have them too: ldd then resolves every library, and the bundle holds
-# the same files whichever machine builds it.
-base="libc6 libegl1 libgl1 libfontconfig1 libfreetype6 libxkbcommon0 libxkbcommon-x11-0
-      libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
-      libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1 libdbus-1-3
-      libwayland-client0 libwayland-cursor0 libwayland-egl1"
 absent=""
-for p in $base; do
+for p in $QT_RUNTIME; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || absent="$absent $p"
 done
 if [ -n "$absent" ]; then
@@ -105,7 +110,7 @@ for soname in $(comm -23 <(echo "$needed") <(echo "$bundled")); do
   patterns+=("*/$(basename "$(dirname "$path")")/$(basename "$path")")
 done
 pkgs="$(dpkg -S "${patterns[@]}" | cut -d: -f1 | tr ',' '\n' | sed 's/^ *//' | sort -u)"
-DEPENDS="$(printf '%s\n' $pkgs $base | grep -v '^pairsync$' | sort -u | paste -sd, - | sed 's/,/, /g')"
+DEPENDS="$(printf '%s\n' $pkgs $QT_RUNTIME | grep -v '^pairsync$' | sort -u | paste -sd, - | sed 's/,/, /g')"
 # A GLib from Debian 13 on is libglib2.0-0t64: accept either (same for any *t64 rename).
 DEPENDS="$(sed -E 's/\b(lib[a-z0-9.+-]+)t64\b/\1t64 | \1/g' <<<"$DEPENDS")"
 echo "Depends: $DEPENDS" >&2
