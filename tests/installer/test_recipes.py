@@ -4,8 +4,11 @@ installers write the same start-at-login entry the app's switch toggles."""
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,15 +28,15 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def icons(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import sys
-
-    sys.path.insert(0, str(INSTALLER))
-    try:
-        import render_icons
-    finally:
-        sys.path.remove(str(INSTALLER))
+    """Rendered as the build scripts do, in a process of its own (its QGuiApplication must
+    not become the test process's Qt application: QWidget tests need a QApplication)."""
     out = tmp_path_factory.mktemp("icons")
-    render_icons.render_all(out)
+    subprocess.run(
+        [sys.executable, str(INSTALLER / "render_icons.py"), str(out)],
+        env=os.environ | {"QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+        timeout=120,
+    )
     return out
 
 
