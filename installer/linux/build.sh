@@ -111,6 +111,10 @@ for soname in $(comm -23 <(echo "$needed") <(echo "$bundled")); do
 done
 pkgs="$(dpkg -S "${patterns[@]}" | cut -d: -f1 | tr ',' '\n' | sed 's/^ *//' | sort -u)"
 DEPENDS="$(printf '%s\n' $pkgs $QT_RUNTIME | grep -v '^pairsync$' | sort -u | paste -sd, - | sed 's/,/, /g')"
+# The newest glibc symbol any bundled binary uses: the oldest libc6 the bundle runs on.
+GLIBC="$(find "$BUNDLE" -type f \( -name '*.so*' -o -name pairsync \) -print0 \
+  | xargs -0 objdump -T 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)"
+DEPENDS="$(sed -E "s/(^|, )libc6(,|$)/\1libc6 (>= $GLIBC)\2/" <<<"$DEPENDS")"
 # A GLib from Debian 13 on is libglib2.0-0t64: accept either (same for any *t64 rename).
 DEPENDS="$(sed -E 's/\b(lib[a-z0-9.+-]+)t64\b/\1t64 | \1/g' <<<"$DEPENDS")"
 echo "Depends: $DEPENDS" >&2

@@ -187,6 +187,8 @@ def test_deb_declares_what_a_fresh_debian_needs(built: Built, tmp_path: Path) ->
     assert _deb_field(built.deb, "Package") == "pairsync"
     assert _deb_field(built.deb, "Version") == VERSION
     depends = {d.split("|")[0].strip() for d in _deb_field(built.deb, "Depends").split(",")}
+    assert "libc6 (>= 2." in _deb_field(built.deb, "Depends")  # the newest glibc symbol used
+    depends = {d.split("(")[0].strip() for d in depends}
     assert {"libc6", "libegl1", "libgl1", "libxkbcommon0", "libxkbcommon-x11-0"} <= depends
     assert {"libxcb-cursor0", "libfontconfig1", "libdbus-1-3", "libwayland-client0"} <= depends
     listing = subprocess.run(
