@@ -22,7 +22,7 @@ from app.errors import AuthExpired, ConfigError, PairsyncError
 if TYPE_CHECKING:
     from app.service import Service
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("pairsync")
 
@@ -86,6 +86,15 @@ def build_parser() -> Parser:
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
     rem.add_argument("name")
+    rea = acc.add_parser(
+        "reauth",
+        help="sign in again: a new password or token, or moved settings (connections are kept)",
+    )
+    rea.add_argument("name")
+    rea.add_argument(
+        "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
+    )
+    rea.add_argument("--secret-env", metavar="VAR", help="the new password or token's variable")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -382,6 +391,11 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
+        elif args.action == "reauth":
+            secret = secret_from_env(args.secret_env) if args.secret_env else None
+            names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
+            using = f" Connections using it: {', '.join(names)}." if names else ""
+            print(f"Signed in to {args.name!r} again.{using}")
         return EXIT_OK
 
     if args.command == "connection":
@@ -549,7 +563,7 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
         )
         view = service.add_rule(args.name, draft, args.position)
         print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
-        print(f"It matches {view['count']} contacts now.")
+        print(f"It {_matches(view['count'])}.")
         if view["ignored"]:
             print(f"Note: it is ignored ({view['ignored']}).")
     elif verb == "remove":
@@ -583,9 +597,10 @@ def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
         toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
         toggles += f", other way {'on' if v['other_way'] else 'off'}"
         print(f"{v['position']}. [{state}] {v['sentence']}")
-        print(f"   {toggles}; matches {v['count']} contacts now  (id {v['id']})")
+        print(f"   {toggles}; {_matches(v['count'])}  (id {v['id']})")
         if "mirror" in v:
-            print(f"   other way: {v['mirror']['sentence']} — matches {v['mirror']['count']}")
+            mirror = v["mirror"]["count"]
+            print(f"   other way: {v['mirror']['sentence']} — matches {_or_dash(mirror)}")
         if v["ignored"]:
             print(f"   ignored: {v['ignored']}")
         if v.get("undo_note"):
@@ -645,10 +660,12 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         code = EXIT_GUARD
     elif "auth" in statuses:
         code = EXIT_AUTH
+    elif "unavailable" in statuses:
+        code = EXIT_UNAVAILABLE  # the run could not happen: a folder missing, a server down
     elif "failed" in statuses:
         code = EXIT_FAILED
     for r in reports:
-        if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
+        if r.status in ("guard", "auth", "unavailable") or (r.status == "failed" and r.message):
             print(f"{r.connection}: {r.message}", file=sys.stderr)
     return code
 
@@ -658,10 +675,10 @@ def _summary(r: Any) -> str:
         return f"{r.connection}: paused."
     if r.status == "busy":
         return f"{r.connection}: skipped. {r.message}"
-    head = "would" if r.dry_run else ""
+    create, update = ("would create", "would update") if r.dry_run else ("created", "updated")
     parts = [
-        f"created {r.created['a']} in A, {r.created['b']} in B",
-        f"updated {r.updated['a']} in A, {r.updated['b']} in B",
+        f"{create} {r.created['a']} in A, {r.created['b']} in B",
+        f"{update} {r.updated['a']} in A, {r.updated['b']} in B",
     ]
     if r.matched:
         parts.append(f"matched {r.matched}")
@@ -672,12 +689,12 @@ def _summary(r: Any) -> str:
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
+        ("not fitting", getattr(r, "not_fitting", 0)),
     ):
         if n:
             parts.append(f"{n} {label}")
     prefix = f"{r.connection} ({'dry run' if r.dry_run else r.status})"
-    text = "; ".join(parts)
-    return f"{prefix}: {head + ' ' if head else ''}{text}."
+    return f"{prefix}: {'; '.join(parts)}."
 
 
 def _health(service: Service, args: argparse.Namespace) -> int:
@@ -706,6 +723,11 @@ def _health(service: Service, args: argparse.Namespace) -> int:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
                 number = f"  (#{item['id']})" if "id" in item else ""
                 print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
+    if data.get("not_fitting"):
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for item in data["not_fitting"]:
+            values = ", ".join(item["values"])
+            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:
@@ -791,6 +813,17 @@ def _conflict_json(c: Any) -> dict[str, Any]:
         "rule": c.is_rule,
         "resolved_run_id": c.resolved_run_id,
     }
+
+
+def _matches(count: int | None) -> str:
+    """What a rule matches now; nothing is counted before the first sync."""
+    if count is None:
+        return "matches — (counted after the first sync)"
+    return f"matches {_count(count, 'contact')} now"
+
+
+def _or_dash(count: int | None) -> str:
+    return "—" if count is None else str(count)
 
 
 def _count(n: int, noun: str) -> str:
