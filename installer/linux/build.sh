@@ -90,7 +90,9 @@ BUNDLE="$BUILD/bundle/pairsync"
 say "Debian dependencies"
 absent=""
 for p in $QT_RUNTIME; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || absent="$absent $p"
+  # (No `| grep -q` under pipefail: grep's early exit makes the pipeline fail with SIGPIPE.)
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] \
+    || absent="$absent $p"
 done
 if [ -n "$absent" ]; then
   echo "build.sh: this machine lacks libraries the bundle links to; first run:" >&2
@@ -100,11 +102,12 @@ fi
 # The sonames the bundle's ELF files link to (readelf: no loader run, quick), less those the
 # bundle carries, located through the linker cache and mapped to their packages in one query.
 needed="$(find "$BUNDLE" -type f \( -name '*.so*' -o -name pairsync \) -print0 \
-  | xargs -0 readelf -d 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)"
+  | { xargs -0 readelf -d 2>/dev/null || true; } | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)"
 bundled="$(find "$BUNDLE" \( -type f -o -type l \) -name 'lib*.so*' -printf '%f\n' | sort -u)"
 patterns=()
+cache="$(ldconfig -p)"
 for soname in $(comm -23 <(echo "$needed") <(echo "$bundled")); do
-  path="$(ldconfig -p | awk -v n="$soname" '$1 == n && /x86-64|AArch64/ {print $NF; exit}')"
+  path="$(awk -v n="$soname" '$1 == n && /x86-64|AArch64/ {print $NF; exit}' <<<"$cache")"
   [ -n "$path" ] || { echo "build.sh: $soname is neither on this machine nor in the bundle" >&2; exit 1; }
   path="$(realpath "$path")"  # /lib or /usr/lib (merged /usr): match either
   patterns+=("*/$(basename "$(dirname "$path")")/$(basename "$path")")
@@ -113,7 +116,7 @@ pkgs="$(dpkg -S "${patterns[@]}" | cut -d: -f1 | tr ',' '\n' | sed 's/^ *//' | s
 DEPENDS="$(printf '%s\n' $pkgs $QT_RUNTIME | grep -v '^pairsync$' | sort -u | paste -sd, - | sed 's/,/, /g')"
 # The newest glibc symbol any bundled binary uses: the oldest libc6 the bundle runs on.
 GLIBC="$(find "$BUNDLE" -type f \( -name '*.so*' -o -name pairsync \) -print0 \
-  | xargs -0 objdump -T 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)"
+  | { xargs -0 objdump -T 2>/dev/null || true; } | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1 | cut -d_ -f2)"
 DEPENDS="$(sed -E "s/(^|, )libc6(,|$)/\1libc6 (>= $GLIBC)\2/" <<<"$DEPENDS")"
 # A GLib from Debian 13 on is libglib2.0-0t64: accept either (same for any *t64 rename).
 DEPENDS="$(sed -E 's/\b(lib[a-z0-9.+-]+)t64\b/\1t64 | \1/g' <<<"$DEPENDS")"
