@@ -69,17 +69,19 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
         "password",
         "https://support.apple.com/en-us/102654",
     ),
+    "google": (
+        "Your Google or Gmail contacts, with their labels and groups.",
+        "oauth",
+        "",
+    ),
 }
 
+WIZARD_AUTH = frozenset({"folder", "file", "password", "token", "settings"})
+"""How the wizard can authorize an account today. An app signed in through the browser
+(``oauth``) works from the command line (``pairsync account add google NAME``) and is listed
+as coming to the wizard until the wizard has its sign-in page."""
+
 COMING_SOON: tuple[AppEntry, ...] = (
-    AppEntry(
-        "google-contacts",
-        "Google Contacts",
-        ("gmail", "google", "g suite", "google workspace", "android"),
-        "Your Google or Gmail contacts, with their labels.",
-        "oauth",
-        False,
-    ),
     AppEntry(
         "outlook",
         "Outlook",
@@ -119,7 +121,7 @@ def _entry(spec: AppKind) -> AppEntry:
         aliases=spec.aliases,
         description=description,
         auth=auth,
-        available=True,
+        available=auth in WIZARD_AUTH,
         settings=spec.settings,
         needs_secret=spec.needs_secret,
         help_url=help_url,
@@ -134,9 +136,16 @@ def catalogue(query: str = "") -> list[AppEntry]:
 
     Not alphabetical for available apps: Enter in the wizard's search box picks the first
     match, and "vcard" or "vcf" must find the vCard folder before the vCard file."""
-    working = [_entry(spec) for spec in KINDS.values()]
-    taken = {e.kind for e in working}
-    soon = sorted((e for e in COMING_SOON if e.kind not in taken), key=lambda e: e.name)
+    entries = [_entry(spec) for spec in KINDS.values()]
+    working = [e for e in entries if e.available]
+    taken = {e.kind for e in entries}
+    soon = sorted(
+        [
+            *(e for e in entries if not e.available),
+            *(e for e in COMING_SOON if e.kind not in taken),
+        ],
+        key=lambda e: e.name,
+    )
     return [e for e in (*working, *soon) if e.matches(query)]
 
 

@@ -82,6 +82,19 @@ def build_parser() -> Parser:
         metavar="VAR",
         help="read the password or token from this environment variable",
     )
+    add.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="apps signed in through the browser (google): print the sign-in address "
+        "instead of opening a browser, then wait for the sign-in",
+    )
+    add.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for the browser sign-in (default 300)",
+    )
     lst = acc.add_parser("list", help="list accounts")
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
@@ -334,13 +347,40 @@ def _no_command(parser: Parser, args: argparse.Namespace) -> int:
     )
 
 
+def _add_signed_in(service: Service, args: argparse.Namespace) -> dict[str, Any]:
+    """``account add google NAME``: sign in through the browser (or, with --no-browser,
+    print the address as one line on stdout) and wait for the redirect."""
+
+    def show(url: str) -> None:
+        if args.no_browser:
+            print(f"Open this address to sign in: {url}", flush=True)
+        else:
+            print(
+                "Opening your browser to sign in; if it does not open, visit:\n" + url,
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return service.add_account_signed_in(
+        args.kind,
+        args.name,
+        dict(args.settings),
+        open_browser=not args.no_browser,
+        on_url=show,
+        timeout=args.timeout,
+    )
+
+
 def _dispatch(service: Service, args: argparse.Namespace) -> int:
     from app.secrets import secret_from_env
 
     if args.command == "account":
         if args.action == "add":
-            secret = secret_from_env(args.secret_env) if args.secret_env else None
-            acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
+            if service.signs_in_with_browser(args.kind) and not args.secret_env:
+                acc = _add_signed_in(service, args)
+            else:
+                secret = secret_from_env(args.secret_env) if args.secret_env else None
+                acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
             print(f"Added {acc['kind']} account {acc['name']!r}.")
         elif args.action == "list":
             accounts = service.list_accounts()

@@ -10,10 +10,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.connectors.base import Connector
 from app.errors import ConfigError
 from app.paths import app_paths
+
+if TYPE_CHECKING:  # the OAuth library is loaded only when an OAuth app is used
+    from app.connectors.oauth import OAuthClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,9 @@ class AppKind:
     verify: Callable[[Mapping[str, str], str | None], dict[str, str]] | None = None
     """Called when the account is added, with its secret: tries the connection and returns
     the settings to store (e.g. the address book the server's discovery found)."""
+    oauth: Callable[[Mapping[str, str]], OAuthClient] | None = None
+    """For apps signed in through the browser: the OAuth client for these settings. The
+    account's secret is then the refresh token the sign-in returns."""
 
 
 def _path(settings: Mapping[str, str]) -> Path:
@@ -134,6 +141,25 @@ def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str
     return {k: v for k, v in settings.items() if k != "create"} | found
 
 
+def _google_client(settings: Mapping[str, str]) -> OAuthClient:
+    from app.connectors.google import sign_in_client
+
+    return sign_in_client(settings, app_paths().config)
+
+
+def _check_google(settings: Mapping[str, str]) -> None:
+    from app.connectors.google import check
+
+    check(settings, app_paths().config)
+
+
+def _google(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.google import build
+
+    paths = app_paths()
+    return build(settings, secret or "", config_dir=paths.config, cache_dir=paths.data / "cache")
+
+
 KINDS: dict[str, AppKind] = {
     "vcard-folder": AppKind(
         "vcard-folder",
@@ -171,6 +197,16 @@ KINDS: dict[str, AppKind] = {
         _carddav,
         _check_carddav,
         _verify_carddav,
+    ),
+    "google": AppKind(
+        "google",
+        "Google Contacts",
+        ("gmail", "google", "g suite", "google workspace", "android"),
+        (),
+        True,
+        _google,
+        _check_google,
+        oauth=_google_client,
     ),
 }
 

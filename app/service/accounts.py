@@ -8,10 +8,12 @@ questions in the same order, so what one front accepts the other does too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+import webbrowser
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from app.catalogue import AccountCheck, AppEntry, catalogue
@@ -22,6 +24,9 @@ from app.errors import ConfigError, PairsyncError, Unavailable
 from app.service.core import ServiceCore, unique_name
 from app.service.types import AccountInfo
 from app.store.models import Account
+
+if TYPE_CHECKING:
+    from app.connectors.oauth import SignInResult
 
 # How each asker words a missing setting or secret (the CLI names its options).
 _ASK_CLI = (
@@ -87,6 +92,76 @@ class Accounts(ServiceCore):
         if secret:
             self._secrets.set(name, secret)
         return _account_json(self._catalog.add_account(name, kind, values, bool(secret)))
+
+    def signs_in_with_browser(self, kind: str) -> bool:
+        """Whether accounts of ``kind`` are authorized by a sign-in in the browser."""
+        return app_kind(kind).oauth is not None
+
+    def add_account_signed_in(
+        self,
+        kind: str,
+        name: str,
+        settings: Mapping[str, str],
+        *,
+        open_browser: bool = True,
+        on_url: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Add an account of an app signed in through the browser (Google): the sign-in
+        runs first (RFC 8252 loopback; see ``app.connectors.oauth``), and the refresh token
+        it returns becomes the account's secret in the keyring. ``on_url`` is told the
+        consent address (the CLI prints it for ``--no-browser``)."""
+        spec = app_kind(kind)
+        name = name.strip()
+        if not name:
+            raise ConfigError("An account needs a name.")
+        if self._catalog.find_account(name) is not None:
+            raise ConfigError(f"An account named {name!r} already exists.")
+        values = normalize_settings(spec, settings)
+        result = self._sign_in(spec, values, open_browser, on_url, timeout, cancel)
+        values = {**values, "account_email": result.email} if result.email else values
+        return self.add_account(kind, name, values, result.refresh_token)
+
+    def reauthorize_signed_in(
+        self,
+        account: str,
+        *,
+        open_browser: bool = True,
+        on_url: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[str]:
+        """ "Sign in again" for an app signed in through the browser: a new sign-in with
+        the account's stored settings; its connections keep all their configuration."""
+        acc = self._catalog.account(account)
+        spec = app_kind(acc.kind)
+        values = dict(json.loads(acc.settings))
+        result = self._sign_in(spec, values, open_browser, on_url, timeout, cancel)
+        update = {"account_email": result.email} if result.email else {}
+        return self.reauthorize(account, secret=result.refresh_token, settings=update)
+
+    @staticmethod
+    def _sign_in(
+        spec: AppKind,
+        values: dict[str, str],
+        open_browser: bool,
+        on_url: Callable[[str], None] | None,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> SignInResult:
+        if spec.oauth is None:
+            raise ConfigError(f"{spec.name} is not signed in through the browser.")
+        spec.check(values)
+        from app.connectors.oauth import SIGN_IN_TIMEOUT, sign_in
+
+        return sign_in(
+            spec.oauth(values),
+            open_browser=webbrowser.open if open_browser else None,
+            on_url=on_url,
+            timeout=SIGN_IN_TIMEOUT if timeout is None else timeout,
+            cancel=cancel,
+        )
 
     def list_accounts(self) -> list[dict[str, Any]]:
         return [_account_json(a) for a in self._catalog.accounts()]

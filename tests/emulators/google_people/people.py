@@ -598,6 +598,9 @@ class PeopleApi:
         if fields is not None and keys - fields:
             # Google ignores fields outside the mask; we refuse, to catch a wrong mask.
             raise bad(f"person.{sorted(keys - fields)[0]} is not in updatePersonFields.")
+        for item in person.get("userDefined", []):
+            if not str(item.get("key", "")).strip() or not str(item.get("value", "")).strip():
+                raise bad("userDefined key and value must not be empty.")
         for m in person.get("memberships", []):
             g = m.get("contactGroupMembership", {}).get("contactGroupResourceName", "")
             group = self.groups.get(g)
