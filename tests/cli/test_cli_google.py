@@ -320,3 +320,34 @@ def test_s14_two_phones_in_google_to_one_phone_column(
     ]
     report = sync(capsys)
     assert report["updated"] == {"a": 0, "b": 0}
+
+
+def test_revoked_access_needs_reauthorization_and_sign_in_again_keeps_the_connection(
+    google: GooglePeopleEmulator,
+    phone_and_google: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.service import Service
+
+    folder = phone_and_google
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com"))
+    connect(capsys)
+    assert sync(capsys)["created"] == {"a": 0, "b": 1}
+    google.revoke_all()  # the user removed Pairsync's access in their Google account
+    code, out, err = cli(capsys, "sync", "main", "--json")
+    assert code == 3, (out, err)
+    report = json.loads(out)[0]
+    assert report["status"] == "auth" and "sign in again" in report["message"]
+    service = Service()
+    try:
+        assert service.connection_overview()[0].status.code == "auth"
+        old = keyring.get_password(SERVICE_NAME, keyring_username("Google"))
+        # "Sign in again" (the browser fixture clicks Allow): same account, same connection.
+        assert service.reauthorize_signed_in("Google") == ["main"]
+        assert keyring.get_password(SERVICE_NAME, keyring_username("Google")) != old
+    finally:
+        service.close()
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com", "TITLE:CEO"))
+    report = sync(capsys)
+    assert report["status"] == "ok" and report["updated"]["b"] == 1
+    assert person(google, "ann@x.com").data["organizations"][0]["title"] == "CEO"
