@@ -76,10 +76,9 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
     ),
 }
 
-WIZARD_AUTH = frozenset({"folder", "file", "password", "token", "settings"})
-"""How the wizard can authorize an account today. An app signed in through the browser
-(``oauth``) works from the command line (``pairsync account add google NAME``) and is listed
-as coming to the wizard until the wizard has its sign-in page."""
+WIZARD_AUTH = frozenset({"folder", "file", "password", "token", "settings", "oauth"})
+"""How the wizard can authorize an account (a registered kind with another way would be
+listed as coming soon rather than offered with a form that cannot work)."""
 
 COMING_SOON: tuple[AppEntry, ...] = (
     AppEntry(

@@ -23,9 +23,10 @@ from app.status import connection_status
 
 def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     names = {e.name: e for e in catalogue()}
-    assert {"vCard folder", "CSV file", "CardDAV"} <= {n for n, e in names.items() if e.available}
+    working_names = {n for n, e in names.items() if e.available}
+    assert {"vCard folder", "CSV file", "CardDAV", "Google Contacts"} <= working_names
     soon = {n for n, e in names.items() if not e.available}
-    assert soon == {"Google Contacts", "Outlook", "HubSpot", "Mailchimp"}
+    assert soon == {"Outlook", "HubSpot", "Mailchimp"}
     assert [e.name for e in catalogue("gmail")] == ["Google Contacts"]
     assert [e.name for e in catalogue("Office 365")] == ["Outlook"]
     assert [e.name for e in catalogue("hotmail")] == ["Outlook"]
@@ -34,7 +35,7 @@ def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert catalogue("no such app") == []
     first = catalogue()
     working = sum(e.available for e in first)
-    assert working == 4  # vCard folder, vCard file, CSV file, CardDAV; then the coming ones
+    assert working == 5  # vCard folder and file, CSV file, CardDAV, Google; then coming ones
     assert all(e.available for e in first[:working])
     assert not any(e.available for e in first[working:])
     assert [e.name for e in catalogue("vcf file")] == ["vCard file"]
@@ -42,6 +43,7 @@ def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert names["vCard folder"].auth == "folder" and names["CSV file"].auth == "file"
     assert names["CardDAV"].auth == "password" and names["CardDAV"].needs_secret
     assert names["HubSpot"].auth == "token" and names["HubSpot"].help_url
+    assert names["Google Contacts"].auth == "oauth" and names["Google Contacts"].needs_secret
 
 
 def test_check_new_account_reads_the_app_or_says_why_not(

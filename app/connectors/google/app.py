@@ -112,6 +112,8 @@ class GoogleContactsApp:
         self._confirmed: set[str] = set()
         self._groups: dict[str, str] | None = None
         """Contact group resource name → segment name (user groups and Starred)."""
+        self._starred = 0
+        """Contacts in Starred (the segment is listed only when someone is starred)."""
         self._seen: dict[tuple[str, str], Record] = {}
 
     # --- ids -----------------------------------------------------------------------------
@@ -259,6 +261,8 @@ class GoogleContactsApp:
         if self._groups is None:
             groups: dict[str, str] = {STARRED: STARRED_NAME}
             for g in self.api.groups():
+                if g.get("resourceName") == STARRED:
+                    self._starred = int(g.get("memberCount", 0) or 0)
                 if g.get("groupType") == "USER_CONTACT_GROUP" and not g.get("metadata", {}).get(
                     "deleted"
                 ):
@@ -301,8 +305,10 @@ class GoogleContactsApp:
     def schema(self) -> Schema:
         self._refresh()
         self._groups = None  # names as they are now
-        segments = sorted(set(self._segment_map().values()))
-        return Schema(fields_with(self._custom_keys()), tuple(segments))
+        names = {n for rid, n in self._segment_map().items() if rid != STARRED}
+        if self._starred:
+            names.add(STARRED_NAME)
+        return Schema(fields_with(self._custom_keys()), tuple(sorted(names)))
 
     def prepare(self) -> None:
         pass
