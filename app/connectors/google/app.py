@@ -373,10 +373,10 @@ class GoogleContactsApp:
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         self._load()
         results: dict[str, WriteResult] = {}
-        try:
-            self._write(ops, results)
-        finally:
-            self._save()
+        # The mirror is saved by close(), not after every batch (10k contacts would mean
+        # rewriting a growing file 50 times): a run that dies before close() leaves the old
+        # token, and the next listing since that token brings these writes back.
+        self._write(ops, results)
         return [results.get(op.op_id) or WriteResult(op.op_id, error=_unsaid()) for op in ops]
 
     def _write(self, ops: Sequence[WriteOp], results: dict[str, WriteResult]) -> None:
@@ -420,11 +420,12 @@ class GoogleContactsApp:
             return True
         seen = self._seen.get((op.record_id, op.expected_version or ""))
         now = self._record(op.record_id)
+        touched = op.add_segments | op.remove_segments
         return (
             seen is not None
             and isinstance(now, Record)
             and same_fields(op.fields, seen, now)
-            and seen.segments == now.segments
+            and seen.segments & touched == now.segments & touched
         )
 
     def _create(
