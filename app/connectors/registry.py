@@ -1,4 +1,4 @@
-"""The catalogue of apps: kind → how to build its connector from an account's settings.
+"""The registry of app kinds: kind → how to build its connector from an account's settings.
 
 Connectors are imported lazily so that starting the CLI never pays for every app's
 dependencies.
@@ -17,7 +17,9 @@ from app.errors import ConfigError
 from app.paths import app_paths
 
 if TYPE_CHECKING:  # the OAuth library is loaded only when an OAuth app is used
-    from app.connectors.oauth import OAuthClient
+    import threading
+
+    from app.connectors.oauth import OAuthClient, SignInResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,33 @@ KINDS: dict[str, AppKind] = {
         oauth=_google_client,
     ),
 }
+
+
+def browser_sign_in(
+    spec: AppKind,
+    settings: Mapping[str, str],
+    *,
+    open_browser: bool,
+    on_url: Callable[[str], None] | None,
+    timeout: float | None,
+    cancel: threading.Event | None,
+) -> SignInResult:
+    """Sign in to an app of ``spec`` through the system browser (``app.connectors.oauth``):
+    the tokens, whose refresh token becomes the account's secret."""
+    import webbrowser
+
+    from app.connectors.oauth import SIGN_IN_TIMEOUT, sign_in
+
+    if spec.oauth is None:
+        raise ConfigError(f"{spec.name} is not signed in through the browser.")
+    spec.check(settings)
+    return sign_in(
+        spec.oauth(settings),
+        open_browser=webbrowser.open if open_browser else None,
+        on_url=on_url,
+        timeout=SIGN_IN_TIMEOUT if timeout is None else timeout,
+        cancel=cancel,
+    )
 
 
 def app_kind(kind: str) -> AppKind:

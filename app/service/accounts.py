@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import json
 import threading
-import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from app.catalogue import AccountCheck, AppEntry, catalogue
+from app.app_list import AccountCheck, AppEntry, app_list
 from app.connectors.base import Connector
-from app.connectors.registry import AppKind, app_kind, normalize_settings
+from app.connectors.registry import AppKind, app_kind, browser_sign_in, normalize_settings
 from app.engine.sync import Progress
 from app.errors import ConfigError, PairsyncError, Unavailable
 from app.service.core import ServiceCore, unique_name
 from app.service.types import AccountInfo
 from app.store.models import Account
-
-if TYPE_CHECKING:
-    from app.connectors.oauth import SignInResult
 
 # How each asker words a missing setting or secret (the CLI names its options).
 _ASK_CLI = (
@@ -66,13 +61,17 @@ def _verified(spec: AppKind, values: dict[str, str], secret: str | None) -> dict
     return values if spec.verify is None else spec.verify(values, secret)
 
 
-def _account_json(acc: Account) -> dict[str, Any]:
-    return {
-        "name": acc.name,
-        "kind": acc.kind,
-        "settings": json.loads(acc.settings),
-        "has_secret": acc.has_secret,
-    }
+def _info(acc: Account) -> AccountInfo:
+    spec = app_kind(acc.kind)
+    return AccountInfo(
+        name=acc.name,
+        kind=acc.kind,
+        app=spec.name,
+        settings=dict(json.loads(acc.settings)),
+        required=spec.settings,
+        needs_secret=spec.needs_secret,
+        has_secret=bool(acc.has_secret),
+    )
 
 
 class Accounts(ServiceCore):
@@ -80,18 +79,18 @@ class Accounts(ServiceCore):
 
     def add_account(
         self, kind: str, name: str, settings: Mapping[str, str], secret: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AccountInfo:
         spec = app_kind(kind)
         name = name.strip()
         if not name:
             raise ConfigError("An account needs a name.")
         values = _checked(spec, normalize_settings(spec, settings), secret, _ASK_CLI)
-        if self._catalog.find_account(name) is not None:
+        if self._connections.find_account(name) is not None:
             raise ConfigError(f"An account named {name!r} already exists.")
         values = _verified(spec, values, secret)
         if secret:
             self._secrets.set(name, secret)
-        return _account_json(self._catalog.add_account(name, kind, values, bool(secret)))
+        return _info(self._connections.add_account(name, kind, values, bool(secret)))
 
     def signs_in_with_browser(self, kind: str) -> bool:
         """Whether accounts of ``kind`` are authorized by a sign-in in the browser."""
@@ -107,7 +106,7 @@ class Accounts(ServiceCore):
         on_url: Callable[[str], None] | None = None,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
-    ) -> dict[str, Any]:
+    ) -> AccountInfo:
         """Add an account of an app signed in through the browser (Google): the sign-in
         runs first (RFC 8252 loopback; see ``app.connectors.oauth``), and the refresh token
         it returns becomes the account's secret in the keyring. ``on_url`` is told the
@@ -116,10 +115,17 @@ class Accounts(ServiceCore):
         name = name.strip()
         if not name:
             raise ConfigError("An account needs a name.")
-        if self._catalog.find_account(name) is not None:
+        if self._connections.find_account(name) is not None:
             raise ConfigError(f"An account named {name!r} already exists.")
         values = normalize_settings(spec, settings)
-        result = self._sign_in(spec, values, open_browser, on_url, timeout, cancel)
+        result = browser_sign_in(
+            spec,
+            values,
+            open_browser=open_browser,
+            on_url=on_url,
+            timeout=timeout,
+            cancel=cancel,
+        )
         values = {**values, "account_email": result.email} if result.email else values
         return self.add_account(kind, name, values, result.refresh_token)
 
@@ -134,60 +140,35 @@ class Accounts(ServiceCore):
     ) -> list[str]:
         """ "Sign in again" for an app signed in through the browser: a new sign-in with
         the account's stored settings; its connections keep all their configuration."""
-        acc = self._catalog.account(account)
+        acc = self._connections.account(account)
         spec = app_kind(acc.kind)
         values = dict(json.loads(acc.settings))
-        result = self._sign_in(spec, values, open_browser, on_url, timeout, cancel)
+        result = browser_sign_in(
+            spec,
+            values,
+            open_browser=open_browser,
+            on_url=on_url,
+            timeout=timeout,
+            cancel=cancel,
+        )
         update = {"account_email": result.email} if result.email else {}
         return self.reauthorize(account, secret=result.refresh_token, settings=update)
 
-    @staticmethod
-    def _sign_in(
-        spec: AppKind,
-        values: dict[str, str],
-        open_browser: bool,
-        on_url: Callable[[str], None] | None,
-        timeout: float | None,
-        cancel: threading.Event | None,
-    ) -> SignInResult:
-        if spec.oauth is None:
-            raise ConfigError(f"{spec.name} is not signed in through the browser.")
-        spec.check(values)
-        from app.connectors.oauth import SIGN_IN_TIMEOUT, sign_in
-
-        return sign_in(
-            spec.oauth(values),
-            open_browser=webbrowser.open if open_browser else None,
-            on_url=on_url,
-            timeout=SIGN_IN_TIMEOUT if timeout is None else timeout,
-            cancel=cancel,
-        )
-
-    def list_accounts(self) -> list[dict[str, Any]]:
-        return [_account_json(a) for a in self._catalog.accounts()]
+    def list_accounts(self) -> list[AccountInfo]:
+        return [_info(a) for a in self._connections.accounts()]
 
     def account(self, name: str) -> AccountInfo:
         """One stored account: its app, settings, and what signing in to it asks for."""
-        acc = self._catalog.account(name)
-        spec = app_kind(acc.kind)
-        return AccountInfo(
-            name=acc.name,
-            kind=acc.kind,
-            app=spec.name,
-            settings=dict(json.loads(acc.settings)),
-            required=spec.settings,
-            needs_secret=spec.needs_secret,
-            has_secret=acc.has_secret,
-        )
+        return _info(self._connections.account(name))
 
     def remove_account(self, name: str) -> None:
-        acc = self._catalog.remove_account(name)
+        acc = self._connections.remove_account(name)
         if acc.has_secret:
             self._secrets.delete(name)
 
-    def app_catalogue(self, query: str = "") -> list[AppEntry]:
+    def app_list(self, query: str = "") -> list[AppEntry]:
         """The wizard's list of apps, filtered as the user types (names and aliases)."""
-        return catalogue(query)
+        return app_list(query)
 
     def check_new_account(
         self,
@@ -208,7 +189,7 @@ class Accounts(ServiceCore):
 
     def check_account(self, name: str, progress: Progress | None = None) -> AccountCheck:
         """Connect to a stored account and read its schema (re-using a connected account)."""
-        acc = self._catalog.account(name)
+        acc = self._connections.account(name)
         if progress is not None:
             progress(f"Connecting to {app_kind(acc.kind).name}", 0, 0)
         check = self._read_account(
@@ -258,7 +239,7 @@ class Accounts(ServiceCore):
         elif settings.get("url", "").strip():
             base = urlsplit(settings["url"].strip()).hostname or ""
         base = base.strip() or app_kind(kind).name
-        taken = {a.name for a in self._catalog.accounts()} - {replacing}
+        taken = {a.name for a in self._connections.accounts()} - {replacing}
         return unique_name(base, taken)
 
     def reauthorize(
@@ -272,7 +253,7 @@ class Accounts(ServiceCore):
         folder) after checking them like ``add_account`` does, keeping every connection
         that uses it with all its configuration. Returns those connections' names, which
         the desktop app then syncs at once."""
-        acc = self._catalog.account(account)
+        acc = self._connections.account(account)
         spec = app_kind(acc.kind)
         values = json.loads(acc.settings) | normalize_settings(spec, settings or {})
         values = _verified(spec, _checked(spec, values, secret, _ASK_SIGN_IN), secret)
@@ -285,7 +266,7 @@ class Accounts(ServiceCore):
             app.close()
         if secret:
             self._secrets.set(acc.name, secret)
-        self._health.update_account(
+        self._connections.update_account(
             acc.name, settings=json.dumps(values), has_secret=acc.has_secret or bool(secret)
         )
-        return self._health.connections_using(acc.id)
+        return self._connections.connections_using(acc.id)

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from app.connectors.google import auth as google_auth
 from app.model import Side
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui.main_window import MainWindow
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.tasks import TaskRunner
@@ -70,8 +70,8 @@ def test_sign_in_with_google_in_the_wizard(
     qtbot.waitUntil(page.isComplete, timeout=WAIT)
     assert browser.opened
     assert page.result.text() == "✓ Connected as user@example.com: 2 contacts, 1 groups."
-    [acc] = [a for a in window.service.list_accounts() if a["kind"] == "google"]
-    assert acc["settings"]["account_email"] == "user@example.com" and acc["has_secret"]
+    [acc] = [a for a in window.service.list_accounts() if a.kind == "google"]
+    assert acc.settings["account_email"] == "user@example.com" and acc.has_secret
 
 
 def test_cancel_stops_waiting_for_the_browser(
@@ -95,7 +95,7 @@ def test_cancel_stops_waiting_for_the_browser(
     assert page.result.text() == "Cancelled."
     assert not page.isComplete()
     qtbot.waitUntil(lambda: window.runner.active == 0, timeout=WAIT)
-    assert [a for a in window.service.list_accounts() if a["kind"] == "google"] == []
+    assert [a for a in window.service.list_accounts() if a.kind == "google"] == []
 
 
 def test_sign_in_again_with_google(
@@ -111,7 +111,7 @@ def test_sign_in_again_with_google(
     monkeypatch.setattr("webbrowser.open", Browser("allow"))
     service.add_account_signed_in("google", "Work", {})
     service.add_account("vcard-folder", "Phone", {"path": str(books[0])})
-    service.create_connection("Main", "Phone", "Work", ConnectionOptions())
+    service.create_connection("Main", "Phone", "Work", ConnectionSettings())
     google.revoke_all()
     dialog = ReauthDialog(service, runner, "Work")
     qtbot.addWidget(dialog)
@@ -121,4 +121,4 @@ def test_sign_in_again_with_google(
     with qtbot.waitSignal(dialog.reauthorized, timeout=WAIT) as blocker:
         ok.click()
     assert blocker.args == [["Main"]]
-    assert service.show_connection("Main")["b"]["account"] == "Work"
+    assert service.show_connection("Main").b.account == "Work"
