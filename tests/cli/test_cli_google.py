@@ -101,7 +101,7 @@ def test_timeout_is_one_clear_line(
     assert code == 3
     assert err.strip().splitlines()[-1:] == [
         "pairsync: Signing in to Google timed out: the browser did not come back within "
-        "1 minute; try again."
+        "1 second; try again."
     ]
 
 

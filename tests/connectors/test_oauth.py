@@ -187,3 +187,10 @@ def test_token_server_down_is_unavailable_not_auth(google: GooglePeopleEmulator)
     google.stop()
     with pytest.raises(Unavailable):
         OAuthTokens(client, "1//x").access_token()
+
+
+def test_timeout_words() -> None:
+    from app.connectors.oauth.loopback import SIGN_IN_TIMEOUT, _duration
+
+    assert _duration(SIGN_IN_TIMEOUT) == "5 minutes"
+    assert (_duration(1), _duration(30), _duration(60)) == ("1 second", "30 seconds", "1 minute")
