@@ -274,7 +274,8 @@ def main() -> None:
         return
     rows = bench(args.contacts)
     print(
-        f"\n{'step':9} {'contacts':>8} {'seconds':>8} {'peak MB':>8} {'requests':>9} {'minimum':>8}"
+        f"\n{'step':9} {'contacts':>8} {'seconds':>8} {'in HTTP':>8} {'peak MB':>8} "
+        f"{'requests':>9} {'minimum':>8}"
     )
     for r in rows:
         print(
