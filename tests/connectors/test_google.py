@@ -12,7 +12,7 @@ import pytest
 from app.connectors.google import GoogleContactsApp, build
 from app.connectors.google.api import Pacing
 from app.errors import AuthExpired, Conflict, RateLimited, Rejected
-from app.model import Address, Create, Labeled, Record, Update
+from app.model import Address, Create, Labeled, Record, Update, record_emails
 from tests.connectors.contract import ConnectorContract
 from tests.emulators.google_people import CLIENT_ID, CLIENT_SECRET, GooglePeopleEmulator
 
@@ -308,3 +308,24 @@ def test_expired_access_token_is_renewed(
     app._listed = False
     assert app.list_versions() == {}
     assert app.api.tokens.refreshes == 2
+
+
+def test_merged_contact_keeps_the_first_id_and_the_other_is_reported_gone(
+    google: GooglePeopleEmulator, opener: Callable[[], GoogleContactsApp]
+) -> None:
+    a = google.add_contact({"names": [{"givenName": "Ann"}]})
+    b = google.add_contact(
+        {"names": [{"givenName": "Ann"}], "emailAddresses": [{"value": "ann@x.com"}]}
+    )
+    app = opener()
+    full = app.changes(None)
+    assert full is not None
+    merged = google.merge_contacts(a, b)
+    delta = app.changes(full.cursor)
+    assert delta is not None
+    assert [r.id for r in delta.records] == [a]  # the binding of ``a`` survives the merge
+    assert delta.deleted == [b]
+    [rec] = app.fetch([a])
+    assert isinstance(rec, Record) and record_emails(rec) == ["ann@x.com"]
+    [res] = app.write([Update("u", a, {"title": "CEO"})])
+    assert res.ok and google.contacts[merged].data["organizations"][0]["title"] == "CEO"

@@ -285,6 +285,21 @@ class PeopleApi:
             self._touch(c)
             return c.rid
 
+    def merge_contacts(self, keep: str, gone: str) -> str:
+        """The user merges two contacts in Google: ``gone`` is deleted, ``keep`` gets the
+        other's values it lacked and a new resource name listing both old ones."""
+        with self.lock:  # type: ignore[attr-defined]
+            other = self.contacts[gone]
+            c = self.contacts[keep]
+            for key, items in other.data.items():
+                c.data.setdefault(key, [dict(i) for i in items])
+            c.groups |= other.groups
+            other.deleted = True
+            self._touch(other)
+            new = self.rename_contact(keep)
+            self.contacts[new].previous.append(gone)
+            return new
+
     def add_group(self, name: str) -> str:
         with self.lock:  # type: ignore[attr-defined]
             return self._new_group(name).rid
