@@ -13,7 +13,7 @@ import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from app import __version__
@@ -99,6 +99,20 @@ def build_parser() -> Parser:
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
     rem.add_argument("name")
+    sign = acc.add_parser(
+        "signin",
+        help="sign in to an account again (Needs re-authorization); its connections are kept",
+    )
+    sign.add_argument("name")
+    sign.add_argument(
+        "--secret-env", metavar="VAR", help="the new password or token, from this variable"
+    )
+    sign.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="apps signed in through the browser: print the address instead of opening it",
+    )
+    sign.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -376,8 +390,22 @@ def _add_signed_in(service: Service, args: argparse.Namespace) -> AccountInfo:
     """``account add google NAME``: sign in through the browser (or, with --no-browser,
     print the address as one line on stdout) and wait for the redirect."""
 
+    return service.add_account_signed_in(
+        args.kind,
+        args.name,
+        dict(args.settings),
+        open_browser=not args.no_browser,
+        on_url=_sign_in_url_printer(args.no_browser),
+        timeout=args.timeout,
+    )
+
+
+def _sign_in_url_printer(no_browser: bool) -> Callable[[str], None]:
+    """With --no-browser the consent address is the one line on stdout; otherwise a hint on
+    stderr in case no browser opens."""
+
     def show(url: str) -> None:
-        if args.no_browser:
+        if no_browser:
             print(f"Open this address to sign in: {url}", flush=True)
         else:
             print(
@@ -386,14 +414,7 @@ def _add_signed_in(service: Service, args: argparse.Namespace) -> AccountInfo:
                 flush=True,
             )
 
-    return service.add_account_signed_in(
-        args.kind,
-        args.name,
-        dict(args.settings),
-        open_browser=not args.no_browser,
-        on_url=show,
-        timeout=args.timeout,
-    )
+    return show
 
 
 def _dispatch(service: Service, args: argparse.Namespace) -> int:
@@ -422,6 +443,20 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
+        elif args.action == "signin":
+            kind = service.account(args.name).kind
+            if service.signs_in_with_browser(kind) and not args.secret_env:
+                names = service.reauthorize_signed_in(
+                    args.name,
+                    open_browser=not args.no_browser,
+                    on_url=_sign_in_url_printer(args.no_browser),
+                    timeout=args.timeout,
+                )
+            else:
+                secret = secret_from_env(args.secret_env) if args.secret_env else None
+                names = service.reauthorize(args.name, secret=secret)
+            used = f"; connections kept: {', '.join(names)}" if names else ""
+            print(f"Signed in to {args.name!r} again{used}.")
         return EXIT_OK
 
     if args.command == "connection":
