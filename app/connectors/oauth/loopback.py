@@ -106,6 +106,9 @@ class _Listener(HTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Listener
+    timeout = 5.0
+    """Seconds a connection may stay silent: a client that connects and sends nothing must
+    not hold the sign-in past its deadline."""
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("loopback: " + format, *args)  # never the query: it holds the code
