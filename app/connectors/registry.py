@@ -35,6 +35,9 @@ class AppKind:
     verify: Callable[[Mapping[str, str], str | None], dict[str, str]] | None = None
     """Called when the account is added, with its secret: tries the connection and returns
     the settings to store (e.g. the address book the server's discovery found)."""
+    optional: tuple[str, ...] = ()
+    """Settings an account may have: ``subscription`` names the CSV column or vCard
+    property that holds the subscription status."""
     oauth: Callable[[Mapping[str, str]], OAuthClient] | None = None
     """For apps signed in through the browser: the OAuth client for these settings. The
     account's secret is then the refresh token the sign-in returns."""
@@ -171,6 +174,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _vcard_folder,
         _check_folder,
+        optional=("subscription",),
     ),
     "vcard-file": AppKind(
         "vcard-file",
@@ -180,6 +184,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _vcard_file,
         _check_vcard_file,
+        optional=("subscription",),
     ),
     "csv": AppKind(
         "csv",
@@ -189,6 +194,7 @@ KINDS: dict[str, AppKind] = {
         False,
         _csv,
         _check_file,
+        optional=("subscription",),
     ),
     "carddav": AppKind(
         "carddav",
@@ -208,6 +214,7 @@ KINDS: dict[str, AppKind] = {
         True,
         _google,
         _check_google,
+        optional=("client_id", "client_secret", "api_base", "auth_base", "account_email"),
         oauth=_google_client,
     ),
 }

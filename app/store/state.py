@@ -146,6 +146,15 @@ def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | 
 
 
 class SyncState:
+    """One connection's sync state, as the engine reads and writes it: the local index of
+    both apps' contacts, bindings with their per-mapping base values, cursors, failures and
+    their retry schedule, conflicts, runs, the field-level journal and the write-ahead
+    intents (pending creates) that make a crash lose and duplicate nothing.
+
+    The engine's only door to the database (it never writes SQL); the facade makes one per
+    run (``ServiceCore._state``). Each change is its own short transaction unless a method
+    takes a session, so a batch's binding, bases and journal commit together."""
+
     def __init__(self, sessions: sessionmaker[Session], connection_id: int) -> None:
         self.sessions = sessions
         self.cid = connection_id

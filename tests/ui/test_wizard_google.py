@@ -69,7 +69,7 @@ def test_sign_in_with_google_in_the_wizard(
     click(qtbot, page.connect_button)
     qtbot.waitUntil(page.isComplete, timeout=WAIT)
     assert browser.opened
-    assert page.result.text() == "✓ Connected as user@example.com: 2 contacts, 1 groups."
+    assert page.result.text() == "✓ Connected as user@example.com: 2 contacts, 1 group."
     [acc] = [a for a in window.service.list_accounts() if a.kind == "google"]
     assert acc.settings["account_email"] == "user@example.com" and acc.has_secret
 
