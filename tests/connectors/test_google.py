@@ -329,3 +329,22 @@ def test_merged_contact_keeps_the_first_id_and_the_other_is_reported_gone(
     assert isinstance(rec, Record) and record_emails(rec) == ["ann@x.com"]
     [res] = app.write([Update("u", a, {"title": "CEO"})])
     assert res.ok and google.contacts[merged].data["organizations"][0]["title"] == "CEO"
+
+
+def test_client_id_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.connectors.google import auth
+    from app.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="client id") as err:
+        auth.client_credentials({}, tmp_path)
+    assert str(tmp_path / "oauth-clients.json") in str(err.value)
+    monkeypatch.setattr(auth, "BUILT_IN_CLIENT", {"client_id": "built", "client_secret": "b"})
+    assert auth.client_credentials({}, tmp_path) == ("built", "b")
+    (tmp_path / "oauth-clients.json").write_text(
+        '{"google": {"client_id": "file", "client_secret": "f"}}'
+    )
+    assert auth.client_credentials({}, tmp_path) == ("file", "f")
+    assert auth.client_credentials({"client_id": "own"}, tmp_path) == ("own", "")
+    (tmp_path / "oauth-clients.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot be read as JSON"):
+        auth.client_credentials({}, tmp_path)
