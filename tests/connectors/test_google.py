@@ -335,6 +335,7 @@ def test_client_id_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from app.connectors.google import auth
     from app.errors import ConfigError
 
+    assert auth.BUILT_IN_CLIENT == {"client_id": "", "client_secret": ""}  # none of ours
     with pytest.raises(ConfigError, match="client id") as err:
         auth.client_credentials({}, tmp_path)
     assert str(tmp_path / "oauth-clients.json") in str(err.value)
