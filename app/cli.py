@@ -22,7 +22,7 @@ from app.errors import AuthExpired, ConfigError, PairsyncError
 if TYPE_CHECKING:
     from app.service import AccountInfo, Service
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("pairsync")
 
@@ -99,20 +99,21 @@ def build_parser() -> Parser:
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
     rem.add_argument("name")
-    sign = acc.add_parser(
-        "signin",
-        help="sign in to an account again (Needs re-authorization); its connections are kept",
+    rea = acc.add_parser(
+        "reauth",
+        help="sign in again: a new password or token, or moved settings (connections are kept)",
     )
-    sign.add_argument("name")
-    sign.add_argument(
-        "--secret-env", metavar="VAR", help="the new password or token, from this variable"
+    rea.add_argument("name")
+    rea.add_argument(
+        "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
     )
-    sign.add_argument(
+    rea.add_argument("--secret-env", metavar="VAR", help="the new password or token's variable")
+    rea.add_argument(
         "--no-browser",
         action="store_true",
-        help="apps signed in through the browser: print the address instead of opening it",
+        help="apps signed in through the browser (google): print the address instead",
     )
-    sign.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    rea.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -443,7 +444,7 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
-        elif args.action == "signin":
+        elif args.action == "reauth":
             kind = service.account(args.name).kind
             if service.signs_in_with_browser(kind) and not args.secret_env:
                 names = service.reauthorize_signed_in(
@@ -454,9 +455,9 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
                 )
             else:
                 secret = secret_from_env(args.secret_env) if args.secret_env else None
-                names = service.reauthorize(args.name, secret=secret)
-            used = f"; connections kept: {', '.join(names)}" if names else ""
-            print(f"Signed in to {args.name!r} again{used}.")
+                names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
+            using = f" Connections using it: {', '.join(names)}." if names else ""
+            print(f"Signed in to {args.name!r} again.{using}")
         return EXIT_OK
 
     if args.command == "connection":
@@ -721,10 +722,12 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         code = EXIT_GUARD
     elif "auth" in statuses:
         code = EXIT_AUTH
+    elif "unavailable" in statuses:
+        code = EXIT_UNAVAILABLE  # the run could not happen: a folder missing, a server down
     elif "failed" in statuses:
         code = EXIT_FAILED
     for r in reports:
-        if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
+        if r.status in ("guard", "auth", "unavailable") or (r.status == "failed" and r.message):
             print(f"{r.connection}: {r.message}", file=sys.stderr)
     return code
 
@@ -734,10 +737,10 @@ def _summary(r: Any) -> str:
         return f"{r.connection}: paused."
     if r.status == "busy":
         return f"{r.connection}: skipped. {r.message}"
-    head = "would" if r.dry_run else ""
+    create, update = ("would create", "would update") if r.dry_run else ("created", "updated")
     parts = [
-        f"created {r.created['a']} in A, {r.created['b']} in B",
-        f"updated {r.updated['a']} in A, {r.updated['b']} in B",
+        f"{create} {r.created['a']} in A, {r.created['b']} in B",
+        f"{update} {r.updated['a']} in A, {r.updated['b']} in B",
     ]
     if r.matched:
         parts.append(f"matched {r.matched}")
@@ -748,12 +751,12 @@ def _summary(r: Any) -> str:
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
+        ("not fitting", getattr(r, "not_fitting", 0)),
     ):
         if n:
             parts.append(f"{n} {label}")
     prefix = f"{r.connection} ({'dry run' if r.dry_run else r.status})"
-    text = "; ".join(parts)
-    return f"{prefix}: {head + ' ' if head else ''}{text}."
+    return f"{prefix}: {'; '.join(parts)}."
 
 
 def _health(service: Service, args: argparse.Namespace) -> int:
@@ -782,6 +785,11 @@ def _health(service: Service, args: argparse.Namespace) -> int:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
                 number = f"  (#{item['id']})" if "id" in item else ""
                 print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
+    if data.get("not_fitting"):
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for item in data["not_fitting"]:
+            values = ", ".join(item["values"])
+            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:

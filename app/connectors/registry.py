@@ -165,6 +165,43 @@ def _google(settings: Mapping[str, str], secret: str | None) -> Connector:
     return build(settings, secret or "", config_dir=paths.config, cache_dir=paths.data / "cache")
 
 
+def _check_hubspot(settings: Mapping[str, str]) -> None:
+    from app.connectors.http import check_url
+
+    base = settings.get("api_base", "").strip()
+    if base:
+        check_url(base, "The HubSpot API address (--set api_base=...)")
+    limit = settings.get("rate_limit", "").strip()
+    if limit and (not limit.isdigit() or int(limit) < 1):
+        raise ConfigError("--set rate_limit=N takes the requests HubSpot allows per 10 seconds.")
+
+
+def _hubspot(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.hubspot import HubSpotApp
+    from app.connectors.hubspot.api import DEFAULT_BASE
+
+    limit = settings.get("rate_limit", "").strip()
+    return HubSpotApp(
+        secret or "",
+        api_base=settings.get("api_base", "").strip() or DEFAULT_BASE,
+        rate_limit=int(limit) if limit.isdigit() else None,
+    )
+
+
+def _verify_hubspot(settings: Mapping[str, str], secret: str | None) -> dict[str, str]:
+    """Read the contact properties with the token now: a mistyped or revoked token, or one
+    without the contacts scopes, is refused by ``account add``, not at the first sync."""
+    from app.connectors.hubspot import HubSpotApp
+
+    app = _hubspot(settings, secret)
+    assert isinstance(app, HubSpotApp)
+    try:
+        app.check()
+    finally:
+        app.close()
+    return dict(settings)
+
+
 KINDS: dict[str, AppKind] = {
     "vcard-folder": AppKind(
         "vcard-folder",
@@ -216,6 +253,16 @@ KINDS: dict[str, AppKind] = {
         _check_google,
         optional=("client_id", "client_secret", "api_base", "auth_base", "account_email"),
         oauth=_google_client,
+    ),
+    "hubspot": AppKind(
+        "hubspot",
+        "HubSpot",
+        ("crm", "hubspot crm", "hub spot"),
+        (),
+        True,
+        _hubspot,
+        _check_hubspot,
+        _verify_hubspot,
     ),
 }
 

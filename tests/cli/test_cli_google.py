@@ -345,12 +345,12 @@ def test_revoked_access_needs_reauthorization_and_sign_in_again_keeps_the_connec
         service.close()
     old = keyring.get_password(SERVICE_NAME, keyring_username("Google"))
     # "Sign in again" (the browser fixture clicks Allow): same account, same connection.
-    code, out, err = cli(capsys, "account", "signin", "Google")
+    code, out, err = cli(capsys, "account", "reauth", "Google")
     assert code == 0, err
-    assert out.strip() == "Signed in to 'Google' again; connections kept: main."
+    assert out.strip() == "Signed in to 'Google' again. Connections using it: main."
     assert keyring.get_password(SERVICE_NAME, keyring_username("Google")) != old
     # Any account signs in again the same way (a folder: its settings are checked again).
-    assert cli(capsys, "account", "signin", "Phone")[1].startswith("Signed in to 'Phone' again")
+    assert cli(capsys, "account", "reauth", "Phone")[1].startswith("Signed in to 'Phone' again")
     (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com", "TITLE:CEO"))
     report = sync(capsys)
     assert report["status"] == "ok" and report["updated"]["b"] == 1

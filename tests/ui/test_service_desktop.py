@@ -24,9 +24,9 @@ from app.status import connection_status
 def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     names = {e.name: e for e in app_list()}
     working_names = {n for n, e in names.items() if e.available}
-    assert {"vCard folder", "CSV file", "CardDAV", "Google Contacts"} <= working_names
+    assert {"vCard folder", "CSV file", "CardDAV", "Google Contacts", "HubSpot"} <= working_names
     soon = {n for n, e in names.items() if not e.available}
-    assert soon == {"Outlook", "HubSpot", "Mailchimp"}
+    assert soon == {"Outlook", "Mailchimp"}
     assert [e.name for e in app_list("gmail")] == ["Google Contacts"]
     assert [e.name for e in app_list("Office 365")] == ["Outlook"]
     assert [e.name for e in app_list("hotmail")] == ["Outlook"]
@@ -35,7 +35,7 @@ def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert app_list("no such app") == []
     first = app_list()
     working = sum(e.available for e in first)
-    assert working == 5  # vCard folder and file, CSV file, CardDAV, Google; then coming ones
+    assert working == 6  # vCard folder and file, CSV file, CardDAV, Google, HubSpot; then the rest
     assert all(e.available for e in first[:working])
     assert not any(e.available for e in first[working:])
     assert [e.name for e in app_list("vcf file")] == ["vCard file"]
@@ -44,6 +44,8 @@ def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert names["CardDAV"].auth == "password" and names["CardDAV"].needs_secret
     assert names["HubSpot"].auth == "token" and names["HubSpot"].help_url
     assert names["Google Contacts"].auth == "oauth" and names["Google Contacts"].needs_secret
+    assert names["HubSpot"].needs_secret and "Private Apps" in names["HubSpot"].secret_help
+    assert [e.name for e in app_list("crm")] == ["HubSpot"]
 
 
 def test_check_new_account_reads_the_app_or_says_why_not(

@@ -37,7 +37,11 @@ from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
 from app.ui.words import plural
 
-OPTIONAL = {"carddav": ("addressbook",), "google": ("client_id", "client_secret")}
+OPTIONAL = {
+    "carddav": ("addressbook",),
+    "google": ("client_id", "client_secret"),
+    "hubspot": ("api_base",),
+}
 """Settings a kind accepts but does not require (the registry lists the required ones)."""
 
 
@@ -54,6 +58,7 @@ class AccountForm(QWidget):
         self.entry = entry
         self.edits: dict[str, QLineEdit] = {}
         self.secret_edit: QLineEdit | None = None
+        self.secret_help: QLabel | None = None
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.form = form
@@ -64,12 +69,14 @@ class AccountForm(QWidget):
             "addressbook": self.tr("Address boo&k (optional):"),
             "client_id": self.tr("OAuth &client id (optional):"),
             "client_secret": self.tr("Client &secret (optional):"),
+            "api_base": self.tr("API address (o&ptional):"),
         }
         placeholders = {
             "url": self.tr("e.g. https://contacts.icloud.com or https://cloud.example.org"),
             "username": self.tr("your login or Apple ID"),
             "addressbook": self.tr("the first one found, if empty"),
             "client_id": self.tr("…apps.googleusercontent.com, if Pairsync has none"),
+            "api_base": self.tr("https://api.hubapi.com, if empty"),
         }
         for key in (*entry.settings, *OPTIONAL.get(entry.kind, ())):
             edit = QLineEdit(self)
@@ -110,7 +117,11 @@ class AccountForm(QWidget):
             secret = QLineEdit(self)
             secret.setEchoMode(QLineEdit.EchoMode.Password)
             word = (
-                self.tr("&Password:") if entry.auth == "password" else self.tr("API &key or token:")
+                self.tr("&Password:")
+                if entry.auth == "password"
+                else self.tr("Access &token:")
+                if entry.secret_help
+                else self.tr("API &key or token:")
             )
             secret.setAccessibleName(word.replace("&", "").rstrip(":"))
             secret.textChanged.connect(self.changed)
@@ -119,6 +130,12 @@ class AccountForm(QWidget):
             label = QLabel(word, self)
             label.setBuddy(secret)
             form.addRow(label, secret)
+            if entry.secret_help:
+                steps = QLabel(entry.secret_help, self)
+                steps.setWordWrap(True)
+                steps.setAccessibleName(self.tr("Where to find the token"))
+                self.secret_help = steps
+                form.addRow("", steps)
             note = self.tr("Kept only in your system's keyring, never in Pairsync's files.")
             if entry.help_url:
                 note += ' <a href="{url}">{text}</a>'.format(
