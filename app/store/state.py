@@ -568,9 +568,12 @@ class SyncState:
         journal: Sequence[JournalNote] = (),
         conflicts: Sequence[tuple[int, str, Any, Any, str]] = (),
         done_intents: Sequence[str] = (),
+        replan: Sequence[int] = (),
         run_no: int = 0,
     ) -> None:
-        """One transaction: everything that must be durable together after a batch."""
+        """One transaction: everything that must be durable together after a batch.
+        ``replan``: bindings planned again at the next run (an app merged another client's
+        edit into our write)."""
         now = utcnow()
         with self.sessions() as s, s.begin():
             self._put_index(s, index)
@@ -597,6 +600,8 @@ class SyncState:
                 {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
                 for bid, st in rule_states
             ):
+                s.execute(update(Binding), params)
+            for params in batched({"id": bid, "needs_merge": True} for bid in replan):
                 s.execute(update(Binding), params)
             if tombstones:
                 table = BINDINGS

@@ -349,3 +349,13 @@ def test_client_id_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "oauth-clients.json").write_text("{not json")
     with pytest.raises(ConfigError, match="cannot be read as JSON"):
         auth.client_credentials({}, tmp_path)
+
+
+def test_run_lock_key_is_the_google_account() -> None:
+    from app.connectors.registry import storage_of
+
+    work = storage_of("google", {"account_email": "Ann@example.com"})
+    home = storage_of("google", {"account_email": "ann@home.example"})
+    assert work != home
+    assert work == storage_of("google", {"account_email": "ann@example.com", "client_id": "x"})
+    assert "ann@example.com" in work[1]
