@@ -10,6 +10,7 @@ from typing import Any
 
 from app.connectors.base import Connector
 from app.engine.match import keys_of
+from app.engine.state import FailureNote, IndexEntry, SyncStateStore
 from app.errors import PairsyncError
 from app.mapping.canonical import canon_text
 from app.mapping.fields import Direction, FieldMapping, Segments
@@ -23,7 +24,6 @@ from app.model import (
 )
 from app.rules.evaluate import UNSUBSCRIBES_SEGMENT, RuleSet
 from app.rules.model import Rule, default_rules
-from app.store.state import FailureNote, IndexEntry, SyncState
 
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
@@ -126,7 +126,7 @@ class RunContext:
     def __init__(
         self,
         name: str,
-        state: SyncState,
+        state: SyncStateStore,
         apps: dict[Side, Connector],
         mappings: Sequence[FieldMapping],
         settings: Settings,

@@ -9,8 +9,6 @@ once, so a crash at any point loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
-import json
-
 from app.engine.applier import Applier
 from app.engine.context import (
     MAPPINGS_CURSOR,
@@ -82,14 +80,14 @@ class SyncRun(Planner, Applier):
 
     def reconcile_intents(self) -> None:
         for intent in self.state.open_intents():
-            target = Side(intent.target_side)
+            target = intent.target_side
             app = self.apps[target]
             found: str | None = None
             if intent.new_id is not None:
                 if app.fetch([intent.new_id]):
                     found = intent.new_id
             else:
-                emails = json.loads(intent.emails)
+                emails = intent.emails
                 hits = app.find_by_email(emails) if emails else []
                 if len(hits) == 1:
                     found = hits[0].id
@@ -106,7 +104,7 @@ class SyncRun(Planner, Applier):
                 intent.source_id,
                 found,
                 state,
-                json.loads(intent.rule_state or "{}"),
+                intent.rule_state,
             )
 
     # --- reading -------------------------------------------------------------------------------

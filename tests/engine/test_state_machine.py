@@ -48,6 +48,7 @@ from sqlalchemy import select, update
 
 from app.engine import context as run_context
 from app.engine.match import keys_of
+from app.engine.state import BatchOutcome
 from app.engine.sync import RunReport, SyncRun
 from app.errors import Rejected
 from app.mapping.canonical import canon_text
@@ -111,8 +112,8 @@ class CrashingState(SyncState):
             self._tick()
         return out
 
-    def commit(self, **kwargs: Any) -> None:  # type: ignore[override]
-        self._step(super().commit, **kwargs)
+    def commit(self, outcome: BatchOutcome) -> None:
+        self._step(super().commit, outcome)
 
     def add_intents(self, intents: Any) -> None:
         self._step(super().add_intents, intents)
