@@ -227,7 +227,9 @@ class Applier(RunContext):
                     JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
                     for k, v in c.fields.items()
                 )
-                if c.segments:
+                if c.segments or not c.fields:
+                    # Every create is journaled (an empty one as its segments): undo finds
+                    # it, and so does the next feed read (``created_since``).
                     journal.append(
                         JournalNote(
                             c.target, new.id, "create", "segments", None, sorted(c.segments)

@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from app.connectors.base import Connector
@@ -98,6 +99,14 @@ class SideRead:
     gone: list[str] = field(default_factory=list)
     listed: int = 0
     known: int = 0
+    how: str = ""
+    """How the side was read: ``listing``, ``feed``, or a full read of a feed app and why
+    (``first``, ``resumed``, ``configuration``, ``daily``, ``expired``)."""
+    feed: bool = False
+    """Read through the app's change feed: ``cursor`` is stored once the run committed."""
+    cursor: str | None = None
+    full_at: datetime | None = None
+    """When this side was last read in full (now, if this read was complete)."""
 
 
 class GuardStop(Exception):

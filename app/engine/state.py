@@ -315,6 +315,10 @@ class SyncStateStore(Protocol):
         self, run_id: int, records: Iterable[tuple[Side, str]] | None = None
     ) -> list[JournalRow]: ...
 
+    def created_since(self, side: Side, run_id: int) -> list[str]:
+        """Records Pairsync created in ``side`` in run ``run_id`` or a later one."""
+        ...
+
     # --- making a batch durable --------------------------------------------------------------
 
     def commit(self, outcome: BatchOutcome) -> None:

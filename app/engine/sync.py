@@ -1,7 +1,8 @@
 """One sync run of one connection: read → match → plan → (guard) → apply → record.
 
-The engine knows no particular app and no Qt. It reads each side's listing and fetches only
-records whose version changed since the local index saw them; bound pairs are merged field by
+The engine knows no particular app and no Qt. It reads what changed in each app since the
+last run (``reader``: the app's change feed, or its listing and a fetch of the records whose
+version changed since the local index saw them); bound pairs are merged field by
 field against their base; unbound records are matched by email; creates are written behind
 a committed intent; every batch commits its bindings, bases, index entries and journal at
 once, so a crash at any point loses nothing and duplicates nothing.
@@ -22,18 +23,18 @@ from app.engine.context import (
 )
 from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
+from app.engine.reader import Reader
+from app.engine.state import BatchOutcome
 from app.errors import AuthExpired, PairsyncError, RateLimited
-from app.model import (
-    Side,
-    Unreadable,
-)
+from app.model import Side
 
 __all__ = ["TRASH_SEGMENT", "Cancelled", "Progress", "RunReport", "Settings", "SyncRun"]
 
 
-class SyncRun(Planner, Applier):
-    """One run of one connection. ``run`` is the whole story; the steps live in
-    ``planner`` (read nothing, decide everything) and ``applier`` (write and record)."""
+class SyncRun(Reader, Planner, Applier):
+    """One run of one connection. ``run`` is the whole story; the steps live in ``reader``
+    (what changed in each app), ``planner`` (read nothing, decide everything) and
+    ``applier`` (write and record)."""
 
     def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
         self.report.dry_run = dry_run
@@ -53,7 +54,10 @@ class SyncRun(Planner, Applier):
             self.checkpoint()
             if not dry_run:
                 self.apply(plan, reads)
-                self.state.set_cursor(MAPPINGS_CURSOR, self.mapping_fingerprint())
+                # Everything the reads produced is committed: the feeds' cursors may move.
+                cursors: dict[str, str | None] = {MAPPINGS_CURSOR: self.mapping_fingerprint()}
+                cursors.update(self.feed_positions(reads))
+                self.state.commit(BatchOutcome(self.run_id, self.run_no, cursors=cursors))
             status = "failed" if self.report.failed else "ok"
         except GuardStop as stop:
             status, message = "guard", str(stop)
@@ -108,33 +112,6 @@ class SyncRun(Planner, Applier):
             )
 
     # --- reading -------------------------------------------------------------------------------
-
-    def read_side(self, side: Side) -> SideRead:
-        app = self.apps[side]
-        phase = f"Reading {app.info.name}"
-        self.progress(phase, 0, 0)
-        listing = app.list_versions()
-        known = self.state.index_versions(side)
-        out = SideRead(listed=len(listing), known=len(known))
-        changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
-        missing = [rid for rid in known if rid not in listing]
-        size = max(1, app.info.capabilities.batch_size)
-        for start in range(0, len(changed_ids), size):
-            for item in app.fetch(changed_ids[start : start + size]):
-                if isinstance(item, Unreadable):
-                    out.unreadable.append(item)
-                else:
-                    out.changed[item.id] = item
-            self.progress(phase, min(start + size, len(changed_ids)), len(changed_ids))
-            self.checkpoint()
-        if missing:
-            # Absent from the listing *and* a fetch by id says it is gone (SPEC §7).
-            still: set[str] = set()
-            for start in range(0, len(missing), size):
-                still.update(item.id for item in app.fetch(missing[start : start + size]))
-            out.gone = [rid for rid in missing if rid not in still]
-        self.report.read[side.value] = len(out.changed) + len(out.unreadable)
-        return out
 
     def check_shrink(self, reads: dict[Side, SideRead], confirm: bool) -> None:
         if confirm:

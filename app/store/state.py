@@ -695,6 +695,21 @@ class SyncState:
             if wanted is None or (j.side, j.record_id) in wanted
         ]
 
+    def created_since(self, side: Side, run_id: int) -> list[str]:
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(JournalEntry.record_id)
+                    .where(
+                        JournalEntry.run_id >= run_id,
+                        JournalEntry.connection_id == self.cid,
+                        JournalEntry.side == side.value,
+                        JournalEntry.action == "create",
+                    )
+                    .distinct()
+                )
+            )
+
     def index_meta(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Index status and reason of these records (kept when a record is re-indexed)."""
         out: dict[str, tuple[str, str]] = {}

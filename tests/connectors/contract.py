@@ -117,6 +117,35 @@ class ConnectorContract:
         assert got.version == res.record.version
         assert reopen().list_versions()[rec.id] == got.version
 
+    def test_change_feed(self, app: Connector, reopen: Callable[[], Connector]) -> None:
+        """An app with a change feed: ``changes(None)`` is complete and gives a cursor; a
+        cursor reports what changed since, with the versions a listing gives (the engine
+        compares them with its index: the echo of its own write must be no change), and a
+        new instance over the same storage accepts it."""
+        if not app.info.capabilities.change_feed:
+            assert app.changes(None) is None
+            return
+        app.prepare()
+        ann = _create(app, self.fields_for(app))
+        full = app.changes(None)
+        assert full is not None and full.complete and full.cursor
+        assert {r.id: r.version for r in full.records} == app.list_versions()
+        quiet = app.changes(full.cursor)
+        assert quiet is not None and not quiet.complete and quiet.cursor
+        assert quiet.records == [] and quiet.deleted == []
+        [res] = app.write([Update("u1", ann.id, {"title": "CEO"}, expected_version=ann.version)])
+        assert res.ok and res.record is not None
+        bob = _create(app, {**self.fields_for(app), "emails": (Labeled("bob@example.com"),)})
+        again = reopen()
+        delta = again.changes(quiet.cursor)
+        assert delta is not None and not delta.complete and delta.cursor
+        got = {r.id: r for r in delta.records if isinstance(r, Record)}
+        assert set(got) == {ann.id, bob.id}
+        assert got[ann.id].version == res.record.version == again.list_versions()[ann.id]
+        assert got[ann.id].fields["title"] == "CEO"
+        assert got[bob.id].version == bob.version
+        assert delta.deleted == []
+
     def test_stale_expected_version_is_refused(self, app: Connector) -> None:
         app.prepare()
         rec = _create(app, self.fields_for(app))

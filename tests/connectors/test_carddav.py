@@ -194,6 +194,34 @@ def test_incremental_listing_costs_one_request(
     assert third.fetch(["c4"]) == []
 
 
+def test_quiet_feed_costs_one_request_and_confirms_the_mirror(
+    server: DavServer, book: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    for i in range(5):
+        server.put(f"{book}c{i}.vcf", card(f"uid-{i}", f"Person {i}", f"EMAIL:p{i}@x.com"))
+    first = make_app(server, book, cache)
+    full = first.changes(None)
+    assert full is not None and full.cursor
+    first.close()
+    # Next run, nothing changed: one sync-collection REPORT from the stored cursor.
+    again = make_app(server, book, cache)
+    quiet = again.changes(full.cursor)
+    assert quiet is not None and quiet.records == [] and quiet.deleted == []
+    assert again.client.sent == 1
+    # The mirror is the server's state now: a card the feed did not report is written
+    # without reading it again (one PUT).
+    rec = only(again.fetch(["c3"]))
+    [res] = again.write([Update("u1", "c3", {"title": "CEO"}, expected_version=rec.version)])
+    assert res.ok, res.error
+    assert again.client.sent == 2
+    again.close()
+    # The next run hears of its own write (the echo), with the version the write returned.
+    third = make_app(server, book, cache)
+    echo = third.changes(quiet.cursor)
+    assert echo is not None and [r.version for r in echo.records] == [res.record.version]  # type: ignore[union-attr]
+
+
 def test_invalid_sync_token_means_full_reconcile(
     server: DavServer, book: str, tmp_path: Path
 ) -> None:

@@ -1,0 +1,205 @@
+"""Reading a side: what changed in an app since the last run, from its listing or its feed.
+
+Two ways, picked per app and per run:
+
+* **listing**: ``list_versions()`` names every record with a cheap version; only the records
+  whose version differs from the local index are fetched. Every id the index knows and the
+  listing lacks is asked for once more by id, and only what that fetch does not return is
+  gone (SPEC §7: a flaky listing never tombstones anything).
+* **change feed** (``capabilities.change_feed``): ``changes(cursor)`` says what changed since
+  the cursor stored by the last run that committed everything it read. No full listing, no
+  pass over the whole index: a run where nothing changed reads one small answer. Deletions
+  the feed reports are confirmed with ``fetch`` like a listing's, and a record the feed
+  reports with the version the index already has (e.g. the echo of our own write) is no
+  change.
+
+A feed run still reads everything (``changes(None)``: a *complete* change set, treated as a
+listing) when the run has no cursor (the first run), after a pause, after the mappings or
+rules changed (the bases are re-planned: the index must be trusted in full), once a day (a
+feed that silently missed something is caught within a day), and whenever the app answers a
+cursor with a complete set (the cursor expired: the connector's signal).
+
+The cursor of a read is stored only once everything the read produced is committed (see
+``FeedPosition`` and ``SyncRun.run``): a run that crashes, is cancelled or stopped by the
+guard reads the same changes again next time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from app.connectors.base import ChangeSet, Connector
+from app.engine.context import RunContext, SideRead
+from app.model import Record, Side, Unreadable
+
+FULL_READ_EVERY = timedelta(days=1)
+"""A feed app is read in full at least this often."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where a side's change feed stopped, as stored in that side's cursor row (JSON)."""
+
+    cursor: str | None = None
+    full_at: datetime | None = None
+    """When the side was last read in full."""
+    run_id: int = 0
+    """The run that read up to ``cursor``: records Pairsync created in it or later are
+    newer than the cursor (see ``Reader.read_changes``)."""
+
+    @classmethod
+    def parse(cls, text: str | None) -> FeedPosition:
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            full_at = data.get("full_at")
+            return cls(
+                data.get("cursor") or None,
+                datetime.fromisoformat(full_at) if full_at else None,
+                int(data.get("run_id") or 0),
+            )
+        except (ValueError, TypeError, AttributeError):
+            return cls()  # unreadable: read in full, as on a first run
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "cursor": self.cursor,
+                "full_at": self.full_at.isoformat() if self.full_at else None,
+                "run_id": self.run_id,
+            }
+        )
+
+
+class Reader(RunContext):
+    """Read both sides (see the module docstring)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def read_side(self, side: Side) -> SideRead:
+        app = self.apps[side]
+        self.progress(f"Reading {app.info.name}", 0, 0)
+        if app.info.capabilities.change_feed:
+            position = FeedPosition.parse(self.state.cursor(side.value))
+            reason = self.full_read_reason(position)
+            changes = app.changes(None if reason else position.cursor)
+            if changes is not None:
+                out = self.read_changes(side, app, changes, position)
+                out.feed = True
+                out.cursor = changes.cursor
+                out.full_at = self.now() if changes.complete else position.full_at
+                out.how = reason or ("expired" if changes.complete else "feed")
+                self.report.read[side.value] = len(out.changed) + len(out.unreadable)
+                return out
+        out = self.read_listing(side, app)
+        self.report.read[side.value] = len(out.changed) + len(out.unreadable)
+        return out
+
+    def full_read_reason(self, position: FeedPosition) -> str:
+        """Why this run reads a feed app in full ("" = it need not)."""
+        if position.cursor is None:
+            return "first"
+        if self.state.connection().needs_full_read:
+            return "resumed"
+        if self.mappings_changed():
+            return "configuration"
+        if position.full_at is None or self.now() - position.full_at >= FULL_READ_EVERY:
+            return "daily"
+        return ""
+
+    def feed_positions(self, reads: dict[Side, SideRead]) -> dict[str, str | None]:
+        """The cursor rows to store once everything these reads produced is committed."""
+        return {
+            side.value: FeedPosition(read.cursor, read.full_at, self.run_id).dump()
+            for side, read in reads.items()
+            if read.feed
+        }
+
+    # --- the two ways ------------------------------------------------------------------------
+
+    def read_listing(self, side: Side, app: Connector) -> SideRead:
+        listing = app.list_versions()
+        known = self.state.index_versions(side)
+        out = SideRead(listed=len(listing), known=len(known), how="listing")
+        changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
+        self.fetch_into(side, app, changed_ids, out)
+        self.confirm_gone(app, [rid for rid in known if rid not in listing], out)
+        return out
+
+    def read_changes(
+        self, side: Side, app: Connector, changes: ChangeSet, position: FeedPosition
+    ) -> SideRead:
+        if changes.complete:
+            # Everything the app holds: a listing that came with its records.
+            known = self.state.index_versions(side)
+            held = {item.id for item in changes.records}
+            out = SideRead(listed=len(held), known=len(known))
+            self.take(changes.records, known, out)
+            self.confirm_gone(app, [rid for rid in known if rid not in held], out)
+            return out
+        reported = {item.id for item in changes.records}
+        deleted = [rid for rid in dict.fromkeys(changes.deleted) if rid not in reported]
+        # A record Pairsync created after the cursor and someone deleted since may never be
+        # mentioned (RFC 6578 lets a server leave out what came and went between two
+        # tokens; Radicale does): such records are asked for by id, like reported deletions.
+        # Usually the feed reports them (the echo of the create) and nothing is fetched.
+        told = reported | set(deleted)
+        ours = [rid for rid in self.state.created_since(side, position.run_id) if rid not in told]
+        known = self.state.index_versions_of(side, [*reported, *deleted, *ours])
+        deleted += [rid for rid in ours if rid in known]
+        out = SideRead(known=self.state.count_index(side))
+        self.take(changes.records, known, out)
+        # Every reported deletion is checked, known or not: a record the feed wrongly calls
+        # deleted would otherwise be skipped for good once the cursor moves past it.
+        self.confirm_gone(app, deleted, out, known)
+        out.gone = [rid for rid in out.gone if rid in known]
+        new = sum(1 for rid in {*reported, *out.changed} if rid not in known)
+        out.listed = out.known + new - len(out.gone)
+        return out
+
+    # --- shared steps ------------------------------------------------------------------------
+
+    def take(self, items: list[Record | Unreadable], known: dict[str, str], out: SideRead) -> None:
+        """Keep the items whose version the index does not have (the rest did not change)."""
+        for item in items:
+            if isinstance(item, Unreadable):
+                out.unreadable.append(item)
+            elif known.get(item.id) != item.version:
+                out.changed[item.id] = item
+
+    def fetch_into(self, side: Side, app: Connector, ids: list[str], out: SideRead) -> None:
+        phase = f"Reading {app.info.name}"
+        size = max(1, app.info.capabilities.batch_size)
+        for start in range(0, len(ids), size):
+            for item in app.fetch(ids[start : start + size]):
+                if isinstance(item, Unreadable):
+                    out.unreadable.append(item)
+                else:
+                    out.changed[item.id] = item
+            self.progress(phase, min(start + size, len(ids)), len(ids))
+            self.checkpoint()
+
+    def confirm_gone(
+        self,
+        app: Connector,
+        missing: list[str],
+        out: SideRead,
+        known: dict[str, str] | None = None,
+    ) -> None:
+        """Records absent from a listing (or reported deleted by a feed) are gone only when a
+        fetch by id does not return them either (SPEC §7). With ``known`` (a feed), what the
+        fetch does return is taken as a change if its version is new."""
+        if not missing:
+            return
+        still: set[str] = set()
+        size = max(1, app.info.capabilities.batch_size)
+        for start in range(0, len(missing), size):
+            items = app.fetch(missing[start : start + size])
+            still.update(item.id for item in items)
+            if known is not None:
+                self.take(items, known, out)
+        out.gone = [rid for rid in missing if rid not in still]
