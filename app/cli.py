@@ -134,6 +134,12 @@ def build_parser() -> Parser:
         st.add_argument(f"--{flag}", type=_on_off, metavar="on|off")
     st.add_argument("--guard-threshold", type=int, metavar="N")
     st.add_argument("--phone-region", metavar="CC")
+    st.add_argument(
+        "--interval",
+        type=int,
+        metavar="MIN",
+        help="while the desktop app runs, sync every MIN minutes (1-60)",
+    )
     rl = con.add_parser("rules", help="list a connection's IF/THEN rules and what they match")
     rl.add_argument("name")
     rl.add_argument("--json", action="store_true")
@@ -251,9 +257,28 @@ def build_parser() -> Parser:
     syn.add_argument("--yes", action="store_true", help="go past the mass-change guard")
     syn.add_argument("--json", action="store_true")
 
-    hea = sub.add_parser("health", help="what synced, what did not, and why")
+    hea = sub.add_parser(
+        "health",
+        help="what synced, what did not, and why; retry or ignore failed contacts",
+        description="Without an action: the report. `retry ID…` (or `retry all`) makes failed "
+        "contacts due at the next run; `ignore ID…` stops listing and retrying them until the "
+        "contact changes; `unignore ID…` undoes that. IDs are the #numbers of the Failed list.",
+    )
     hea.add_argument("name")
+    hea.add_argument("action", nargs="?", choices=["retry", "ignore", "unignore"])
+    hea.add_argument("ids", nargs="*", metavar="ID")
     hea.add_argument("--json", action="store_true")
+
+    cfl = sub.add_parser(
+        "conflicts",
+        help="fields both apps changed (last 30 days); use the other value of one",
+        description="Without an action: the conflicts, newest first, with their #numbers. "
+        "`use-other ID` writes the value that lost to both apps, as a run you can undo.",
+    )
+    cfl.add_argument("name")
+    cfl.add_argument("action", nargs="?", choices=["use-other"])
+    cfl.add_argument("id", nargs="?", type=int, metavar="ID")
+    cfl.add_argument("--json", action="store_true")
 
     und = sub.add_parser(
         "undo", help="put back what a run wrote, in both apps (never deletes a contact)"
@@ -341,19 +366,19 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         if args.action == "add":
             secret = secret_from_env(args.secret_env) if args.secret_env else None
             acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
-            print(f"Added {acc['kind']} account {acc['name']!r}.")
+            print(f"Added {acc.kind} account {acc.name!r}.")
         elif args.action == "list":
             accounts = service.list_accounts()
             if args.json:
-                _print_json(accounts)
+                _print_json([a.as_json() for a in accounts])
             elif not accounts:
                 print(
                     "No accounts yet. Add one with: pairsync account add KIND NAME --set path=..."
                 )
             else:
                 for a in accounts:
-                    where = a["settings"].get("path", "")
-                    print(f"{a['name']}\t{a['kind']}\t{where}")
+                    where = a.settings.get("path", "")
+                    print(f"{a.name}\t{a.kind}\t{where}")
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
@@ -368,17 +393,20 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
     if args.command == "health":
         return _health(service, args)
 
+    if args.command == "conflicts":
+        return _conflicts(service, args)
+
     if args.command == "undo":
         return _undo(service, args)
     raise UsageError(f"unknown command {args.command}")
 
 
 def _connection(service: Service, args: argparse.Namespace) -> int:
-    from app.service import ConnectionOptions
+    from app.service import ConnectionSettings
 
     action = args.action
     if action == "create":
-        options = ConnectionOptions(
+        settings = ConnectionSettings(
             direction=args.direction,
             winner=args.winner,
             avoid_duplicates=args.avoid_duplicates,
@@ -389,10 +417,10 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             guard_max_writes=args.guard_threshold,
             phone_region=args.phone_region,
         )
-        conn = service.create_connection(args.name, args.a, args.b, options)
+        conn = service.create_connection(args.name, args.a, args.b, settings)
         print(
-            f"Created connection {conn['name']!r}: {conn['a']['account']} ⇄ {conn['b']['account']} "
-            f"({conn['direction']}). Preview it with: pairsync sync {conn['name']} --dry-run"
+            f"Created connection {conn.name!r}: {conn.a.account} ⇄ {conn.b.account} "
+            f"({conn.settings.direction}). Preview it with: pairsync sync {conn.name} --dry-run"
         )
     elif action == "set":
         changes = {
@@ -407,6 +435,7 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
                 ("propagate_clears", "propagate_clears"),
                 ("guard_max_writes", "guard_threshold"),
                 ("phone_region", "phone_region"),
+                ("interval_minutes", "interval"),
             )
             if getattr(args, attr) is not None
         }
@@ -421,7 +450,7 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
     elif action == "list":
         conns = service.list_connections()
         if args.json:
-            _print_json(conns)
+            _print_json([c.as_json() for c in conns])
         elif not conns:
             print(
                 "No connections yet. Create one with: "
@@ -429,19 +458,16 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             )
         else:
             for c in conns:
-                state = (
-                    "paused" if c["paused"] else (c["last_run"] or {}).get("status", "never run")
-                )
+                state = "paused" if c.paused else (c.last_run.status if c.last_run else "never run")
                 print(
-                    f"{c['name']}\t{c['a']['account']} {_arrow(c['direction'])} "
-                    f"{c['b']['account']}\t{state}"
+                    f"{c.name}\t{c.a.account} {_arrow(c.settings.direction)} {c.b.account}\t{state}"
                 )
     elif action == "show":
-        conn = service.show_connection(args.name)
+        shown_conn = service.show_connection(args.name).as_json()
         if args.json:
-            _print_json(conn)
+            _print_json(shown_conn)
         else:
-            for key, value in conn.items():
+            for key, value in shown_conn.items():
                 shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
                 print(f"{key}: {shown}")
     elif action == "rename":
@@ -461,8 +487,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
         except json.JSONDecodeError as err:
             raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
-        conn = service.import_connection(data, args.name)
-        print(f"Imported connection {conn['name']!r}.")
+        imported = service.import_connection(data, args.name)
+        print(f"Imported connection {imported.name!r}.")
     elif action == "mappings":
         _print_mappings(service.mappings(args.name), args.json)
     elif action == "fields":
@@ -496,7 +522,7 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
 
 def _rule(service: Service, args: argparse.Namespace) -> int:
     from app.model import Side
-    from app.rules.model import (
+    from app.service import (
         Action,
         ActionKind,
         Filter,
@@ -655,6 +681,10 @@ def _summary(r: Any) -> str:
 
 
 def _health(service: Service, args: argparse.Namespace) -> int:
+    if args.action is not None:
+        return _health_action(service, args)
+    if args.ids:
+        raise UsageError(f"pairsync health: unexpected {args.ids[0]!r} (retry|ignore|unignore ID)")
     data = service.health(args.name)
     if args.json:
         _print_json(data)
@@ -674,19 +704,98 @@ def _health(service: Service, args: argparse.Namespace) -> int:
             print(f"\n{title}:")
             for item in data[key]:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
-                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}")
+                number = f"  (#{item['id']})" if "id" in item else ""
+                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:
             print(
                 f"  {item['field']}: A={item['value_a']!r} B={item['value_b']!r} → "
-                f"{item['winner'].upper()} won"
+                f"{item['winner'].upper()} won  (#{item['id']})"
             )
     if data["rule_conflicts"]:
         print("\nRule conflicts:")
         for item in data["rule_conflicts"][:50]:
             print(f"  {item['side'].upper()}: {item['message']}")
     return EXIT_OK
+
+
+def _health_action(service: Service, args: argparse.Namespace) -> int:
+    """``health NAME retry|ignore|unignore ID…``: what the Health tab's Retry and Ignore do."""
+    verb = args.action
+    if verb == "retry" and args.ids == ["all"]:
+        n = service.retry_failures(args.name)
+        print(f"{args.name}: {_count(n, 'failed contact')} will be retried at the next run.")
+        return EXIT_OK
+    if not args.ids:
+        raise UsageError(f"pairsync health: {verb} needs the #numbers of failed contacts")
+    try:
+        ids = [int(i.lstrip("#")) for i in args.ids]
+    except ValueError:
+        raise UsageError(
+            f"pairsync health: {verb} takes the #numbers shown under Failed, not {args.ids!r}"
+        ) from None
+    if verb == "retry":
+        n = service.retry_failures(args.name, ids)
+        done = "will be retried at the next run"
+    else:
+        n = service.ignore_failures(args.name, ids, ignored=verb == "ignore")
+        done = "ignored until they change" if verb == "ignore" else "listed and retried again"
+    if n < len(set(ids)):
+        raise ConfigError(
+            f"{args.name} has no failed contact with some of these numbers: "
+            f"{', '.join(f'#{i}' for i in ids)} (see: pairsync health {args.name})."
+        )
+    print(f"{args.name}: {_count(n, 'failed contact')} {done}.")
+    return EXIT_OK
+
+
+def _conflicts(service: Service, args: argparse.Namespace) -> int:
+    """``conflicts NAME`` lists them; ``conflicts NAME use-other ID`` writes the losing value
+    to both apps, as a journaled run (what the Health tab's "Use the other value" does)."""
+    if args.action == "use-other":
+        if args.id is None:
+            raise UsageError("pairsync conflicts: use-other needs a conflict's #number")
+        report = service.use_other_value(args.name, args.id)
+        return _print_undo_report(args, report, f"{args.name}: conflict #{args.id}")
+    if args.id is not None:
+        raise UsageError("pairsync conflicts: a number goes after use-other")
+    rows = service.conflicts(args.name)
+    if args.json:
+        _print_json([_conflict_json(c) for c in rows])
+        return EXIT_OK
+    if not rows:
+        print(f"{args.name}: no conflicts in the last 30 days.")
+    for c in rows:
+        who = c.name or f"pair {c.binding_id}"
+        if c.is_rule:
+            print(f"#{c.id}  {c.at:%Y-%m-%d %H:%M}  {who}: rule conflict: {c.value_a}")
+            continue
+        state = "  (other value used)" if c.resolved_run_id is not None else ""
+        print(
+            f"#{c.id}  {c.at:%Y-%m-%d %H:%M}  {who}  {c.field}: A={c.value_a!r} "
+            f"B={c.value_b!r} → {c.winner.upper()} won{state}"
+        )
+    return EXIT_OK
+
+
+def _conflict_json(c: Any) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "field": c.field,
+        "value_a": c.value_a,
+        "value_b": c.value_b,
+        "winner": c.winner,
+        "at": c.at.isoformat(),
+        "rule": c.is_rule,
+        "resolved_run_id": c.resolved_run_id,
+    }
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 contact``, ``2 contacts``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _undo(service: Service, args: argparse.Namespace) -> int:
@@ -699,10 +808,14 @@ def _undo(service: Service, args: argparse.Namespace) -> int:
             raise UsageError("pairsync undo: --contact takes a:ID or b:ID")
         record = (side, rid)
     report = service.undo_run(args.name, service.run_id(args.name, args.run), record=record)
+    return _print_undo_report(args, report, f"{args.name}: undo of run {args.run}")
+
+
+def _print_undo_report(args: argparse.Namespace, report: Any, head: str) -> int:
     if args.json:
         _print_json(report.as_json())
     else:
-        print(f"{args.name}: undo of run {args.run}: {report.message}")
+        print(f"{head}: {report.message}")
         for item in report.skipped:
             who = item["name"] or item["record_id"]
             print(f"  left alone: {item['side'].upper()} {who} {item['field']}: {item['reason']}")

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from app.errors import ConfigError
 
 
 class Side(StrEnum):
@@ -29,6 +32,111 @@ class Side(StrEnum):
     @property
     def other(self) -> Side:
         return Side.B if self is Side.A else Side.A
+
+
+class Direction(StrEnum):
+    """Which way a connection (or one mapping) lets values flow."""
+
+    TWO_WAY = "two-way"
+    A_TO_B = "a-to-b"
+    B_TO_A = "b-to-a"
+
+    def writes(self, side: Side) -> bool:
+        """May values flow *into* this side?"""
+        if self is Direction.TWO_WAY:
+            return True
+        return (self is Direction.A_TO_B) == (side is Side.B)
+
+    @classmethod
+    def parse(cls, text: str | Direction) -> Direction:
+        """The direction a user typed (CLI, export file), or a sentence saying what is wrong."""
+        try:
+            return cls(text)
+        except ValueError:
+            raise ConfigError(
+                f"Direction must be two-way, a-to-b or b-to-a, not {text!r}."
+            ) from None
+
+
+DEFAULT_INTERVAL = 5
+"""Minutes between two syncs of a connection while the desktop app runs."""
+MIN_INTERVAL = 1
+MAX_INTERVAL = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """How a connection syncs: the one type the CLI, the window, export/import, the store and
+    the engine share. Built from user input (strings such as ``"a-to-b"`` are parsed here,
+    once) and checked on construction, so every holder of one has a valid value."""
+
+    direction: Direction = Direction.TWO_WAY
+    winner: Side = Side.A
+    avoid_duplicates: bool = True
+    unsubscribes: bool = False
+    unsubscribe_opt_out: bool = False
+    trash: bool = False
+    propagate_clears: bool = True
+    guard_max_writes: int = 500
+    phone_region: str = ""
+    interval_minutes: int = DEFAULT_INTERVAL
+    guard_shrink_percent: int = 20
+    """Not a user setting (no option sets it): the guard's share of a side that may vanish."""
+    guard_min_gone: int = 5
+
+    USER_KEYS: ClassVar[tuple[str, ...]] = (
+        "direction",
+        "winner",
+        "avoid_duplicates",
+        "unsubscribes",
+        "unsubscribe_opt_out",
+        "trash",
+        "propagate_clears",
+        "guard_max_writes",
+        "phone_region",
+        "interval_minutes",
+    )
+    """The settings a user changes (CLI options, the Settings tab, an export file)."""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "direction", Direction.parse(self.direction))
+        if self.winner not in ("a", "b"):
+            raise ConfigError(f"The winning app must be a or b, not {self.winner!r}.")
+        set_(self, "winner", Side(self.winner))
+        if int(self.guard_max_writes) < 1:
+            raise ConfigError("The mass-change threshold must be at least 1.")
+        region = str(self.phone_region or "").strip()
+        if region and (len(region) != 2 or not region.isalpha()):
+            raise ConfigError("The phone region is a two-letter country code, like GB or US.")
+        set_(self, "phone_region", region.upper())
+        if not MIN_INTERVAL <= int(self.interval_minutes) <= MAX_INTERVAL:
+            raise ConfigError(f"The interval is between {MIN_INTERVAL} and {MAX_INTERVAL} minutes.")
+
+    def changed(self, **changes: Any) -> ConnectionSettings:
+        """A copy with some user settings changed (checked like a new one)."""
+        unknown = set(changes) - set(self.USER_KEYS)
+        if unknown:
+            raise ConfigError(f"Unknown connection setting: {', '.join(sorted(unknown))}.")
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The user settings as plain JSON values (``connection show``, export files)."""
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in self._user().items()}
+
+    def _user(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.USER_KEYS}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConnectionSettings:
+        """The settings of an export file; a missing key takes its default."""
+        default = cls()
+        values: dict[str, Any] = {}
+        for key in cls.USER_KEYS:
+            value = data.get(key, getattr(default, key))
+            kind = type(getattr(default, key))
+            values[key] = value if isinstance(getattr(default, key), StrEnum) else kind(value)
+        return cls(**values)
 
 
 class FieldType(StrEnum):
@@ -364,3 +472,82 @@ def record_emails(record: Record) -> list[str]:
                 if isinstance(item, Labeled) and item.value.strip():
                     out.append(item.value.strip())
     return out
+
+
+# --- Health and Activity rows (read from the store, shown by the fronts) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    side: str
+    record_id: str
+    name: str
+    email: str
+    status: str
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.side, self.record_id)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRow:
+    id: int
+    side: str
+    record_id: str
+    target_side: str
+    name: str
+    code: str
+    message: str
+    field: str
+    attempts: int
+    last_at: datetime
+    ignored: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.name, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    id: int
+    run_id: int
+    binding_id: int
+    name: str
+    field: str
+    value_a: Any
+    value_b: Any
+    winner: str
+    at: datetime
+    resolved_run_id: int | None
+
+    @property
+    def is_rule(self) -> bool:
+        return self.field.startswith("rule:")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: int
+    run_no: int
+    kind: str
+    undo_of: int | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRowView:
+    id: int
+    side: str
+    record_id: str
+    name: str
+    action: str
+    field: str
+    before: Any
+    after: Any

@@ -15,12 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app.model import MAX_INTERVAL, MIN_INTERVAL
 from app.status import ConnectionStatus
 
-DEFAULT_INTERVAL = 5
-MIN_INTERVAL = 1
-MAX_INTERVAL = 60
-"""Minutes between scheduled runs of one connection (SPEC §9: 1–60, default 5)."""
 MAX_BACKOFF = timedelta(minutes=60)
 BACKOFF_STATUSES = frozenset({"unavailable", "rate_limited"})
 """Runs that failed as a whole because an app could not be reached or asked us to slow

@@ -73,3 +73,6 @@ class ConnectionSummary:
     paused: bool
     status: ConnectionStatus
     last_run_at: datetime | None = None
+    app_a: str = ""
+    """The apps' names ("CardDAV", "CSV file") for screen readers; the kind when unknown."""
+    app_b: str = ""

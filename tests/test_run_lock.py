@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.run_lock import ConnectionBusy, lock_path
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from tests.ui.desktop import card, read_csv, write_csv
 
 HOLD = (
@@ -35,14 +35,14 @@ def service(tmp_path: Path, pairsync_home: Path) -> Iterator[Service]:
     svc = Service()
     svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
     svc.add_account("csv", "Sheet", {"path": str(sheet)})
-    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     yield svc
     svc.close()
 
 
 def hold_lock(svc: Service) -> subprocess.Popen[str]:
     """Another process holding Main's writer lock, as a running sync would."""
-    path = lock_path(svc.paths.data / "locks", svc._catalog.connection("Main").id)
+    path = lock_path(svc.paths.data / "locks", svc._connections.connection("Main").id)
     path.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.sync_worker import WorkerClient, WorkerOptions
 from tests.ui.desktop import card, read_csv, write_csv
 
@@ -43,7 +43,7 @@ def books(tmp_path: Path, pairsync_home: Path) -> tuple[Path, Path]:
     svc = Service()
     svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
     svc.add_account("csv", "Sheet", {"path": str(sheet)})
-    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     svc.close()
     return folder, sheet
 

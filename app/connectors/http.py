@@ -123,7 +123,7 @@ class HttpClient:
         app_name: str,
         base_url: str,
         *,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | requests.auth.AuthBase | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
@@ -147,7 +147,7 @@ class HttpClient:
     def close(self) -> None:
         self.session.close()
 
-    def _credentials_for(self, url: str) -> tuple[str, str] | None:
+    def _credentials_for(self, url: str) -> tuple[str, str] | requests.auth.AuthBase | None:
         if self._auth is None:
             return None
         host = urlsplit(url).hostname or ""

@@ -1,4 +1,4 @@
-"""The catalogue of apps: kind → how to build its connector from an account's settings.
+"""The registry of app kinds: kind → how to build its connector from an account's settings.
 
 Connectors are imported lazily so that starting the CLI never pays for every app's
 dependencies.

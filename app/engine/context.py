@@ -16,6 +16,7 @@ from app.errors import PairsyncError
 from app.mapping.canonical import canon_text
 from app.mapping.fields import Direction, FieldMapping, Segments
 from app.model import (
+    ConnectionSettings,
     FieldValue,
     Record,
     Side,
@@ -35,18 +36,8 @@ MAPPINGS_CURSOR = "m"
 SYSTEM_SEGMENTS = frozenset(canon_text(s).casefold() for s in (TRASH_SEGMENT, UNSUBSCRIBES_SEGMENT))
 
 
-@dataclass(slots=True)
-class Settings:
-    direction: Direction = Direction.TWO_WAY
-    winner: Side = Side.A
-    avoid_duplicates: bool = True
-    propagate_clears: bool = True
-    trash: bool = False
-    unsubscribes: bool = False
-    unsubscribe_opt_out: bool = False
-    guard_max_writes: int = 500
-    guard_shrink_percent: int = 20
-    guard_min_gone: int = 5
+Settings = ConnectionSettings
+"""A run's settings are the connection's settings (one type, ``app.model``)."""
 
 
 @dataclass(slots=True)

@@ -9,13 +9,12 @@ knows nothing of names, lists or labels — that knowledge lives here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from app.errors import ValueNotAllowed
 from app.mapping.canonical import canon_item, canon_scalar, canon_text
 from app.mapping.convert import canon_typed, convert, parse_boolean
-from app.model import Address, FieldType, FieldValue, Labeled, Record, Side
+from app.model import Address, Direction, FieldType, FieldValue, Labeled, Record, Side
 
 Canon = Any  # str | list: JSON-able, comparable with ==
 
@@ -41,18 +40,6 @@ def canon_single(kind: str, text: str, region: str = "") -> str:
     if kind in TYPED_KINDS:
         return canon_typed(kind, text)
     return canon_scalar(kind, text, region)
-
-
-class Direction(StrEnum):
-    TWO_WAY = "two-way"
-    A_TO_B = "a-to-b"
-    B_TO_A = "b-to-a"
-
-    def writes(self, side: Side) -> bool:
-        """May values flow *into* this side?"""
-        if self is Direction.TWO_WAY:
-            return True
-        return (self is Direction.A_TO_B) == (side is Side.B)
 
 
 @dataclass(slots=True)

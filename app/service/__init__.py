@@ -10,15 +10,58 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.service.connections import (
-    EXPORT_VERSION,
-    OPTION_NAMES,
-    ConnectionOptions,
-    parse_on_off,
+from app.app_list import AccountCheck, AppEntry
+from app.model import ConnectionSettings
+from app.preview import Preview
+from app.rules.model import (
+    FIELD_OPS,
+    NO_VALUE_OPS,
+    Action,
+    ActionKind,
+    Filter,
+    FilterKind,
+    Join,
+    Op,
+    RuleDraft,
+    parse_filter,
+    parse_set,
 )
+from app.schedule import ConnectionState, ScheduleEntry
+from app.service.connections import EXPORT_VERSION, parse_on_off
 from app.service.health import Health
+from app.service.types import AccountInfo, AccountRef, ConnectionView, LastRun
+from app.status import ConnectionStatus, ConnectionSummary
 
-__all__ = ["EXPORT_VERSION", "OPTION_NAMES", "ConnectionOptions", "Service", "parse_on_off"]
+# The values the facade hands out and takes (rule drafts), importable from here: the fronts
+# import the facade, app.model and app.errors only (tests/test_layers.py).
+__all__ = [
+    "EXPORT_VERSION",
+    "FIELD_OPS",
+    "NO_VALUE_OPS",
+    "AccountCheck",
+    "AccountInfo",
+    "AccountRef",
+    "Action",
+    "ActionKind",
+    "AppEntry",
+    "ConnectionSettings",
+    "ConnectionState",
+    "ConnectionStatus",
+    "ConnectionSummary",
+    "ConnectionView",
+    "Filter",
+    "FilterKind",
+    "Join",
+    "LastRun",
+    "Op",
+    "Preview",
+    "RuleDraft",
+    "ScheduleEntry",
+    "Service",
+    "parse_filter",
+    "parse_on_off",
+    "parse_set",
+]
 
 
 class Service(Health):

@@ -11,10 +11,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from app.catalogue import AccountCheck, AppEntry, catalogue
+from app.app_list import AccountCheck, AppEntry, app_list
 from app.connectors.base import Connector
 from app.connectors.registry import AppKind, app_kind, normalize_settings
 from app.engine.sync import Progress
@@ -61,13 +60,17 @@ def _verified(spec: AppKind, values: dict[str, str], secret: str | None) -> dict
     return values if spec.verify is None else spec.verify(values, secret)
 
 
-def _account_json(acc: Account) -> dict[str, Any]:
-    return {
-        "name": acc.name,
-        "kind": acc.kind,
-        "settings": json.loads(acc.settings),
-        "has_secret": acc.has_secret,
-    }
+def _info(acc: Account) -> AccountInfo:
+    spec = app_kind(acc.kind)
+    return AccountInfo(
+        name=acc.name,
+        kind=acc.kind,
+        app=spec.name,
+        settings=dict(json.loads(acc.settings)),
+        required=spec.settings,
+        needs_secret=spec.needs_secret,
+        has_secret=bool(acc.has_secret),
+    )
 
 
 class Accounts(ServiceCore):
@@ -75,44 +78,34 @@ class Accounts(ServiceCore):
 
     def add_account(
         self, kind: str, name: str, settings: Mapping[str, str], secret: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AccountInfo:
         spec = app_kind(kind)
         name = name.strip()
         if not name:
             raise ConfigError("An account needs a name.")
         values = _checked(spec, normalize_settings(spec, settings), secret, _ASK_CLI)
-        if self._catalog.find_account(name) is not None:
+        if self._connections.find_account(name) is not None:
             raise ConfigError(f"An account named {name!r} already exists.")
         values = _verified(spec, values, secret)
         if secret:
             self._secrets.set(name, secret)
-        return _account_json(self._catalog.add_account(name, kind, values, bool(secret)))
+        return _info(self._connections.add_account(name, kind, values, bool(secret)))
 
-    def list_accounts(self) -> list[dict[str, Any]]:
-        return [_account_json(a) for a in self._catalog.accounts()]
+    def list_accounts(self) -> list[AccountInfo]:
+        return [_info(a) for a in self._connections.accounts()]
 
     def account(self, name: str) -> AccountInfo:
         """One stored account: its app, settings, and what signing in to it asks for."""
-        acc = self._catalog.account(name)
-        spec = app_kind(acc.kind)
-        return AccountInfo(
-            name=acc.name,
-            kind=acc.kind,
-            app=spec.name,
-            settings=dict(json.loads(acc.settings)),
-            required=spec.settings,
-            needs_secret=spec.needs_secret,
-            has_secret=acc.has_secret,
-        )
+        return _info(self._connections.account(name))
 
     def remove_account(self, name: str) -> None:
-        acc = self._catalog.remove_account(name)
+        acc = self._connections.remove_account(name)
         if acc.has_secret:
             self._secrets.delete(name)
 
-    def app_catalogue(self, query: str = "") -> list[AppEntry]:
+    def app_list(self, query: str = "") -> list[AppEntry]:
         """The wizard's list of apps, filtered as the user types (names and aliases)."""
-        return catalogue(query)
+        return app_list(query)
 
     def check_new_account(
         self,
@@ -133,7 +126,7 @@ class Accounts(ServiceCore):
 
     def check_account(self, name: str, progress: Progress | None = None) -> AccountCheck:
         """Connect to a stored account and read its schema (re-using a connected account)."""
-        acc = self._catalog.account(name)
+        acc = self._connections.account(name)
         if progress is not None:
             progress(f"Connecting to {app_kind(acc.kind).name}", 0, 0)
         check = self._read_account(
@@ -183,7 +176,7 @@ class Accounts(ServiceCore):
         elif settings.get("url", "").strip():
             base = urlsplit(settings["url"].strip()).hostname or ""
         base = base.strip() or app_kind(kind).name
-        taken = {a.name for a in self._catalog.accounts()} - {replacing}
+        taken = {a.name for a in self._connections.accounts()} - {replacing}
         return unique_name(base, taken)
 
     def reauthorize(
@@ -197,7 +190,7 @@ class Accounts(ServiceCore):
         folder) after checking them like ``add_account`` does, keeping every connection
         that uses it with all its configuration. Returns those connections' names, which
         the desktop app then syncs at once."""
-        acc = self._catalog.account(account)
+        acc = self._connections.account(account)
         spec = app_kind(acc.kind)
         values = json.loads(acc.settings) | normalize_settings(spec, settings or {})
         values = _verified(spec, _checked(spec, values, secret, _ASK_SIGN_IN), secret)
@@ -210,7 +203,7 @@ class Accounts(ServiceCore):
             app.close()
         if secret:
             self._secrets.set(acc.name, secret)
-        self._health.update_account(
+        self._connections.update_account(
             acc.name, settings=json.dumps(values), has_secret=acc.has_secret or bool(secret)
         )
-        return self._health.connections_using(acc.id)
+        return self._connections.connections_using(acc.id)

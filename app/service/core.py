@@ -17,17 +17,16 @@ from pathlib import Path
 
 from app.connectors.base import Connector
 from app.connectors.registry import app_kind
-from app.engine.sync import Settings
 from app.errors import AuthExpired
 from app.mapping.config import MappingConfig, MappingView, build_views
-from app.mapping.fields import Direction
-from app.model import Schema, Side
+from app.model import ConnectionSettings, Direction, Schema, Side
 from app.paths import AppPaths, app_paths
 from app.rules.model import Rule, rules_from_config
 from app.run_lock import connection_lock
 from app.secrets import SecretStore
-from app.store.catalog import Catalog, HealthQueries
+from app.store.connections import ConnectionStore, settings_of
 from app.store.db import Store
+from app.store.health import HealthQueries
 from app.store.models import Account, Connection
 from app.store.state import SyncState
 
@@ -38,7 +37,7 @@ Apps = dict[Side, Connector]
 class ServiceCore:
     """The database, the keyring and the apps, for the facade's jobs built on top.
 
-    Everything here is private to the facade (``_store``, ``_catalog``, ``_health``,
+    Everything here is private to the facade (``_store``, ``_connections``, ``_health``,
     ``_secrets``): the fronts call the jobs' public methods and get typed values back."""
 
     def __init__(
@@ -48,7 +47,7 @@ class ServiceCore:
         """The folder asked for (None: PAIRSYNC_HOME or the platform's folders)."""
         self.paths: AppPaths = app_paths(home).ensure()
         self._store = Store(self.paths.database)
-        self._catalog = Catalog(self._store.sessions)
+        self._connections = ConnectionStore(self._store.sessions)
         self._health = HealthQueries(self._store.sessions)
         self._secrets = SecretStore(allow_insecure=allow_insecure_keyring)
 
@@ -79,11 +78,11 @@ class ServiceCore:
         """A connection's two apps, open for the ``with`` block and closed after it, whatever
         happens (an app that fails to open closes the one opened before it)."""
         if isinstance(conn, str):
-            conn = self._catalog.connection(conn)
+            conn = self._connections.connection(conn)
         apps: Apps = {}
         try:
-            apps[Side.A] = self._connector(self._catalog.account_by_id(conn.account_a_id))
-            apps[Side.B] = self._connector(self._catalog.account_by_id(conn.account_b_id))
+            apps[Side.A] = self._connector(self._connections.account_by_id(conn.account_a_id))
+            apps[Side.B] = self._connector(self._connections.account_by_id(conn.account_b_id))
             yield apps
         finally:
             for app in apps.values():
@@ -110,7 +109,7 @@ class ServiceCore:
             Schema(apps[Side.A].fields()),
             Schema(apps[Side.B].fields()),
             config or _mapping_config(conn),
-            direction or Direction(conn.direction),
+            direction or Direction.parse(conn.direction),
             app_a=apps[Side.A].info.name,
             app_b=apps[Side.B].info.name,
             segments=apps[Side.A].info.capabilities.segments
@@ -118,18 +117,8 @@ class ServiceCore:
             region=conn.phone_region,
         )
 
-    def _run_settings(self, conn: Connection) -> Settings:
-        return Settings(
-            direction=Direction(conn.direction),
-            winner=Side(conn.winner),
-            avoid_duplicates=conn.avoid_duplicates,
-            propagate_clears=conn.propagate_clears,
-            trash=conn.trash,
-            unsubscribes=conn.unsubscribes,
-            unsubscribe_opt_out=conn.unsubscribe_opt_out,
-            guard_max_writes=conn.guard_max_writes,
-            guard_shrink_percent=conn.guard_shrink_percent,
-        )
+    def _run_settings(self, conn: Connection) -> ConnectionSettings:
+        return settings_of(conn)
 
 
 def _rules(conn: Connection) -> list[Rule]:

@@ -12,17 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from app.connectors.registry import app_kind
+from app.model import ConflictRow, ContactRow, FailureRow, JournalRowView, RunRow
 from app.schedule import ConnectionState, RunFacts, ScheduleEntry, next_run
 from app.service.runs import Runs
 from app.status import connection_status
-from app.store.catalog import (
-    CONFLICT_DAYS,
-    ConflictRow,
-    ContactRow,
-    FailureRow,
-    JournalRowView,
-    RunRow,
-)
+from app.store.health import CONFLICT_DAYS
 from app.store.models import Connection, utcnow
 
 
@@ -30,7 +24,7 @@ class Health(Runs):
     """How each connection is doing, as the fronts show it."""
 
     def health(self, name: str) -> dict[str, Any]:
-        return self._catalog.health(self._catalog.connection(name))
+        return self._health.report(self._connections.connection(name))
 
     def _run_facts(self, conn: Connection) -> list[RunFacts]:
         return [
@@ -51,20 +45,22 @@ class Health(Runs):
         paused connections, sign-in and the mass-change guard (``app.schedule``)."""
         return [
             next_run(c.name, c.interval_minutes, c.paused, self._run_facts(c), c.created_at)
-            for c in self._catalog.connections()
+            for c in self._connections.connections()
         ]
 
     def connection_names(self, *, paused: bool | None = None) -> list[str]:
         """The connections' names (only the paused or only the running ones, when asked)."""
-        return [c.name for c in self._catalog.connections() if paused is None or c.paused == paused]
+        return [
+            c.name for c in self._connections.connections() if paused is None or c.paused == paused
+        ]
 
     def is_paused(self, name: str) -> bool:
-        return bool(self._catalog.connection(name).paused)
+        return bool(self._connections.connection(name).paused)
 
     def connection_state(self, name: str) -> ConnectionState:
         """The Health chip's facts for one connection: status with the live failure count,
         the schedule, and which accounts to sign in to again."""
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         runs = self._run_facts(conn)
         queries = self._health
         failed = queries.failures_count(conn.id, ignored=False)
@@ -85,7 +81,7 @@ class Health(Runs):
         sign_in: tuple[str, ...] = ()
         if status.code == "auth":
             accounts = [
-                self._catalog.account_by_id(i) for i in (conn.account_a_id, conn.account_b_id)
+                self._connections.account_by_id(i) for i in (conn.account_a_id, conn.account_b_id)
             ]
             with_secret = [a.name for a in accounts if app_kind(a.kind).needs_secret]
             sign_in = tuple(with_secret or [a.name for a in accounts])
@@ -100,7 +96,7 @@ class Health(Runs):
 
     def health_counts(self, name: str) -> dict[str, int]:
         """The numbers on the Health tabs."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         q = self._health
         since = utcnow() - timedelta(days=CONFLICT_DAYS)
         return {
@@ -124,7 +120,7 @@ class Health(Runs):
     ) -> list[ContactRow]:
         """One page of In sync (status bound: one row per pair, side A), Excluded or
         Duplicates, ordered by name, filtered by a search on name and emails."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.contacts_page(
             cid,
             status,
@@ -136,13 +132,13 @@ class Health(Runs):
         )
 
     def excluded_reasons(self, name: str) -> list[tuple[str, int]]:
-        return self._health.reasons(self._catalog.connection(name).id, "excluded")
+        return self._health.reasons(self._connections.connection(name).id, "excluded")
 
     def failure_groups(
         self, name: str, *, search: str = "", ignored: bool = False
     ) -> list[tuple[str, int]]:
         """Failed contacts grouped by reason code, biggest group first."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.failure_groups(cid, search=search, ignored=ignored)
 
     def failures_page(
@@ -155,43 +151,47 @@ class Health(Runs):
         after: tuple[str, int] | None = None,
         limit: int = 200,
     ) -> list[FailureRow]:
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.failures_page(
             cid, code, search=search, ignored=ignored, after=after, limit=limit
         )
 
     def failure_raw(self, name: str, failure_id: int) -> str:
-        return self._health.failure_raw(self._catalog.connection(name).id, failure_id)
+        return self._health.failure_raw(self._connections.connection(name).id, failure_id)
 
     def retry_failures(self, name: str, ids: Sequence[int] = (), code: str | None = None) -> int:
         """ "Retry now" (SPEC §9): the failures are due on the next run, which the desktop
         app starts at once. Retrying an ignored failure stops ignoring it."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.retry_failures(cid, ids, code)
 
     def ignore_failures(self, name: str, ids: Sequence[int], ignored: bool = True) -> int:
         """Ignore: out of the Failed counts and not retried until the contact changes."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.ignore_failures(cid, ids, ignored)
 
     def conflicts_page(
         self, name: str, *, search: str = "", after: int | None = None, limit: int = 200
     ) -> list[ConflictRow]:
         """Field and rule conflicts of the last 30 days, newest first."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         since = utcnow() - timedelta(days=CONFLICT_DAYS)
         return self._health.conflicts_page(
             cid, search=search, since=since, after=after, limit=limit
         )
 
+    def conflicts(self, name: str, limit: int = 1000) -> list[ConflictRow]:
+        """The conflicts of the last 30 days, newest first (``pairsync conflicts``)."""
+        return self.conflicts_page(name, limit=limit)
+
     def runs_page(self, name: str, *, before: int | None = None, limit: int = 100) -> list[RunRow]:
         """Runs newest first (Activity), dry runs left out."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.runs_page(cid, before=before, limit=limit)
 
     def run(self, name: str, run_id: int) -> RunRow | None:
         """One run of the connection (Activity names the run an undo undid)."""
-        return self._health.run(self._catalog.connection(name).id, run_id)
+        return self._health.run(self._connections.connection(name).id, run_id)
 
     def journal_page(
         self,
@@ -204,7 +204,7 @@ class Health(Runs):
         limit: int = 200,
     ) -> list[JournalRowView]:
         """The field changes of one run, in the order they were written (SPEC §11)."""
-        cid = self._catalog.connection(name).id
+        cid = self._connections.connection(name).id
         return self._health.journal_page(
             cid, run_id, search=search, created_only=created_only, after=after, limit=limit
         )

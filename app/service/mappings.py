@@ -15,6 +15,7 @@ from app.mapping.config import (
     CustomMapping,
     MappingConfig,
     add_custom,
+    effective_direction,
     parse_values,
     remove_custom,
     toggle,
@@ -43,7 +44,7 @@ class Mappings(Connections):
     """Which field of one app goes to which field of the other, and how."""
 
     def mappings(self, name: str) -> list[dict[str, Any]]:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         with self.opened(conn) as apps:
             return [v.as_json() for v in self._views(conn, apps)]
 
@@ -71,7 +72,7 @@ class Mappings(Connections):
         values_back: str = "",
         pick_label: str = "",
     ) -> dict[str, Any]:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         try:
             own = Direction(direction)
         except ValueError:
@@ -97,11 +98,11 @@ class Mappings(Connections):
             )
             self._check_rules_allow(conn, apps, config)
             self._save_mappings(conn, config)
-            conn = self._catalog.connection(name)
+            conn = self._connections.connection(name)
             return next(v.as_json() for v in self._views(conn, apps) if v.key == custom.key)
 
     def toggle_mapping(self, name: str, key: str, on: bool) -> None:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         with self.opened(conn) as apps:
             config = toggle(_mapping_config(conn), self._views(conn, apps), key, on)
             if on:
@@ -117,19 +118,19 @@ class Mappings(Connections):
             raise ConfigError(clash)
 
     def remove_mapping(self, name: str, key: str) -> None:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         self._save_mappings(conn, remove_custom(_mapping_config(conn), key))
 
     def _save_mappings(self, conn: Connection, config: MappingConfig) -> None:
         data = json.loads(conn.config or "{}")
         data["mappings"] = config.to_json()
-        self._catalog.update_connection(conn.name, config=json.dumps(data))
+        self._connections.update_connection(conn.name, config=json.dumps(data))
 
     def mapping_choices(self, name: str, side: str, key: str) -> dict[str, Any]:
         """For "Add custom mapping": the field picked on ``side`` and, for every field of the
         other app, whether the pair can be mapped now and, if not, why (SPEC §5) — the same
         checks ``add_mapping`` makes, so what the editor offers is what it accepts."""
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         try:
             picked_side = Side(side)
         except ValueError:
@@ -151,8 +152,20 @@ class Mappings(Connections):
         for spec in schemas[other].fields:
             a, b = (picked, spec) if picked_side is Side.A else (spec, picked)
             compat = compatibility(a, b, app_a=names[Side.A], app_b=names[Side.B], taken=taken)
-            into_b = compat.a_to_b and direction.writes(Side.B)
-            into_a = compat.b_to_a and direction.writes(Side.A)
+            # The same computation ``add_mapping`` makes (one function decides a mapping's
+            # effective direction), so what the editor offers is what it accepts.
+            flow, _why = effective_direction(
+                direction,
+                Direction.TWO_WAY,
+                [a],
+                [b],
+                app_a=names[Side.A],
+                app_b=names[Side.B],
+                type_into_a=compat.b_to_a,
+                type_into_b=compat.a_to_b,
+            )
+            into_b = flow is not None and flow.writes(Side.B)
+            into_a = flow is not None and flow.writes(Side.A)
             possible, reason = compat.possible, compat.reason
             if possible and not (into_a or into_b):
                 possible = False

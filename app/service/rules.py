@@ -27,7 +27,7 @@ class Rules(Mappings):
     def rules(self, name: str, *, counts: bool = True) -> list[dict[str, Any]]:
         """The rules, top first, as sentences, with what each one matches now (counted from
         the local index: no app is read)."""
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         rules = _rules(conn)
         names, specs = self._rule_context(conn)
         ruleset = RuleSet(rules, Direction(conn.direction), specs)
@@ -36,7 +36,7 @@ class Rules(Mappings):
             found = rule_edit.count_matches(
                 ruleset,
                 {
-                    side: self._catalog.index_records(conn.id, side.value)
+                    side: self._connections.index_records(conn.id, side.value)
                     for side in (Side.A, Side.B)
                 },
             )
@@ -48,7 +48,7 @@ class Rules(Mappings):
         names: dict[Side, str] = {}
         specs: dict[Side, dict[str, Any]] = {}
         for side, account_id in ((Side.A, conn.account_a_id), (Side.B, conn.account_b_id)):
-            acc = self._catalog.account_by_id(account_id)
+            acc = self._connections.account_by_id(account_id)
             names[side], specs[side] = acc.name, {}
             try:
                 app = self._connector(acc)
@@ -61,7 +61,7 @@ class Rules(Mappings):
         return names, specs
 
     def add_rule(self, name: str, draft: RuleDraft, position: int | None = None) -> dict[str, Any]:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         rule = draft.build()
         with self.opened(conn) as apps:
             self._check_rule(conn, apps, rule)
@@ -83,13 +83,13 @@ class Rules(Mappings):
         )
 
     def remove_rule(self, name: str, ref: str) -> None:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         rules = _rules(conn)
         del rules[rule_edit.find(rules, ref)]
         self._save_rules(conn, rules)
 
     def move_rule(self, name: str, ref: str, position: int) -> None:
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         self._save_rules(conn, rule_edit.moved(_rules(conn), ref, position))
 
     def set_rule(
@@ -102,7 +102,7 @@ class Rules(Mappings):
         other_way: bool | None = None,
     ) -> dict[str, Any]:
         """Turn a rule on or off, or flip its Undo / Other-way-around toggles."""
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         rules = _rules(conn)
         i = rule_edit.find(rules, ref)
         old = rules[i]
@@ -126,4 +126,4 @@ class Rules(Mappings):
     def _save_rules(self, conn: Connection, rules: list[Rule]) -> None:
         data = json.loads(conn.config or "{}")
         data["rules"] = rules_to_config(rules)
-        self._catalog.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))
+        self._connections.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))

@@ -38,7 +38,9 @@ class Runs(Rules):
         """Sync connections now; ``should_stop`` lets the desktop app cancel a run at its
         next safe point (status cancelled, nothing half-written)."""
         conns = (
-            [self._catalog.connection(n) for n in names] if names else self._catalog.connections()
+            [self._connections.connection(n) for n in names]
+            if names
+            else self._connections.connections()
         )
         reports = []
         for conn in conns:
@@ -122,7 +124,7 @@ class Runs(Rules):
         failures that are predictable now. Runs even when the connection is paused (the
         wizard keeps a new connection paused until the user presses Finish); it never
         writes to either app."""
-        conn = self._catalog.connection(name)
+        conn = self._connections.connection(name)
         with ExitStack() as stack:
             try:
                 apps = stack.enter_context(self.opened(conn))
@@ -134,8 +136,8 @@ class Runs(Rules):
                     connection=conn.name, status=status, dry_run=True, message=str(err)
                 )
                 names = {
-                    "a": self._catalog.account_by_id(conn.account_a_id).name,
-                    "b": self._catalog.account_by_id(conn.account_b_id).name,
+                    "a": self._connections.account_by_id(conn.account_a_id).name,
+                    "b": self._connections.account_by_id(conn.account_b_id).name,
                 }
                 return Preview(report=report.as_json(), apps=names)
             run = PreviewRun(
@@ -172,18 +174,18 @@ class Runs(Rules):
         """Undo a run, or one contact's changes in it (``record`` = (side, record id)), as a
         journaled run of its own (SPEC §11). Contacts the run created are kept and put in
         the segment "Pairsync Trash"; fields changed since are left alone and reported."""
-        with self._reverting(self._catalog.connection(name)) as reverter:
+        with self._reverting(self._connections.connection(name)) as reverter:
             rec = None if record is None else (Side(record[0]), record[1])
             return reverter.undo(run_id, rec)
 
     def use_other_value(self, name: str, conflict_id: int) -> UndoReport:
         """A conflict's losing value, written to both apps as a journaled run (SPEC §6)."""
-        with self._reverting(self._catalog.connection(name)) as reverter:
+        with self._reverting(self._connections.connection(name)) as reverter:
             return reverter.use_other(conflict_id)
 
     def run_id(self, name: str, run_no: int) -> int:
         """The id of run number ``run_no`` (the number ``pairsync health`` shows)."""
-        row = self._health.run_by_number(self._catalog.connection(name).id, run_no)
+        row = self._health.run_by_number(self._connections.connection(name).id, run_no)
         if row is None:
             raise ConfigError(f"Connection {name!r} has no run number {run_no}.")
         return row.id

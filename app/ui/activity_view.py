@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
+from app.model import JournalRowView, RunRow
 from app.service import Service
-from app.store.catalog import JournalRowView, RunRow
 from app.ui.health_view import search_box, table
 from app.ui.paged import Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
@@ -265,7 +265,7 @@ class ActivityView(QWidget):
         if name is not None:
             try:
                 conn = self.service.show_connection(name)
-                self.apps = {"a": conn["a"]["account"], "b": conn["b"]["account"]}
+                self.apps = {"a": conn.a.account, "b": conn.b.account}
             except PairsyncError:
                 self.name = None
         self.status.setText("")

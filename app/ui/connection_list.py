@@ -18,7 +18,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.status import ConnectionSummary
+from app.service import ConnectionSummary
 from app.ui.icons import app_icon
 from app.ui.signals import emit
 from app.ui.status_chip import chip_size, paint_chip, status_colour, status_text

@@ -130,7 +130,7 @@ class GuardPrompt(QObject):
             self._retire(old)
         try:
             conn = self.service.show_connection(name)
-            apps = {"a": conn["a"]["account"], "b": conn["b"]["account"]}
+            apps = {"a": conn.a.account, "b": conn.b.account}
         except PairsyncError:
             apps = {"a": "A", "b": "B"}
         dialog = GuardDialog(name, details, message, apps, self.parent_widget)

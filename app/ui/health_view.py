@@ -50,9 +50,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
-from app.schedule import ConnectionState
-from app.service import Service
-from app.store.catalog import ConflictRow, ContactRow, FailureRow
+from app.model import ConflictRow, ContactRow, FailureRow
+from app.service import ConnectionState, Service
 from app.ui.paged import PAGE, Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit
@@ -597,7 +596,7 @@ class HealthView(QWidget):
         if name is not None:
             try:
                 conn = self.service.show_connection(name)
-                self.apps = {"a": conn["a"]["account"], "b": conn["b"]["account"]}
+                self.apps = {"a": conn.a.account, "b": conn.b.account}
             except PairsyncError:
                 self.name = None
         self.refresh()

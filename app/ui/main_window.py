@@ -32,10 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.catalogue import entry
 from app.errors import PairsyncError
-from app.service import Service
-from app.status import ConnectionSummary
+from app.service import ConnectionSummary, Service
 from app.ui.connection_list import ARROWS, ConnectionDelegate, ConnectionListModel
 from app.ui.dashboard.dashboard import ConnectionDashboard
 from app.ui.icons import app_icon, pairsync_icon
@@ -149,9 +147,11 @@ class ConnectionHeader(QWidget):
             self._kinds = (row.kind_a, row.kind_b, size)
             self.icon_a.setPixmap(app_icon(row.kind_a).pixmap(size, size))
             self.icon_b.setPixmap(app_icon(row.kind_b).pixmap(size, size))
-            for label, kind in ((self.icon_a, row.kind_a), (self.icon_b, row.kind_b)):
-                app = entry(kind)
-                label.setAccessibleName(app.name if app is not None else kind)
+            for label, app, kind in (
+                (self.icon_a, row.app_a, row.kind_a),
+                (self.icon_b, row.app_b, row.kind_b),
+            ):
+                label.setAccessibleName(app or kind)
                 label.setToolTip(label.accessibleName())
         arrow = ARROWS.get(row.direction, "?")
         self.arrow.setText(arrow)

@@ -10,7 +10,7 @@ from PySide6.QtCore import QCoreApplication, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.status import ConnectionStatus
+from app.service import ConnectionStatus
 from app.ui.signals import emit
 
 COLOURS = {

@@ -18,8 +18,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPointF, QRectF, Q
 from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMenu, QSystemTrayIcon, QWidget
 
-from app.service import Service
-from app.status import ConnectionSummary
+from app.service import ConnectionSummary, Service
 from app.ui.icons import pairsync_icon
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit

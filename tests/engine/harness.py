@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,4 +68,4 @@ class Pair:
         return self.a.ops_written + self.b.ops_written
 
     def one_way(self, direction: Direction) -> None:
-        self.settings.direction = direction
+        self.settings = replace(self.settings, direction=direction)

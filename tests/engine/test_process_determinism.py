@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from app.engine.context import MAPPINGS_CURSOR
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.store.models import Cursor
 from tests.ui.contacts import address_books
 
@@ -51,7 +51,7 @@ def test_a_no_change_run_in_another_process_replans_nothing(
     svc = Service()
     svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
     svc.add_account("csv", "Sheet", {"path": str(sheet)})
-    svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions(trash=True))
+    svc.create_connection("Main", "Phone", "Sheet", ConnectionSettings(trash=True))
     if rules == "with a rule":
         # Rules add the segments they manage to the Segments mapping's fingerprint.
         rule = ["--source", "a", "--if-segment", "Customers", "--then-add-segment", "Clients"]

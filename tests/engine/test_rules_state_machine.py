@@ -199,7 +199,7 @@ class RulesMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.pair is not None)
     @rule(direction=st.sampled_from(list(Direction)))
     def set_direction(self, direction: Direction) -> None:
-        self.p.settings.direction = direction
+        self.p.settings = replace(self.p.settings, direction=direction)
         if direction is not Direction.TWO_WAY:
             self.undo_was_off |= {r.id for r in self.pool}
 

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -322,7 +323,7 @@ class SyncMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.pair is not None)
     @rule()
     def toggle_winner(self) -> None:
-        self.p.settings.winner = self.p.settings.winner.other
+        self.p.settings = replace(self.p.settings, winner=self.p.settings.winner.other)
 
     @precondition(lambda self: self.pair is not None)
     @rule(side=SIDES)

@@ -168,7 +168,7 @@ def main() -> None:
         from PySide6.QtCore import QModelIndex
         from PySide6.QtWidgets import QApplication, QTableView
 
-        from app.service import ConnectionOptions, Service
+        from app.service import ConnectionSettings, Service
         from app.ui.health_view import ContactsTab
 
         app = QApplication([])
@@ -178,8 +178,8 @@ def main() -> None:
         (Path(tmp) / "s.csv").write_text("Name,Email\n")
         svc.add_account("vcard-folder", "Phone", {"path": str(folder)})
         svc.add_account("csv", "Sheet", {"path": str(Path(tmp) / "s.csv")})
-        svc.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
-        cid = svc._catalog.connection("Main").id
+        svc.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
+        cid = svc._connections.connection("Main").id
         n = args.contacts
         _, fill = timed(lambda: fill_index(svc, cid, n, extra=True))
         print(f"filled {n:,} pairs (+{n // 10:,} excluded, {n // 20:,} failures) in {fill:.1f} s")

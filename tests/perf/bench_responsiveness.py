@@ -110,7 +110,7 @@ def open_window(root: Path, contacts: int) -> Window:
     ``probe_sync`` starts it), with the connection selected."""
     from PySide6.QtCore import QSettings
 
-    from app.service import ConnectionOptions, Service
+    from app.service import ConnectionSettings, Service
     from app.ui.app_wiring import wire
     from app.ui.main_window import MainWindow
     from app.ui.tasks import TaskRunner
@@ -123,7 +123,7 @@ def open_window(root: Path, contacts: int) -> Window:
     service = Service()
     service.add_account("vcard-folder", "Phone", {"path": str(folder)})
     service.add_account("csv", "Sheet", {"path": str(sheet)})
-    service.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    service.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     runner = TaskRunner(Service)
     settings = QSettings(str(root / "pairsync-ui.ini"), QSettings.Format.IniFormat)
     window = MainWindow(service, runner, settings)

@@ -26,7 +26,7 @@ from app.model import Labeled, Side
 from app.rules.edit import count_matches
 from app.rules.evaluate import RuleSet
 from app.rules.model import Action, ActionKind, Filter, FilterKind, Op, Rule
-from app.store.catalog import Catalog
+from app.store.connections import ConnectionStore
 from tests.engine.harness import Pair
 
 
@@ -75,7 +75,7 @@ def bench(n: int) -> None:
         print(f"    created in B: {r.created['b']}, excluded: {r.excluded}")
         r = timed("no-change re-sync", p.run)
         assert p.run().updated == {"a": 0, "b": 0}
-        catalog = Catalog(p.store.sessions)
+        catalog = ConnectionStore(p.store.sessions)
         ruleset = RuleSet(p.rules, p.settings.direction)
         counts = timed(
             "rule counts from the index",

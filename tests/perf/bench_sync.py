@@ -579,12 +579,12 @@ def files_setup(folder: Path, size: int) -> None:
         writer.writerows(_csv_row(p) for p in side_b)
     home = folder / "home"
     os.environ["PAIRSYNC_HOME"] = str(home)
-    from app.service import ConnectionOptions, Service
+    from app.service import ConnectionSettings, Service
 
     service = Service()
     service.add_account("vcard-folder", "cards", {"path": str(cards)})
     service.add_account("csv", "sheet", {"path": str(folder / "contacts.csv")})
-    service.create_connection("bench", "cards", "sheet", ConnectionOptions(guard_max_writes=10**9))
+    service.create_connection("bench", "cards", "sheet", ConnectionSettings(guard_max_writes=10**9))
     service.close()
 
 

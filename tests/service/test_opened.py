@@ -56,9 +56,9 @@ def test_reading_fields_saves_the_carddav_mirror(
 
 
 def _options() -> Any:
-    from app.service import ConnectionOptions
+    from app.service import ConnectionSettings
 
-    return ConnectionOptions()
+    return ConnectionSettings()
 
 
 class _Counting:

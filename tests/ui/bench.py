@@ -47,7 +47,7 @@ def preview_seconds(root: Path, n: int) -> tuple[float, dict[str, object]]:
     import keyring
     from PySide6.QtCore import QEventLoop
 
-    from app.service import ConnectionOptions, Service
+    from app.service import ConnectionSettings, Service
     from app.ui.dashboard.preview_view import PreviewView
     from app.ui.main import create_app
     from app.ui.tasks import TaskRunner
@@ -61,7 +61,7 @@ def preview_seconds(root: Path, n: int) -> tuple[float, dict[str, object]]:
     service = Service()
     service.add_account("vcard-folder", "Phone", {"path": str(folder)})
     service.add_account("csv", "Sheet", {"path": str(sheet)})
-    service.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    service.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     view = PreviewView(service, TaskRunner(Service))
     view.set_connection("Main")
     loop = QEventLoop()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui.app_wiring import Wiring, wire
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
@@ -50,7 +50,7 @@ def connection(service: Service, books: tuple[Path, Path]) -> str:
     folder, sheet = books
     service.add_account("vcard-folder", "Phone", {"path": str(folder)})
     service.add_account("csv", "Sheet", {"path": str(sheet)})
-    service.create_connection("Main", "Phone", "Sheet", ConnectionOptions())
+    service.create_connection("Main", "Phone", "Sheet", ConnectionSettings())
     return "Main"
 
 

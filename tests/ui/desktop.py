@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.store.models import Run
 from app.ui.scheduler import Scheduler
 
@@ -133,7 +133,7 @@ def make_desk(root: Path, *, tick_ms: int = 60_000) -> Desk:
     service = Service()
     service.add_account("vcard-folder", "Phone", {"path": str(folder)})
     service.add_account("csv", "Sheet", {"path": str(sheet)})
-    service.create_connection(NAME, "Phone", "Sheet", ConnectionOptions())
+    service.create_connection(NAME, "Phone", "Sheet", ConnectionSettings())
     scheduler = Scheduler(service, tick_ms=tick_ms)
     desk = Desk(service, scheduler, folder, sheet)
     scheduler.run_finished.connect(lambda _name, report: desk.reports.append(report))

@@ -21,7 +21,7 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QAbstractButton, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui import autostart
 from app.ui import tray as tray_module
 from app.ui.app_wiring import Wiring
@@ -75,7 +75,7 @@ def pair(service: Service, tmp_path: Path) -> Books:
     write_csv(sheet, [])
     service.add_account("vcard-folder", "Phone", {"path": str(folder)})
     service.add_account("csv", "Sheet", {"path": str(sheet)})
-    service.create_connection(NAME, "Phone", "Sheet", ConnectionOptions())
+    service.create_connection(NAME, "Phone", "Sheet", ConnectionSettings())
     return Books(folder, sheet)
 
 
@@ -109,7 +109,7 @@ def run(qtbot: QtBot, wiring: Wiring, action: Any, timeout: int = WAIT) -> dict[
 
 
 def last_run_status(service: Service) -> str:
-    last = service._catalog.last_run(service._catalog.connection(NAME).id)
+    last = service._connections.last_run(service._connections.connection(NAME).id)
     assert last is not None
     return str(last.status)
 
@@ -211,7 +211,7 @@ def test_cancel_under_the_header_stops_at_a_safe_point(
 
     wiring.scheduler.run_started.connect(delete_then_cancel)
     report = run(qtbot, wiring, wiring.start, timeout=60_000)
-    assert [c["name"] for c in service.list_connections()] == [NAME]
+    assert [c.name for c in service.list_connections()] == [NAME]
     assert report["status"] == "cancelled"
     written = len(pair.rows())
     assert written < 300 and report["created"]["b"] == written  # whole batches only
@@ -321,7 +321,7 @@ def test_needs_sign_in_opens_the_sign_in_dialog_and_resumes(
     pair.put_card("ann", "Ann Lee", "ann@x.com")
     # A run that could not start because the app refused the sign-in, recorded as the
     # service records it (local apps never refuse one).
-    conn = service._catalog.connection(NAME)
+    conn = service._connections.connection(NAME)
     service._not_started(conn, "auth", "The app refused the sign-in.", False)
     wiring = make_wiring()
     window = wiring.window
@@ -380,7 +380,7 @@ def test_tray_menu_and_closing_the_window(
     assert run(qtbot, wiring, tray.sync_action.trigger)["created"]["b"] == 1
     # Pause all: the window, the dashboard and the list follow.
     tray.pause_action.trigger()
-    assert service.show_connection(NAME)["paused"] is True
+    assert service.show_connection(NAME).paused is True
     assert tray.pause_action.text() == "Resume all" and tray.state == "paused"
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
     page = window.dashboard.settings_page
@@ -567,7 +567,7 @@ def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
     assert report["status"] == "ok" and report["created"] == {"a": 0, "b": 0}
     # A taken name is refused in words and nothing changes.
     service.add_account("csv", "Other sheet", {"path": str(pair.folder.parent / "o.csv")})
-    service.create_connection(NAME, "Phone", "Other sheet", ConnectionOptions())
+    service.create_connection(NAME, "Phone", "Other sheet", ConnectionSettings())
     window.refresh()
     window.select("Phone and sheet")
     page.rename_button.click()

@@ -270,21 +270,21 @@ def test_settings_pause_and_delete(
 ) -> None:
     window.refresh()
     page = window.dashboard.settings_page
-    qtbot.waitUntil(lambda: page.conn.get("name") == "Main", timeout=WAIT)
+    qtbot.waitUntil(lambda: page.conn is not None and page.conn.name == "Main", timeout=WAIT)
     assert page.form.radios["two-way"].isChecked()
     page.form.radios["a-to-b"].click()
     idle(qtbot, runner)
-    assert service.show_connection("Main")["direction"] == "a-to-b"
+    assert service.show_connection("Main").settings.direction == "a-to-b"
     assert not page.form.winner.isEnabled()  # one-way: the source always wins
     assert window.model.rows[0].direction == "a-to-b"
 
     page.form.region.setText("gb")
     page.form.region.editingFinished.emit()
     idle(qtbot, runner)
-    assert service.show_connection("Main")["phone_region"] == "GB"
+    assert service.show_connection("Main").settings.phone_region == "GB"
 
     qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
-    assert service.show_connection("Main")["paused"] is True
+    assert service.show_connection("Main").paused is True
     assert page.pause_button.text().replace("&", "") == "Resume syncing"
     assert window.header.chip.text() == "Paused"
     assert not window.header.sync_button.isEnabled()

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui.health_view import HealthView
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.tasks import TaskRunner
@@ -194,7 +194,7 @@ def test_health_pages_stay_fast_over_many_contacts(desk: Desk, qtbot: Any) -> No
     first page and any later page each cost one short query."""
     from tests.perf.bench_health import fill_index
 
-    cid = desk.service._catalog.connection(desk.name).id
+    cid = desk.service._connections.connection(desk.name).id
     fill_index(desk.service, cid, 5_000)
     view = health(desk, qtbot)
     model = view.in_sync.model
@@ -218,7 +218,7 @@ def test_needs_sign_in_then_signing_in_again_resumes(
     desk.service.add_account(
         "carddav", "Server", {"url": radicale.url, "username": USER, "addressbook": book}, PASSWORD
     )
-    desk.service.create_connection("Cloud", "Phone", "Server", ConnectionOptions())
+    desk.service.create_connection("Cloud", "Phone", "Server", ConnectionSettings())
     desk.service.delete_connection(desk.name)
     desk.name = "Cloud"
     desk.put_card("ann", "Ann Lee", "ann@x.com")
@@ -248,4 +248,4 @@ def test_needs_sign_in_then_signing_in_again_resumes(
     assert blocker.args[1]["status"] == "ok"
     qtbot.waitUntil(lambda: view.chip.text() == "Active", timeout=5_000)
     assert view.sign_in_buttons == []
-    assert desk.service.show_connection("Cloud")["direction"] == "two-way"  # config kept
+    assert desk.service.show_connection("Cloud").settings.direction == "two-way"  # config kept

@@ -1,4 +1,4 @@
-"""Icons: every app in the catalogue has its own, they render, and the wheel carries them
+"""Icons: every app in the app list has its own, they render, and the wheel carries them
 (``pyproject.toml`` lists every package and maps resources/ into the package)."""
 
 from __future__ import annotations
@@ -6,14 +6,14 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from app.catalogue import catalogue
+from app.app_list import app_list
 from app.ui.icons import CANDIDATES, app_icon, icon_dir, icon_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_catalogue_app_has_an_icon_that_renders(qapp: object) -> None:
-    for entry in catalogue():
+def test_every_listed_app_has_an_icon_that_renders(qapp: object) -> None:
+    for entry in app_list():
         path = icon_path(entry.kind)
         assert path.name == f"{entry.kind}.svg", f"{entry.name} has no icon of its own"
         image = app_icon(entry.kind).pixmap(64, 64).toImage()

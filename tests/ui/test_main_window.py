@@ -101,13 +101,13 @@ def test_pause_all_and_resume_all(
     window = wiring.window
     window.refresh()
     window.pause_all_action.trigger()
-    assert service.show_connection("Main")["paused"] is True
+    assert service.show_connection("Main").paused is True
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
     assert not window.sync_all_action.isEnabled()  # nothing to sync: all paused
     window.sync_all_action.trigger()
     assert wiring.scheduler.queued() == []
     window.pause_all_action.trigger()
-    assert service.show_connection("Main")["paused"] is False
+    assert service.show_connection("Main").paused is False
     assert wiring.scheduler.queued() == ["Main"]  # resuming syncs (once syncing started)
 
 

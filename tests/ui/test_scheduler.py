@@ -229,7 +229,10 @@ def test_shutdown_stops_a_running_sync(qtbot: Any, tmp_path: Any, pairsync_home:
             d.scheduler.start()
         assert d.scheduler.shutdown(30_000)
         QCoreApplication.processEvents()
-        assert d.service._catalog.last_run(d.service._catalog.connection(d.name).id) is not None
+        assert (
+            d.service._connections.last_run(d.service._connections.connection(d.name).id)
+            is not None
+        )
     finally:
         d.scheduler.shutdown()
         d.service.close()

@@ -1,4 +1,4 @@
-"""The service calls the desktop app adds (Qt-free): the catalogue, checking accounts,
+"""The service calls the desktop app adds (Qt-free): the app list, checking accounts,
 names, the connection overview with its status, mapping choices and the preview's
 breakdown; plus the status chip's rules and the run-progress arithmetic."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.catalogue import catalogue
+from app.app_list import app_list
 from app.engine.context import SideRead
 from app.engine.plan import PlannedCreate, SyncPlan
 from app.errors import ConfigError
@@ -17,27 +17,27 @@ from app.model import FieldSpec, Record, Side, Unreadable
 from app.preview import summarize
 from app.rules.model import RuleDraft
 from app.run_progress import RunProgress
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.status import connection_status
 
 
-def test_catalogue_finds_apps_by_alias_and_marks_what_is_coming() -> None:
-    names = {e.name: e for e in catalogue()}
+def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
+    names = {e.name: e for e in app_list()}
     assert {"vCard folder", "CSV file", "CardDAV"} <= {n for n, e in names.items() if e.available}
     soon = {n for n, e in names.items() if not e.available}
     assert soon == {"Google Contacts", "Outlook", "HubSpot", "Mailchimp"}
-    assert [e.name for e in catalogue("gmail")] == ["Google Contacts"]
-    assert [e.name for e in catalogue("Office 365")] == ["Outlook"]
-    assert [e.name for e in catalogue("hotmail")] == ["Outlook"]
-    assert [e.name for e in catalogue("iCloud")] == ["CardDAV"]
-    assert [e.name for e in catalogue("nextcloud")] == ["CardDAV"]
-    assert catalogue("no such app") == []
-    first = catalogue()
+    assert [e.name for e in app_list("gmail")] == ["Google Contacts"]
+    assert [e.name for e in app_list("Office 365")] == ["Outlook"]
+    assert [e.name for e in app_list("hotmail")] == ["Outlook"]
+    assert [e.name for e in app_list("iCloud")] == ["CardDAV"]
+    assert [e.name for e in app_list("nextcloud")] == ["CardDAV"]
+    assert app_list("no such app") == []
+    first = app_list()
     working = sum(e.available for e in first)
     assert working == 4  # vCard folder, vCard file, CSV file, CardDAV; then the coming ones
     assert all(e.available for e in first[:working])
     assert not any(e.available for e in first[working:])
-    assert [e.name for e in catalogue("vcf file")] == ["vCard file"]
+    assert [e.name for e in app_list("vcf file")] == ["vCard file"]
     assert names["vCard file"].auth == "file"
     assert names["vCard folder"].auth == "folder" and names["CSV file"].auth == "file"
     assert names["CardDAV"].auth == "password" and names["CardDAV"].needs_secret
@@ -97,8 +97,8 @@ def test_rename_keeps_everything_but_the_name(service: Service, connection: str)
     service.set_paused("Main", True)
     service.add_rule("Main", RuleDraft(Side.A))
     renamed = service.rename_connection("Main", "Phone and sheet")
-    assert renamed["name"] == "Phone and sheet" and renamed["paused"] is True
-    assert [c["name"] for c in service.list_connections()] == ["Phone and sheet"]
+    assert renamed.name == "Phone and sheet" and renamed.paused is True
+    assert [c.name for c in service.list_connections()] == ["Phone and sheet"]
     assert len(service.rules("Phone and sheet", counts=False)) == 3
     with pytest.raises(ConfigError):
         service.rename_connection("Phone and sheet", " ")
@@ -107,13 +107,13 @@ def test_rename_keeps_everything_but_the_name(service: Service, connection: str)
     assert first.status == "ok"
     # A connection that has synced can be renamed too: its history and state go with it.
     service.rename_connection("Phone and sheet", "Other")
-    assert [c["name"] for c in service.list_connections()] == ["Other"]
+    assert [c.name for c in service.list_connections()] == ["Other"]
     [again] = service.sync(["Other"])
     assert again.status == "ok"
     assert again.created == {"a": 0, "b": 0} and again.updated == {"a": 0, "b": 0}
     assert len(service.runs_page("Other")) == 2  # the history came along
     service.add_account("csv", "Third", {"path": str(Path(service.paths.data) / "t.csv")})
-    service.create_connection("Taken", "Third", "Sheet", ConnectionOptions())
+    service.create_connection("Taken", "Third", "Sheet", ConnectionSettings())
     with pytest.raises(ConfigError, match="already exists"):
         service.rename_connection("Other", "Taken")
 

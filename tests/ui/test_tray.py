@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMainWindow
 
-from app.service import ConnectionOptions
+from app.service import ConnectionSettings
 from app.ui import tray as tray_module
 from app.ui.notifications import Notifier
 from app.ui.tray import CloseToTray, Tray, no_tray_notice, summary_text
@@ -60,12 +60,12 @@ def test_menu_actions_work_with_and_without_a_tray(
     assert tray.state == "ok" and "in sync" in tray.tooltip
     # Pause all / Resume all
     tray.pause_action.trigger()
-    assert desk.service.show_connection(desk.name)["paused"]
+    assert desk.service.show_connection(desk.name).paused
     assert tray.pause_action.text() == "Resume all" and tray.state == "paused"
     assert not tray.sync_action.isEnabled()
     with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000):
         tray.pause_action.trigger()  # resuming syncs at once
-    assert not desk.service.show_connection(desk.name)["paused"]
+    assert not desk.service.show_connection(desk.name).paused
     assert tray.pause_action.text() == "Pause all"
     # Open, Quit
     tray.open_action.trigger()
@@ -83,10 +83,10 @@ def test_the_icon_shows_the_worst_state(desk: Desk, qtbot: Any, tmp_path: Path) 
     other = tmp_path / "other.csv"
     write_csv(other, [])
     desk.service.add_account("csv", "Other", {"path": str(other)})
-    desk.service._catalog.add_account(
+    desk.service._connections.add_account(
         "Cloud", "carddav", {"url": "https://dav.example.com/", "username": "me"}, True
     )
-    desk.service.create_connection("Cloudy", "Other", "Cloud", ConnectionOptions())
+    desk.service.create_connection("Cloudy", "Other", "Cloud", ConnectionSettings())
     desk.put_card("ann", "Ann Lee", "ann@x.com")
     states: list[str] = []
     desk.scheduler.run_started.connect(lambda name, kind: states.append(tray.state))
@@ -148,13 +148,13 @@ def test_notifications_sign_in_once_and_failures_rising(
     desk.sync(qtbot)
     assert len(notifier.sent) == 1  # not rising: no new message
     # An account that needs signing in: told once, however many runs.
-    desk.service._catalog.add_account(
+    desk.service._connections.add_account(
         "Cloud", "carddav", {"url": "https://dav.example.com/", "username": "me"}, True
     )
     other = desk.folder.parent / "o.csv"
     write_csv(other, [])
     desk.service.add_account("csv", "O", {"path": str(other)})
-    desk.service.create_connection("Cloudy", "O", "Cloud", ConnectionOptions())
+    desk.service.create_connection("Cloudy", "O", "Cloud", ConnectionSettings())
     for _ in range(2):
         with qtbot.waitSignal(desk.scheduler.auth_needed, timeout=20_000):
             desk.scheduler.sync_now(["Cloudy"])

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QWizard
 from pytestqt.qtbot import QtBot
 
-from app.catalogue import AppEntry
+from app.app_list import AppEntry
 from app.model import Side
 from app.service import Service
 from app.ui.app_wiring import Wiring
@@ -110,13 +110,13 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     configure = wizard.configure_page
     name = configure.name_edit.text()
     assert name == "cards ⇄ contacts"
-    assert service.show_connection(name)["paused"] is True
+    assert service.show_connection(name).paused is True
     qtbot.waitUntil(configure.isComplete, timeout=WAIT)
     assert [r["id"] for r in configure.rules.model.rows] == ["ra", "rb"]
     assert any(r["key"] == "emails=email" for r in configure.mappings.model.rows)
     configure.settings.form.checks["trash"].click()  # saved at once, off the GUI thread
     qtbot.waitUntil(configure.isComplete, timeout=WAIT)
-    assert service.show_connection(name)["trash"] is True
+    assert service.show_connection(name).settings.trash is True
     configure.name_edit.setText("Phone and sheet")
     next_page(qtbot, wizard)
 
@@ -131,7 +131,7 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     assert preview_page.view.values["create_b"].text() == "2"
     assert preview.excluded_by_reason.get("no email") == 1  # Bob
     assert len(read_csv(sheet)) == 4  # the preview wrote nothing
-    assert [c["name"] for c in service.list_connections()] == ["Phone and sheet"]
+    assert [c.name for c in service.list_connections()] == ["Phone and sheet"]
 
     # Finish: the connection is resumed and its first sync runs.
     finish = wizard.button(QWizard.WizardButton.FinishButton)
@@ -193,7 +193,7 @@ def test_cancel_deletes_the_draft_and_keeps_connected_accounts(
     click(qtbot, wizard.button(QWizard.WizardButton.CancelButton))
     qtbot.waitUntil(lambda: window.wizard is None, timeout=WAIT)
     assert service.list_connections() == []
-    assert sorted(a["name"] for a in service.list_accounts()) == ["cards", "contacts"]
+    assert sorted(a.name for a in service.list_accounts()) == ["cards", "contacts"]
     assert window.stack.currentWidget() is window.empty
 
     # Next time, the connected accounts are offered (and checked at once).
@@ -235,9 +235,9 @@ def test_carddav_asks_for_address_user_and_password_and_checks_them(
     qtbot.waitUntil(page.isComplete, timeout=WAIT)
     assert "1 contacts" in page.result.text()
     [account] = service.list_accounts()
-    assert account["kind"] == "carddav" and account["has_secret"] is True
-    assert PASSWORD not in json.dumps(account)  # the password is in the keyring only
-    assert service._secrets.get(account["name"]) == PASSWORD
+    assert account.kind == "carddav" and account.has_secret is True
+    assert PASSWORD not in json.dumps(account.as_json())  # the password is in the keyring only
+    assert service._secrets.get(account.name) == PASSWORD
 
 
 def test_a_token_app_gets_its_settings_a_token_field_and_where_to_find_it(qtbot: QtBot) -> None:

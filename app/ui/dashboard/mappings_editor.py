@@ -229,9 +229,7 @@ class MappingsEditor(ConnectionPage):
         self.fields = fields
         conn = self.service.show_connection(self.name) if self.name else None
         apps = (
-            (conn["a"]["account"], conn["b"]["account"])
-            if conn
-            else (fields["a"]["app"], fields["b"]["app"])
+            (conn.a.account, conn.b.account) if conn else (fields["a"]["app"], fields["b"]["app"])
         )
         self.model.load(rows, fields, apps)
         self.add_button.setEnabled(True)
@@ -451,7 +449,7 @@ class AddMappingDialog(QDialog):
         self.fields = fields
         self.picked: dict[str, Any] | None = None
         conn = service.show_connection(name)
-        self.accounts = (conn["a"]["account"], conn["b"]["account"])
+        self.accounts = (conn.a.account, conn.b.account)
         self.setWindowTitle(self.tr("Add custom mapping"))
 
         self.model_a = FieldListModel(fields["a"]["fields"], self)

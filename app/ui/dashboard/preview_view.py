@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.preview import Preview
-from app.service import Service
+from app.service import Preview, Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.rows_model import RowsModel
 from app.ui.signals import emit
@@ -151,7 +150,7 @@ class PreviewView(ConnectionPage):
         a, b = preview.apps["a"], preview.apps["b"]
         if self.name is not None:
             conn = self.service.show_connection(self.name)
-            a, b = conn["a"]["account"], conn["b"]["account"]
+            a, b = conn.a.account, conn.b.account
         status = preview.status
         if status not in ("ok", "failed"):
             self.results.hide()

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import ConfigError
 from app.model import Side
-from app.rules.model import (
+from app.service import (
     FIELD_OPS,
     NO_VALUE_OPS,
     Action,
@@ -48,8 +48,8 @@ from app.rules.model import (
     Join,
     Op,
     RuleDraft,
+    Service,
 )
-from app.service import Service
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
@@ -356,7 +356,7 @@ class AddRuleDialog(QDialog):
         self.name = name
         self.fields: dict[str, Any] = {}
         conn = service.show_connection(name)
-        self.accounts = {Side.A: conn["a"]["account"], Side.B: conn["b"]["account"]}
+        self.accounts = {Side.A: conn.a.account, Side.B: conn.b.account}
         self.setWindowTitle(self.tr("Add rule"))
 
         self.source = QComboBox(self)
@@ -430,8 +430,8 @@ class AddRuleDialog(QDialog):
         self.undo = QCheckBox(
             self.tr("&Undo: reverse this rule's actions when a contact stops matching"), self
         )
-        self.undo.setChecked(conn["direction"] == "two-way")
-        self.undo.setEnabled(conn["direction"] == "two-way")
+        self.undo.setChecked(conn.settings.direction == "two-way")
+        self.undo.setEnabled(conn.settings.direction == "two-way")
         self.other_way = QCheckBox(self.tr("Other wa&y around: also act as the mirror rule"), self)
         for box in (self.undo, self.other_way):
             box.toggled.connect(self._update_sentence)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.service import ConnectionView
 from app.ui.signals import emit
 
 DIRECTIONS = ("two-way", "a-to-b", "b-to-a")
@@ -136,32 +137,32 @@ class ConnectionSettingsForm(QWidget):
         layout.addWidget(options)
         self._current: dict[str, Any] = {}
 
-    def load(self, conn: dict[str, Any]) -> None:
+    def load(self, conn: ConnectionView) -> None:
         """Show a connection (``Service.show_connection``) without emitting ``edited``."""
         self._loading = True
         try:
-            self._current = dict(conn)
-            a, b = conn["a"]["account"], conn["b"]["account"]
+            self._current = conn.settings.to_json()
+            a, b = conn.a.account, conn.b.account
             self.names = (a, b)
             self.radios["two-way"].setText(self.tr("&Two-way: {a} ⇄ {b}").format(a=a, b=b))
             self.radios["a-to-b"].setText(self.tr("&One-way: {a} → {b}").format(a=a, b=b))
             self.radios["b-to-a"].setText(self.tr("One-way, &reverse: {b} → {a}").format(a=a, b=b))
             for key, radio in self.radios.items():
                 radio.setAccessibleName(radio.text().replace("&", ""))
-                radio.setChecked(conn["direction"] == key)
+                radio.setChecked(conn.settings.direction == key)
             self.winner.clear()
             self.winner.addItems([a, b])
-            self.winner.setCurrentIndex(0 if conn["winner"] == "a" else 1)
-            self.winner.setEnabled(conn["direction"] == "two-way")
+            self.winner.setCurrentIndex(0 if conn.settings.winner == "a" else 1)
+            self.winner.setEnabled(conn.settings.direction == "two-way")
             self.winner.setToolTip(
                 ""
-                if conn["direction"] == "two-way"
+                if conn.settings.direction == "two-way"
                 else self.tr("In a one-way connection the source app always wins.")
             )
             for key, check in self.checks.items():
-                check.setChecked(bool(conn[key]))
-            self.guard.setValue(int(conn["guard_max_writes"]))
-            self.region.setText(str(conn.get("phone_region") or ""))
+                check.setChecked(bool(getattr(conn.settings, key)))
+            self.guard.setValue(int(conn.settings.guard_max_writes))
+            self.region.setText(conn.settings.phone_region)
         finally:
             self._loading = False
 

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
-from app.schedule import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
-from app.service import Service
+from app.model import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL
+from app.service import ConnectionView, Service
 from app.ui.dashboard.page import ConnectionPage
 from app.ui.dashboard.settings_form import ConnectionSettingsForm
 from app.ui.scheduler import SyncControl
@@ -41,7 +41,7 @@ class SettingsEditor(ConnectionPage):
     ) -> None:
         super().__init__(service, runner, parent)
         self.ask_no_email = confirm_no_email
-        self.conn: dict[str, Any] = {}
+        self.conn: ConnectionView | None = None
         self.form = ConnectionSettingsForm(self, advanced=advanced)
         self.form.edited.connect(self.apply)
         self.column = QVBoxLayout(self)
@@ -74,12 +74,12 @@ class SettingsEditor(ConnectionPage):
             self.reload()
             return
 
-        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+        def job(svc: Service, ctl: TaskControl) -> ConnectionView:
             return svc.update_connection(name, **changes)
 
         self.run(job, self._applied, self.tr("Saving…"))
 
-    def _applied(self, conn: dict[str, Any]) -> None:
+    def _applied(self, conn: ConnectionView) -> None:
         self.conn = conn
         self.form.load(conn)
         self.message.success(self.tr("Saved. The next sync uses the new settings."))
@@ -166,25 +166,25 @@ class SettingsPage(SettingsEditor):
 
     def reload(self) -> None:
         super().reload()
-        if not self.conn:
+        if self.conn is None:
             return
         conn = self.conn
-        self._show_paused(bool(conn["paused"]))
+        self._show_paused(bool(conn.paused))
         self._show_interval()
         self.note.setText(
             self.tr(
                 "Deleting the connection forgets its settings, rules, mappings and history. "
                 "It never changes or deletes a contact in {a} or in {b}."
-            ).format(a=conn["a"]["account"], b=conn["b"]["account"])
+            ).format(a=conn.a.account, b=conn.b.account)
         )
 
     def refresh_state(self) -> None:
         """Re-read pause and interval only (they change from the tray and the menu too);
         the form is left as the user has it."""
-        if self.name is None or not self.conn:
+        if self.name is None or self.conn is None:
             return
         try:
-            paused = bool(self.service.show_connection(self.name)["paused"])
+            paused = self.service.is_paused(self.name)
         except PairsyncError:
             return  # deleted meanwhile: the window refreshes the list
         self._show_paused(paused)
@@ -270,7 +270,7 @@ class SettingsPage(SettingsEditor):
         if wanted is None or wanted.strip() == name:
             return
         try:
-            new = str(self.service.rename_connection(name, wanted)["name"])
+            new = self.service.rename_connection(name, wanted).name
         except PairsyncError as err:
             self.message.error(str(err))
             return

@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.catalogue import AccountCheck, AppEntry
 from app.errors import ConfigError
 from app.model import Side
-from app.service import Service
+from app.service import AccountCheck, AppEntry, Service
 from app.ui.dashboard.page import MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
@@ -245,9 +244,9 @@ class AccountPage(QWizardPage):
         if not same_kind:
             self._build_form(entry)
         accounts = [
-            a["name"]
+            a.name
             for a in self.service.list_accounts()
-            if a["kind"] == entry.kind and a["name"] != other_account
+            if a.kind == entry.kind and a.name != other_account
         ]
         self.existing.blockSignals(True)
         current = self.existing.currentText()

@@ -1,4 +1,4 @@
-"""Wizard step 1 (SPEC §1.1): choose two apps from the catalogue. Each side has a search box
+"""Wizard step 1 (SPEC §1.1): choose two apps from the app list. Each side has a search box
 that filters as you type, on names and aliases ("Gmail" finds Google Contacts, "iCloud"
 finds CardDAV). Apps without a connector yet are listed greyed, "coming soon", and cannot be
 picked."""
@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.catalogue import AppEntry
 from app.model import Side
+from app.service import AppEntry
 from app.ui.icons import app_icon
 from app.ui.signals import emit
 
@@ -37,7 +37,7 @@ Index: TypeAlias = QModelIndex | QPersistentModelIndex
 EntryRole = Qt.ItemDataRole.UserRole + 1
 
 
-class CatalogueModel(QAbstractListModel):
+class AppListModel(QAbstractListModel):
     def __init__(self, entries: list[AppEntry], parent: Any = None) -> None:
         super().__init__(parent)
         self.entries = entries
@@ -72,7 +72,7 @@ class CatalogueModel(QAbstractListModel):
         return Qt.ItemFlag.NoItemFlags  # greyed by the view, never picked
 
 
-class CatalogueFilter(QSortFilterProxyModel):
+class AppListFilter(QSortFilterProxyModel):
     """Keeps the apps whose name, kind or an alias contains every typed word."""
 
     def __init__(self, parent: Any = None) -> None:
@@ -111,8 +111,8 @@ class AppPicker(QWidget):
 
     def __init__(self, title: str, entries: list[AppEntry], parent: QWidget | None = None):
         super().__init__(parent)
-        self.model = CatalogueModel(entries, self)
-        self.proxy = CatalogueFilter(self)
+        self.model = AppListModel(entries, self)
+        self.proxy = AppListFilter(self)
         self.proxy.setSourceModel(self.model)
         self.search = SearchBox(self)
         self.search.setPlaceholderText(self.tr("Search apps, e.g. Gmail, iCloud, Excel"))

@@ -43,7 +43,7 @@ class PreviewPage(QWizardPage):
         p = self.view.preview
         if p is not None and self.view.name is not None:
             conn = self.service.show_connection(self.view.name)
-            if not conn["avoid_duplicates"]:
+            if not conn.settings.avoid_duplicates:
                 self.confirm.setText(
                     self.tr(
                         "Yes, create {a} contacts in {app_a} and {b} in {app_b}, including "
@@ -51,8 +51,8 @@ class PreviewPage(QWizardPage):
                     ).format(
                         a=p.report["created"]["a"],
                         b=p.report["created"]["b"],
-                        app_a=conn["a"]["account"],
-                        app_b=conn["b"]["account"],
+                        app_a=conn.a.account,
+                        app_b=conn.b.account,
                     )
                 )
                 self.confirm.show()

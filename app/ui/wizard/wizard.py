@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget, QWizard
 
 from app.errors import PairsyncError
 from app.model import Side
-from app.service import ConnectionOptions, Service
+from app.service import ConnectionSettings, Service
 from app.ui.icons import pairsync_icon
 from app.ui.signals import emit
 from app.ui.tasks import TaskRunner
@@ -44,7 +44,7 @@ class ConnectionWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setOption(QWizard.WizardOption.HaveHelpButton, False)
         self.setButtonText(QWizard.WizardButton.FinishButton, self.tr("&Start syncing"))
-        self.apps_page = AppsPage(service.app_catalogue(), self)
+        self.apps_page = AppsPage(service.app_list(), self)
         self.account_pages = {
             Side.A: AccountPage(service, runner, Side.A, self),
             Side.B: AccountPage(service, runner, Side.B, self),
@@ -91,7 +91,7 @@ class ConnectionWizard(QWizard):
         kinds = {self.apps_page.entry(s).kind for s in (Side.A, Side.B)}  # type: ignore[union-attr]
         name = self.service.suggest_connection_name(a, b)
         self.service.create_connection(
-            name, a, b, ConnectionOptions(unsubscribes=bool(kinds & MARKETING_KINDS))
+            name, a, b, ConnectionSettings(unsubscribes=bool(kinds & MARKETING_KINDS))
         )
         self.service.set_paused(name, True)
         self.draft, self.draft_accounts = name, (a, b)

@@ -1,4 +1,4 @@
-"""The catalogue of apps the connection wizard offers (SPEC §1.1, §12).
+"""The list of apps the connection wizard offers (SPEC §1.1, §12).
 
 Two sources, one list: every kind registered in ``app.connectors.registry`` (they work
 today), plus the cloud apps the product will support but that have no connector yet. Those
@@ -126,7 +126,7 @@ def _entry(spec: AppKind) -> AppEntry:
     )
 
 
-def catalogue(query: str = "") -> list[AppEntry]:
+def app_list(query: str = "") -> list[AppEntry]:
     """Every app, available ones first (in the registry's order: SPEC §12's local apps, then
     servers), then those coming soon (alphabetically); filtered by ``query`` (name, kind or
     alias, case-insensitive). A kind that gets a connector moves from "coming soon" to
@@ -140,8 +140,8 @@ def catalogue(query: str = "") -> list[AppEntry]:
     return [e for e in (*working, *soon) if e.matches(query)]
 
 
-def entry(kind: str) -> AppEntry | None:
-    return next((e for e in catalogue() if e.kind == kind), None)
+def app_entry(kind: str) -> AppEntry | None:
+    return next((e for e in app_list() if e.kind == kind), None)
 
 
 @dataclass(frozen=True, slots=True)

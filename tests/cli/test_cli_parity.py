@@ -1,0 +1,98 @@
+"""The CLI offers what the window offers: the sync interval, Retry / Ignore of a failed
+contact, and "Use the other value" of a conflict (over a real vCard folder and CSV file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_cli_scenarios import OUTLOOK, card, cli, read_csv, setup, sync, write_csv
+
+__all__ = ["setup"]  # the fixture, shared with the scenario tests
+
+
+def _health(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, err = cli("health", "main", "--json", capsys=capsys)
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_interval_is_set_shown_exported_and_checked(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    _folder, _sheet, connect = setup
+    connect(header=OUTLOOK)
+    code, out, _ = cli("connection", "set", "main", "--interval", "15", capsys=capsys)
+    assert code == 0 and "interval_minutes=15" in out
+    code, out, _ = cli("connection", "show", "main", "--json", capsys=capsys)
+    assert json.loads(out)["interval_minutes"] == 15
+    code, out, _ = cli("connection", "export", "main", capsys=capsys)
+    assert json.loads(out)["interval_minutes"] == 15
+    code, _, err = cli("connection", "set", "main", "--interval", "0", capsys=capsys)
+    assert code == 2 and "between 1 and 60 minutes" in err
+    code, out, _ = cli("connection", "show", "main", capsys=capsys)
+    assert "interval_minutes: 15" in out
+
+
+def test_retry_and_ignore_a_failed_contact(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder, _sheet, connect = setup
+    (folder / "ok.vcf").write_text(card("ok", "Ok Person", "ok@x.com"))
+    (folder / "broken.vcf").write_bytes(b"BEGIN:VCARD\r\nthis is not a property\r\n\xff\xfe junk")
+    connect()
+    code, _report = sync(capsys)
+    assert code == 1
+    [failure] = _health(capsys)["failed"]
+    number = failure["id"]
+    code, out, _ = cli("health", "main", capsys=capsys)
+    assert f"(#{number})" in out
+
+    code, out, _ = cli("health", "main", "ignore", str(number), capsys=capsys)
+    assert code == 0 and "1 failed contact ignored" in out
+    report = _health(capsys)
+    assert report["counts"]["failed"] == 0 and report["counts"]["ignored"] == 1
+
+    code, out, _ = cli("health", "main", "retry", f"#{number}", capsys=capsys)
+    assert code == 0 and "1 failed contact will be retried" in out
+    assert _health(capsys)["counts"]["failed"] == 1  # retrying stops ignoring it
+
+    code, out, _ = cli("health", "main", "retry", "all", capsys=capsys)
+    assert code == 0 and "1 failed contact will be retried" in out
+    code, _, err = cli("health", "main", "ignore", "999999", capsys=capsys)
+    assert code == 2 and "no failed contact" in err
+    code, _, err = cli("health", "main", "ignore", "x", capsys=capsys)
+    assert code == 2 and "#numbers" in err
+    code, _, err = cli("health", "main", "retry", capsys=capsys)
+    assert code == 2 and "needs the #numbers" in err
+
+
+def test_use_the_other_value_of_a_conflict(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder, sheet, connect = setup
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com", title="CEO"))
+    connect(header=OUTLOOK, rows=[["Ann", "Lee", "ann@x.com", "", "", "", "", "CEO", "", ""]])
+    sync(capsys)
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com", title="Chair"))
+    rows = read_csv(sheet)
+    rows[0]["Job Title"] = "Founder"
+    write_csv(sheet, list(rows[0]), [list(r.values()) for r in rows])
+    code, report = sync(capsys)
+    assert code == 0 and report["conflicts"] == 1
+    assert read_csv(sheet)[0]["Job Title"] == "Chair"  # A wins by default
+
+    code, out, _ = cli("conflicts", "main", "--json", capsys=capsys)
+    [conflict] = json.loads(out)
+    assert (conflict["value_a"], conflict["value_b"]) == ("Chair", "Founder")
+    assert _health(capsys)["conflicts"][0]["id"] == conflict["id"]
+    code, out, _ = cli("conflicts", "main", capsys=capsys)
+    assert f"#{conflict['id']}" in out and "Founder" in out
+
+    code, out, err = cli("conflicts", "main", "use-other", str(conflict["id"]), capsys=capsys)
+    assert code == 0, err
+    assert f"main: conflict #{conflict['id']}:" in out
+    assert read_csv(sheet)[0]["Job Title"] == "Founder"
+    assert "TITLE:Founder" in (folder / "ann.vcf").read_text()
+    code, out, _ = cli("conflicts", "main", capsys=capsys)
+    assert "(other value used)" in out
+
+    code, _, err = cli("conflicts", "main", "use-other", capsys=capsys)
+    assert code == 2 and "needs a conflict" in err
