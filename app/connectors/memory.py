@@ -61,6 +61,7 @@ class MemoryApp:
         batch_size: int = 100,
         subscription: bool = False,
         change_feed: bool = False,
+        feed_bodies: bool = True,
     ) -> None:
         self.info = AppInfo(
             kind="memory",
@@ -90,6 +91,9 @@ class MemoryApp:
         self._states: dict[str, dict[str, str]] = {}
         """Cursor -> every id the app held then, with its version (the feed's memory)."""
         self._cursor_no = itertools.count(1)
+        self.feed_bodies = feed_bodies
+        """The feed sends whole records (like Google's); False: ids and versions only (like
+        sync-collection's ETags)."""
 
     # --- helpers for tests ---------------------------------------------------------------
 
@@ -181,7 +185,7 @@ class MemoryApp:
         for old in list(self._states)[:-KEEP_CURSORS]:
             del self._states[old]
         if then is None:  # no cursor, or it expired: everything, for the caller to compare
-            return ChangeSet(self._items(now), [], new_cursor, complete=True)
+            return self._change_set(list(now), [], new_cursor, complete=True)
         changed = [rid for rid, v in now.items() if then.get(rid) != v]
         changed = [rid for rid in changed if rid not in self.hide_from_listing]
         deleted = [rid for rid in then if rid not in now]
@@ -190,7 +194,15 @@ class MemoryApp:
             for rid in self.hide_from_listing
             if (rid in then or rid in now) and rid not in deleted
         ]
-        return ChangeSet(self._items(changed), deleted, new_cursor)
+        return self._change_set(changed, deleted, new_cursor)
+
+    def _change_set(
+        self, ids: list[str], deleted: list[str], cursor: str, complete: bool = False
+    ) -> ChangeSet:
+        if self.feed_bodies:
+            return ChangeSet(self._items(ids), deleted, cursor, complete)
+        versions = {item.id: item.version for item in self._items(ids)}
+        return ChangeSet([], deleted, cursor, complete, versions=versions)
 
     def expire_cursors(self) -> None:
         """Every cursor handed out so far is no longer valid."""

@@ -134,14 +134,16 @@ class Reader(RunContext):
         self, side: Side, app: Connector, changes: ChangeSet, position: FeedPosition
     ) -> SideRead:
         if changes.complete:
-            # Everything the app holds: a listing that came with its records.
+            # Everything the app holds: a listing (that may come with its records).
             known = self.state.index_versions(side)
-            held = {item.id for item in changes.records}
+            held = {item.id for item in changes.records} | set(changes.versions)
             out = SideRead(listed=len(held), known=len(known))
             self.take(changes.records, known, out)
-            self.confirm_gone(app, [rid for rid in known if rid not in held], out)
+            vanished = self.fetch_new(side, app, changes, known, out)
+            missing = [rid for rid in known if rid not in held or rid in vanished]
+            self.confirm_gone(app, missing, out)
             return out
-        reported = {item.id for item in changes.records}
+        reported = {item.id for item in changes.records} | set(changes.versions)
         deleted = [rid for rid in dict.fromkeys(changes.deleted) if rid not in reported]
         # A record Pairsync created after the cursor and someone deleted since may never be
         # mentioned (RFC 6578 lets a server leave out what came and went between two
@@ -153,6 +155,8 @@ class Reader(RunContext):
         deleted += [rid for rid in ours if rid in known]
         out = SideRead(known=self.state.count_index(side))
         self.take(changes.records, known, out)
+        vanished = self.fetch_new(side, app, changes, known, out)
+        deleted += [rid for rid in vanished if rid in known and rid not in deleted]
         # Every reported deletion is checked, known or not: a record the feed wrongly calls
         # deleted would otherwise be skipped for good once the cursor moves past it.
         self.confirm_gone(app, deleted, out, known)
@@ -170,6 +174,25 @@ class Reader(RunContext):
                 out.unreadable.append(item)
             elif known.get(item.id) != item.version:
                 out.changed[item.id] = item
+
+    def fetch_new(
+        self,
+        side: Side,
+        app: Connector,
+        changes: ChangeSet,
+        known: dict[str, str],
+        out: SideRead,
+    ) -> set[str]:
+        """Fetch the records reported by version whose version the index does not have;
+        the ids the fetch did not return (gone meanwhile?) come back."""
+        ids = [
+            rid
+            for rid, version in changes.versions.items()
+            if known.get(rid) != version and rid not in out.changed
+        ]
+        self.fetch_into(side, app, ids, out)
+        got = set(out.changed) | {u.id for u in out.unreadable}
+        return {rid for rid in ids if rid not in got}
 
     def fetch_into(self, side: Side, app: Connector, ids: list[str], out: SideRead) -> None:
         phase = f"Reading {app.info.name}"

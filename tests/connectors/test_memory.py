@@ -22,3 +22,9 @@ class TestMemoryFeedContract(TestMemoryContract):
     @pytest.fixture
     def app(self) -> MemoryApp:
         return MemoryApp(change_feed=True)
+
+
+class TestMemoryVersionFeedContract(TestMemoryContract):
+    @pytest.fixture
+    def app(self) -> MemoryApp:
+        return MemoryApp(change_feed=True, feed_bodies=False)

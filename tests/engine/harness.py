@@ -28,6 +28,7 @@ class Pair:
         subscription: bool = False,
         feed_a: bool = False,
         feed_b: bool = False,
+        feed_bodies: bool = True,
         **settings: Any,
     ) -> None:
         self.store = Store(folder / "pairsync.db")
@@ -37,6 +38,7 @@ class Pair:
         self.b = MemoryApp(
             "App B", fields_b, batch_size=batch_size, subscription=subscription, change_feed=feed_b
         )
+        self.a.feed_bodies = self.b.feed_bodies = feed_bodies
         with self.store.session() as s, s.begin():
             acc_a, acc_b = Account(name="a", kind="memory"), Account(name="b", kind="memory")
             s.add_all([acc_a, acc_b])

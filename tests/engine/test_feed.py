@@ -7,6 +7,7 @@ read through its listing, as before.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,10 @@ def how(p: Pair, **kwargs: Any) -> tuple[str, Any]:
     return seen.get(Side.B, ""), report
 
 
-@pytest.fixture
-def p(tmp_path: Path) -> Pair:
-    pair = Pair(tmp_path, feed_b=True)
+@pytest.fixture(params=[True, False], ids=["bodies", "versions"])
+def p(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """The feed sends whole records, or ids and versions only (the engine fetches)."""
+    pair = Pair(tmp_path, feed_b=True, feed_bodies=request.param)
     yield pair
     pair.store.close()
 

@@ -208,8 +208,11 @@ class SyncMachine(RuleBasedStateMachine):
         avoid_duplicates=st.booleans(),
         winner=SIDES,
         feeds=st.sampled_from(["", "b", "ab"]),
+        feed_bodies=st.booleans(),
     )
-    def setup(self, batch_size: int, avoid_duplicates: bool, winner: Side, feeds: str) -> None:
+    def setup(
+        self, batch_size: int, avoid_duplicates: bool, winner: Side, feeds: str, feed_bodies: bool
+    ) -> None:
         self.pair = Pair(
             self.tmp,
             batch_size=batch_size,
@@ -217,6 +220,7 @@ class SyncMachine(RuleBasedStateMachine):
             winner=winner,
             feed_a="a" in feeds,
             feed_b="b" in feeds,
+            feed_bodies=feed_bodies,
         )
 
     @property
