@@ -549,7 +549,7 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
         )
         view = service.add_rule(args.name, draft, args.position)
         print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
-        print(f"It matches {view['count']} contacts now.")
+        print(f"It {_matches(view['count'])}.")
         if view["ignored"]:
             print(f"Note: it is ignored ({view['ignored']}).")
     elif verb == "remove":
@@ -583,9 +583,10 @@ def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
         toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
         toggles += f", other way {'on' if v['other_way'] else 'off'}"
         print(f"{v['position']}. [{state}] {v['sentence']}")
-        print(f"   {toggles}; matches {v['count']} contacts now  (id {v['id']})")
+        print(f"   {toggles}; {_matches(v['count'])}  (id {v['id']})")
         if "mirror" in v:
-            print(f"   other way: {v['mirror']['sentence']} — matches {v['mirror']['count']}")
+            mirror = v["mirror"]["count"]
+            print(f"   other way: {v['mirror']['sentence']} — matches {_or_dash(mirror)}")
         if v["ignored"]:
             print(f"   ignored: {v['ignored']}")
         if v.get("undo_note"):
@@ -791,6 +792,17 @@ def _conflict_json(c: Any) -> dict[str, Any]:
         "rule": c.is_rule,
         "resolved_run_id": c.resolved_run_id,
     }
+
+
+def _matches(count: int | None) -> str:
+    """What a rule matches now; nothing is counted before the first sync."""
+    if count is None:
+        return "matches — (counted after the first sync)"
+    return f"matches {_count(count, 'contact')} now"
+
+
+def _or_dash(count: int | None) -> str:
+    return "—" if count is None else str(count)
 
 
 def _count(n: int, noun: str) -> str:

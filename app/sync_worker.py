@@ -333,9 +333,7 @@ class _Worker:
         if kind == "preview":
             return dict(svc.preview(name, progress=progress, should_stop=stop.is_set).as_json())
         if kind == "rules":
-            counted = bool(job.get("counts")) and any(
-                c.name == name and c.status.code != "new" for c in svc.connection_overview()
-            )
+            counted = bool(job.get("counts")) and svc.has_synced(name)
             return {"rules": svc.rules(name, counts=counted), "counted": counted}
         if kind != "sync":
             raise ValueError(f"unknown job kind {kind!r}")

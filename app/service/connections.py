@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.app_list import app_entry
+from app.connectors.registry import app_kind
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
 from app.model import ConnectionSettings
@@ -21,7 +22,7 @@ from app.service.core import unique_name
 from app.service.types import AccountRef, ConnectionView, LastRun
 from app.status import ConnectionSummary, connection_status
 from app.store.connections import settings_columns, settings_of
-from app.store.models import Connection
+from app.store.models import Account, Connection
 
 EXPORT_VERSION = 1
 ON_OFF = {"on": True, "off": False}
@@ -32,6 +33,12 @@ def parse_on_off(value: str) -> bool:
         return ON_OFF[value.lower()]
     except KeyError:
         raise ConfigError(f"Expected on or off, not {value!r}.") from None
+
+
+def _subscription(acc: Account) -> str | None:
+    if "subscription" not in app_kind(acc.kind).optional:
+        return None
+    return str(json.loads(acc.settings).get("subscription", ""))
 
 
 def _app_name(kind: str) -> str:
@@ -67,8 +74,8 @@ class Connections(Accounts):
         last = self._connections.last_run(conn.id)
         return ConnectionView(
             name=conn.name,
-            a=AccountRef(a.name, a.kind),
-            b=AccountRef(b.name, b.kind),
+            a=AccountRef(a.name, a.kind, _subscription(a)),
+            b=AccountRef(b.name, b.kind, _subscription(b)),
             settings=settings_of(conn),
             paused=bool(conn.paused),
             last_run=None if last is None else LastRun(last.status, last.started_at, last.message),
@@ -97,6 +104,29 @@ class Connections(Accounts):
                 if clash:
                     raise ConfigError(clash)
         self._connections.update_connection(name, **settings_columns(settings))
+        return self.show_connection(name)
+
+    def set_subscription_field(self, name: str, side: str, field: str) -> ConnectionView:
+        """Name the column (CSV) or property (vCard) that holds the subscription status in
+        one side's account — what ``account add … --set subscription=…`` sets. It is the
+        account's setting, so every connection using the account sees it; "" forgets it."""
+        conn = self._connections.connection(name)
+        if side not in ("a", "b"):
+            raise ConfigError("A side is a or b.")
+        acc = self._connections.account_by_id(
+            conn.account_a_id if side == "a" else conn.account_b_id
+        )
+        spec = app_kind(acc.kind)
+        if "subscription" not in spec.optional:
+            raise ConfigError(f"{spec.name} keeps the subscription status itself: nothing to name.")
+        values = dict(json.loads(acc.settings))
+        if field.strip():
+            values["subscription"] = field.strip()
+        else:
+            values.pop("subscription", None)
+        self._connections.update_account(
+            acc.name, settings=json.dumps(values), has_secret=bool(acc.has_secret)
+        )
         return self.show_connection(name)
 
     def set_paused(self, name: str, paused: bool) -> None:

@@ -11,8 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.errors import ConfigError, PairsyncError
-from app.mapping.fields import Direction
-from app.model import Schema, Side
+from app.model import Direction, Schema, Side
 from app.rules import edit as rule_edit
 from app.rules.evaluate import RuleSet
 from app.rules.model import Rule, RuleDraft, mirror_problem, rules_to_config
@@ -26,13 +25,14 @@ class Rules(Mappings):
 
     def rules(self, name: str, *, counts: bool = True) -> list[dict[str, Any]]:
         """The rules, top first, as sentences, with what each one matches now (counted from
-        the local index: no app is read)."""
+        the local index: no app is read). Before the first sync nothing is indexed, so
+        nothing is counted: the counts are None ("—"), not a misleading 0."""
         conn = self._connections.connection(name)
         rules = _rules(conn)
         names, specs = self._rule_context(conn)
-        ruleset = RuleSet(rules, Direction(conn.direction), specs)
+        ruleset = RuleSet(rules, Direction.parse(conn.direction), specs)
         found = None
-        if counts:
+        if counts and self._has_synced(conn):
             found = rule_edit.count_matches(
                 ruleset,
                 {
@@ -41,6 +41,13 @@ class Rules(Mappings):
                 },
             )
         return [rule_edit.rule_view(r, i, ruleset, names, found) for i, r in enumerate(rules, 1)]
+
+    def has_synced(self, name: str) -> bool:
+        """Whether the connection has run once (so its contacts are indexed and counted)."""
+        return self._has_synced(self._connections.connection(name))
+
+    def _has_synced(self, conn: Connection) -> bool:
+        return self._connections.last_run(conn.id) is not None
 
     def _rule_context(self, conn: Connection) -> tuple[dict[Side, str], dict[Side, dict[str, Any]]]:
         """App names and field specs for sentences and typed filters; account names stand in

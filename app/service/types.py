@@ -39,6 +39,9 @@ class AccountRef:
 
     account: str
     kind: str
+    subscription: str | None = None
+    """The CSV column or vCard property holding the subscription status ("" when none is
+    named); None when the app has no such setting (its status comes from the app)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,11 +87,16 @@ def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | 
 
 
 class SyncState:
-    """One connection's sync state in SQLite, as the engine's ``SyncStateStore``.
+    """One connection's sync state, as the engine reads and writes it (the engine's
+    ``SyncStateStore``, ``app.engine.state``): the local index of both apps' contacts,
+    bindings with their per-mapping base values, cursors, failures and their retry schedule,
+    conflicts, runs, the field-level journal and the write-ahead intents (pending creates)
+    that make a crash lose and duplicate nothing.
 
-    Short sessions per call (the sync thread is the one writer); bulk statements for the hot
-    paths of a first sync (index upserts, bindings, journal), a part at a time.
-    """
+    The engine's only door to the database (it never writes SQL and never sees an ORM row);
+    the facade makes one per run (``ServiceCore._state``). Each change is its own short
+    transaction; ``commit`` makes a batch's whole outcome (bindings, bases, journal, cursors)
+    durable together. Bulk statements, a part at a time, for a first sync's hot paths."""
 
     def __init__(self, sessions: sessionmaker[Session], connection_id: int) -> None:
         self.sessions = sessions

@@ -22,6 +22,7 @@ from app.errors import PairsyncError
 from app.service import Service
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit
+from app.ui.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,10 @@ class Notifier(QObject):
             self._send(
                 "failures",
                 self.tr("More contacts failed: {name}").format(name=name),
-                self.tr(
-                    "{now} contacts of {name} could not be synced (before: {before}). See "
-                    "Health → Failed."
-                ).format(now=now, name=name, before=before),
+                self.tr("{now} of {name} could not be synced (before: {before}). See ").format(
+                    now=plural(now, self.tr("{n} contact"), self.tr("{n} contacts")),
+                    name=name,
+                    before=before,
+                )
+                + self.tr("Health → Failed."),
             )

@@ -73,6 +73,7 @@ def crm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]
 def test_default_rules_are_listed_with_counts(crm, capsys) -> None:  # type: ignore[no-untyped-def]
     views = rules(capsys)
     assert [v["source"] for v in views] == ["a", "b"]
+    assert [v["count"] for v in views] == [None, None]  # not counted before the first sync
     assert views[0]["sentence"].startswith("IF a contact in CRM THEN create or update it in Book")
     sync(capsys)
     views = rules(capsys)
@@ -91,7 +92,7 @@ def test_s4_through_the_cli(crm, capsys) -> None:  # type: ignore[no-untyped-def
     )  # fmt: skip
     assert code == 0, out
     assert "IF a contact in CRM is in segment “Customers” THEN create or update it in Book" in out
-    assert "matches 0 contacts now" in out  # nothing indexed yet
+    assert "matches — (counted after the first sync)" in out  # nothing indexed yet
     report = sync(capsys)
     assert report["created"] == {"a": 0, "b": 2}
     book = read_csv(b)

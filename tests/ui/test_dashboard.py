@@ -296,3 +296,31 @@ def test_settings_pause_and_delete(
     assert service.list_connections() == []
     assert window.stack.currentWidget() is window.empty
     assert sorted(p.read_bytes() for p in books[0].glob("*.vcf")) == before
+
+
+def test_settings_name_the_subscription_column(
+    qtbot: QtBot, dashboard: ConnectionDashboard, runner: TaskRunner, service: Service
+) -> None:
+    """What ``account add … --set subscription=Newsletter`` does, from the Settings tab: the
+    CSV side gets a column field, the vCard folder side a property field."""
+    dashboard.setCurrentWidget(dashboard.settings_page)
+    form = dashboard.settings_page.form
+    qtbot.waitUntil(lambda: dashboard.settings_page.conn is not None, timeout=WAIT)
+    conn = service.show_connection("Main")
+    kinds = {conn.a.kind: "a", conn.b.kind: "b"}
+    csv_side, vcard_side = kinds["csv"], kinds["vcard-folder"]
+    assert form.subscription[csv_side].isVisibleTo(form)
+    assert "column" in form.subscription_labels[csv_side].text()
+    assert "property" in form.subscription_labels[vcard_side].text()
+
+    form.subscription[csv_side].setText("Newsletter")
+    form.subscription[csv_side].editingFinished.emit()
+    idle(qtbot, runner)
+    account = getattr(service.show_connection("Main"), csv_side)
+    assert account.subscription == "Newsletter"
+    assert service.account(account.account).settings["subscription"] == "Newsletter"
+
+    form.subscription[csv_side].setText("")
+    form.subscription[csv_side].editingFinished.emit()
+    idle(qtbot, runner)
+    assert "subscription" not in service.account(account.account).settings

@@ -144,7 +144,7 @@ def test_notifications_sign_in_once_and_failures_rising(
     desk.sync(qtbot)
     kinds = [k for k, _t, _x in notifier.sent]
     assert kinds == ["failures"]  # 0 → 1 failed contact (3 emails, 2 columns)
-    assert "1 contacts of Main could not be synced" in notifier.sent[0][2]
+    assert "1 contact of Main could not be synced" in notifier.sent[0][2]
     desk.sync(qtbot)
     assert len(notifier.sent) == 1  # not rising: no new message
     # An account that needs signing in: told once, however many runs.

@@ -233,7 +233,7 @@ def test_carddav_asks_for_address_user_and_password_and_checks_them(
     qtbot.keyClicks(page.form.secret_edit, PASSWORD)
     click(qtbot, page.connect_button)
     qtbot.waitUntil(page.isComplete, timeout=WAIT)
-    assert "1 contacts" in page.result.text()
+    assert "1 contact, " in page.result.text()  # not "1 contacts"
     [account] = service.list_accounts()
     assert account.kind == "carddav" and account.has_secret is True
     assert PASSWORD not in json.dumps(account.as_json())  # the password is in the keyring only

@@ -26,6 +26,7 @@ from app.ui.dashboard.page import ConnectionPage
 from app.ui.rows_model import RowsModel
 from app.ui.signals import emit
 from app.ui.tasks import TaskRunner, WorkerJob
+from app.ui.words import plural
 
 COUNTS = ("matched", "create_a", "create_b", "update_a", "update_b", "conflicts", "duplicates")
 
@@ -173,7 +174,9 @@ class PreviewView(ConnectionPage):
             self.values[key].setText(str(value))
             self.values[key].setAccessibleName(f"{label}: {value}")
         self.excluded_label.setText(
-            self.tr("Excluded: {count} contacts").format(count=r["excluded"])
+            self.tr("Excluded: {count}").format(
+                count=plural(int(r["excluded"]), self.tr("{n} contact"), self.tr("{n} contacts"))
+            )
         )
         self.excluded.set_rows(sorted(preview.excluded_by_reason.items(), key=lambda kv: -kv[1]))
         self.excluded_view.setVisible(bool(preview.excluded_by_reason))

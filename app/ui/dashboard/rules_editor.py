@@ -54,6 +54,7 @@ from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
 from app.ui.tasks import TaskControl, TaskRunner, WorkerJob
+from app.ui.words import plural
 
 Index: TypeAlias = QModelIndex | QPersistentModelIndex
 ON, RULE, COUNT, UNDO, OTHER = range(5)
@@ -145,7 +146,11 @@ class RuleTableModel(QAbstractTableModel):
             if col == RULE:
                 return self.sentence(row).replace("\n", ". ")
             if col == COUNT:
-                return self.tr("Matches {count} contacts now").format(count=self.count_text(row))
+                if not self.counted or row["count"] is None:
+                    return self.tr("Counted after the first sync")
+                return self.tr("Matches {count} now").format(
+                    count=plural(int(row["count"]), self.tr("{n} contact"), self.tr("{n} contacts"))
+                )
             names = {
                 ON: self.tr("Rule on"),
                 UNDO: self.tr("Undo"),

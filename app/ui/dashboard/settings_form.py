@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.service import ConnectionView
+from app.service import AccountRef, ConnectionView
 from app.ui.signals import emit
 
 DIRECTIONS = ("two-way", "a-to-b", "b-to-a")
@@ -103,6 +103,8 @@ class ConnectionSettingsForm(QWidget):
             check.toggled.connect(lambda on, key=key: self._emit(key, on))
             self.checks[key] = check
             form.addRow(check)
+            if key == "unsubscribes":
+                self._add_subscription_fields(form, options)
 
         self.advanced = QWidget(options)
         adv = QFormLayout(self.advanced)
@@ -135,14 +137,69 @@ class ConnectionSettingsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(direction_box)
         layout.addWidget(options)
+        layout.addStretch(1)
         self._current: dict[str, Any] = {}
+
+    def _add_subscription_fields(self, form: QFormLayout, parent: QWidget) -> None:
+        """Where a CSV file or vCard app keeps the subscription status (the CLI's
+        ``--set subscription=…``): a column or property name per side, for the apps that
+        have no status of their own. Rules read it too ("subscription is unsubscribed")."""
+        self.subscription: dict[str, QLineEdit] = {}
+        self.subscription_labels: dict[str, QLabel] = {}
+        for side in ("a", "b"):
+            edit = QLineEdit(parent)
+            edit.editingFinished.connect(
+                lambda side=side: self._emit(
+                    f"subscription_{side}", self.subscription[side].text().strip()
+                )
+            )
+            label = QLabel(parent)
+            label.setBuddy(edit)
+            label.setWordWrap(True)
+            self.subscription[side] = edit
+            self.subscription_labels[side] = label
+            form.addRow(label, edit)
+            edit.hide()  # shown by ``load`` for the apps that have the setting
+            label.hide()
+
+    def _show_subscription(self, side: str, name: str, account: AccountRef) -> None:
+        edit, label = self.subscription[side], self.subscription_labels[side]
+        shown = account.subscription is not None
+        edit.setVisible(shown)
+        label.setVisible(shown)
+        if not shown:
+            return
+        is_csv = account.kind == "csv"
+        label.setText(
+            (
+                self.tr("Subscription column in {name}:")
+                if is_csv
+                else self.tr("Subscription property in {name}:")
+            ).format(name=name)
+        )
+        edit.setPlaceholderText(
+            self.tr("e.g. Newsletter") if is_csv else self.tr("e.g. X-NEWSLETTER")
+        )
+        edit.setAccessibleName(label.text().rstrip(":"))
+        tip = self.tr(
+            "Values like subscribed/unsubscribed, yes/no, opted in/out are understood. "
+            "It is the account's setting: every connection using {name} reads it."
+        ).format(name=name)
+        edit.setToolTip(tip)
+        edit.setAccessibleDescription(tip)
+        edit.setText(account.subscription or "")
 
     def load(self, conn: ConnectionView) -> None:
         """Show a connection (``Service.show_connection``) without emitting ``edited``."""
         self._loading = True
         try:
-            self._current = conn.settings.to_json()
+            self._current = conn.settings.to_json() | {
+                "subscription_a": conn.a.subscription or "",
+                "subscription_b": conn.b.subscription or "",
+            }
             a, b = conn.a.account, conn.b.account
+            self._show_subscription("a", a, conn.a)
+            self._show_subscription("b", b, conn.b)
             self.names = (a, b)
             self.radios["two-way"].setText(self.tr("&Two-way: {a} ⇄ {b}").format(a=a, b=b))
             self.radios["a-to-b"].setText(self.tr("&One-way: {a} → {b}").format(a=a, b=b))

@@ -6,11 +6,13 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -44,11 +46,15 @@ class SettingsEditor(ConnectionPage):
         self.conn: ConnectionView | None = None
         self.form = ConnectionSettingsForm(self, advanced=advanced)
         self.form.edited.connect(self.apply)
+        # Scrolls rather than growing the window when the form is taller than the tab.
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.column = QVBoxLayout(self)
         self.column.setContentsMargins(0, 0, 0, 0)
-        self.column.addWidget(self.form)
+        self.column.addWidget(scroll, 1)
         self.footer(self.column)
-        self.column.addStretch(1)
 
     def reload(self) -> None:
         if self.name is None:
@@ -75,7 +81,15 @@ class SettingsEditor(ConnectionPage):
             return
 
         def job(svc: Service, ctl: TaskControl) -> ConnectionView:
-            return svc.update_connection(name, **changes)
+            conn = None
+            for side in ("a", "b"):
+                if f"subscription_{side}" in changes:
+                    field = str(changes[f"subscription_{side}"])
+                    conn = svc.set_subscription_field(name, side, field)
+            rest = {k: v for k, v in changes.items() if not k.startswith("subscription_")}
+            if rest or conn is None:
+                conn = svc.update_connection(name, **rest)
+            return conn
 
         self.run(job, self._applied, self.tr("Saving…"))
 

@@ -35,6 +35,7 @@ from app.ui.dashboard.page import MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
+from app.ui.words import plural
 
 OPTIONAL = {"carddav": ("addressbook",)}
 """Settings a kind accepts but does not require (the registry lists the required ones)."""
@@ -414,11 +415,15 @@ class AccountPage(QWizardPage):
         emit(self.completeChanged)
 
     def summary(self, check: AccountCheck) -> str:
-        text = self.tr("Connected to “{account}”: {contacts} contacts, {fields} fields").format(
-            account=check.account, contacts=check.contacts, fields=check.fields
+        text = self.tr("Connected to “{account}”: {contacts}, {fields}").format(
+            account=check.account,
+            contacts=plural(check.contacts, self.tr("{n} contact"), self.tr("{n} contacts")),
+            fields=plural(check.fields, self.tr("{n} field"), self.tr("{n} fields")),
         )
         if check.segments:
-            text += self.tr(", {count} segments").format(count=len(check.segments))
+            text += ", " + plural(
+                len(check.segments), self.tr("{n} segment"), self.tr("{n} segments")
+            )
         text += "."
         path = check.settings.get("path", "")
         if (
