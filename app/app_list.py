@@ -36,6 +36,8 @@ class AppEntry:
     needs_secret: bool = False
     help_url: str = ""
     """Where the user finds the token or password this app asks for."""
+    secret_help: str = ""
+    """What to do in the app to get the token, said on the authorization page."""
 
     def matches(self, query: str) -> bool:
         """Whether the search box text finds this app: by name, kind or any alias."""
@@ -68,6 +70,20 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
         "An address book on a CardDAV server: iCloud, Nextcloud, Fastmail, Radicale…",
         "password",
         "https://support.apple.com/en-us/102654",
+    ),
+    "hubspot": (
+        "HubSpot CRM contacts, with their properties (drop-downs too), lists and opt-outs.",
+        "token",
+        "https://developers.hubspot.com/docs/api/private-apps",
+    ),
+}
+
+_SECRET_HELP: dict[str, str] = {
+    "hubspot": (
+        "In HubSpot: Settings → Integrations → Private Apps (or Service Keys) → create one "
+        "with the scopes crm.objects.contacts.read, crm.objects.contacts.write, "
+        "crm.schemas.contacts.read, crm.lists.read and crm.lists.write, then copy its "
+        "access token here."
     ),
 }
 
@@ -123,6 +139,7 @@ def _entry(spec: AppKind) -> AppEntry:
         settings=spec.settings,
         needs_secret=spec.needs_secret,
         help_url=help_url,
+        secret_help=_SECRET_HELP.get(spec.kind, ""),
     )
 
 

@@ -22,7 +22,7 @@ from app.errors import AuthExpired, ConfigError, PairsyncError
 if TYPE_CHECKING:
     from app.service import Service
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("pairsync")
 
@@ -646,10 +646,12 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         code = EXIT_GUARD
     elif "auth" in statuses:
         code = EXIT_AUTH
+    elif "unavailable" in statuses:
+        code = EXIT_UNAVAILABLE  # the run could not happen: a folder missing, a server down
     elif "failed" in statuses:
         code = EXIT_FAILED
     for r in reports:
-        if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
+        if r.status in ("guard", "auth", "unavailable") or (r.status == "failed" and r.message):
             print(f"{r.connection}: {r.message}", file=sys.stderr)
     return code
 
@@ -659,10 +661,10 @@ def _summary(r: Any) -> str:
         return f"{r.connection}: paused."
     if r.status == "busy":
         return f"{r.connection}: skipped. {r.message}"
-    head = "would" if r.dry_run else ""
+    create, update = ("would create", "would update") if r.dry_run else ("created", "updated")
     parts = [
-        f"created {r.created['a']} in A, {r.created['b']} in B",
-        f"updated {r.updated['a']} in A, {r.updated['b']} in B",
+        f"{create} {r.created['a']} in A, {r.created['b']} in B",
+        f"{update} {r.updated['a']} in A, {r.updated['b']} in B",
     ]
     if r.matched:
         parts.append(f"matched {r.matched}")
@@ -673,12 +675,12 @@ def _summary(r: Any) -> str:
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
+        ("not fitting", getattr(r, "not_fitting", 0)),
     ):
         if n:
             parts.append(f"{n} {label}")
     prefix = f"{r.connection} ({'dry run' if r.dry_run else r.status})"
-    text = "; ".join(parts)
-    return f"{prefix}: {head + ' ' if head else ''}{text}."
+    return f"{prefix}: {'; '.join(parts)}."
 
 
 def _health(service: Service, args: argparse.Namespace) -> int:
@@ -707,6 +709,11 @@ def _health(service: Service, args: argparse.Namespace) -> int:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
                 number = f"  (#{item['id']})" if "id" in item else ""
                 print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
+    if data.get("not_fitting"):
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for item in data["not_fitting"]:
+            values = ", ".join(item["values"])
+            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:

@@ -56,6 +56,26 @@ class Rejected(PairsyncError):
     code = "rejected"
 
 
+class ReadOnlyFile(Rejected):
+    """The file the contact lives in may not be written (its permissions say read-only):
+    Pairsync never replaces it, whatever the folder allows."""
+
+    code = "read_only"
+
+
+class NotFitting(Rejected):
+    """Some values have no room in the app (a 3rd e-mail into a file with two e-mail
+    columns): everything else of the record was written, and the record as stored comes
+    with the result. Not a failure: the pair is in sync with what each app can hold, and
+    Health names the values once (SPEC §10 "Not fitting")."""
+
+    code = "not_fitting"
+
+    def __init__(self, message: str, *, field: str, values: tuple[str, ...]) -> None:
+        super().__init__(message, field=field)
+        self.values = values
+
+
 class RequiredMissing(Rejected):
     code = "required_missing"
 

@@ -137,6 +137,43 @@ def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str
     return {k: v for k, v in settings.items() if k != "create"} | found
 
 
+def _check_hubspot(settings: Mapping[str, str]) -> None:
+    from app.connectors.http import check_url
+
+    base = settings.get("api_base", "").strip()
+    if base:
+        check_url(base, "The HubSpot API address (--set api_base=...)")
+    limit = settings.get("rate_limit", "").strip()
+    if limit and (not limit.isdigit() or int(limit) < 1):
+        raise ConfigError("--set rate_limit=N takes the requests HubSpot allows per 10 seconds.")
+
+
+def _hubspot(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.hubspot import HubSpotApp
+    from app.connectors.hubspot.api import DEFAULT_BASE
+
+    limit = settings.get("rate_limit", "").strip()
+    return HubSpotApp(
+        secret or "",
+        api_base=settings.get("api_base", "").strip() or DEFAULT_BASE,
+        rate_limit=int(limit) if limit.isdigit() else None,
+    )
+
+
+def _verify_hubspot(settings: Mapping[str, str], secret: str | None) -> dict[str, str]:
+    """Read the contact properties with the token now: a mistyped or revoked token, or one
+    without the contacts scopes, is refused by ``account add``, not at the first sync."""
+    from app.connectors.hubspot import HubSpotApp
+
+    app = _hubspot(settings, secret)
+    assert isinstance(app, HubSpotApp)
+    try:
+        app.check()
+    finally:
+        app.close()
+    return dict(settings)
+
+
 KINDS: dict[str, AppKind] = {
     "vcard-folder": AppKind(
         "vcard-folder",
@@ -177,6 +214,16 @@ KINDS: dict[str, AppKind] = {
         _carddav,
         _check_carddav,
         _verify_carddav,
+    ),
+    "hubspot": AppKind(
+        "hubspot",
+        "HubSpot",
+        ("crm", "hubspot crm", "hub spot"),
+        (),
+        True,
+        _hubspot,
+        _check_hubspot,
+        _verify_hubspot,
     ),
 }
 

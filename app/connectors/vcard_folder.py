@@ -12,6 +12,7 @@ files and never parses them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import uuid
@@ -19,7 +20,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import fsync_dir, new_file_mode
+from app.connectors.file_writes import (
+    fsync_dir,
+    is_read_only,
+    new_file_mode,
+    read_only_message,
+)
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -35,7 +41,15 @@ from app.connectors.vcard_text import (
     render,
     set_property,
 )
-from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.errors import (
+    BadData,
+    Conflict,
+    NotFound,
+    PairsyncError,
+    ReadOnlyFile,
+    Rejected,
+    Unavailable,
+)
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -55,6 +69,9 @@ from app.model import (
 )
 
 PRODID = "-//Pairsync//vCard folder//EN"
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _broken_message(filename: str, err: Broken) -> str:
@@ -274,6 +291,13 @@ class VCardFolderApp:
                 results.append(WriteResult(op.op_id, error=err))
             except OSError as err:
                 self._check_folder()
+                if err.errno in _DISK_FULL:
+                    # The whole folder cannot take writes: the run stops (exit 5), each
+                    # contact is not failed one by one.
+                    raise Unavailable(
+                        f"The contacts folder {self.path} could not be written "
+                        f"({err.strerror}); nothing was half-written."
+                    ) from err
                 results.append(
                     WriteResult(
                         op.op_id,
@@ -308,6 +332,8 @@ class VCardFolderApp:
         version = _version_of(st)
         if op.expected_version is not None and op.expected_version != version:
             raise Conflict("The contact changed in the folder while syncing; it is retried.")
+        if is_read_only(path):
+            raise ReadOnlyFile(read_only_message(path))
         text = decode_bytes(data)
         try:
             card = parse_card(text)

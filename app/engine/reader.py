@@ -27,15 +27,26 @@ guard reads the same changes again next time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from app.connectors.base import ChangeSet, Connector
 from app.engine.context import RunContext, SideRead
+from app.engine.match import keys_of
 from app.model import Record, Side, Unreadable
 
 FULL_READ_EVERY = timedelta(days=1)
 """A feed app is read in full at least this often."""
+
+
+def _person(record: Record) -> str:
+    """A record's person name, compared loosely ("" when it has none: never a match)."""
+    full = record.fields.get("full_name")
+    if not (isinstance(full, str) and full.strip()):
+        parts = [record.fields.get(k) for k in ("given_name", "family_name")]
+        full = " ".join(p for p in parts if isinstance(p, str))
+    return " ".join(full.split()).casefold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,12 @@ class Reader(RunContext):
         return datetime.now(UTC)
 
     def read_side(self, side: Side) -> SideRead:
+        self.touching = side
+        out = self.read_app(side)
+        self.touching = None
+        return out
+
+    def read_app(self, side: Side) -> SideRead:
         app = self.apps[side]
         self.progress(f"Reading {app.info.name}", 0, 0)
         if app.info.capabilities.change_feed:
@@ -128,6 +145,8 @@ class Reader(RunContext):
         changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
         self.fetch_into(side, app, changed_ids, out)
         self.confirm_gone(app, [rid for rid in known if rid not in listing], out)
+        if out.gone:
+            self.find_moved(side, out, known)
         return out
 
     def read_changes(
@@ -142,6 +161,8 @@ class Reader(RunContext):
             vanished = self.fetch_new(side, app, changes, known, out)
             missing = [rid for rid in known if rid not in held or rid in vanished]
             self.confirm_gone(app, missing, out)
+            if out.gone:
+                self.find_moved(side, out, known)
             return out
         reported = {item.id for item in changes.records} | set(changes.versions)
         deleted = [rid for rid in dict.fromkeys(changes.deleted) if rid not in reported]
@@ -161,6 +182,8 @@ class Reader(RunContext):
         # deleted would otherwise be skipped for good once the cursor moves past it.
         self.confirm_gone(app, deleted, out, known)
         out.gone = [rid for rid in out.gone if rid in known]
+        if out.gone:
+            self.find_moved(side, out, known)
         new = sum(1 for rid in {*reported, *out.changed} if rid not in known)
         out.listed = out.known + new - len(out.gone)
         return out
@@ -226,3 +249,101 @@ class Reader(RunContext):
             if known is not None:
                 self.take(items, known, out)
         out.gone = [rid for rid in missing if rid not in still]
+
+    # --- contacts back under another id ---------------------------------------------------
+
+    def find_moved(self, side: Side, out: SideRead, known: dict[str, str]) -> None:
+        """Bound records that are gone under one id and back under another: the same contact
+        (a renamed .vcf, a CSV exported again without its Pairsync ID column, an edited row
+        or card of a file that was never written, whose id is derived from its text). Its
+        binding follows it to the new id instead of becoming a tombstone and leaving a
+        duplicate. Matched by email first, then, for what is left, by the person's name
+        (an edited email); only one-to-one matches count: a key shared by two gone or two
+        new records moves nothing."""
+        new = {rid: rec for rid, rec in out.changed.items() if rid not in known}
+        if not new:
+            return
+        bound = self.state.bindings_for(side, out.gone)
+        olds = [rid for rid in out.gone if rid in bound and bound[rid].state == "active"]
+        if not olds:
+            return
+        old_keys = self.state.keys_of(side, olds)
+        gone = set(out.gone)
+        moved = self._pair_up(
+            {rid: old_keys.get(rid, []) for rid in olds},
+            {rid: keys_of(rec) for rid, rec in new.items()},
+            lambda keys: self._other_holders(side, out, new, gone, keys),
+        )
+        left_old = [rid for rid in olds if rid not in moved.values()]
+        left_new = {rid: rec for rid, rec in new.items() if rid not in moved}
+        if left_old and left_new:
+            snapshots = self.state.load_records(side, left_old)
+            moved.update(
+                self._pair_up(
+                    {rid: [_person(snapshots[rid][0])] for rid in left_old if rid in snapshots},
+                    {rid: [_person(rec)] for rid, rec in left_new.items()},
+                    lambda keys: {},
+                )
+            )
+        for n, o in moved.items():
+            out.moved[n] = (o, bound[o].id)
+        if out.moved:
+            out.gone = [rid for rid in out.gone if rid not in set(moved.values())]
+
+    def _other_holders(
+        self,
+        side: Side,
+        out: SideRead,
+        new: dict[str, Record],
+        gone: set[str],
+        keys: set[str],
+    ) -> dict[str, set[str]]:
+        """Records still there (not gone, not new) holding one of ``keys``."""
+        others = {
+            k: {rid for rid in holders if rid not in gone and rid not in out.changed}
+            for k, holders in self.state.key_holders(side, keys).items()
+        }
+        for rid, rec in out.changed.items():
+            if rid not in new:
+                for k in keys_of(rec):
+                    if k in keys:
+                        others.setdefault(k, set()).add(rid)
+        return others
+
+    @staticmethod
+    def _pair_up(
+        olds: dict[str, list[str]],
+        news: dict[str, list[str]],
+        held_elsewhere: Callable[[set[str]], dict[str, set[str]]],
+    ) -> dict[str, str]:
+        """new id -> old id for records sharing a key one-to-one (empty keys never count)."""
+        old_by_key: dict[str, set[str]] = {}
+        for rid, ks in olds.items():
+            for k in ks:
+                if k:
+                    old_by_key.setdefault(k, set()).add(rid)
+        new_by_key: dict[str, set[str]] = {}
+        for rid, ks in news.items():
+            for k in ks:
+                if k:
+                    new_by_key.setdefault(k, set()).add(rid)
+        shared = set(old_by_key) & set(new_by_key)
+        if not shared:
+            return {}
+        others = held_elsewhere(shared)
+        news_of: dict[str, set[str]] = {}
+        olds_of: dict[str, set[str]] = {}
+        for k in shared:
+            if others.get(k):
+                continue
+            for o in old_by_key[k]:
+                news_of.setdefault(o, set()).update(new_by_key[k])
+            for n in new_by_key[k]:
+                olds_of.setdefault(n, set()).update(old_by_key[k])
+        out: dict[str, str] = {}
+        for o, ns in news_of.items():
+            if len(ns) == 1:
+                (n,) = ns
+                if olds_of.get(n) == {o}:
+                    out[n] = o
+        return out

@@ -19,6 +19,11 @@ from typing import Any, Protocol
 
 from app.model import Record, Side
 
+NOT_FITTING = "~not_fitting"
+"""In a binding's base entry, beside the engine's held values: the two apps hold different
+values because one had no room for some of them (``{"side", "field", "values", "message"}``;
+Health's "Not fitting" list reads it)."""
+
 
 @dataclass(slots=True)
 class BindingRow:
@@ -169,6 +174,15 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Rebind:
+    """A bound contact back under another id: its binding follows it."""
+
+    binding_id: int
+    side: Side
+    new_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordRef:
     side: Side
     record_id: str
@@ -188,8 +202,8 @@ class BatchOutcome:
     """Everything that must become durable together after one batch (or step) of a run.
 
     The store commits it in one transaction, in this order: index entries, new bindings,
-    bases, rule states, tombstones, statuses, dropped index entries, cleared failures, new
-    failures, journal, conflicts, done intents, cursors.
+    bases, rule states, tombstones, statuses, rebound bindings, dropped index entries,
+    cleared failures, new failures, journal, conflicts, done intents, cursors.
     """
 
     run_id: int
@@ -206,6 +220,7 @@ class BatchOutcome:
     statuses: Sequence[StatusChange] = ()
     dropped: Sequence[RecordRef] = ()
     """Records gone from their app: out of the index."""
+    rebound: Sequence[Rebind] = ()
     cleared: Sequence[RecordRef] = ()
     """Records whose failures are over (whatever the binding)."""
     clear_binding_failures: Sequence[int] = ()

@@ -43,9 +43,13 @@ class SyncRun(Reader, Planner, Applier):
         try:
             if not dry_run:
                 self.reconcile_intents()
-                for app in self.apps.values():
-                    app.prepare()
+            # No app is prepared (no id column, no UID stamped) before the plan and the
+            # guard: an app the run does not write stays byte for byte as it was (SPEC §2).
+            # A record's id as read is valid for writing; the write itself makes it permanent.
             reads = {side: self.read_side(side) for side in (Side.A, Side.B)}
+            if dry_run:
+                # What the real run will report as failed (unreadable records), said now.
+                self.report.failed += sum(len(r.unreadable) for r in reads.values())
             self.check_shrink(reads, confirm)
             self.checkpoint()
             plan = self.make_plan(reads)
@@ -72,7 +76,7 @@ class SyncRun(Reader, Planner, Applier):
             status, message = "rate_limited", str(err)
             self.report.retry_after = err.retry_after
         except PairsyncError as err:
-            status, message = "unavailable", str(err)
+            status, message = "unavailable", self.unavailable_message(err)
         self.report.status = status
         self.report.message = message
         self.state.finish_run(
@@ -80,12 +84,20 @@ class SyncRun(Reader, Planner, Applier):
         )
         return self.report
 
+    def unavailable_message(self, err: PairsyncError) -> str:
+        """One line naming the app that could not be used, and why (CLI exit code 5)."""
+        text = " ".join(str(err).split())
+        if self.touching is None:
+            return text
+        return f"{self.app_name(self.touching)} is unavailable: {text}"
+
     # --- crash recovery ----------------------------------------------------------------------
 
     def reconcile_intents(self) -> None:
         for intent in self.state.open_intents():
             target = intent.target_side
             app = self.apps[target]
+            self.touching = target
             found: str | None = None
             if intent.new_id is not None:
                 if app.fetch([intent.new_id]):
@@ -125,11 +137,17 @@ class SyncRun(Reader, Planner, Applier):
             if emptied or (
                 share > self.settings.guard_shrink_percent and gone >= self.settings.guard_min_gone
             ):
+                seen = f"{read.known} contact{'s' if read.known != 1 else ''}"
+                if emptied:
+                    what = f"lists no contacts at all, where it listed {seen} last time"
+                else:
+                    what = (
+                        f"now lists {read.listed} contacts: {gone} of the {seen} seen last "
+                        f"time are gone ({share:.0f} %)"
+                    )
                 raise GuardStop(
-                    f"Stopped before writing: {self.app_name(side)} now lists {read.listed} "
-                    f"contacts, {gone} of the {read.known} seen last time are gone "
-                    f"({share:.0f} %). Nothing was written. Run again with --yes if this is "
-                    "intended.",
+                    f"Stopped before writing: {self.app_name(side)} {what}. Nothing was "
+                    "written. Run again with --yes if this is intended.",
                     {"side": side.value, "listed": read.listed, "known": read.known, "gone": gone},
                 )
 

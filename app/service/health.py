@@ -12,7 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 from app.connectors.registry import app_kind
-from app.model import ConflictRow, ContactRow, FailureRow, JournalRowView, RunRow
+from app.model import (
+    ConflictRow,
+    ContactRow,
+    FailureRow,
+    JournalRowView,
+    NotFittingRow,
+    RunRow,
+)
 from app.schedule import ConnectionState, RunFacts, ScheduleEntry, next_run
 from app.service.runs import Runs
 from app.status import connection_status
@@ -106,6 +113,7 @@ class Health(Runs):
             "failed": q.failures_count(cid, ignored=False),
             "ignored": q.failures_count(cid, ignored=True),
             "conflicts": q.conflicts_count(cid, since=since),
+            "not_fitting": len(q.not_fitting(cid)),
         }
 
     def contacts_page(
@@ -155,6 +163,11 @@ class Health(Runs):
         return self._health.failures_page(
             cid, code, search=search, ignored=ignored, after=after, limit=limit
         )
+
+    def not_fitting(self, name: str, *, search: str = "") -> list[NotFittingRow]:
+        """Values an app had no room for (Health's "Not fitting"): named once, not failures;
+        each contact's other fields are in sync."""
+        return self._health.not_fitting(self._connections.connection(name).id, search=search)
 
     def failure_raw(self, name: str, failure_id: int) -> str:
         return self._health.failure_raw(self._connections.connection(name).id, failure_id)

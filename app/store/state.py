@@ -8,6 +8,7 @@ its own short transaction; ``commit`` makes a whole batch outcome durable at onc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -73,6 +74,15 @@ def batched(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """Text SQLite can hold: a lone surrogate (an undecodable byte an app kept as a
+    ``surrogateescape``) becomes U+FFFD instead of failing the whole commit."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | None]:
@@ -552,6 +562,12 @@ class SyncState:
                 )
             for st in o.statuses:
                 self._set_status(s, st.side, st.record_id, st.status, st.reason)
+            for rb in o.rebound:
+                # The contact is back under another id: its binding follows it.
+                column = "id_a" if rb.side is Side.A else "id_b"
+                s.execute(
+                    update(Binding).where(Binding.id == rb.binding_id).values({column: rb.new_id})
+                )
             by_side: dict[Side, list[str]] = {}
             for ref in o.dropped:
                 by_side.setdefault(ref.side, []).append(ref.record_id)
@@ -636,11 +652,11 @@ class SyncState:
         row.attempts = (row.attempts or 0) + 1
         row.target_side = f.target_side.value
         row.binding_id = f.binding_id
-        row.name = f.name[:500]
+        row.name = _storable(f.name[:500])
         row.code = f.code
-        row.message = f.message
-        row.field = f.field or ""
-        row.raw = f.raw[:4000]
+        row.message = _storable(f.message)
+        row.field = _storable(f.field or "")
+        row.raw = _storable(f.raw[:4000])
         row.source_version = f.source_version
         row.last_at = now
         row.next_run_no, row.next_at = backoff(row.attempts, run_no, now)

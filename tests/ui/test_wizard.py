@@ -19,6 +19,8 @@ from app.ui.wizard.account_page import AccountForm
 from app.ui.wizard.apps_page import EntryRole
 from app.ui.wizard.wizard import ACCOUNT_A, ACCOUNT_B, APPS, CONFIGURE, PREVIEW, ConnectionWizard
 from tests.dav import PASSWORD, USER, DavServer
+from tests.emulators.hubspot.fixtures import TOKEN, hubspot  # noqa: F401
+from tests.emulators.hubspot.server import HubSpotEmulator
 from tests.ui.contacts import card, read_csv
 
 WAIT = 20_000
@@ -299,3 +301,47 @@ def test_a_vcard_file_is_picked_connected_and_previewed(
     assert preview is not None and preview.report["matched"] == 1  # Ann
     assert preview.report["created"]["b"] == 1  # Zoe into the sheet
     wizard.reject()
+
+
+def test_hubspot_asks_for_a_masked_token_says_where_to_find_it_and_checks_it(
+    qtbot: QtBot,
+    window: MainWindow,
+    service: Service,
+    books: tuple[Path, Path],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    hubspot.portal.seed({"email": "ann@x.com", "firstname": "Ann"})
+    hubspot.portal.add_list("Customers", "MANUAL")
+    folder, _ = books
+    wizard = open_wizard(qtbot, window)
+    pick(qtbot, wizard, Side.A, "hubspot")
+    pick(qtbot, wizard, Side.B, "vcard")
+    next_page(qtbot, wizard)
+    page = wizard.account_pages[Side.A]
+    form = page.form
+    assert form is not None and form.secret_edit is not None and form.secret_help is not None
+    assert form.secret_edit.echoMode() == QLineEdit.EchoMode.Password
+    assert form.secret_edit.accessibleName() == "Access token"
+    words = form.secret_help.text()
+    assert "Settings → Integrations → Private Apps" in words
+    for scope in ("crm.objects.contacts.read", "crm.objects.contacts.write",
+                  "crm.schemas.contacts.read", "crm.lists.read", "crm.lists.write"):  # fmt: skip
+        assert scope in words
+    qtbot.keyClicks(form.edits["api_base"], hubspot.url)
+    qtbot.keyClicks(form.secret_edit, "pat-na1-wrong")
+    click(qtbot, page.connect_button)
+    qtbot.waitUntil(lambda: page.result.text().startswith("⚠"), timeout=WAIT)
+    assert "token" in page.result.text()
+    assert not page.isComplete() and service.list_accounts() == []
+    assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+    form.secret_edit.clear()
+    qtbot.keyClicks(form.secret_edit, TOKEN)
+    click(qtbot, page.connect_button)
+    qtbot.waitUntil(page.isComplete, timeout=WAIT)
+    assert "1 contact, " in page.result.text()
+    [account] = service.list_accounts()
+    assert account.kind == "hubspot" and account.has_secret is True
+    assert TOKEN not in json.dumps(account.as_json())  # the token is in the keyring only
+    assert service._secrets.get(account.name) == TOKEN
+    next_page(qtbot, wizard)
+    connect_path(qtbot, wizard, Side.B, folder)

@@ -37,7 +37,7 @@ from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
 from app.ui.words import plural
 
-OPTIONAL = {"carddav": ("addressbook",)}
+OPTIONAL = {"carddav": ("addressbook",), "hubspot": ("api_base",)}
 """Settings a kind accepts but does not require (the registry lists the required ones)."""
 
 
@@ -54,6 +54,7 @@ class AccountForm(QWidget):
         self.entry = entry
         self.edits: dict[str, QLineEdit] = {}
         self.secret_edit: QLineEdit | None = None
+        self.secret_help: QLabel | None = None
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.form = form
@@ -62,11 +63,13 @@ class AccountForm(QWidget):
             "url": self.tr("Server &address:"),
             "username": self.tr("&User name:"),
             "addressbook": self.tr("Address boo&k (optional):"),
+            "api_base": self.tr("API address (o&ptional):"),
         }
         placeholders = {
             "url": self.tr("e.g. https://contacts.icloud.com or https://cloud.example.org"),
             "username": self.tr("your login or Apple ID"),
             "addressbook": self.tr("the first one found, if empty"),
+            "api_base": self.tr("https://api.hubapi.com, if empty"),
         }
         for key in (*entry.settings, *OPTIONAL.get(entry.kind, ())):
             edit = QLineEdit(self)
@@ -96,7 +99,11 @@ class AccountForm(QWidget):
             secret = QLineEdit(self)
             secret.setEchoMode(QLineEdit.EchoMode.Password)
             word = (
-                self.tr("&Password:") if entry.auth == "password" else self.tr("API &key or token:")
+                self.tr("&Password:")
+                if entry.auth == "password"
+                else self.tr("Access &token:")
+                if entry.secret_help
+                else self.tr("API &key or token:")
             )
             secret.setAccessibleName(word.replace("&", "").rstrip(":"))
             secret.textChanged.connect(self.changed)
@@ -105,6 +112,12 @@ class AccountForm(QWidget):
             label = QLabel(word, self)
             label.setBuddy(secret)
             form.addRow(label, secret)
+            if entry.secret_help:
+                steps = QLabel(entry.secret_help, self)
+                steps.setWordWrap(True)
+                steps.setAccessibleName(self.tr("Where to find the token"))
+                self.secret_help = steps
+                form.addRow("", steps)
             note = self.tr("Kept only in your system's keyring, never in Pairsync's files.")
             if entry.help_url:
                 note += ' <a href="{url}">{text}</a>'.format(

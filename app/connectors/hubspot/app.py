@@ -1,0 +1,874 @@
+"""HubSpot CRM contacts as a Pairsync app.
+
+Reading
+  ``list_versions`` pages through every contact (100 a page) with the properties behind the
+  fields, so the records it saw are kept and ``fetch`` of those ids costs no request; other
+  ids are read in batches of 100 (``batch/read``: ids that are gone or archived are simply
+  absent — that is how a deletion is confirmed). A version is ``updatedAt`` plus a digest
+  of the contact's lists (list membership does not move ``updatedAt``).
+  ``changes(cursor)`` is the incremental path: a CRM search on ``lastmodifieddate`` ≥ the
+  cursor, ascending; a search pages through at most 10,000 results, so at the cap it starts
+  again from the last timestamp it saw, and de-duplicates by id. The cursor stays a minute
+  behind the newest change (search indexes with a delay), and once a day (or without a
+  cursor) the feed is a full listing (``complete``), which finds archived contacts.
+
+Writing
+  ``batch/create`` and ``batch/update``, 100 inputs a call, each input tagged with its op id
+  (``objectWriteTraceId``) so per-input errors of a 207 multi-status land on the right
+  contact. A value HubSpot rejects (an option that does not exist, a bad number or email) is
+  left out and the rest of the contact is written again without it; that field is reported.
+  A create HubSpot answers with 409 "Contact already exists. Existing ID: N" binds to N
+  (HubSpot's email is unique): its empty properties are filled, nothing is duplicated.
+  HubSpot has no conditional write: an ``expected_version`` is checked against this run's
+  read when it is fresh (a minute), else by reading the contact again just before writing.
+
+Segments
+  Contact lists: MANUAL and SNAPSHOT lists are segments we add to and remove from (a name not
+  yet a list becomes a new MANUAL list); DYNAMIC lists are HubSpot's filters — read as
+  segments, never edited (a change to one is refused for that contact).
+
+Unsubscribes
+  ``hs_email_optout`` is the subscription status. HubSpot manages it; Pairsync does not write
+  it (an opt-out to set is refused for that contact with a sentence saying so).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.connectors.base import ChangeSet
+from app.connectors.hubspot.api import (
+    BATCH,
+    DEFAULT_BASE,
+    MEMBERSHIP_PAGE,
+    PAGE,
+    SEARCH_PAGE,
+    HubSpotApi,
+    HubSpotError,
+)
+from app.connectors.hubspot.records import Translation, to_properties, to_record, version_of
+from app.connectors.hubspot.schema import ContactSchema, build_schema
+from app.errors import Conflict, NotFound, Rejected, Unavailable
+from app.model import (
+    OPT_OUT_FIELD,
+    AppInfo,
+    Capabilities,
+    Create,
+    FieldSpec,
+    Record,
+    Schema,
+    Unreadable,
+    Update,
+    WriteOp,
+    WriteResult,
+    email_key,
+)
+
+CONTACTS = "/crm/v3/objects/contacts"
+FRESH = 60.0
+"""Seconds a read stays good enough to check an ``expected_version`` against."""
+LAG_MS = 60_000
+"""The change cursor stays this far behind the newest change seen (search index delay)."""
+FULL_EVERY_MS = 24 * 3600 * 1000
+URL_BUDGET = 1800
+"""Longest ``properties=`` list sent in a URL; beyond it, records are read by POST."""
+EXISTING = re.compile(r"Existing ID:\s*(\d+)")
+
+
+@dataclass
+class ContactList:
+    list_id: str
+    name: str
+    processing_type: str
+
+    @property
+    def editable(self) -> bool:
+        return self.processing_type in ("MANUAL", "SNAPSHOT")
+
+
+@dataclass
+class _Raw:
+    """What we last read or wrote of one contact."""
+
+    data: dict[str, Any]
+    at: float
+    props: dict[str, str] = field(default_factory=dict)
+
+
+class HubSpotApp:
+    """Connector for one HubSpot account (a private-app or service-key access token)."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_base: str = DEFAULT_BASE,
+        name: str = "HubSpot",
+        rate_limit: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        kwargs: dict[str, Any] = {"sleep": sleep}
+        if rate_limit:
+            kwargs["limit"] = rate_limit
+        self.api = HubSpotApi(token, api_base, **kwargs)
+        self.info = AppInfo(
+            kind="hubspot",
+            name=name,
+            aliases=("hubspot crm", "hub spot"),
+            auth="token",
+            capabilities=Capabilities(
+                segments=True,
+                change_feed=True,
+                chooses_ids=False,
+                batch_size=BATCH,
+                subscription=True,
+            ),
+        )
+        self._schema: ContactSchema | None = None
+        self._lists: dict[str, ContactList] | None = None
+        self._members: dict[str, set[str]] | None = None
+        """Contact id -> ids of the lists it is in."""
+        self._seen: dict[str, _Raw] = {}
+        self._bound: dict[str, dict[str, Any]] = {}
+        """Creates answered by a 409, bound to the existing contact (op id -> result)."""
+        self._clock = time.monotonic
+
+    # --- account ------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Prove the token and its scopes with one small read of each kind Pairsync needs:
+        the contact properties, one contact, the lists (AuthExpired names what is missing)."""
+        self.contact_schema()
+        self.api.call("GET", CONTACTS, query={"limit": 1, "properties": "email"})
+        self._load_lists(refresh=True)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def contact_schema(self) -> ContactSchema:
+        if self._schema is None:
+            _, data = self.api.call("GET", "/crm/v3/properties/contacts")
+            self._schema = build_schema(data.get("results", []))
+        return self._schema
+
+    def fields(self) -> tuple[FieldSpec, ...]:
+        return self.contact_schema().fields
+
+    def schema(self) -> Schema:
+        lists = self._load_lists()
+        return Schema(self.fields(), tuple(sorted(x.name for x in lists.values())))
+
+    def prepare(self) -> None:
+        self.contact_schema()
+
+    def _load_lists(self, refresh: bool = False) -> dict[str, ContactList]:
+        if self._lists is None or refresh:
+            found: dict[str, ContactList] = {}
+            offset = 0
+            while True:
+                _, data = self.api.call(
+                    "POST",
+                    "/crm/v3/lists/search",
+                    body={"offset": offset, "count": 500, "additionalProperties": []},
+                )
+                for item in data.get("lists", []):
+                    if item.get("objectTypeId") == "0-1" and not item.get("deletedAt"):
+                        found[str(item["listId"])] = ContactList(
+                            str(item["listId"]), str(item["name"]), str(item["processingType"])
+                        )
+                if not data.get("hasMore"):
+                    break
+                offset = int(data["offset"])
+            self._lists = found
+        return self._lists
+
+    def _load_members(self, refresh: bool = False) -> dict[str, set[str]]:
+        if self._members is None or refresh:
+            members: dict[str, set[str]] = {}
+            for lst in self._load_lists(refresh).values():
+                for page in self.api.pages(
+                    f"/crm/v3/lists/{lst.list_id}/memberships", {"limit": MEMBERSHIP_PAGE}
+                ):
+                    for row in page:
+                        members.setdefault(str(row["recordId"]), set()).add(lst.list_id)
+            self._members = members
+        return self._members
+
+    def _segments(self, contact_id: str) -> frozenset[str]:
+        lists = self._load_lists()
+        ids = self._load_members().get(contact_id, set())
+        return frozenset(lists[i].name for i in ids if i in lists)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _record(self, data: dict[str, Any]) -> Record | Unreadable:
+        rid = str(data.get("id", ""))
+        try:
+            rec = to_record(data, self.contact_schema(), self._segments(rid))
+        except (KeyError, TypeError, ValueError) as err:
+            return Unreadable(
+                rid,
+                str(data.get("updatedAt", "")),
+                f"HubSpot sent a contact Pairsync cannot read ({type(err).__name__}).",
+                json.dumps(data)[:500],
+            )
+        self._seen[rid] = _Raw(data, self._clock(), dict(data.get("properties") or {}))
+        return rec
+
+    def _listing(self) -> list[Record | Unreadable]:
+        """Every contact, 100 a page, with the properties behind the fields."""
+        schema = self.contact_schema()
+        self._load_members(refresh=True)
+        props = schema.read_properties()
+        joined = ",".join(props)
+        by_post = len(joined) > URL_BUDGET
+        query = {"limit": PAGE, "properties": "lastmodifieddate" if by_post else joined}
+        out: list[Record | Unreadable] = []
+        self._seen.clear()
+        for page in self.api.pages(CONTACTS, query):
+            if by_post:
+                out.extend(self._read_ids([str(d["id"]) for d in page]))
+            else:
+                out.extend(self._record(d) for d in page)
+        return out
+
+    def list_versions(self) -> dict[str, str]:
+        return {item.id: item.version for item in self._listing()}
+
+    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        out: list[Record | Unreadable] = []
+        todo: list[str] = []
+        for rid in ids:
+            raw = self._seen.get(rid)
+            if raw is not None:
+                out.append(self._record(raw.data))
+            else:
+                todo.append(rid)
+        out.extend(self._read_ids(todo))
+        order = {rid: i for i, rid in enumerate(ids)}
+        return sorted(out, key=lambda r: order.get(r.id, len(order)))
+
+    def _read_ids(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        """Batch read (100 a call); ids HubSpot no longer has (or archived) are absent."""
+        props = self.contact_schema().read_properties()
+        out: list[Record | Unreadable] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = [i for i in ids[start : start + BATCH] if i.isdigit()]
+            if not chunk:
+                continue
+            _, data = self.api.call(
+                "POST",
+                f"{CONTACTS}/batch/read",
+                body={"inputs": [{"id": i} for i in chunk], "properties": props},
+            )
+            out.extend(self._record(d) for d in data.get("results", []))
+        return out
+
+    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
+        wanted = sorted({email_key(e) for e in emails if e.strip()})
+        props = self.contact_schema().read_properties()
+        found: dict[str, Record] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            body = {
+                "filterGroups": [
+                    {"filters": [{"propertyName": "email", "operator": "IN", "values": chunk}]}
+                ],
+                "properties": props,
+                "limit": SEARCH_PAGE,
+            }
+            for page, _ in self.api.search(body):
+                for d in page:
+                    rec = self._record(d)
+                    if isinstance(rec, Record):
+                        found[rec.id] = rec
+        keys = set(wanted)
+        return [
+            r
+            for r in found.values()
+            if any(email_key(e.value) in keys for e in r.fields.get("emails", ()) or ())  # type: ignore[union-attr]
+        ]
+
+    # --- change feed --------------------------------------------------------------------------
+
+    def changes(self, cursor: str | None) -> ChangeSet | None:
+        """What changed since ``cursor`` (see the module docstring)."""
+        now_ms = int(time.time() * 1000)
+        since, full_at = _parse_cursor(cursor)
+        if since is None or full_at is None or now_ms - full_at > FULL_EVERY_MS:
+            records = self._listing()
+            newest = max(
+                (_stamp(self._seen[r.id].data) for r in records if r.id in self._seen),
+                default=LAG_MS,  # no contact yet: the next search starts at 0
+            )
+            return ChangeSet(
+                records=records,
+                cursor=_cursor(max(0, newest - LAG_MS), now_ms),
+                complete=True,
+            )
+        self._load_members(refresh=True)
+        props = self.contact_schema().read_properties()
+        seen: dict[str, Record | Unreadable] = {}
+        start = since
+        newest = since
+        while True:
+            body = {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "propertyName": "lastmodifieddate",
+                                "operator": "GTE",
+                                "value": str(start),
+                            }
+                        ]
+                    }
+                ],
+                "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": props,
+                "limit": SEARCH_PAGE,
+            }
+            capped = False
+            count = 0
+            for page, offset in self.api.search(body):
+                count = offset + len(page)
+                for d in page:
+                    seen[str(d["id"])] = self._record(d)
+                    newest = max(newest, _stamp(d))
+                capped = count + SEARCH_PAGE > self.api.search_cap and len(page) == SEARCH_PAGE
+            if not capped:
+                break
+            if newest <= start:
+                # More than a whole search's worth of contacts share one timestamp: the
+                # search cannot get past them; read everything instead.
+                records = self._listing()
+                return ChangeSet(
+                    records=records, cursor=_cursor(max(0, newest - LAG_MS), full_at), complete=True
+                )
+            start = newest
+        return ChangeSet(
+            records=list(seen.values()),
+            cursor=_cursor(max(since, newest - LAG_MS), full_at),
+            complete=False,
+        )
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        if len(ops) > BATCH:
+            raise ValueError(f"batch of {len(ops)} exceeds {BATCH}")
+        results: dict[str, WriteResult] = {}
+        updates = [op for op in ops if isinstance(op, Update)]
+        creates = [op for op in ops if isinstance(op, Create)]
+        if updates:
+            self._write_updates(updates, results)
+        if creates:
+            self._write_creates(creates, results)
+        return [results[op.op_id] for op in ops]
+
+    def _translate(self, fields: Any, create: bool) -> Translation:
+        schema = self.contact_schema()
+        values = dict(fields)
+        opt_out = values.pop(OPT_OUT_FIELD, None)
+        out = to_properties(values, schema, create=create)
+        if opt_out is not None:
+            out.problems.append(
+                Rejected(
+                    "HubSpot manages its own opt-out (“Unsubscribed from all email”); set it "
+                    "in HubSpot — Pairsync does not write it.",
+                    field=OPT_OUT_FIELD,
+                )
+            )
+        return out
+
+    def _current_versions(self, ids: list[str]) -> dict[str, str]:
+        """Versions of contacts as HubSpot has them now: this run's read when it is fresh,
+        else read again (HubSpot has no conditional write to do this for us)."""
+        now = self._clock()
+        stale = [i for i in ids if i not in self._seen or now - self._seen[i].at > FRESH]
+        for i in stale:
+            self._seen.pop(i, None)
+        if stale:
+            self._read_ids(stale)
+        return {
+            i: version_of(self._seen[i].data, self._segments(i)) for i in ids if i in self._seen
+        }
+
+    def _write_updates(self, ops: list[Update], results: dict[str, WriteResult]) -> None:
+        checked = [op.record_id for op in ops if op.expected_version is not None]
+        current = self._current_versions(checked) if checked else {}
+        todo: list[Update] = []
+        for op in ops:
+            if op.expected_version is None:
+                todo.append(op)
+            elif op.record_id not in current:
+                results[op.op_id] = WriteResult(
+                    op.op_id, error=NotFound("The contact no longer exists in HubSpot.")
+                )
+            elif current[op.record_id] != op.expected_version:
+                results[op.op_id] = WriteResult(
+                    op.op_id,
+                    error=Conflict("The contact changed in HubSpot while syncing; it is retried."),
+                )
+            else:
+                todo.append(op)
+        problems: dict[str, list[Rejected]] = {}
+        inputs: list[dict[str, Any]] = []
+        for op in todo:
+            t = self._translate(op.fields, create=False)
+            problems[op.op_id] = list(t.problems)
+            if t.properties:
+                inputs.append(
+                    {"id": op.record_id, "properties": t.properties, "objectWriteTraceId": op.op_id}
+                )
+        written, errors = self._send_batch("update", inputs, problems)
+        for op in todo:
+            if op.op_id in errors:
+                results[op.op_id] = WriteResult(op.op_id, error=errors[op.op_id])
+        ok = [op for op in todo if op.op_id not in errors]
+        seg_problems = self._apply_segments(
+            [(op.op_id, op.record_id, op.add_segments, op.remove_segments) for op in ok]
+        )
+        need_read = [op.record_id for op in ok if op.record_id not in self._seen]
+        if need_read:
+            self._read_ids(need_read)
+        for op in ok:
+            data = written.get(op.op_id)
+            raw = self._seen.get(op.record_id)
+            if raw is None:
+                results[op.op_id] = WriteResult(
+                    op.op_id, error=NotFound("The contact no longer exists in HubSpot.")
+                )
+                continue
+            if data is not None:
+                merged = dict(raw.props)
+                merged.update(data["sent"])
+                merged.update(
+                    {
+                        k: v
+                        for k, v in (data["result"].get("properties") or {}).items()
+                        if v is not None and k not in data["sent"]
+                    }
+                )
+                new = {**data["result"], "properties": merged}
+                raw = _Raw(new, self._clock(), merged)
+                self._seen[op.record_id] = raw
+            rec = self._record(raw.data)
+            issues = problems.get(op.op_id, []) + seg_problems.get(op.op_id, [])
+            results[op.op_id] = WriteResult(
+                op.op_id,
+                record=rec if isinstance(rec, Record) else None,
+                error=_first(issues),
+            )
+
+    def _write_creates(self, ops: list[Create], results: dict[str, WriteResult]) -> None:
+        problems: dict[str, list[Rejected]] = {}
+        inputs: list[dict[str, Any]] = []
+        for op in ops:
+            t = self._translate(op.fields, create=True)
+            problems[op.op_id] = list(t.problems)
+            inputs.append({"properties": t.properties, "objectWriteTraceId": op.op_id})
+        created: dict[str, dict[str, Any]] = {}
+        errors: dict[str, Exception] = {}
+        pending = inputs
+        while pending:
+            try:
+                done, errs = self._send_batch("create", pending, problems)
+            except _Exists as exists:
+                op_id = self._bind_existing(exists.contact_id, pending, problems)
+                if op_id is None:
+                    # The email is taken by a contact we cannot match to an input: write
+                    # the inputs one by one so each gets its own answer.
+                    if len(pending) == 1:
+                        errors[pending[0]["objectWriteTraceId"]] = Rejected(
+                            f"HubSpot already has this email on contact {exists.contact_id}.",
+                            field="emails",
+                        )
+                        break
+                    for single in pending:
+                        try:
+                            d, e = self._send_batch("create", [single], problems)
+                            created.update(d)
+                            errors.update(e)
+                        except _Exists as again:
+                            oid = self._bind_existing(again.contact_id, [single], problems)
+                            if oid is not None:
+                                created[oid] = self._bound[oid]
+                            else:
+                                errors[single["objectWriteTraceId"]] = Rejected(
+                                    f"HubSpot already has this email on contact "
+                                    f"{again.contact_id}.",
+                                    field="emails",
+                                )
+                    break
+                created[op_id] = self._bound[op_id]
+                pending = [i for i in pending if i["objectWriteTraceId"] != op_id]
+                continue
+            created.update(done)
+            errors.update(errs)
+            break
+        for op_id, err in errors.items():
+            results[op_id] = WriteResult(op_id, error=err)
+        ok = [op for op in ops if op.op_id in created]
+        for op in ok:
+            data = created[op.op_id]
+            rid = str(data["result"]["id"])
+            props = {**(data["result"].get("properties") or {})}
+            props.update(data["sent"])
+            new = {**data["result"], "properties": props}
+            self._seen[rid] = _Raw(new, self._clock(), props)
+        seg_problems = self._apply_segments(
+            [
+                (op.op_id, str(created[op.op_id]["result"]["id"]), op.segments, frozenset())
+                for op in ok
+            ]
+        )
+        for op in ok:
+            rid = str(created[op.op_id]["result"]["id"])
+            rec = self._record(self._seen[rid].data)
+            issues = problems.get(op.op_id, []) + seg_problems.get(op.op_id, [])
+            results[op.op_id] = WriteResult(
+                op.op_id, record=rec if isinstance(rec, Record) else None, error=_first(issues)
+            )
+        for op in ops:
+            results.setdefault(
+                op.op_id,
+                WriteResult(
+                    op.op_id, error=Unavailable("HubSpot did not answer for this contact.")
+                ),
+            )
+
+    def _bind_existing(
+        self,
+        contact_id: str,
+        pending: list[dict[str, Any]],
+        problems: dict[str, list[Rejected]],
+    ) -> str | None:
+        """A 409 on create: the input whose email HubSpot already has binds to that contact;
+        the contact's empty properties are filled from the input. The op id, or None."""
+        found = self._read_ids([contact_id])
+        raw = self._seen.get(contact_id)
+        if not found or raw is None:
+            return None
+        existing = email_key(str(raw.props.get("email") or ""))
+        match = next(
+            (
+                i
+                for i in pending
+                if email_key(str(i["properties"].get("email") or "")) == existing and existing
+            ),
+            None,
+        )
+        if match is None:
+            return None
+        fill = {k: v for k, v in match["properties"].items() if v and not raw.props.get(k)}
+        result = raw.data
+        sent: dict[str, str] = {}
+        if fill:
+            done, _errs = self._send_batch(
+                "update",
+                [
+                    {
+                        "id": contact_id,
+                        "properties": fill,
+                        "objectWriteTraceId": match["objectWriteTraceId"],
+                    }
+                ],
+                problems,
+            )
+            if match["objectWriteTraceId"] in done:
+                result = done[match["objectWriteTraceId"]]["result"]
+                sent = done[match["objectWriteTraceId"]]["sent"]
+            result = {**result, "properties": {**raw.props, **(result.get("properties") or {})}}
+        self._bound[match["objectWriteTraceId"]] = {"result": result, "sent": sent}
+        return str(match["objectWriteTraceId"])
+
+    def _send_batch(
+        self,
+        action: str,
+        inputs: list[dict[str, Any]],
+        problems: dict[str, list[Rejected]],
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
+        """One batch call (split when HubSpot refuses it whole for one bad input).
+
+        Returns op id -> {"result": contact JSON, "sent": properties written}, and op id ->
+        error for inputs that failed entirely. Properties HubSpot rejects are dropped from
+        their input, which is sent again; the field goes into ``problems``.
+        """
+        done: dict[str, dict[str, Any]] = {}
+        failed: dict[str, Exception] = {}
+        if not inputs:
+            return done, failed
+        by_trace = {str(i["objectWriteTraceId"]): i for i in inputs}
+        try:
+            _, data = self.api.call("POST", f"{CONTACTS}/batch/{action}", body={"inputs": inputs})
+        except HubSpotError as err:
+            if err.status == 409 and action == "create":
+                m = EXISTING.search(err.message)
+                if m:
+                    raise _Exists(m[1]) from None
+            if err.status in (400, 409) and len(inputs) > 1:
+                half = len(inputs) // 2
+                for part in (inputs[:half], inputs[half:]):
+                    d, f = self._send_batch(action, part, problems)
+                    done.update(d)
+                    failed.update(f)
+                return done, failed
+            if err.status == 400:
+                names = _property_names(err.body)
+                item = inputs[0]
+                return self._retry_without(action, item, names, err.message, problems)
+            failed[str(inputs[0]["objectWriteTraceId"])] = Rejected(
+                f"HubSpot refused the contact: {err.message}", raw=err.message[:500]
+            )
+            return done, failed
+        for res in data.get("results", []):
+            trace = _trace_of(res, inputs)
+            if trace is not None:
+                done[trace] = {"result": res, "sent": dict(by_trace[trace]["properties"])}
+        retry: list[tuple[dict[str, Any], list[str], str]] = []
+        for error in data.get("errors", []):
+            ctx = error.get("context") or {}
+            traces = ctx.get("objectWriteTraceId") or []
+            category = error.get("category", "")
+            message = str(error.get("message", ""))
+            if category == "OBJECT_NOT_FOUND":
+                for rid in ctx.get("ids") or []:
+                    for i in inputs:
+                        if str(i.get("id")) == str(rid):
+                            failed[str(i["objectWriteTraceId"])] = NotFound(
+                                "The contact no longer exists in HubSpot."
+                            )
+                continue
+            for trace in traces:
+                found = by_trace.get(str(trace))
+                if found is None:
+                    continue
+                if category == "VALIDATION_ERROR":
+                    retry.append((found, list(ctx.get("propertyName") or []), message))
+                elif category == "CONFLICT":
+                    m = EXISTING.search(message)
+                    failed[str(trace)] = Rejected(
+                        "Another HubSpot contact already has this email"
+                        + (f" (contact {m[1]})." if m else "."),
+                        field="emails",
+                        raw=message[:500],
+                    )
+                else:
+                    failed[str(trace)] = Rejected(
+                        f"HubSpot refused the contact: {message}", raw=message[:500]
+                    )
+        for item, names, message in retry:
+            d, f = self._retry_without(action, item, names, message, problems)
+            done.update(d)
+            failed.update(f)
+        for trace in by_trace:
+            if trace not in done and trace not in failed:
+                failed[trace] = Unavailable("HubSpot did not answer for this contact.")
+        return done, failed
+
+    def _retry_without(
+        self,
+        action: str,
+        item: dict[str, Any],
+        names: list[str],
+        message: str,
+        problems: dict[str, list[Rejected]],
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Exception]]:
+        """Send one input again without the properties HubSpot rejected."""
+        trace = str(item["objectWriteTraceId"])
+        schema = self.contact_schema()
+        bad = [n for n in names if n in item["properties"]]
+        if not bad:
+            return {}, {
+                trace: Rejected(f"HubSpot refused the contact: {message}", raw=message[:500])
+            }
+        for name in bad:
+            problems.setdefault(trace, []).append(
+                Rejected(
+                    f"HubSpot refused the value “{item['properties'][name]}” for "
+                    f"{schema.properties[name].label if name in schema.properties else name}: "
+                    f"{_reason(message, name)}",
+                    field=_field_of(name, schema),
+                    raw=message[:500],
+                )
+            )
+        rest = {k: v for k, v in item["properties"].items() if k not in bad}
+        if action == "update" and not rest:
+            # Nothing left to write: the contact is as it was (re-read it for the record).
+            rid = str(item["id"])
+            self._read_ids([rid])
+            raw = self._seen.get(rid)
+            if raw is None:
+                return {}, {trace: NotFound("The contact no longer exists in HubSpot.")}
+            return {trace: {"result": raw.data, "sent": {}}}, {}
+        if action == "create" and not any(rest.get(k) for k in ("email", "firstname", "lastname")):
+            return {}, {trace: problems[trace].pop()}
+        return self._send_batch(action, [{**item, "properties": rest}], problems)
+
+    def _apply_segments(
+        self, changes: list[tuple[str, str, frozenset[str], frozenset[str]]]
+    ) -> dict[str, list[Rejected]]:
+        """Add/remove contacts to/from lists in one call per list and direction."""
+        problems: dict[str, list[Rejected]] = {}
+        if not any(add or remove for _, _, add, remove in changes):
+            return problems
+        lists = self._load_lists()
+        members = self._load_members()
+        by_name = {x.name.casefold(): x for x in lists.values()}
+        adds: dict[str, list[str]] = {}
+        removes: dict[str, list[str]] = {}
+        for op_id, rid, add, remove in changes:
+            for name, bucket in [(n, adds) for n in sorted(add)] + [
+                (n, removes) for n in sorted(remove)
+            ]:
+                lst = by_name.get(name.strip().casefold())
+                if lst is None and bucket is adds:
+                    lst = self._create_list(name.strip())
+                    by_name[lst.name.casefold()] = lst
+                if lst is None:
+                    continue
+                if not lst.editable:
+                    problems.setdefault(op_id, []).append(
+                        Rejected(
+                            f"The HubSpot list “{lst.name}” is an active (dynamic) list: HubSpot "
+                            "decides its members from its filters, so Pairsync cannot "
+                            "change them.",
+                            field="segments",
+                        )
+                    )
+                    continue
+                bucket.setdefault(lst.list_id, []).append(rid)
+        for action, bucket in (("add", adds), ("remove", removes)):
+            for list_id, ids in bucket.items():
+                for start in range(0, len(ids), 10_000):
+                    self.api.call(
+                        "PUT",
+                        f"/crm/v3/lists/{list_id}/memberships/{action}",
+                        body=ids[start : start + 10_000],
+                    )
+                for rid in ids:
+                    if action == "add":
+                        members.setdefault(rid, set()).add(list_id)
+                    else:
+                        members.get(rid, set()).discard(list_id)
+        return problems
+
+    def _create_list(self, name: str) -> ContactList:
+        _, data = self.api.call(
+            "POST",
+            "/crm/v3/lists",
+            body={"name": name, "objectTypeId": "0-1", "processingType": "MANUAL"},
+        )
+        item = data["list"]
+        lst = ContactList(str(item["listId"]), str(item["name"]), str(item["processingType"]))
+        self._load_lists()[lst.list_id] = lst
+        return lst
+
+
+class _Exists(Exception):
+    def __init__(self, contact_id: str) -> None:
+        super().__init__(contact_id)
+        self.contact_id = contact_id
+
+
+def _first(issues: list[Rejected]) -> Rejected | None:
+    if not issues:
+        return None
+    if len(issues) == 1:
+        return issues[0]
+    first = issues[0]
+    fields = ", ".join(sorted({i.field or "" for i in issues if i.field}))
+    return type(first)(
+        " ".join(i.message for i in issues), field=first.field, raw=f"fields: {fields}"
+    )
+
+
+def _trace_of(result: dict[str, Any], inputs: list[dict[str, Any]]) -> str | None:
+    trace = result.get("objectWriteTraceId")
+    if trace:
+        return str(trace)
+    rid = str(result.get("id", ""))
+    for i in inputs:
+        if str(i.get("id", "")) == rid:
+            return str(i["objectWriteTraceId"])
+    email = email_key(str((result.get("properties") or {}).get("email") or ""))
+    for i in inputs:
+        if email and email_key(str(i["properties"].get("email") or "")) == email:
+            return str(i["objectWriteTraceId"])
+    return None
+
+
+def _property_names(body: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for e in body.get("errors") or []:
+        names += list((e.get("context") or {}).get("propertyName") or [])
+    names += list((body.get("context") or {}).get("propertyName") or [])
+    message = str(body.get("message", ""))
+    if not names and "[" in message:
+        try:
+            detail = json.loads(message[message.index("[") :])
+            names = [str(d["name"]) for d in detail if isinstance(d, dict) and "name" in d]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return list(dict.fromkeys(names))
+
+
+def _reason(message: str, name: str) -> str:
+    if "[" in message:
+        try:
+            detail = json.loads(message[message.index("[") :])
+            for d in detail:
+                if isinstance(d, dict) and d.get("name") == name:
+                    return str(d.get("message", "")).split(": [")[0]
+        except (ValueError, TypeError):
+            pass
+    return message[:200]
+
+
+def _field_of(prop: str, schema: ContactSchema) -> str:
+    for key, name in schema.single.items():
+        if name == prop:
+            return key
+    if prop in ("email", "hs_additional_emails"):
+        return "emails"
+    if prop in ("phone", "mobilephone", "fax"):
+        return "phones"
+    if prop in ("address", "city", "state", "zip", "country"):
+        return "addresses"
+    return prop
+
+
+def _stamp(data: dict[str, Any]) -> int:
+    from datetime import datetime
+
+    text = str(
+        data.get("updatedAt") or (data.get("properties") or {}).get("lastmodifieddate") or ""
+    )
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
+def _cursor(since_ms: int, full_ms: int) -> str:
+    return f"hs1:{since_ms}:{full_ms}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | None, int | None]:
+    if not cursor or not cursor.startswith("hs1:"):
+        return None, None
+    try:
+        _, since, full = cursor.split(":")
+        return int(since), int(full)
+    except ValueError:
+        return None, None
