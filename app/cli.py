@@ -86,6 +86,15 @@ def build_parser() -> Parser:
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
     rem.add_argument("name")
+    rea = acc.add_parser(
+        "reauth",
+        help="sign in again: a new password or token, or moved settings (connections are kept)",
+    )
+    rea.add_argument("name")
+    rea.add_argument(
+        "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
+    )
+    rea.add_argument("--secret-env", metavar="VAR", help="the new password or token's variable")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -382,6 +391,11 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
+        elif args.action == "reauth":
+            secret = secret_from_env(args.secret_env) if args.secret_env else None
+            names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
+            using = f" Connections using it: {', '.join(names)}." if names else ""
+            print(f"Signed in to {args.name!r} again.{using}")
         return EXIT_OK
 
     if args.command == "connection":

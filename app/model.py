@@ -568,3 +568,16 @@ class JournalRowView:
     field: str
     before: Any
     after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCounts:
+    """The numbers on the Health tabs."""
+
+    in_sync: int
+    excluded: int
+    duplicates: int
+    failed: int
+    ignored: int
+    conflicts: int
+    not_fitting: int = 0

@@ -2,10 +2,11 @@
 
 The facade's jobs live in one module each (``accounts``, ``connections``, ``mappings``,
 ``rules``, ``runs``, ``health``); each is a class that builds on this one and, where it needs
-them, on the jobs before it (``Service`` at the top stacks them all). Only this module opens
-an app: ``opened`` is the one way to get a connection's two apps, and it always closes them,
-which matters beyond tidiness — the CardDAV app saves its mirror of the address book and ends
-its HTTP session on ``close()``.
+them, on the jobs before it (``Service`` at the top stacks them all). ``opened`` is the one
+way to get a connection's two apps, and it always closes them, which matters beyond
+tidiness — the CardDAV app saves its mirror of the address book and ends its HTTP session on
+``close()``. (An account checked on its own, outside a connection, is opened and closed by
+``accounts``.)
 """
 
 from __future__ import annotations

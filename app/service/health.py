@@ -16,6 +16,7 @@ from app.model import (
     ConflictRow,
     ContactRow,
     FailureRow,
+    HealthCounts,
     JournalRowView,
     NotFittingRow,
     RunRow,
@@ -101,20 +102,20 @@ class Health(Runs):
             last_run_at=runs[0].ended if runs else None,
         )
 
-    def health_counts(self, name: str) -> dict[str, int]:
+    def health_counts(self, name: str) -> HealthCounts:
         """The numbers on the Health tabs."""
         cid = self._connections.connection(name).id
         q = self._health
         since = utcnow() - timedelta(days=CONFLICT_DAYS)
-        return {
-            "in_sync": q.contacts_count(cid, "bound", side="a"),
-            "excluded": q.contacts_count(cid, "excluded"),
-            "duplicates": q.contacts_count(cid, "duplicate"),
-            "failed": q.failures_count(cid, ignored=False),
-            "ignored": q.failures_count(cid, ignored=True),
-            "conflicts": q.conflicts_count(cid, since=since),
-            "not_fitting": len(q.not_fitting(cid)),
-        }
+        return HealthCounts(
+            in_sync=q.contacts_count(cid, "bound", side="a"),
+            excluded=q.contacts_count(cid, "excluded"),
+            duplicates=q.contacts_count(cid, "duplicate"),
+            failed=q.failures_count(cid, ignored=False),
+            ignored=q.failures_count(cid, ignored=True),
+            conflicts=q.conflicts_count(cid, since=since),
+            not_fitting=len(q.not_fitting(cid)),
+        )
 
     def contacts_page(
         self,

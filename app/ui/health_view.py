@@ -52,7 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
-from app.model import ConflictRow, ContactRow, FailureRow, NotFittingRow
+from app.model import ConflictRow, ContactRow, FailureRow, HealthCounts, NotFittingRow
 from app.service import ConnectionState, Service
 from app.ui.paged import PAGE, Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
@@ -679,12 +679,12 @@ class HealthView(QWidget):
         for page, title, key in self._pages:
             self.tabs.setTabText(
                 self.tabs.indexOf(page),
-                _tr("{title} ({count})").format(title=title, count=f"{counts[key]:,}"),
+                _tr("{title} ({count})").format(title=title, count=f"{getattr(counts, key):,}"),
             )
         self.summary.setText(self._summary_text(state, counts))
         self._sign_in_buttons(list(state.sign_in) if state.status.code == "auth" else [])
 
-    def _summary_text(self, state: ConnectionState, counts: dict[str, int]) -> str:
+    def _summary_text(self, state: ConnectionState, counts: HealthCounts) -> str:
         code = state.status.code
         if code == "paused":
             return _tr("Paused: nothing is read or written until you resume it.")
@@ -701,8 +701,8 @@ class HealthView(QWidget):
             parts.append(
                 _tr("Next sync {time}").format(time=local_time(state.schedule.due_at, "%H:%M"))
             )
-        if counts.get("ignored"):
-            parts.append(_tr("{n} ignored").format(n=counts["ignored"]))
+        if counts.ignored:
+            parts.append(_tr("{n} ignored").format(n=counts.ignored))
         return " · ".join(parts)
 
     def _sign_in_buttons(self, accounts: list[str]) -> None:

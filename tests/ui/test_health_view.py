@@ -143,7 +143,7 @@ def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     tab.ignore_button.click()  # a whole group at once
     view.refresh()
     assert "Failed (0)" in tab_texts(view) and view.chip.text() == "Active"
-    assert desk.service.health_counts(desk.name)["ignored"] == 1
+    assert desk.service.health_counts(desk.name).ignored == 1
     assert desk.service.health(desk.name)["counts"]["failed"] == 0  # the CLI agrees
     tab.show_ignored.setChecked(True)
     assert tab.model.groups and tab.ignore_button.text() == "Stop ignoring"
@@ -156,7 +156,7 @@ def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     desk.put_card("ann", "Ann Lee", "ann@x.com", phone="+44 7700 900123")
     card.chmod(0o444)
     desk.sync(qtbot)
-    assert desk.service.health_counts(desk.name)["failed"] == 1
+    assert desk.service.health_counts(desk.name).failed == 1
 
 
 def test_lists_page_search_and_filter_by_reason(desk: Desk, qtbot: Any) -> None:
