@@ -296,6 +296,18 @@ def build_parser() -> Parser:
     und.add_argument("run", type=int, help="the run's number (pairsync health NAME --json)")
     und.add_argument("--contact", metavar="SIDE:ID", help="only this contact: a:ID or b:ID")
     und.add_argument("--json", action="store_true")
+
+    res = sub.add_parser(
+        "restore",
+        help="put back a backup of Pairsync's database (close the desktop app first)",
+    )
+    res.add_argument("backup", nargs="?", help="a backup's file name (default: the newest)")
+    res.add_argument("--list", action="store_true", help="list the backups, restore nothing")
+    res.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move the database aside and start again with an empty one",
+    )
     return p
 
 
@@ -326,6 +338,8 @@ def run(argv: Sequence[str]) -> int:
         os.environ["PAIRSYNC_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     if args.command is None:
         return _no_command(parser, args)
+    if args.command == "restore":
+        return _restore(args)  # works while the database cannot be opened
     from app.service import Service
 
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
@@ -857,6 +871,30 @@ def _print_undo_report(args: argparse.Namespace, report: Any, head: str) -> int:
     if report.status == "auth":
         return EXIT_AUTH
     return EXIT_OK if report.status == "ok" else EXIT_FAILED
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from app.service import database_backups, restore_database
+
+    if args.list:
+        backups = database_backups(args.home)
+        if not backups:
+            print("No backups of Pairsync's database yet.")
+        for b in backups:
+            print(f"{b.path.name}  {b.made_at:%Y-%m-%d %H:%M} UTC  {b.size:,} bytes")
+        return EXIT_OK
+    if args.fresh and args.backup:
+        raise UsageError("pairsync restore: give a backup or --fresh, not both")
+    done = restore_database(args.home, args.backup, fresh=args.fresh)
+    kept = f" The previous file was kept as {done.kept_as}." if done.kept_as else ""
+    if done.backup is None:
+        print(f"Started again with an empty database.{kept}")
+    else:
+        print(
+            f"Restored Pairsync's database from {done.backup.path} "
+            f"({done.backup.made_at:%Y-%m-%d %H:%M} UTC).{kept}"
+        )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,14 @@ class ConfigError(PairsyncError):
     code = "config"
 
 
+class DatabaseDamaged(ConfigError):
+    """Pairsync's database is damaged, empty or missing: refused rather than replaced by an
+    empty one; the message says where the newest backup is and how to restore it
+    (``app.store.integrity``)."""
+
+    code = "database"
+
+
 class KeyringError(ConfigError):
     code = "keyring"
 

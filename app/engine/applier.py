@@ -8,6 +8,7 @@ from app.engine.context import (
     TRASH_SEGMENT,
     RunContext,
     SideRead,
+    _same,
 )
 from app.engine.match import keys_of
 from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
@@ -344,6 +345,7 @@ class Applier(RunContext):
                 journal: list[JournalNote] = []
                 conflicts: list[ConflictNote] = []
                 cleared_bindings: list[int] = []
+                replan: list[int] = []
                 for u, res in zip(batch, results, strict=True):
                     pair, _ = by_op[u.op_id]
                     pending[pair.binding_id] -= 1
@@ -385,6 +387,8 @@ class Applier(RunContext):
                                 )
                             )
                         index.extend(self.pair_entries(pair, target, res.record))
+                        if self.changed_by_others(target, u, res.record):
+                            replan.append(pair.binding_id)
                         if target is Side.A:
                             pair.record_a = res.record
                         else:
@@ -440,9 +444,27 @@ class Applier(RunContext):
                         journal=journal,
                         conflicts=conflicts,
                         clear_binding_failures=cleared_bindings,
+                        replan=replan,
                     )
                 )
                 self.batch_written(len(batch))
+
+    def changed_by_others(self, target: Side, u: PlannedUpdate, written: Record) -> bool:
+        """Does the app hold, after our write, mapped values we neither read nor wrote?
+
+        That is another client's edit merged into ours (CardDAV after a 412: the card is read
+        again and our patch applied to it). Its values are not in the base we agreed, and
+        the record's new version is already indexed, so no later listing would show it as
+        changed: the pair is planned again at the next run, and the edit flows across."""
+        keys = {k for m in self.mappings for k in m.fields_of(target)}
+        for key in keys - set(u.fields) - {"segments"}:
+            if not _same(u.record.fields.get(key), written.fields.get(key)):
+                return True
+        if "segments" in keys:
+            expected = (u.record.segments | u.add_segments) - u.remove_segments
+            if written.segments != expected:
+                return True
+        return False
 
     def batch_written(self, count: int) -> None:
         """After a batch is committed: report progress, then a safe point to stop."""

@@ -202,8 +202,8 @@ class BatchOutcome:
     """Everything that must become durable together after one batch (or step) of a run.
 
     The store commits it in one transaction, in this order: index entries, new bindings,
-    bases, rule states, tombstones, statuses, rebound bindings, dropped index entries,
-    cleared failures, new failures, journal, conflicts, done intents, cursors.
+    bases, rule states, bindings to re-plan, tombstones, statuses, rebound bindings, dropped
+    index entries, cleared failures, new failures, journal, conflicts, done intents, cursors.
     """
 
     run_id: int
@@ -216,6 +216,9 @@ class BatchOutcome:
     bases: Sequence[tuple[int, dict[str, Any]]] = ()
     """(binding id, new base): the binding's ``needs_merge`` ends with it."""
     rule_states: Sequence[tuple[int, dict[str, Any]]] = ()
+    replan: Sequence[int] = ()
+    """Bindings planned again at the next run (an app merged another client's edit into
+    our write)."""
     tombstones: Sequence[Tombstone] = ()
     statuses: Sequence[StatusChange] = ()
     dropped: Sequence[RecordRef] = ()

@@ -98,7 +98,9 @@ class Runs(Rules):
                 if dry_run:
                     return run.run(dry_run=True, confirm=confirm)
                 with self._writer(conn):
-                    return run.run(dry_run=False, confirm=confirm)
+                    report = run.run(dry_run=False, confirm=confirm)
+                self._store.backup_if_due()
+                return report
             except ConnectionBusy as err:
                 return RunReport(connection=conn.name, status="busy", message=str(err))
         raise AssertionError("unreachable")  # pragma: no cover (mypy: ExitStack may swallow)

@@ -552,6 +552,8 @@ class SyncState:
                 for bid, st in o.rule_states
             ):
                 s.execute(update(Binding), params)
+            for params in batched({"id": bid, "needs_merge": True} for bid in o.replan):
+                s.execute(update(Binding), params)
             if o.tombstones:
                 table = BINDINGS
                 s.execute(
