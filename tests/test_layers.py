@@ -24,6 +24,7 @@ VALUES = ("app.model", "app.errors")
 
 CONNECTOR_SHARED = (
     "app.connectors.base",
+    "app.connectors.decoding",
     "app.connectors.vcard_text",
     "app.connectors.http",
     "app.connectors.file_writes",

@@ -34,12 +34,12 @@ from app.connectors.carddav.dav import (
     scan_multistatus,
 )
 from app.connectors.carddav.discovery import AddressBook, Discovery
+from app.connectors.decoding import decode_card
 from app.connectors.vcard_text import (
     RAW_LIMIT,
     Broken,
     Card,
     card_values,
-    decode_bytes,
     parse_card,
     unescape,
 )
@@ -539,7 +539,7 @@ class Mirror(Discovery):
                 f"The CardDAV server could not send the card {name} (HTTP "
                 f"{response.status_code}); it may be damaged on the server.",
             )
-        return _Body(etag, decode_bytes(response.content))
+        return _Body(etag, decode_card(response.content))
 
     def _read_bodies(self, names: Sequence[str]) -> None:
         """Fetch and describe the cards ``names`` (absent ones leave the mirror)."""

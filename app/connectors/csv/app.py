@@ -16,7 +16,6 @@ from app.connectors.csv.codec import _Codec
 from app.connectors.csv.formats import DEFAULT_HEADER, ID_HEADER, _build_layout, _Layout
 from app.connectors.csv.table import (
     _add,
-    _Encoding,
     _Entry,
     _format_row,
     _Hashing,
@@ -30,6 +29,7 @@ from app.connectors.csv.table import (
     _with_cell_appended,
     _write_text,
 )
+from app.connectors.decoding import Encoding
 from app.connectors.file_writes import (
     is_read_only,
     read_only_message,
@@ -125,7 +125,7 @@ class CsvApp:
 
     def _empty_table(self) -> _Table:
         self._cache, self._cache_key, self._cache_digest = None, None, None
-        return _Table(None, None, [], _Encoding("utf-8", b"\xef\xbb\xbf"), ",", "\r\n", False)
+        return _Table(None, None, [], Encoding("utf-8", b"\xef\xbb\xbf"), ",", "\r\n", False)
 
     def _read_as(self) -> tuple[tuple[int, int, int] | None, bytes | None]:
         """What the table last loaded was read from: its stat key and content digest."""

@@ -50,8 +50,6 @@ _FORMAT_TITLES = {OUTLOOK: "Outlook CSV", GOOGLE: "Google CSV", GENERIC: "This C
 
 _PACK_SEP = " ::: "
 _ID_RE = re.compile(r"^(?:[0-9a-f]{32}|row-[0-9a-f]{20}-\d+)$")
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
-_REAL_NON_ASCII = re.compile("[\u0080-\udc7f\udd00-\U0010ffff]")
 _OUTLOOK_EMPTY_DATES = {"0/0/00", "0/0/0000", "00/00/00", "00/00/0000", "1/1/4501"}
 
 csv.field_size_limit(1 << 30)

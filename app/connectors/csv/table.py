@@ -13,95 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from app.connectors.csv.formats import (
-    _ESCAPED_BYTE,
     _ID_RE,
-    _REAL_NON_ASCII,
     _build_layout,
     _Layout,
 )
+from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_csv
 from app.model import (
     Record,
 )
 
 # --- the file as text -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Encoding:
-    codec: str
-    bom: bytes = b""
-
-    @property
-    def byte_preserving(self) -> bool:
-        """Undecodable bytes survive a round trip through ``surrogateescape``."""
-        return not self.codec.startswith("utf-16") and not self.codec.startswith("utf-32")
-
-    def decode(self, data: bytes | memoryview) -> str:
-        errors = "surrogateescape" if self.byte_preserving else "replace"
-        return str(data, self.codec, errors)
-
-    @property
-    def errors(self) -> str:
-        """The error handler for encoding."""
-        return "surrogateescape" if self.byte_preserving else "strict"
-
-    def encode(self, text: str) -> bytes:
-        return self.bom + text.encode(self.codec, self.errors)
-
-    def describe(self) -> str:
-        name = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}.get(
-            self.codec, self.codec
-        )
-        return name
-
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
-
-
-def _decode(data: bytes) -> tuple[_Encoding, str]:
-    """The file's encoding and its text (without the BOM)."""
-    encoding, text = _detect_encoding(data)
-    if text is None:
-        # A view: no copy of the bytes after the BOM.
-        text = encoding.decode(memoryview(data)[len(encoding.bom) :])
-    return encoding, text
-
-
-def _detect_encoding(data: bytes) -> tuple[_Encoding, str | None]:
-    """The file's encoding, and its text when detecting it already decoded it all."""
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return _Encoding(codec, bom), None
-    if len(data) >= 4 and data[1] == 0 and data[3] == 0 and data[0] != 0:
-        return _Encoding("utf-16-le"), None
-    if len(data) >= 4 and data[0] == 0 and data[2] == 0 and data[1] != 0:
-        return _Encoding("utf-16-be"), None
-    try:
-        # Valid UTF-8: the very text ``_Encoding("utf-8").decode`` gives (no byte to escape).
-        return _Encoding("utf-8"), data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    loose = data.decode("utf-8", "surrogateescape")
-    if _REAL_NON_ASCII.search(loose):
-        # Real multi-byte UTF-8 text with a few broken bytes: those rows become unreadable.
-        return _Encoding("utf-8"), loose
-    try:
-        from charset_normalizer import from_bytes
-
-        matches = list(from_bytes(data))
-    except Exception:  # pragma: no cover - the detector is a best effort
-        matches = []
-    candidates = [m.encoding for m in matches]
-    western = {"cp1252", "latin_1", "iso8859_15", "iso8859_1"}
-    if not candidates or western & set(candidates):
-        return _Encoding("cp1252"), None
-    return _Encoding(candidates[0]), None
 
 
 _NEWLINE = re.compile(r"\r\n|\n|\r")
@@ -186,7 +107,7 @@ class _Table:
     header: list[str] | None
     header_raw: str | None
     rows: list[_Row]
-    encoding: _Encoding
+    encoding: Encoding
     delimiter: str
     newline: str
     quote_all: bool
@@ -282,7 +203,7 @@ def _parse(data: bytes) -> _Table:
     what = _binary_kind(data)
     if what:
         raise _NotACsv(what)
-    encoding, text = _decode(data)
+    encoding, text = decode_csv(data)
     del data  # the text is all that is needed now (the caller keeps no reference either)
     head = text[:_SAMPLE]
     if len(_CONTROL.findall(head)) > max(8, len(head) // 100):
@@ -397,7 +318,7 @@ class _Indexer:
         if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = f"has {len(cells)} cells but the header has {width}"
         text = row.raw or "".join(cells)
-        if problem is None and _ESCAPED_BYTE.search(text):
+        if problem is None and ESCAPED_BYTE.search(text):
             problem = f"contains bytes that are not valid {table.encoding.describe()} text"
         if problem is None and "\x00" in text:
             # A NUL is binary data: no contact app takes it (a vCard with one is broken).
@@ -475,7 +396,7 @@ def _printable(raw: str) -> str:
     """A row's text as it can be shown and stored: bytes that were not valid in the file's
     encoding (kept as surrogate escapes) are shown as Windows-1252, the usual culprit (a
     row pasted from an older export)."""
-    return _ESCAPED_BYTE.sub(
+    return ESCAPED_BYTE.sub(
         lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", "replace"), raw
     )
 
