@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.connectors.hubspot import HubSpotApp
-from app.errors import AuthExpired, ConfigError, NotFound, Rejected, ValueNotAllowed
+from app.errors import AuthExpired, ConfigError, Conflict, NotFound, Rejected, ValueNotAllowed
 from app.model import Address, Create, FieldType, Labeled, Meaning, Record, Update
 from tests.connectors.contract import ANN, ConnectorContract
 from tests.emulators.hubspot.fixtures import TOKEN, hubspot  # noqa: F401
@@ -409,3 +409,30 @@ def test_wrong_token_is_auth_expired(hubspot: HubSpotEmulator) -> None:  # noqa:
 def test_plain_http_only_to_loopback() -> None:
     with pytest.raises(ConfigError, match="https"):
         HubSpotApp(TOKEN, api_base="http://api.example.com")
+
+
+def test_a_stale_read_is_checked_again_by_search_before_writing(
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """HubSpot has no conditional write: a read older than a minute is checked again just
+    before the update — by a search, which does not spend the ten-second budget."""
+    a = hubspot.portal.seed({"email": "a@x.com"})
+    b = hubspot.portal.seed({"email": "b@x.com"})
+    app = connect(hubspot)
+    versions = app.list_versions()
+    later = time.monotonic() + 120
+    app._clock = lambda: later
+    time.sleep(0.005)
+    hubspot.portal.edit(b.id, jobtitle="Edited in HubSpot meanwhile")
+    before = dict(hubspot.stats.by_route)
+    results = app.write(
+        [
+            Update("u1", a.id, {"title": "A"}, expected_version=versions[a.id]),
+            Update("u2", b.id, {"title": "B"}, expected_version=versions[b.id]),
+        ]
+    )
+    assert results[0].ok, results[0].error
+    assert isinstance(results[1].error, Conflict)
+    assert b.properties["jobtitle"] == "Edited in HubSpot meanwhile"
+    assert hubspot.stats.by_route["search"] - before.get("search", 0) == 1
+    assert hubspot.stats.by_route["batch/read"] == before.get("batch/read", 0)
