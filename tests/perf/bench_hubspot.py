@@ -16,7 +16,10 @@ operation: the listing pages, the creates, the updates, plus the two schema read
 wall time; and the throughput while Pairsync talked to HubSpot, as a fraction of what the
 limit allows over the same span (``limit`` at once, then ``limit`` per ``interval``): from the
 first to the last request the emulator saw. A fraction well below 1 with no 429s means the
-limit was not what bounded the run (the engine's own work was).
+limit was not what bounded the run (the engine's own work was). ``longest_pause_s`` is the
+longest stretch without any HubSpot request (under a rolling limit, paced requests come in
+bursts, so pauses up to ``interval`` are the pacing itself; a longer one is the engine
+matching and planning between reading and writing).
 
 ``--feed N`` then measures the change feed the engine will use (``HubSpotApp.changes``) on
 its own: N contacts changed since the cursor (more than the 10,000 one search can page
@@ -29,6 +32,7 @@ seconds, and whether every changed contact came back exactly once.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         requests = emulator.stats.requests - searches
         span = (times[-1] - times[0]) if len(times) > 1 else 0.0
         allowed = args.limit + args.limit * span / args.interval
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         listed = (
             len(emulator.portal.live()) if label == "nochange" else len(only_hubspot) + len(both)
         )
@@ -142,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "hubspot_span_s": round(span, 2),
             "throughput_rps": round(requests / span, 2) if span else None,
             "ceiling_fraction": round(requests / allowed, 3) if allowed else None,
+            "longest_pause_s": round(max(gaps, default=0.0), 2),
         }
     if args.feed:
         results["feed"] = feed(emulator, args.feed)
