@@ -22,7 +22,7 @@ from app.errors import AuthExpired, ConfigError, PairsyncError
 if TYPE_CHECKING:
     from app.service import Service
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
 log = logging.getLogger("pairsync")
 
@@ -86,6 +86,15 @@ def build_parser() -> Parser:
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
     rem.add_argument("name")
+    rea = acc.add_parser(
+        "reauth",
+        help="sign in again: a new password or token, or moved settings (connections are kept)",
+    )
+    rea.add_argument("name")
+    rea.add_argument(
+        "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
+    )
+    rea.add_argument("--secret-env", metavar="VAR", help="the new password or token's variable")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -287,6 +296,18 @@ def build_parser() -> Parser:
     und.add_argument("run", type=int, help="the run's number (pairsync health NAME --json)")
     und.add_argument("--contact", metavar="SIDE:ID", help="only this contact: a:ID or b:ID")
     und.add_argument("--json", action="store_true")
+
+    res = sub.add_parser(
+        "restore",
+        help="put back a backup of Pairsync's database (close the desktop app first)",
+    )
+    res.add_argument("backup", nargs="?", help="a backup's file name (default: the newest)")
+    res.add_argument("--list", action="store_true", help="list the backups, restore nothing")
+    res.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move the database aside and start again with an empty one",
+    )
     return p
 
 
@@ -317,6 +338,8 @@ def run(argv: Sequence[str]) -> int:
         os.environ["PAIRSYNC_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     if args.command is None:
         return _no_command(parser, args)
+    if args.command == "restore":
+        return _restore(args)  # works while the database cannot be opened
     from app.service import Service
 
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
@@ -382,6 +405,11 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
+        elif args.action == "reauth":
+            secret = secret_from_env(args.secret_env) if args.secret_env else None
+            names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
+            using = f" Connections using it: {', '.join(names)}." if names else ""
+            print(f"Signed in to {args.name!r} again.{using}")
         return EXIT_OK
 
     if args.command == "connection":
@@ -646,10 +674,12 @@ def _sync(service: Service, args: argparse.Namespace) -> int:
         code = EXIT_GUARD
     elif "auth" in statuses:
         code = EXIT_AUTH
+    elif "unavailable" in statuses:
+        code = EXIT_UNAVAILABLE  # the run could not happen: a folder missing, a server down
     elif "failed" in statuses:
         code = EXIT_FAILED
     for r in reports:
-        if r.status in ("guard", "auth") or (r.status == "failed" and r.message):
+        if r.status in ("guard", "auth", "unavailable") or (r.status == "failed" and r.message):
             print(f"{r.connection}: {r.message}", file=sys.stderr)
     return code
 
@@ -659,10 +689,10 @@ def _summary(r: Any) -> str:
         return f"{r.connection}: paused."
     if r.status == "busy":
         return f"{r.connection}: skipped. {r.message}"
-    head = "would" if r.dry_run else ""
+    create, update = ("would create", "would update") if r.dry_run else ("created", "updated")
     parts = [
-        f"created {r.created['a']} in A, {r.created['b']} in B",
-        f"updated {r.updated['a']} in A, {r.updated['b']} in B",
+        f"{create} {r.created['a']} in A, {r.created['b']} in B",
+        f"{update} {r.updated['a']} in A, {r.updated['b']} in B",
     ]
     if r.matched:
         parts.append(f"matched {r.matched}")
@@ -673,12 +703,12 @@ def _summary(r: Any) -> str:
         ("excluded", r.excluded),
         ("duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
+        ("not fitting", getattr(r, "not_fitting", 0)),
     ):
         if n:
             parts.append(f"{n} {label}")
     prefix = f"{r.connection} ({'dry run' if r.dry_run else r.status})"
-    text = "; ".join(parts)
-    return f"{prefix}: {head + ' ' if head else ''}{text}."
+    return f"{prefix}: {'; '.join(parts)}."
 
 
 def _health(service: Service, args: argparse.Namespace) -> int:
@@ -707,6 +737,11 @@ def _health(service: Service, args: argparse.Namespace) -> int:
                 fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
                 number = f"  (#{item['id']})" if "id" in item else ""
                 print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
+    if data.get("not_fitting"):
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for item in data["not_fitting"]:
+            values = ", ".join(item["values"])
+            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
     if data["conflicts"]:
         print("\nConflicts:")
         for item in data["conflicts"][:50]:
@@ -836,6 +871,30 @@ def _print_undo_report(args: argparse.Namespace, report: Any, head: str) -> int:
     if report.status == "auth":
         return EXIT_AUTH
     return EXIT_OK if report.status == "ok" else EXIT_FAILED
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from app.service import database_backups, restore_database
+
+    if args.list:
+        backups = database_backups(args.home)
+        if not backups:
+            print("No backups of Pairsync's database yet.")
+        for b in backups:
+            print(f"{b.path.name}  {b.made_at:%Y-%m-%d %H:%M} UTC  {b.size:,} bytes")
+        return EXIT_OK
+    if args.fresh and args.backup:
+        raise UsageError("pairsync restore: give a backup or --fresh, not both")
+    done = restore_database(args.home, args.backup, fresh=args.fresh)
+    kept = f" The previous file was kept as {done.kept_as}." if done.kept_as else ""
+    if done.backup is None:
+        print(f"Started again with an empty database.{kept}")
+    else:
+        print(
+            f"Restored Pairsync's database from {done.backup.path} "
+            f"({done.backup.made_at:%Y-%m-%d %H:%M} UTC).{kept}"
+        )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,14 @@ class ConfigError(PairsyncError):
     code = "config"
 
 
+class DatabaseDamaged(ConfigError):
+    """Pairsync's database is damaged, empty or missing: refused rather than replaced by an
+    empty one; the message says where the newest backup is and how to restore it
+    (``app.store.integrity``)."""
+
+    code = "database"
+
+
 class KeyringError(ConfigError):
     code = "keyring"
 
@@ -54,6 +62,26 @@ class Rejected(PairsyncError):
     """The app refused one record (a validation error); other records are unaffected."""
 
     code = "rejected"
+
+
+class ReadOnlyFile(Rejected):
+    """The file the contact lives in may not be written (its permissions say read-only):
+    Pairsync never replaces it, whatever the folder allows."""
+
+    code = "read_only"
+
+
+class NotFitting(Rejected):
+    """Some values have no room in the app (a 3rd e-mail into a file with two e-mail
+    columns): everything else of the record was written, and the record as stored comes
+    with the result. Not a failure: the pair is in sync with what each app can hold, and
+    Health names the values once (SPEC §10 "Not fitting")."""
+
+    code = "not_fitting"
+
+    def __init__(self, message: str, *, field: str, values: tuple[str, ...]) -> None:
+        super().__init__(message, field=field)
+        self.values = values
 
 
 class RequiredMissing(Rejected):

@@ -492,6 +492,23 @@ class ContactRow:
 
 
 @dataclass(frozen=True, slots=True)
+class NotFittingRow:
+    """Values an app had no room for (Health's "Not fitting"): the rest of the contact is
+    in sync."""
+
+    side: str
+    record_id: str
+    name: str
+    field: str
+    values: tuple[str, ...]
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.name.casefold(), self.side, self.record_id, self.field)
+
+
+@dataclass(frozen=True, slots=True)
 class FailureRow:
     id: int
     side: str
@@ -551,3 +568,16 @@ class JournalRowView:
     field: str
     before: Any
     after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCounts:
+    """The numbers on the Health tabs."""
+
+    in_sync: int
+    excluded: int
+    duplicates: int
+    failed: int
+    ignored: int
+    conflicts: int
+    not_fitting: int = 0

@@ -124,3 +124,68 @@ def test_two_syncs_at_once_write_each_contact_once(service: Service, tmp_path: P
     assert created_b == 301  # Ann and the 300, once
     emails = [r["E-mail Address"] for r in read_csv(tmp_path / "contacts.csv")]
     assert len(emails) == len(set(emails)) == 302
+
+
+# --- two connections over the same storage (issue 12) ---------------------------------------------
+
+
+def test_a_second_connection_over_the_same_apps_waits_for_the_first(
+    service: Service, tmp_path: Path
+) -> None:
+    """Another connection writing the same folder and file: this one is skipped in words
+    (status busy, nothing written), and syncs once the other run is over."""
+    from app.run_lock import StorageBusy, storage_lock_path
+
+    service.add_account("vcard-folder", "Phone again", {"path": str(tmp_path / "cards")})
+    service.add_account("csv", "Sheet again", {"path": str(tmp_path / "contacts.csv")})
+    service.create_connection("Second", "Phone again", "Sheet again", ConnectionSettings())
+    key = f"path:{os.path.realpath(tmp_path / 'contacts.csv')}"
+    path = storage_lock_path(service.paths.data / "locks", key)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    try:
+        reports = service.sync()
+        assert [r.status for r in reports] == ["busy", "busy"]
+        assert "contacts.csv right now" in reports[1].message
+        assert len(read_csv(tmp_path / "contacts.csv")) == 1
+        with pytest.raises(StorageBusy):
+            service.undo_run("Second", 1)
+    finally:
+        holder.kill()
+        holder.wait()
+    first, second = service.sync()
+    assert first.status == second.status == "ok"
+    assert first.created == {"a": 1, "b": 1} and second.created == {"a": 0, "b": 0}
+
+
+def test_two_connections_over_the_same_apps_at_once_never_duplicate(
+    service: Service, tmp_path: Path
+) -> None:
+    """Cron syncing one connection while the app syncs another over the same folder and
+    file (two real processes, started together, each pass repeated): every contact exists
+    once on each side."""
+    folder = tmp_path / "cards"
+    service.add_account("vcard-folder", "Phone 2", {"path": str(folder)})
+    service.add_account("csv", "Sheet 2", {"path": str(tmp_path / "contacts.csv")})
+    service.create_connection("Other", "Phone 2", "Sheet 2", ConnectionSettings())
+    for i in range(400):
+        (folder / f"p{i}.vcf").write_text(card(f"p{i}", f"P {i}", f"p{i}@x.com"))
+    for _round in range(2):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "sync", name, "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in ("Main", "Other")
+        ]
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+            assert json.loads(out)[0]["status"] in ("ok", "busy"), out
+    emails = [r["E-mail Address"] for r in read_csv(tmp_path / "contacts.csv")]
+    assert len(emails) == len(set(emails)) == 402
+    assert len(list(folder.glob("*.vcf"))) == 402

@@ -47,9 +47,11 @@ class Connector(Protocol):
         ...
 
     def prepare(self) -> None:
-        """Make the storage ready for a writing run (e.g. CSV stamps its id column).
+        """Make the ids the app reports permanent (e.g. CSV stamps its id column).
 
-        Called before reading in every run that may write; never in a dry run.
+        The engine does not call it: a run writes nothing to an app before its plan and the
+        guard, and nothing at all to an app it does not write (SPEC §2). An id as listed
+        must therefore be valid for ``write``, which stamps ids as part of a real write.
         """
         ...
 

@@ -22,14 +22,27 @@ Columns that are not recognised become text fields ``col:<header>`` and are alwa
 
 Ids and versions
 ----------------
-The id lives in a ``Pairsync ID`` column. ``prepare()`` appends that column when missing and
-stamps a uuid4 hex into every readable row lacking one (one atomic rewrite; a no-op when
-nothing is missing). Before that (dry run) a row's id is ``row-<sha1 of its cells>-<n>``,
-stable across reads while the row is unchanged. A write touching such a row stamps that
-derived id into the row, so the id the engine used stays valid. A later copy of an id already
-seen (a pasted row) is reported ``Unreadable`` under a derived id and written back untouched;
-``prepare()`` does not re-stamp it: the user decides whether it is a duplicate or a new person.
-The version is a short hash of the row's cells without the id cell.
+The id lives in a ``Pairsync ID`` column. A row without one is read under a derived id,
+``row-<sha1 of its cells>-<n>``, stable while the row is unchanged. Nothing is stamped by
+reading: a run that does not write this file (its read-only side, a dry run, a run stopped
+by the guard, a run with nothing to write) leaves it byte for byte. A real ``write()`` adds
+the column when missing and stamps every readable row's id as it was read (``prepare()``
+does the same on its own), so the ids the engine planned with stay valid and are permanent
+from then on. A later copy of an id already seen (a pasted row) is reported ``Unreadable``
+under a derived id and written back untouched, never re-stamped: the user decides whether it
+is a duplicate or a new person. The version is a short hash of the row's cells without the
+id cell. (When a derived id changes because a row of a file Pairsync never writes was
+edited, the engine follows the contact by its email: ``SyncRun.find_moved``.)
+
+Concurrent edits
+----------------
+The file is read, the ops applied in memory, and the file replaced at once. Just before the
+replacement, the file is checked against what was read (size, mtime, inode; its content's
+digest while the mtime is too recent to tell writes apart): rows another program appended
+meanwhile are appended to the new version byte for byte (checked again until the file holds
+still); any other change means the file is read again and the ops applied to it again (an
+update of a row edited meanwhile becomes a ``Conflict``, retried next run). A read-only file
+(mode 444) is never replaced: each op fails with ``ReadOnlyFile``.
 
 Reading and writing
 -------------------
@@ -47,8 +60,9 @@ Values that do not fit
 Outlook and generic files have a fixed number of columns. A multi value is placed by label
 (exact label first, then an ``other``/unlabelled column, then any free column; the label read
 back is the column's). Values with no free column are not written and the op's result carries
-a ``Rejected`` error naming the field and the values left out — *and* the record as now
-stored (everything else of the op was applied), so the new version is known. Google files
+a ``NotFitting`` error naming the field and the values left out — *and* the record as now
+stored (everything else of the op was applied), so the new version is known; the engine
+keeps the pair in sync with what each app holds and Health lists the values once. Google files
 never overflow: extra values share a slot with `` ::: ``. Address parts without a column
 (e.g. PO box in a file without one) are appended as extra street lines. A field key with no
 column, segments on a file without a segment column, or a character the file's encoding cannot
@@ -58,20 +72,27 @@ hold also give ``Rejected``; for the encoding case the whole op is left unapplie
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import replace_file
-from app.errors import Conflict, NotFound, Rejected, Unavailable
+from app.connectors.file_writes import (
+    is_read_only,
+    read_only_message,
+    remove_stale_temps,
+    replace_file,
+)
+from app.errors import Conflict, NotFitting, NotFound, ReadOnlyFile, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     Address,
@@ -129,7 +150,7 @@ GENERIC = "generic"
 _FORMAT_TITLES = {OUTLOOK: "Outlook CSV", GOOGLE: "Google CSV", GENERIC: "This CSV file"}
 
 _PACK_SEP = " ::: "
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"^(?:[0-9a-f]{32}|row-[0-9a-f]{20}-\d+)$")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
 _REAL_NON_ASCII = re.compile("[\u0080-\udc7f\udd00-\U0010ffff]")
 _OUTLOOK_EMPTY_DATES = {"0/0/00", "0/0/0000", "00/00/00", "00/00/0000", "1/1/4501"}
@@ -880,6 +901,27 @@ def _hash(parts: Iterable[str]) -> str:
     return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_SAMPLE = 65536
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SIGNATURES = (
+    (b"PK\x03\x04", "an Excel workbook or another zip archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook"),
+    (b"%PDF-", "a PDF document"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+
+
+class _NotACsv(Exception):
+    """The file is not text at all (what it seems to be is the message)."""
+
+
+def _binary_kind(data: bytes) -> str | None:
+    for signature, what in _SIGNATURES:
+        if data.startswith(signature):
+            return what
+    return None
+
+
 def _parse(data: bytes) -> _Table:
     """Read the file's text into an indexed table (see ``_index``).
 
@@ -887,8 +929,15 @@ def _parse(data: bytes) -> _Table:
     all rows are never in memory at once. The result is the same as indexing all rows after
     reading them (``_index``): the same ``_Indexer`` sees the same rows in the same order.
     """
+    what = _binary_kind(data)
+    if what:
+        raise _NotACsv(what)
     encoding, text = _decode(data)
     del data  # the text is all that is needed now (the caller keeps no reference either)
+    head = text[:_SAMPLE]
+    if len(_CONTROL.findall(head)) > max(8, len(head) // 100):
+        raise _NotACsv("binary data")
+    del head
     m = _NEWLINE.search(text)
     newline = m.group(0) if m else "\r\n"
     preamble = ""
@@ -997,8 +1046,14 @@ class _Indexer:
             return  # blank line: kept, but no contact
         if problem is None and len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = f"has {len(cells)} cells but the header has {width}"
-        if problem is None and _ESCAPED_BYTE.search(row.raw or "".join(cells)):
+        text = row.raw or "".join(cells)
+        if problem is None and _ESCAPED_BYTE.search(text):
             problem = f"contains bytes that are not valid {table.encoding.describe()} text"
+        if problem is None and "\x00" in text:
+            # A NUL is binary data: no contact app takes it (a vCard with one is broken).
+            problem = "contains a NUL character (binary data), which no contact app accepts"
+        if problem is None and row.raw is not None and '"' in row.raw:
+            problem = _strict_problem(row.raw, table.delimiter)
         rid = ""
         if id_col is not None and id_col < len(cells):
             rid = cells[id_col].strip()
@@ -1026,6 +1081,53 @@ class _Indexer:
             rid = _derived_id(_hash(_padded(cells, width, id_col)), self.occurrences)
         self.first_row[rid] = number
         _add(table, rid, pos, version, None, in_cell)
+
+
+def _split_terminator(raw: str) -> tuple[str, str]:
+    """A row's text and its line terminator ("" for a last line without one)."""
+    for end in ("\r\n", "\n", "\r"):
+        if raw.endswith(end):
+            return raw[: -len(end)], end
+    return raw, ""
+
+
+def _with_cell_appended(row: _Row, value: str, col: int, table: _Table) -> _Row:
+    """``row`` with ``value`` as its cell number ``col`` (past its last cell), written at
+    the end of its own text."""
+    cells = row.cells
+    body, newline = _split_terminator(row.raw or "")
+    pad = table.delimiter * (col - len(cells))
+    cell = _format_row([value], table.delimiter, table.quote_all)
+    new = _Row(
+        [*cells, *([""] * (col - len(cells))), value],
+        body + pad + table.delimiter + cell + newline,
+        None,
+        table.delimiter,
+    )
+    new.release()
+    return new
+
+
+def _strict_problem(raw: str, delimiter: str) -> str | None:
+    """A row the lenient reader accepted but whose quoting is broken (text after a closing
+    quote, as in ``Eve,"Broken,eve@x.com,1,"x``): unreadable, so it is kept byte for byte
+    rather than read as something the user did not write and written back that way."""
+    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for _cells in reader:
+            pass
+    except csv.Error as err:
+        return f"has broken quoting ({err})"
+    return None
+
+
+def _printable(raw: str) -> str:
+    """A row's text as it can be shown and stored: bytes that were not valid in the file's
+    encoding (kept as surrogate escapes) are shown as Windows-1252, the usual culprit (a
+    row pasted from an older export)."""
+    return _ESCAPED_BYTE.sub(
+        lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", "replace"), raw
+    )
 
 
 def _add(
@@ -1083,7 +1185,7 @@ def _render_parts(table: _Table) -> Iterator[str]:
     yield last
 
 
-def _write_text(handle: BinaryIO, table: _Table) -> None:
+def _write_text(handle: BinaryIO | _Hashing, table: _Table) -> None:
     """Encode and write the table's text in pieces: the same bytes as
     ``encoding.encode(_render(table))``, without the whole text and its bytes in memory."""
     enc = table.encoding
@@ -1216,6 +1318,8 @@ class _Codec:
 
     def __init__(self, layout: _Layout) -> None:
         self.layout = layout
+        self.left_out: dict[str, list[str]] = {}
+        """Per field key, the values a write found no room for (not fitting)."""
 
     # reading ----------------------------------------------------------------------------
 
@@ -1332,6 +1436,7 @@ class _Codec:
             if extra:
                 what = ", ".join(i.value for i in extra)
                 problem = f"{layout.title} holds one {key}; {what} was not written."
+                self.left_out.setdefault(key, []).extend(i.value for i in extra)
             if key != "notes":
                 text = text.strip()
             if text != (current.fields.get(key) or ""):
@@ -1356,6 +1461,7 @@ class _Codec:
 
     def _overflow(self, key: str, limit: int, items: Sequence[str], indexes: list[int]) -> str:
         noun = _NOUNS.get(key, key)
+        self.left_out.setdefault(key, []).extend(items[i] for i in indexes)
         what = ", ".join(f"the {_ordinal(i + 1)} ({items[i]})" for i in indexes)
         verb = "was" if len(indexes) == 1 else "were"
         return f"{self.layout.title} holds at most {limit} {noun}; {what} {verb} not written."
@@ -1437,6 +1543,7 @@ class _Codec:
         street_cols = slot.parts.get("street", [])
         if not street_cols:
             if street_lines:
+                self.left_out.setdefault("addresses", []).append(", ".join(street_lines))
                 return (
                     f"{self.layout.title} has no street column for the {addr.label or 'other'} "
                     f"address; {', '.join(street_lines)} was not written."
@@ -1503,6 +1610,7 @@ class CsvApp:
         )
         self._cache: _Table | None = None
         self._cache_key: tuple[int, int, int] | None = None
+        self._cache_digest: bytes | None = None
 
     # --- loading -------------------------------------------------------------------------
 
@@ -1528,18 +1636,58 @@ class CsvApp:
         if self._cache is not None and self._cache_key == key:
             return self._cache
         try:
-            # The bytes are passed on, not kept here: _parse lets go of them once decoded.
-            table = _parse(self.path.read_bytes())  # indexed as it is read
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return self._empty_table()
         except OSError as err:
             raise Unavailable(f"The CSV file {self.path} cannot be read: {err.strerror}.") from err
-        self._cache, self._cache_key = table, key
+        digest = _digest(data)
+        key = (st.st_mtime_ns, len(data), st.st_ino)  # what was read, not what was stat'ed
+        # The bytes are passed on, not kept here: _parse lets go of them once decoded.
+        try:
+            table = _parse(data)  # indexed as it is read
+        except _NotACsv as err:
+            raise Unavailable(
+                f"The file {self.path} is not a CSV file: it holds {err}, not lines of text. "
+                "Choose the CSV file, or export the contacts as CSV (comma-separated values)."
+            ) from None
+        del data
+        self._cache, self._cache_key, self._cache_digest = table, key, digest
         return table
 
     def _empty_table(self) -> _Table:
-        self._cache, self._cache_key = None, None
+        self._cache, self._cache_key, self._cache_digest = None, None, None
         return _Table(None, None, [], _Encoding("utf-8", b"\xef\xbb\xbf"), ",", "\r\n", False)
+
+    def _read_as(self) -> tuple[tuple[int, int, int] | None, bytes | None]:
+        """What the table last loaded was read from: its stat key and content digest."""
+        return self._cache_key, self._cache_digest
+
+    def _check_unchanged(self, read_as: tuple[tuple[int, int, int] | None, bytes | None]) -> None:
+        """Raise ``_FileChanged`` when the file is no longer what the table was read from:
+        another program wrote it meanwhile (a spreadsheet saving, a script appending rows).
+        Size, mtime and inode first; when the mtime is too recent to tell two writes apart
+        on a coarse clock, the content's digest too."""
+        key, digest = read_as
+        if key is not None and time.time_ns() - key[0] < _COARSE_CLOCK_NS:
+            try:
+                again = _digest(self.path.read_bytes())
+            except FileNotFoundError:
+                raise _FileChanged from None
+            except OSError:
+                raise _FileChanged from None
+            if again != digest:
+                raise _FileChanged
+        # The status last: the file is replaced right after this check, so the moment
+        # another program's write could still slip in between is as short as it can be.
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if key is not None:
+                raise _FileChanged from None
+            return
+        if (st.st_mtime_ns, st.st_size, st.st_ino) != key:
+            raise _FileChanged
 
     def _layout(self, table: _Table) -> _Layout:
         if table.layout is None:
@@ -1552,7 +1700,7 @@ class CsvApp:
             return None
         row = table.rows[entry.pos]
         if entry.problem is not None:
-            return Unreadable(rid, entry.version, entry.problem, row.raw or "")
+            return Unreadable(rid, entry.version, entry.problem, _printable(row.raw or ""))
         rec = table.records.get(entry.pos)
         if rec is None or rec.id != rid:
             assert table.layout is not None
@@ -1594,36 +1742,50 @@ class CsvApp:
         return Schema(layout.specs, tuple(sorted(segments)))
 
     def prepare(self) -> None:
+        """Make the ids ``list_versions`` reports permanent: the ``Pairsync ID`` column is
+        added when missing and every readable row without an id gets the one it is read
+        under (one atomic rewrite; nothing is written when every row has its id). The engine
+        does not call this: ``write`` stamps ids as part of a real write."""
         table = self._load()
         if table.header is None:
             return
+        read_as = self._read_as()
         work = table.copy()
+        if self._stamp(work):
+            with contextlib.suppress(_FileChanged):  # edited meanwhile: stamped next time
+                self._save(work, read_as)
+
+    def _stamp(self, work: _Table) -> bool:
+        """Write every readable row's id into its id cell (adding the column when missing);
+        True when a row or the header changed."""
         assert work.header is not None and work.layout is not None
-        changed = False
-        id_col = work.layout.id_col
-        known_col = id_col is not None  # the entries' id_in_cell refer to this column
-        if id_col is None:
-            id_col = len(work.header)
-            work.header.append(ID_HEADER)
-            work.header_raw = None
-            changed = True
+        changed = work.layout.id_col is None
+        id_col = self._ensure_id_column(work)
         width = len(work.header)
-        for rid, entry in table.entries.items():
-            if entry.problem is not None or (known_col and entry.id_in_cell):
+        id_last = id_col == width - 1
+        for rid, entry in list(work.entries.items()):
+            if entry.problem is not None or entry.id_in_cell:
                 continue  # its id cell already holds its id (no need to parse the row)
             row = work.rows[entry.pos]
-            current = row.cells[id_col].strip() if id_col < len(row.cells) else ""
-            if current == rid:
+            if id_last and row.raw is not None and len(row.cells) <= id_col:
+                # The id goes at the end of the row's own text: every byte the user wrote
+                # stays as it was (quoting, spacing), only the id cell is added.
+                work.rows[entry.pos] = _with_cell_appended(row, rid, id_col, work)
+                work.entries[rid] = _Entry(entry.pos, entry.version, None, True)
+                changed = True
                 continue
             cells = list(row.cells[:width]) + [""] * max(0, width - len(row.cells))
-            cells[id_col] = uuid.uuid4().hex
+            if cells[id_col].strip() == rid:
+                continue
+            cells[id_col] = rid
             work.rows[entry.pos] = _Row(cells, None)
+            work.entries[rid] = _Entry(entry.pos, entry.version, None, True)
             changed = True
-        if changed:
-            _index(work)
-            self._save(work)
+        return changed
 
     def list_versions(self) -> dict[str, str]:
+        # What a write killed half-way left beside the file (our own temporary files only).
+        remove_stale_temps(self.path)
         table = self._load()
         return {rid: entry.version for rid, entry in table.entries.items()}
 
@@ -1655,9 +1817,38 @@ class CsvApp:
     # --- writing -------------------------------------------------------------------------
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` to the file as it is now, and replace it once. When another program
+        changed the file between reading and replacing it (rows appended, the file saved
+        from a spreadsheet), nothing of theirs is lost: the file is read again and the ops
+        applied to it again (an update of a row they edited is then a ``Conflict``, retried
+        next run); after ``_WRITE_ATTEMPTS`` tries every op is a ``Conflict``."""
         if len(ops) > self.info.capabilities.batch_size:
             raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
-        table = self._load()
+        for _attempt in range(_WRITE_ATTEMPTS):
+            table = self._load()
+            if is_read_only(self.path):
+                error = ReadOnlyFile(read_only_message(self.path))
+                return [WriteResult(op.op_id, error=error) for op in ops]
+            read_as = self._read_as()
+            results, work, changed = self._apply_all(table, ops)
+            if not changed:
+                return results
+            # A real write: every row's id becomes permanent, as the rows it touches' are.
+            self._stamp(work)
+            try:
+                self._save(work, read_as)
+            except _FileChanged:
+                continue
+            return results
+        conflict = Conflict(
+            "The CSV file kept changing while syncing (another program is writing it); "
+            "nothing was written, it is retried."
+        )
+        return [r if not r.ok else WriteResult(r.op_id, error=conflict) for r in results]
+
+    def _apply_all(
+        self, table: _Table, ops: Sequence[WriteOp]
+    ) -> tuple[list[WriteResult], _Table, bool]:
         work = table.copy()
         if work.header is None:
             work.header = list(DEFAULT_HEADER)
@@ -1672,25 +1863,37 @@ class CsvApp:
                 results.append(WriteResult(op.op_id, error=err))
                 continue
             changed = changed or did_change
-            error = Rejected(problem[0], field=problem[1]) if problem else None
+            error: Rejected | None = None
+            if problem is not None:
+                message, key, left = problem
+                if left:
+                    error = NotFitting(message, field=key, values=tuple(left))
+                else:
+                    error = Rejected(message, field=key)
             results.append(WriteResult(op.op_id, record=record, error=error))
-        if changed:
-            self._save(work)
-        return results
+        return results, work, changed
 
     def _ensure_id_column(self, work: _Table) -> int:
         assert work.header is not None and work.layout is not None
         if work.layout.id_col is not None:
             return work.layout.id_col
         # Rows that are not touched stay short; short rows read as if padded with "".
+        if work.header_raw is not None:
+            body, newline = _split_terminator(work.header_raw)
+            cell = _format_row([ID_HEADER], work.delimiter, work.quote_all)
+            work.header_raw = body + work.delimiter + cell + (newline or work.newline)
         work.header.append(ID_HEADER)
-        work.header_raw = None
         work.layout = _build_layout(work.header)
         work.records = {}
         assert work.layout.id_col is not None
         return work.layout.id_col
 
-    def _apply(self, work: _Table, op: WriteOp) -> tuple[Record, tuple[str, str] | None, bool]:
+    def _apply(
+        self, work: _Table, op: WriteOp
+    ) -> tuple[Record, tuple[str, str, list[str]] | None, bool]:
+        """Apply one op to ``work``: the record as now stored, the first problem (sentence,
+        field key, the values that did not fit — empty when the problem is not about room)
+        and whether the row changed."""
         id_col = self._ensure_id_column(work)
         assert work.header is not None and work.layout is not None
         layout = work.layout
@@ -1726,7 +1929,7 @@ class CsvApp:
             cells[id_col] = rid
             fields = dict(op.fields)
             add, remove = op.add_segments, op.remove_segments
-        problem: tuple[str, str] | None = None
+        problem: tuple[str, str, list[str]] | None = None
         if OPT_OUT_FIELD in fields:
             opt = str(fields.pop(OPT_OUT_FIELD))
             col = self._status_col(work)
@@ -1735,16 +1938,17 @@ class CsvApp:
                     f"The CSV file has no column {self.subscription or 'for subscriptions'!r}; "
                     "the opt-out was not recorded.",
                     OPT_OUT_FIELD,
+                    [],
                 )
             elif parse_subscription(cells[col]) is not parse_subscription(opt):
                 cells[col] = "unsubscribed" if parse_subscription(opt) is False else "subscribed"
         for key, value in fields.items():
             message = codec.write_field(cells, key, value, current)
             if message and problem is None:
-                problem = (message, key)
+                problem = (message, key, codec.left_out.get(key, []))
         message = codec.write_segments(cells, add, remove)
         if message and problem is None:
-            problem = (message, "segments")
+            problem = (message, "segments", [])
         self._check_encoding(work, cells, old_cells)
         version = _row_version(cells, width, id_col)
         if pos is not None and cells == old_cells:
@@ -1785,12 +1989,39 @@ class CsvApp:
                     field=name,
                 ) from err
 
-    def _save(self, work: _Table) -> None:
+    def _save(
+        self, work: _Table, read_as: tuple[tuple[int, int, int] | None, bytes | None]
+    ) -> None:
+        """Replace the file with ``work``. When another program changed the file since it
+        was read as ``read_as``: rows it only appended are appended to the new version too,
+        byte for byte (checked again until the file holds still); any other change raises
+        ``_FileChanged`` and the file is left as the other program wrote it."""
         self._check_folder()
+        digest = hashlib.blake2b(digest_size=16)
+        caught_up = False
+
+        def catch_up(tmp_name: str) -> None:
+            nonlocal read_as, caught_up
+            for _ in range(_CATCH_UP_ROUNDS):
+                try:
+                    self._check_unchanged(read_as)
+                    return
+                except _FileChanged:
+                    tail, read_as = self._appended_since(read_as)
+                with open(tmp_name, "ab") as handle:
+                    handle.write(tail)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                caught_up = True
+            raise _FileChanged
+
         try:
             # A value the file's encoding cannot hold raises UnicodeError: nothing changed.
-            replace_file(self.path, lambda handle: _write_text(handle, work))
-            st = os.stat(self.path)
+            st = replace_file(
+                self.path,
+                lambda handle: _write_text(_Hashing(handle, digest), work),
+                catch_up=catch_up,
+            )
         except OSError as err:
             raise Unavailable(
                 f"The CSV file {self.path} could not be written: {err.strerror or err}."
@@ -1801,4 +2032,56 @@ class CsvApp:
                 row.raw = _format_row(row.cells, work.delimiter, work.quote_all) + work.newline
                 row.delimiter = work.delimiter
                 row.release()
+        if caught_up:
+            # The file holds rows ``work`` does not: read it again next time.
+            self._cache, self._cache_key, self._cache_digest = None, None, None
+            return
         self._cache, self._cache_key = work, (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._cache_digest = digest.digest()
+
+    def _appended_since(
+        self, read_as: tuple[tuple[int, int, int] | None, bytes | None]
+    ) -> tuple[bytes, tuple[tuple[int, int, int] | None, bytes | None]]:
+        """What another program appended to the file since it was read as ``read_as``, and
+        how the file reads now; ``_FileChanged`` when it changed in any other way."""
+        key, digest = read_as
+        if key is None:
+            raise _FileChanged  # created meanwhile: not ours to merge
+        try:
+            st = os.stat(self.path)
+            data = self.path.read_bytes()
+        except OSError:
+            raise _FileChanged from None
+        size = key[1]
+        if len(data) < size or _digest(data[:size]) != digest:
+            raise _FileChanged
+        # The size is what was read (rows appended after the stat are in ``data``): the
+        # next check sees any difference from the file as it then is.
+        return data[size:], ((st.st_mtime_ns, len(data), st.st_ino), _digest(data))
+
+
+_WRITE_ATTEMPTS = 5
+_CATCH_UP_ROUNDS = 50
+_COARSE_CLOCK_NS = 3_000_000_000
+"""Within this long of a file's mtime a second write may leave the same mtime (FAT: 2 s)."""
+
+
+class _FileChanged(Exception):
+    """The file changed since it was read: it is not replaced."""
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class _Hashing:
+    """A binary file that also feeds what is written to a digest (the digest of the new
+    file's bytes, without reading it back)."""
+
+    def __init__(self, handle: BinaryIO, digest: Any) -> None:
+        self.handle = handle
+        self.digest = digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.connectors.base import Connector
 from app.errors import ConfigError
@@ -241,3 +242,30 @@ def normalize_settings(kind: AppKind, settings: Mapping[str, str]) -> dict[str, 
     if "path" in out:
         out["path"] = str(Path(os.path.expanduser(out["path"])).resolve())
     return out
+
+
+def storage_of(kind: str, settings: Mapping[str, str]) -> tuple[str, str]:
+    """(key, words) naming where an account's contacts are stored: two accounts (or two
+    connections) over the same folder, file or address book have the same key, so a run
+    lock on it (``app.run_lock``) keeps two runs from writing the same contacts at once.
+
+    Files and folders: the real path (symlinks resolved). CardDAV: the address book's URL
+    (or, before discovery stored one, the server and the book's name) without the user,
+    since two logins may share one book."""
+    if "path" in settings and kind != "carddav":
+        raw = settings.get("path", "").strip()
+        path = Path(os.path.realpath(os.path.expanduser(raw))) if raw else Path()
+        return f"path:{os.path.normcase(str(path))}", str(path)
+    url = settings.get("url", "").strip()
+    book = (settings.get("addressbook") or "").strip()
+    if book.startswith(("http://", "https://")):
+        where = book
+    elif book.startswith("/"):
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.netloc}{book}"
+    else:
+        where = f"{url.rstrip('/')}#{book}"
+    parts = urlsplit(where)
+    key = f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    key += (parts.path.rstrip("/") or "/") + (f"#{parts.fragment}" if parts.fragment else "")
+    return f"{kind}:{key}", f"the address book {where}" if book else f"the server {url}"

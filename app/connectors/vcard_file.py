@@ -16,11 +16,11 @@ first. Readable cards own a UID before unreadable ones (a card with a typo keeps
 the engine sees a failure, not a deletion); later copies of a UID are read as ``<UID>#2``,
 ``<UID>#3``… (the first number taken by no UID in the file). A card without a UID — common in
 exports — gets a derived id: a UUID computed from its text and its position among identical
-cards, stable across reads while the card is unchanged. ``prepare()`` (before every run that
-may write) and any write give every readable card whose UID is missing or a copy its id as
-``UID``, added at the end of the card: from then on its id no longer depends on its text or
-its position. The version is a short hash of the card's text without its ``UID`` lines, so
-adding a UID is not an edit.
+cards, stable across reads while the card is unchanged. Reading never writes: a run that does
+not write this file leaves it byte for byte. Any real write (and ``prepare()``) gives every
+readable card whose UID is missing or a copy its id as ``UID``, added at the end of the
+card: from then on its id no longer depends on its text or its position. The version is a
+short hash of the card's text without its ``UID`` lines, so adding a UID is not an edit.
 
 Broken cards (``BEGIN`` without ``END``, a line that is not a property, undecodable bytes)
 and text between cards are ``Unreadable`` records with the line they start on, kept
@@ -50,7 +50,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import replace_file
+from app.connectors.file_writes import (
+    is_read_only,
+    read_only_message,
+    remove_stale_temps,
+    replace_file,
+)
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -69,7 +74,15 @@ from app.connectors.vcard_text import (
     set_property,
     unescape,
 )
-from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.errors import (
+    BadData,
+    Conflict,
+    NotFound,
+    PairsyncError,
+    ReadOnlyFile,
+    Rejected,
+    Unavailable,
+)
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -558,6 +571,8 @@ class VCardFileApp:
                 self._save(work, key)
 
     def list_versions(self) -> dict[str, str]:
+        # What a write killed half-way left beside the file (our own temporary files only).
+        remove_stale_temps(self.path)
         book, _ = self._load()
         return {chunk.id: chunk.version for chunk in book.chunks if chunk.kind != GAP}
 
@@ -589,6 +604,11 @@ class VCardFileApp:
         if len(ops) > self.info.capabilities.batch_size:
             raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
         book, key = self._load()
+        if is_read_only(self.path):
+            return [
+                WriteResult(op.op_id, error=ReadOnlyFile(read_only_message(self.path)))
+                for op in ops
+            ]
         work = book.copy()
         results: list[WriteResult] = []
         changed = False
@@ -717,10 +737,10 @@ class VCardFileApp:
                 raise _FileChanged
 
         try:
-            replace_file(
+            st = replace_file(
                 self.path, lambda handle: _write_bytes(handle, data), before_replace=unchanged
             )
-            key = self._stat_key()
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError as err:
             raise Unavailable(
                 f"The vCard file {self.path} could not be written ({err.strerror or err}); "

@@ -12,14 +12,22 @@ files and never parses them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from app.connectors.base import ChangeSet
-from app.connectors.file_writes import fsync_dir, new_file_mode
+from app.connectors.file_writes import (
+    fsync_dir,
+    is_read_only,
+    new_file_mode,
+    read_only_message,
+)
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -35,7 +43,15 @@ from app.connectors.vcard_text import (
     render,
     set_property,
 )
-from app.errors import BadData, Conflict, NotFound, PairsyncError, Rejected, Unavailable
+from app.errors import (
+    BadData,
+    Conflict,
+    NotFound,
+    PairsyncError,
+    ReadOnlyFile,
+    Rejected,
+    Unavailable,
+)
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -57,9 +73,20 @@ from app.model import (
 PRODID = "-//Pairsync//vCard folder//EN"
 
 
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
 def _broken_message(filename: str, err: Broken) -> str:
     where = f"line {err.line}: " if err.line else ""
     return f"The file {filename} is not a valid vCard ({where}{err.reason})."
+
+
+def _several_message(filename: str, count: int) -> str:
+    return (
+        f"The file {filename} holds {count} contacts, but a vCard folder keeps one contact per "
+        f"file: Pairsync leaves the file as it is and syncs none of them. Split it into one "
+        f"file per contact, or add it as a vCard file account."
+    )
 
 
 # --- the connector ----------------------------------------------------------------------
@@ -70,12 +97,57 @@ def _version_of(st: os.stat_result) -> str:
 
 
 def _valid_id(record_id: str) -> bool:
+    """A safe name for a *new* file: one every file system and sync tool accepts."""
     return (
         bool(record_id)
         and not record_id.startswith(".")
         and not any(ch in record_id for ch in '/\\\x00:*?"<>|')
         and len(record_id) <= 200
     )
+
+
+_SEPARATORS = frozenset(ch for ch in ("/", "\x00", os.sep, os.altsep or "/"))
+
+
+def _existing_id(record_id: str) -> bool:
+    """Any name a file in the folder can have: ``urn:uuid:1234``, quotes, ``?``, ``|``, a
+    backslash, 250 characters. Such files (made by other tools) are read and edited in place;
+    only files Pairsync creates get :func:`_valid_id` names."""
+    stem = _stem_of(record_id)
+    return bool(stem) and stem not in (".", "..") and not any(ch in _SEPARATORS for ch in stem)
+
+
+_BEGIN_RE = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _id_of(stem: str) -> str:
+    """The record id of a file name (without ``.vcf``): the name itself, or, for a name that
+    is not valid UTF-8 (the database could not hold it), ``/`` and its bytes percent-encoded
+    (no file name contains ``/``, so the two never collide)."""
+    try:
+        stem.encode("utf-8")
+    except UnicodeEncodeError:
+        return "/" + quote_from_bytes(os.fsencode(stem), safe="")
+    return stem
+
+
+def _stem_of(record_id: str) -> str:
+    if record_id.startswith("/"):
+        return os.fsdecode(unquote_to_bytes(record_id[1:]))
+    return record_id
+
+
+def _shown(path: Path) -> str:
+    """A file name as words (a name that is not UTF-8 shows replacement characters)."""
+    return os.fsencode(path.name).decode("utf-8", "replace")
+
+
+_SAFE_TMP_RE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _more_cards(tail: str) -> int:
+    """How many more cards follow the first one in a file."""
+    return len(_BEGIN_RE.findall(tail))
 
 
 class VCardFolderApp:
@@ -109,6 +181,7 @@ class VCardFolderApp:
             raise Unavailable(f"The contacts folder {self.path} does not exist.")
 
     def _file(self, record_id: str) -> Path:
+        record_id = _stem_of(record_id)
         path = self.path / f"{record_id}.vcf"
         if not path.exists():
             upper = self.path / f"{record_id}.VCF"
@@ -124,7 +197,7 @@ class VCardFolderApp:
         cache: the caller gets its own item, and a sync holds no second copy of each card.
         A cached item is shared: callers that hand it out copy it (``_copy``).
         """
-        if not _valid_id(record_id):
+        if not _existing_id(record_id):
             return None
         path = self._file(record_id)
         try:
@@ -139,21 +212,27 @@ class VCardFolderApp:
             return None
         except OSError as err:
             item: Record | Unreadable = Unreadable(
-                record_id, "", f"The file {path.name} could not be read ({err.strerror})."
+                record_id, "", f"The file {_shown(path)} could not be read ({err.strerror})."
             )
             return "", item
         text = decode_bytes(data)
         try:
             card = parse_card(text)
-            fields, segments = card_values(card)
-            item = Record(record_id, version, fields, segments, self._status(card))
+            more = _more_cards(card.tail)
+            if more:
+                item = Unreadable(record_id, version, _several_message(_shown(path), more + 1))
+            else:
+                fields, segments = card_values(card)
+                item = Record(record_id, version, fields, segments, self._status(card))
         except Broken as err:
-            item = Unreadable(record_id, version, _broken_message(path.name, err), text[:RAW_LIMIT])
+            item = Unreadable(
+                record_id, version, _broken_message(_shown(path), err), text[:RAW_LIMIT]
+            )
         except Exception as err:  # never crash a read on one odd file
             item = Unreadable(
                 record_id,
                 version,
-                f"The file {path.name} is not a valid vCard ({type(err).__name__}: {err}).",
+                f"The file {_shown(path)} is not a valid vCard ({type(err).__name__}: {err}).",
                 text[:RAW_LIMIT],
             )
         if keep:
@@ -230,7 +309,7 @@ class VCardFolderApp:
                 try:
                     if not entry.is_file():
                         continue
-                    out[name[:-4]] = _version_of(entry.stat())
+                    out[_id_of(name[:-4])] = _version_of(entry.stat())
                 except OSError:
                     continue  # vanished meanwhile
         return out
@@ -274,6 +353,13 @@ class VCardFolderApp:
                 results.append(WriteResult(op.op_id, error=err))
             except OSError as err:
                 self._check_folder()
+                if err.errno in _DISK_FULL:
+                    # The whole folder cannot take writes: the run stops (exit 5), each
+                    # contact is not failed one by one.
+                    raise Unavailable(
+                        f"The contacts folder {self.path} could not be written "
+                        f"({err.strerror}); nothing was half-written."
+                    ) from err
                 results.append(
                     WriteResult(
                         op.op_id,
@@ -300,7 +386,7 @@ class VCardFolderApp:
     def _update(self, op: Update) -> Record:
         rid = op.record_id
         path = self._file(rid)
-        if not _valid_id(rid) or not path.is_file():
+        if not _existing_id(rid) or not path.is_file():
             raise NotFound("The contact no longer exists in the folder.")
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
@@ -308,11 +394,16 @@ class VCardFolderApp:
         version = _version_of(st)
         if op.expected_version is not None and op.expected_version != version:
             raise Conflict("The contact changed in the folder while syncing; it is retried.")
+        if is_read_only(path):
+            raise ReadOnlyFile(read_only_message(path))
         text = decode_bytes(data)
         try:
             card = parse_card(text)
         except Broken as err:
-            raise BadData(_broken_message(path.name, err), raw=text[:RAW_LIMIT]) from None
+            raise BadData(_broken_message(_shown(path), err), raw=text[:RAW_LIMIT]) from None
+        more = _more_cards(card.tail)
+        if more:  # never rewrite a file whose other cards Pairsync does not sync
+            raise BadData(_several_message(_shown(path), more + 1))
         self._opt_out(card, dict(op.fields))
         fields = {k: v for k, v in op.fields.items() if k in KNOWN_KEYS}
         apply_patch(card, fields, op.add_segments, op.remove_segments)
@@ -334,7 +425,9 @@ class VCardFolderApp:
         return self._copy(item)  # type: ignore[return-value]
 
     def _store(self, path: Path, text: str, *, exclusive: bool, mode: int | None = None) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=self.path)
+        # A short temporary name: the file's own may be near the file system's 255 bytes.
+        stem = _SAFE_TMP_RE.sub("_", path.stem[:40])
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=self.path)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(text.encode("utf-8"))

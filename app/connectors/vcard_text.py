@@ -132,6 +132,22 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace(",", "\\,").replace(";", "\\;")
 
 
+def escape_list(text: str) -> str:
+    """A comma-list value (an N component, NICKNAME): each comma separates two values.
+
+    ``"Jan,Pieter"`` is written ``Jan,Pieter`` (two given names), not ``Jan\\,Pieter`` (one
+    name with a comma). Reading joins a component's values with ``","`` again, so the text
+    goes through read → write → read unchanged.
+    """
+    return ",".join(escape(item) for item in text.split(","))
+
+
+def escape_units(text: str) -> str:
+    """Organizational units (ORG after the organization name), joined with ``";"`` in our
+    department value: each ``";"`` starts a unit of its own."""
+    return ";".join(escape(unit) for unit in text.split(";"))
+
+
 def _text(value: FieldValue | None) -> str:
     """A single text value from whatever the engine gave for a single-valued field."""
     if value is None:
@@ -149,8 +165,13 @@ def _item_empty(item: Labeled | Address) -> bool:
 
 
 def _join_name(parts: Sequence[str]) -> str:
+    """The formatted name of N's components; a component's comma list reads as words
+    ("Prof.,Dr." + "Jan,Pieter" → "Prof. Dr. Jan Pieter")."""
     family, given, middle, prefix, suffix = parts
-    return " ".join(p.strip() for p in (prefix, given, middle, family, suffix) if p.strip())
+    words = (
+        item.strip() for part in (prefix, given, middle, family, suffix) for item in part.split(",")
+    )
+    return " ".join(w for w in words if w)
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -401,8 +422,11 @@ def card_values(card: Card) -> tuple[dict[str, FieldValue], frozenset[str]]:
         elif name == "ORG" and not seen_org:
             seen_org = True
             parts = _components(line.value, 2)
+            while len(parts) > 2 and not parts[-1].strip():
+                parts.pop()
             texts["organization"] = parts[0].strip()
-            texts["department"] = parts[1].strip()
+            # Every unit after the name (ORG:Acme;Sales;EMEA), joined with ";" (escape_units).
+            texts["department"] = ";".join(parts[1:]).strip()
         elif name == "CATEGORIES":
             for part in split_escaped(line.value, ","):
                 cat = unescape(part).strip()
@@ -683,19 +707,25 @@ def apply_patch(
     def new_value(key: str) -> FieldValue | None:
         return patch[key] if key in patch else old.get(key)
 
-    # ORG: organization and department share one property.
+    # ORG: the organization and its units (our department, escape_units) share one property.
     if "organization" in patch or "department" in patch:
-        existing = ed._of("ORG")
-        parts = _components(existing[0].value, 2) if existing else ["", ""]
-        parts[0] = _text(new_value("organization"))
-        parts[1] = _text(new_value("department"))
-        while parts and not parts[-1].strip():
-            parts.pop()
-        ed.set_text("ORG", ";".join(parts), ";".join(escape(p) for p in parts))
+        org = _text(new_value("organization"))
+        units = _text(new_value("department"))
+        if org == _text(old.get("organization")) and units == _text(old.get("department")):
+            pass  # the same values: the line stays as written
+        elif units:
+            ed.set_text("ORG", f"{org};{units}", f"{escape(org)};{escape_units(units)}")
+        else:
+            ed.set_text("ORG", org)
 
     for key, prop in SIMPLE_PROPS.items():
         if key in patch:
-            ed.set_text(prop, _text(patch[key]))
+            text = _text(patch[key])
+            if key == "nickname":  # a comma list of nicknames
+                if text != _text(old.get(key)):
+                    ed.set_text(prop, text, escape_list(text))
+            else:
+                ed.set_text(prop, text)
 
     for key, prop in MULTI_PROPS.items():
         if key in patch:
@@ -729,8 +759,15 @@ def apply_patch(
         new_fn = _join_name(new_parts) or _text(new_value("organization")) or first_email
     if new_parts != old_parts or is_new:
         existing = ed._of("N")
-        extra = split_escaped(existing[0].value, ";")[5:] if existing else []
-        escaped = ";".join([*(escape(p) for p in new_parts), *extra])
+        raw_parts = split_escaped(existing[0].value, ";") if existing else []
+        raw_parts += [""] * (5 - len(raw_parts))
+        # A component that did not change keeps its text as written (an escaped comma in
+        # "de Vries\\, Jr." stays one); a changed one is a comma list (escape_list).
+        components = [
+            raw if new == old_part else escape_list(new)
+            for raw, new, old_part in zip(raw_parts, new_parts, old_parts, strict=False)
+        ]
+        escaped = ";".join([*components, *raw_parts[5:]])
         line = format_line(
             card,
             "N",

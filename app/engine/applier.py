@@ -9,11 +9,12 @@ from app.engine.context import (
     TRASH_SEGMENT,
     RunContext,
     SideRead,
+    _same,
 )
 from app.engine.match import keys_of
 from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
-from app.engine.planner import NO_RULE, RULES_KEY
-from app.errors import PairsyncError, Rejected, ValueNotAllowed
+from app.engine.planner import NO_RULE, RULES_KEY, not_fitting_base
+from app.errors import NotFitting, PairsyncError, Rejected, ValueNotAllowed
 from app.model import (
     Create,
     Record,
@@ -68,6 +69,12 @@ class Applier(RunContext):
                     )
                 )
             dropped.extend((side, rid) for rid in reads[side].gone)
+            dropped.extend((side, old) for old, _bid in reads[side].moved.values())
+        rebound = [
+            (bid, side, new_id)
+            for side in (Side.A, Side.B)
+            for new_id, (_old, bid) in reads[side].moved.items()
+        ]
         self.report.failed += sum(len(reads[s].unreadable) for s in (Side.A, Side.B))
         for _bid, _state, keep_side, keep_id in plan.tombstones:
             statuses.append(
@@ -81,6 +88,7 @@ class Applier(RunContext):
             cleared=dropped,  # a contact that is gone has nothing left to retry
             statuses=statuses,
             dropped=dropped,
+            rebound=rebound,
             failures=failures,
             run_no=self.run_no,
         )
@@ -176,7 +184,10 @@ class Applier(RunContext):
                 # the contact is bound all the same so a retry never creates it twice).
                 new = res.record
                 self.done["created"][c.target.value] += 1
-                if res.error is not None:
+                fit = res.error if isinstance(res.error, NotFitting) else None
+                if fit is not None:
+                    self.report.not_fitting += 1
+                elif res.error is not None:
                     failures.append(self.failure(c.source, c.record, c.target, res.error, None))
                 for pr in c.problems:
                     failures.append(
@@ -193,14 +204,14 @@ class Applier(RunContext):
                 index.append(self.entry(c.source, c.record, "bound"))
                 index.append(self.entry(c.target, new, "bound"))
                 ids = (c.record.id, new.id) if c.source is Side.A else (new.id, c.record.id)
-                new_bindings.append(
-                    NewBinding(
-                        ids[0],
-                        ids[1],
-                        self.base_after_partial(c, res.error),
-                        c.rule_state if res.error is None else {},
-                    )
-                )
+                if fit is not None:
+                    recs = {c.source: c.record, c.target: new}
+                    base = self.not_fitting_bases(dict(c.base), c.target, fit, recs)
+                    rule_state = c.rule_state
+                else:
+                    base = self.base_after_partial(c, res.error)
+                    rule_state = c.rule_state if res.error is None else {}
+                new_bindings.append(NewBinding(ids[0], ids[1], base, rule_state))
                 cleared.append((c.source, c.record.id))
                 journal.extend(
                     JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
@@ -227,6 +238,22 @@ class Applier(RunContext):
             run_no=self.run_no,
         )
 
+    def not_fitting_bases(
+        self,
+        base: dict[str, Any],
+        target: Side,
+        fit: NotFitting,
+        recs: dict[Side, Record],
+    ) -> dict[str, Any]:
+        """``base`` with the mappings of the field that did not fit held at what each app
+        now holds (see ``planner.not_fitting_base``)."""
+        for m in self.mappings:
+            if fit.field in m.fields_of(target):
+                ca = m.canon(m.value(Side.A, recs[Side.A]))
+                cb = m.canon(m.value(Side.B, recs[Side.B]))
+                base[m.key] = not_fitting_base(ca, cb, target, fit)
+        return base
+
     def base_after_partial(self, c: PlannedCreate, error: Exception | None) -> dict[str, Any]:
         """The base of a new pair: without the mappings a partial create did not write."""
         if error is None:
@@ -246,6 +273,7 @@ class Applier(RunContext):
             for u in p.updates:
                 by_op[u.op_id] = (p, u)
         failed_maps: dict[int, set[str]] = {}
+        fits: dict[int, list[tuple[Side, NotFitting]]] = {}
         pending: dict[int, int] = {p.binding_id: len(p.updates) for p in pairs}
         # Pairs with no writes: their base and index move now (unless nothing changed at all:
         # a configuration change re-plans every pair, and most of them stay as they were).
@@ -289,12 +317,18 @@ class Applier(RunContext):
                 journal: list[JournalNote] = []
                 conflicts: list[tuple[int, str, Any, Any, str]] = []
                 cleared_bindings: list[int] = []
+                replan: list[int] = []
                 for u, res in zip(batch, results, strict=True):
                     pair, _ = by_op[u.op_id]
                     pending[pair.binding_id] -= 1
                     last = pending[pair.binding_id] == 0
-                    if res.ok and res.record is not None:
+                    fit = res.error if isinstance(res.error, NotFitting) else None
+                    if (res.ok or fit is not None) and res.record is not None:
                         self.done["updated"][target.value] += 1
+                        if fit is not None:
+                            self.report.not_fitting += 1
+                            fits.setdefault(pair.binding_id, []).append((target, fit))
+                        stored = res.record
                         journal.extend(
                             JournalNote(
                                 target,
@@ -302,7 +336,12 @@ class Applier(RunContext):
                                 "update",
                                 k,
                                 value_to_json(u.record.fields.get(k)),
-                                value_to_json(v),
+                                # What the app holds now (all of it, unless it did not fit).
+                                value_to_json(
+                                    stored.fields.get(k)
+                                    if fit is not None and k == fit.field
+                                    else v
+                                ),
                             )
                             for k, v in u.fields.items()
                         )
@@ -320,6 +359,8 @@ class Applier(RunContext):
                                 )
                             )
                         index.extend(self.pair_entries(pair, target, res.record))
+                        if self.changed_by_others(target, u, res.record):
+                            replan.append(pair.binding_id)
                         if target is Side.A:
                             pair.record_a = res.record
                         else:
@@ -352,6 +393,9 @@ class Applier(RunContext):
                             for k, v in pair.base.items()
                             if not (k in lost and k not in pair.old_base)
                         }
+                        for fit_side, fit_err in fits.pop(pair.binding_id, []):
+                            recs = {Side.A: pair.record_a, Side.B: pair.record_b}
+                            base = self.not_fitting_bases(base, fit_side, fit_err, recs)
                         bases.append((pair.binding_id, base))
                         if RULES_KEY not in lost:
                             rule_states.append((pair.binding_id, pair.rule_state))
@@ -370,9 +414,27 @@ class Applier(RunContext):
                     journal=journal,
                     conflicts=conflicts,
                     clear_binding_failures=cleared_bindings,
+                    replan=replan,
                     run_no=self.run_no,
                 )
                 self.batch_written(len(batch))
+
+    def changed_by_others(self, target: Side, u: PlannedUpdate, written: Record) -> bool:
+        """Does the app hold, after our write, mapped values we neither read nor wrote?
+
+        That is another client's edit merged into ours (CardDAV after a 412: the card is read
+        again and our patch applied to it). Its values are not in the base we agreed, and
+        the record's new version is already indexed, so no later listing would show it as
+        changed: the pair is planned again at the next run, and the edit flows across."""
+        keys = {k for m in self.mappings for k in m.fields_of(target)}
+        for key in keys - set(u.fields) - {"segments"}:
+            if not _same(u.record.fields.get(key), written.fields.get(key)):
+                return True
+        if "segments" in keys:
+            expected = (u.record.segments | u.add_segments) - u.remove_segments
+            if written.segments != expected:
+                return True
+        return False
 
     def batch_written(self, count: int) -> None:
         """After a batch is committed: report progress, then a safe point to stop."""
@@ -451,7 +513,9 @@ class Applier(RunContext):
     # --- small pieces ------------------------------------------------------------------------
 
     def write_ops(self, side: Side, ops: list[WriteOp]) -> list[WriteResult]:
+        self.touching = side
         results = self.apps[side].write(ops)
+        self.touching = None
         if len(results) != len(ops):
             raise PairsyncError(
                 f"{self.app_name(side)} answered {len(results)} results for {len(ops)} writes."

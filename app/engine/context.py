@@ -53,6 +53,8 @@ class RunReport:
     duplicates: int = 0
     matched: int = 0
     deleted_other_side: int = 0
+    not_fitting: int = 0
+    """Contacts written with some values left out: the app had no room for them."""
     message: str = ""
     guard: dict[str, Any] = field(default_factory=dict)
     read: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
@@ -73,6 +75,7 @@ class RunReport:
             "duplicates": self.duplicates,
             "matched": self.matched,
             "deleted_other_side": self.deleted_other_side,
+            "not_fitting": self.not_fitting,
             "read": dict(self.read),
             "guard": self.guard,
             "message": self.message,
@@ -87,6 +90,8 @@ class SideRead:
     changed: dict[str, Record] = field(default_factory=dict)
     unreadable: list[Unreadable] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    moved: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """new id -> (old id, binding id): a bound contact that is back under another id."""
     listed: int = 0
     known: int = 0
 
@@ -151,6 +156,8 @@ class RunContext:
             "updated": {"a": 0, "b": 0},
         }
         """What was actually written so far (a cancelled run reports these counts)."""
+        self.touching: Side | None = None
+        """The app being read or written right now: named when it turns out unavailable."""
         self.replan_only: set[int] = set()
         """Bindings planned only because the configuration changed (nothing was read)."""
 
@@ -222,11 +229,21 @@ class RunContext:
         )
 
     def mapping_fingerprint(self) -> str:
-        """Changes when mappings, rules or the unsubscribe options change: every pair is then
-        planned again from the local index."""
+        """Changes when anything that decides what a run writes changes: mappings (with
+        their value tables and phone region), rules and the direction, the unsubscribe
+        options, the winning app, Avoid Duplicates and whether clears propagate. Every pair
+        is then planned again from the local index (and excluded contacts matched again).
+        Not here, as they change no plan: the Trash option (it acts when a deletion is
+        found), the guard's limits, the schedule, pausing."""
         parts = sorted(f"{m.key}|{m.direction.value}|{m.fingerprint()}" for m in self.mappings)
         parts.append(self.rules.fingerprint())
         parts.append(f"unsub={self.settings.unsubscribes}/{self.settings.unsubscribe_opt_out}")
+        # Only when not the default, so fingerprints stored before these counted still match.
+        defaults = Settings()
+        for name in ("winner", "avoid_duplicates", "propagate_clears"):
+            value = getattr(self.settings, name)
+            if value != getattr(defaults, name):
+                parts.append(f"{name}={getattr(value, 'value', value)}")
         return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
     def mappings_changed(self) -> bool:

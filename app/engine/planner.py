@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, TypeGuard
 
 from app.engine.context import (
@@ -13,7 +14,7 @@ from app.engine.context import (
 from app.engine.match import Matcher, keys_of
 from app.engine.merge import merge_lists, merge_sets, merge_value
 from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
-from app.errors import Rejected
+from app.errors import NotFitting, Rejected
 from app.mapping.fields import FieldMapping, ListField, Patch
 from app.model import (
     OPT_OUT_FIELD,
@@ -21,7 +22,7 @@ from app.model import (
     Side,
 )
 from app.rules.evaluate import unsubscribe_patches
-from app.store.state import BindingRow
+from app.store.state import NOT_FITTING, BindingRow
 
 RULES_KEY = "~rules"
 """Stands for the rules' actions (and unsubscribe tags) among the keys an update carries."""
@@ -46,6 +47,21 @@ class Planner(RunContext):
             side: self.state.bindings_for(side, [*reads[side].changed, *reads[side].gone])
             for side in (Side.A, Side.B)
         }
+        # A contact back under a new id (see SyncRun.find_moved): its binding, with the id
+        # it has now, stands for it everywhere in this plan.
+        moved_rows: dict[int, BindingRow] = {}
+        for side in (Side.A, Side.B):
+            moved = reads[side].moved
+            if not moved:
+                continue
+            old_rows = self.state.bindings_for(side, [o for o, _ in moved.values()])
+            for new_id, (old_id, _bid) in moved.items():
+                b = old_rows.get(old_id)
+                if b is None:
+                    continue
+                b = replace(b, id_a=new_id) if side is Side.A else replace(b, id_b=new_id)
+                bindings[side][new_id] = b
+                moved_rows[b.id] = b
         for side in (Side.A, Side.B):
             for rid in reads[side].gone:
                 b = bindings[side].get(rid)
@@ -89,6 +105,7 @@ class Planner(RunContext):
                     if b.id not in tomb_ids and b.id not in pair_rows:
                         pair_rows[b.id] = b
                         self.replan_only.add(b.id)
+        pair_rows = {bid: moved_rows.get(bid, b) for bid, b in pair_rows.items()}
         # Bound pairs first: the emails they are about to write are what matching must see
         # (a contact freed from Duplicates by an email change syncs in this same run).
         self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
@@ -309,9 +326,15 @@ class Planner(RunContext):
             if is_held(prior):
                 held_a, held_b = prior[HELD]
                 if ca == held_a and cb == held_b:
-                    continue  # both still hold what the undo left: nothing flows
-                # The side that moved is the change; the other side's value is the base.
-                prior = cb if cb == held_b else ca if ca == held_a else held_a
+                    continue  # both still hold what was left there: nothing flows
+                note = prior.get(NOT_FITTING)
+                if isinstance(note, dict):
+                    # One app had no room for some values: what *it* holds is the base, for
+                    # whichever side moved (the values it never had are not removals).
+                    prior = held_a if note.get("side") == "a" else held_b
+                else:
+                    # The side that moved is the change; the other side's value is the base.
+                    prior = cb if cb == held_b else ca if ca == held_a else held_a
             if m.set_merge:
                 merged = merge_sets(ca, cb, None if first else prior)
                 agreed = merged
@@ -533,6 +556,20 @@ class Planner(RunContext):
 def is_held(base_value: Any) -> TypeGuard[dict[str, list[Any]]]:
     """Is this base entry a held pair of values (see ``HELD``)?"""
     return isinstance(base_value, dict) and HELD in base_value
+
+
+def not_fitting_base(ca: Any, cb: Any, side: Side, err: NotFitting) -> dict[str, Any]:
+    """The base entry of a mapping whose write did not fit: both apps keep what they hold
+    (nothing flows, nothing is retried) until either changes, and Health names the values."""
+    return {
+        HELD: [ca, cb],
+        NOT_FITTING: {
+            "side": side.value,
+            "field": err.field or "",
+            "values": list(err.values),
+            "message": str(err),
+        },
+    }
 
 
 def held(ca: Any, cb: Any) -> Any:

@@ -28,6 +28,7 @@ from app.rules.model import (
 )
 from app.schedule import ConnectionState, ScheduleEntry
 from app.service.connections import EXPORT_VERSION, parse_on_off
+from app.service.database import database_backups, restore_database
 from app.service.health import Health
 from app.service.types import AccountInfo, AccountRef, ConnectionView, LastRun
 from app.status import ConnectionStatus, ConnectionSummary
@@ -58,9 +59,11 @@ __all__ = [
     "RuleDraft",
     "ScheduleEntry",
     "Service",
+    "database_backups",
     "parse_filter",
     "parse_on_off",
     "parse_set",
+    "restore_database",
 ]
 
 

@@ -2,10 +2,11 @@
 
 The facade's jobs live in one module each (``accounts``, ``connections``, ``mappings``,
 ``rules``, ``runs``, ``health``); each is a class that builds on this one and, where it needs
-them, on the jobs before it (``Service`` at the top stacks them all). Only this module opens
-an app: ``opened`` is the one way to get a connection's two apps, and it always closes them,
-which matters beyond tidiness — the CardDAV app saves its mirror of the address book and ends
-its HTTP session on ``close()``.
+them, on the jobs before it (``Service`` at the top stacks them all). ``opened`` is the one
+way to get a connection's two apps, and it always closes them, which matters beyond
+tidiness — the CardDAV app saves its mirror of the address book and ends its HTTP session on
+``close()``. (An account checked on its own, outside a connection, is opened and closed by
+``accounts``.)
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from app.connectors.base import Connector
-from app.connectors.registry import app_kind
+from app.connectors.registry import app_kind, storage_of
 from app.errors import AuthExpired
 from app.mapping.config import MappingConfig, MappingView, build_views
 from app.model import ConnectionSettings, Direction, Schema, Side
 from app.paths import AppPaths, app_paths
 from app.rules.model import Rule, rules_from_config
-from app.run_lock import connection_lock
+from app.run_lock import writer_lock
 from app.secrets import SecretStore
 from app.store.connections import ConnectionStore, settings_of
 from app.store.db import Store
@@ -52,6 +53,7 @@ class ServiceCore:
         self._secrets = SecretStore(allow_insecure=allow_insecure_keyring)
 
     def close(self) -> None:
+        self._store.backup_if_due()  # after configuration changes (app.store.integrity)
         self._store.close()
 
     @property
@@ -91,8 +93,16 @@ class ServiceCore:
     # --- what runs and editors share -------------------------------------------------------
 
     def _writer(self, conn: Connection) -> AbstractContextManager[None]:
-        """The connection's one-writer lock (``app.run_lock``), held while a run writes."""
-        return connection_lock(self.paths.data / "locks", conn.id, conn.name)
+        """The connection's one-writer lock and its two apps' storage locks
+        (``app.run_lock``), held while a run writes."""
+        storages = [
+            storage_of(acc.kind, json.loads(acc.settings))
+            for acc in (
+                self._connections.account_by_id(conn.account_a_id),
+                self._connections.account_by_id(conn.account_b_id),
+            )
+        ]
+        return writer_lock(self.paths.data / "locks", conn.id, conn.name, storages)
 
     def _state(self, conn: Connection) -> SyncState:
         return SyncState(self._store.sessions, conn.id)

@@ -12,7 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 from app.connectors.registry import app_kind
-from app.model import ConflictRow, ContactRow, FailureRow, JournalRowView, RunRow
+from app.model import (
+    ConflictRow,
+    ContactRow,
+    FailureRow,
+    HealthCounts,
+    JournalRowView,
+    NotFittingRow,
+    RunRow,
+)
 from app.schedule import ConnectionState, RunFacts, ScheduleEntry, next_run
 from app.service.runs import Runs
 from app.status import connection_status
@@ -94,19 +102,20 @@ class Health(Runs):
             last_run_at=runs[0].ended if runs else None,
         )
 
-    def health_counts(self, name: str) -> dict[str, int]:
+    def health_counts(self, name: str) -> HealthCounts:
         """The numbers on the Health tabs."""
         cid = self._connections.connection(name).id
         q = self._health
         since = utcnow() - timedelta(days=CONFLICT_DAYS)
-        return {
-            "in_sync": q.contacts_count(cid, "bound", side="a"),
-            "excluded": q.contacts_count(cid, "excluded"),
-            "duplicates": q.contacts_count(cid, "duplicate"),
-            "failed": q.failures_count(cid, ignored=False),
-            "ignored": q.failures_count(cid, ignored=True),
-            "conflicts": q.conflicts_count(cid, since=since),
-        }
+        return HealthCounts(
+            in_sync=q.contacts_count(cid, "bound", side="a"),
+            excluded=q.contacts_count(cid, "excluded"),
+            duplicates=q.contacts_count(cid, "duplicate"),
+            failed=q.failures_count(cid, ignored=False),
+            ignored=q.failures_count(cid, ignored=True),
+            conflicts=q.conflicts_count(cid, since=since),
+            not_fitting=len(q.not_fitting(cid)),
+        )
 
     def contacts_page(
         self,
@@ -155,6 +164,11 @@ class Health(Runs):
         return self._health.failures_page(
             cid, code, search=search, ignored=ignored, after=after, limit=limit
         )
+
+    def not_fitting(self, name: str, *, search: str = "") -> list[NotFittingRow]:
+        """Values an app had no room for (Health's "Not fitting"): named once, not failures;
+        each contact's other fields are in sync."""
+        return self._health.not_fitting(self._connections.connection(name).id, search=search)
 
     def failure_raw(self, name: str, failure_id: int) -> str:
         return self._health.failure_raw(self._connections.connection(name).id, failure_id)

@@ -73,10 +73,7 @@ class Mappings(Connections):
         pick_label: str = "",
     ) -> dict[str, Any]:
         conn = self._connections.connection(name)
-        try:
-            own = Direction(direction)
-        except ValueError:
-            raise ConfigError("Direction must be two-way, a-to-b or b-to-a.") from None
+        own = Direction.parse(direction)
         custom = CustomMapping(
             a_field,
             b_field,
@@ -92,7 +89,7 @@ class Mappings(Connections):
                 Schema(apps[Side.A].fields()),
                 Schema(apps[Side.B].fields()),
                 custom,
-                Direction(conn.direction),
+                Direction.parse(conn.direction),
                 app_a=apps[Side.A].info.name,
                 app_b=apps[Side.B].info.name,
             )
@@ -112,7 +109,7 @@ class Mappings(Connections):
     def _check_rules_allow(self, conn: Connection, apps: Apps, config: MappingConfig) -> None:
         """A mapping may not write a field an enabled rule sets (SPEC §3)."""
         clash = rule_edit.rule_clash(
-            _rules(conn), self._views(conn, apps, config=config), Direction(conn.direction)
+            _rules(conn), self._views(conn, apps, config=config), Direction.parse(conn.direction)
         )
         if clash:
             raise ConfigError(clash)
@@ -146,7 +143,7 @@ class Mappings(Connections):
             {f"a:{k}" for v in views if v.enabled for k in v.fields_a}
             | {f"b:{k}" for v in views if v.enabled for k in v.fields_b}
         )
-        direction = Direction(conn.direction)
+        direction = Direction.parse(conn.direction)
         other = picked_side.other
         out = []
         for spec in schemas[other].fields:

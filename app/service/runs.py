@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 
 from app.engine.sync import Progress, RunReport, SyncRun
 from app.engine.undo import Reverter, UndoReport
-from app.errors import AuthExpired, ConfigError, PairsyncError
+from app.errors import AuthExpired, ConfigError, PairsyncError, Unavailable
 from app.mapping.config import active_mappings
 from app.model import Side
 from app.preview import Preview, PreviewRun
@@ -80,6 +80,8 @@ class Runs(Rules):
                 rules = _rules(conn)
             except AuthExpired as err:
                 return self._not_started(conn, "auth", str(err), dry_run)
+            except Unavailable as err:
+                return self._not_started(conn, "unavailable", str(err), dry_run)
             except PairsyncError as err:
                 return self._not_started(conn, "failed", str(err), dry_run)
             try:
@@ -96,7 +98,9 @@ class Runs(Rules):
                 if dry_run:
                     return run.run(dry_run=True, confirm=confirm)
                 with self._writer(conn):
-                    return run.run(dry_run=False, confirm=confirm)
+                    report = run.run(dry_run=False, confirm=confirm)
+                self._store.backup_if_due()
+                return report
             except ConnectionBusy as err:
                 return RunReport(connection=conn.name, status="busy", message=str(err))
         raise AssertionError("unreachable")  # pragma: no cover (mypy: ExitStack may swallow)

@@ -11,13 +11,19 @@ worker opens the database, so this is most of a no-change run's start-up.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.integrity import Backup, DatabaseDamaged, backup_if_due, check_database
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -102,14 +108,39 @@ def migrate(path: Path, engine: Engine) -> str | None:
 
 
 class Store:
-    """The open database: an engine plus a session factory. One per process."""
+    """The open database: an engine plus a session factory. One per process.
+
+    A damaged or lost database is refused before SQLite could start an empty one over it
+    (``app.store.integrity``: ``DatabaseDamaged``, one sentence saying how to restore).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_database(path)
         self.engine = make_engine(path)
-        migrate(path, self.engine)
+        try:
+            migrate(path, self.engine)
+        except DBAPIError as err:
+            self.engine.dispose()
+            if isinstance(err.orig, sqlite3.DatabaseError):
+                check_database(path)  # says which file and how to restore it
+                raise DatabaseDamaged(
+                    f"Pairsync's database {path} cannot be opened ({err.orig})."
+                ) from None
+            raise
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def backup_if_due(self) -> Backup | None:
+        """Keep the rolling backup current (``integrity.backup_if_due``); never raises."""
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                assert isinstance(raw, sqlite3.Connection)
+                return backup_if_due(self.path, raw)
+        except (OSError, sqlite3.Error, DBAPIError) as err:
+            log.warning("could not back up the database: %s", err)
+            return None
 
     def session(self) -> Session:
         return self.sessions()

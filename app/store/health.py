@@ -18,7 +18,14 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import ConfigError
-from app.model import ConflictRow, ContactRow, FailureRow, JournalRowView, RunRow
+from app.model import (
+    ConflictRow,
+    ContactRow,
+    FailureRow,
+    JournalRowView,
+    NotFittingRow,
+    RunRow,
+)
 from app.store.models import (
     Binding,
     ConflictEntry,
@@ -29,6 +36,7 @@ from app.store.models import (
     RecordKey,
     Run,
 )
+from app.store.state import NOT_FITTING
 
 CONFLICT_DAYS = 30
 """Health's Conflicts tab shows this many days (SPEC §10)."""
@@ -212,6 +220,64 @@ class HealthQueries:
             )
             for f in rows
         ]
+
+    # --- not fitting ----------------------------------------------------------------------
+
+    def not_fitting(self, cid: int, *, search: str = "") -> list[NotFittingRow]:
+        """Values an app had no room for (SPEC §10 "Not fitting"), one row per contact and
+        field, by name: read from the bindings' bases, where the engine keeps them while the
+        two apps hold different values on purpose. Few (not paged in the database)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Binding.id_a, Binding.id_b, Binding.base).where(
+                    Binding.connection_id == cid,
+                    Binding.state == "active",
+                    Binding.base.like(f'%"{NOT_FITTING}"%'),
+                )
+            ).all()
+            found: list[tuple[str, str, str, tuple[str, ...], str]] = []
+            for id_a, id_b, base_text in rows:
+                for entry in (_json(base_text) or {}).values():
+                    note = entry.get(NOT_FITTING) if isinstance(entry, dict) else None
+                    if not isinstance(note, dict):
+                        continue
+                    side = str(note.get("side", ""))
+                    values = tuple(str(v) for v in note.get("values", []))
+                    found.append(
+                        (
+                            side,
+                            id_a if side == "a" else id_b,
+                            str(note.get("field", "")),
+                            values,
+                            str(note.get("message", "")),
+                        )
+                    )
+            names: dict[tuple[str, str], str] = {}
+            for side in ("a", "b"):
+                ids = [rid for sd, rid, *_ in found if sd == side]
+                for start in range(0, len(ids), 500):
+                    names.update(
+                        ((side, rid), nm)
+                        for rid, nm in s.execute(
+                            select(IndexedRecord.record_id, IndexedRecord.name).where(
+                                IndexedRecord.connection_id == cid,
+                                IndexedRecord.side == side,
+                                IndexedRecord.record_id.in_(ids[start : start + 500]),
+                            )
+                        ).all()
+                    )
+        out = [
+            NotFittingRow(side, rid, names.get((side, rid)) or rid, fld, values, reason)
+            for side, rid, fld, values, reason in found
+        ]
+        words = search.casefold().split()
+        if words:
+            out = [
+                r
+                for r in out
+                if all(w in f"{r.name} {r.field} {' '.join(r.values)}".casefold() for w in words)
+            ]
+        return sorted(out, key=lambda r: r.key)
 
     def failure_raw(self, cid: int, failure_id: int) -> str:
         """The app's own words for one failure (shown on demand only)."""
@@ -463,6 +529,17 @@ class HealthQueries:
                 select(Run).where(Run.connection_id == cid).order_by(Run.id.desc()).limit(20)
             ).all()
             journal_count = s.scalar(select(func.count()).where(JournalEntry.connection_id == cid))
+        not_fitting = [
+            {
+                "side": r.side,
+                "record_id": r.record_id,
+                "name": r.name,
+                "field": r.field,
+                "values": list(r.values),
+                "reason": r.reason,
+            }
+            for r in self.not_fitting(cid)
+        ]
         listed = [
             {"side": side, "record_id": rid, "name": nm, "reason": reason, "status": status}
             for side, rid, nm, status, reason in records
@@ -503,8 +580,10 @@ class HealthQueries:
                 "ignored": ignored,
                 "deleted_other_side": int(tombstones or 0),
                 "rule_conflicts": sum(1 for c in conflict_rows if c.field.startswith("rule:")),
+                "not_fitting": len(not_fitting),
             },
             "failed": failed,
+            "not_fitting": not_fitting,
             "excluded": excluded,
             "duplicates": duplicates,
             "deleted_other_side": [e for e in excluded if e["reason"].startswith("deleted in")],

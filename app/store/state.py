@@ -7,6 +7,7 @@ Each method that changes data commits its own short transaction unless it takes 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -132,6 +133,20 @@ class JournalNote:
 
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+NOT_FITTING = "~not_fitting"
+"""In a binding's base entry, beside the engine's held values: the two apps hold different
+values because one had no room for some of them (``{"side", "field", "values", "message"}``;
+Health's "Not fitting" list reads it)."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """Text SQLite can hold: a lone surrogate (an undecodable byte an app kept as a
+    ``surrogateescape``) becomes U+FFFD instead of failing the whole commit."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | None]:
@@ -546,15 +561,19 @@ class SyncState:
         tombstones: Sequence[tuple[int, str]] = (),
         statuses: Sequence[tuple[Side, str, str, str]] = (),
         dropped: Sequence[tuple[Side, str]] = (),
+        rebound: Sequence[tuple[int, Side, str]] = (),
         failures: Sequence[FailureNote] = (),
         cleared: Sequence[tuple[Side, str]] = (),
         clear_binding_failures: Sequence[int] = (),
         journal: Sequence[JournalNote] = (),
         conflicts: Sequence[tuple[int, str, Any, Any, str]] = (),
         done_intents: Sequence[str] = (),
+        replan: Sequence[int] = (),
         run_no: int = 0,
     ) -> None:
-        """One transaction: everything that must be durable together after a batch."""
+        """One transaction: everything that must be durable together after a batch.
+        ``replan``: bindings planned again at the next run (an app merged another client's
+        edit into our write)."""
         now = utcnow()
         with self.sessions() as s, s.begin():
             self._put_index(s, index)
@@ -582,6 +601,8 @@ class SyncState:
                 for bid, st in rule_states
             ):
                 s.execute(update(Binding), params)
+            for params in batched({"id": bid, "needs_merge": True} for bid in replan):
+                s.execute(update(Binding), params)
             if tombstones:
                 table = BINDINGS
                 s.execute(
@@ -592,6 +613,10 @@ class SyncState:
                 )
             for side, rid, status, reason in statuses:
                 self._set_status(s, side, rid, status, reason)
+            for bid, side, new_id in rebound:
+                # The contact is back under another id: its binding follows it.
+                column = "id_a" if side is Side.A else "id_b"
+                s.execute(update(Binding).where(Binding.id == bid).values({column: new_id}))
             by_side: dict[Side, list[str]] = {}
             for side, rid in dropped:
                 by_side.setdefault(side, []).append(rid)
@@ -674,11 +699,11 @@ class SyncState:
         row.attempts = (row.attempts or 0) + 1
         row.target_side = f.target_side.value
         row.binding_id = f.binding_id
-        row.name = f.name[:500]
+        row.name = _storable(f.name[:500])
         row.code = f.code
-        row.message = f.message
-        row.field = f.field or ""
-        row.raw = f.raw[:4000]
+        row.message = _storable(f.message)
+        row.field = _storable(f.field or "")
+        row.raw = _storable(f.raw[:4000])
         row.source_version = f.source_version
         row.last_at = now
         row.next_run_no, row.next_at = backoff(row.attempts, run_no, now)

@@ -10,7 +10,9 @@ button per account. Below, one tab per list, each with a search box:
 * **Failed** — grouped by reason; each contact with its app, name, reason in words, field,
   the app's raw error on demand, **Retry** (due now, and a run starts) and **Ignore** (out of
   the counts, not retried until the contact changes);
-* **Conflicts** — the last 30 days, with **Use the other value**.
+* **Conflicts** — the last 30 days, with **Use the other value**;
+* **Not fitting** — values an app had no room for (not failures: the rest of each contact
+  syncs), named once.
 
 Every list is a Qt model over paged store queries (``app.ui.paged``), so 100k contacts
 scroll smoothly. Writing actions never run here: Retry triggers the scheduler, "use the
@@ -50,7 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import PairsyncError
-from app.model import ConflictRow, ContactRow, FailureRow
+from app.model import ConflictRow, ContactRow, FailureRow, HealthCounts, NotFittingRow
 from app.service import ConnectionState, Service
 from app.ui.paged import PAGE, Column, PagedModel, local_time, value_text
 from app.ui.scheduler import Scheduler
@@ -69,6 +71,7 @@ REASONS = {
     "changed_meanwhile": "Changed while syncing",
     "not_found": "No longer exists",
     "unavailable": "The app could not be reached",
+    "read_only": "The file is read-only",
     "error": "Other problems",
 }
 """Failure codes (``app.errors``) in words, for the Failed tab's groups."""
@@ -178,6 +181,58 @@ class ContactsTab(QWidget):
             return svc.contacts_page(
                 name, status, search=search, reason=reason, after=after, limit=limit
             )
+
+        self.model.load(fetch)
+
+
+class NotFittingTab(QWidget):
+    """Values an app had no room for (a 4th e-mail into an app that holds 3): not failures,
+    the rest of each contact is in sync; named here once."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service: Service | None = None
+        self.name: str | None = None
+        self.apps: dict[str, str] = {}
+        self.search = search_box(self, self.reload, _tr("not fitting"))
+        columns: list[Column[NotFittingRow]] = [
+            Column(_tr("App"), lambda r: self.apps.get(r.side, r.side.upper())),
+            Column(_tr("Name"), lambda r: r.name),
+            Column(_tr("Field"), lambda r: r.field),
+            Column(_tr("Not written"), lambda r: ", ".join(r.values)),
+        ]
+        self.model: PagedModel[NotFittingRow] = PagedModel(
+            columns, key=lambda r: r.key, parent=self
+        )
+        self.view = table(self, self.model, _tr("Values that did not fit"))
+        note = QLabel(
+            _tr("The app has no room for these values; everything else of each contact syncs."),
+            self,
+        )
+        note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addWidget(self.search)
+        layout.addWidget(self.view)
+
+    def show_connection(self, service: Service, name: str | None, apps: dict[str, str]) -> None:
+        self.service, self.name, self.apps = service, name, apps
+        self.reload()
+
+    def reload(self) -> None:
+        svc, name = self.service, self.name
+        if svc is None or name is None:
+            self.model.load(None)
+            return
+        rows = svc.not_fitting(name, search=self.search.text())
+
+        def fetch(after: Any, limit: int) -> Sequence[NotFittingRow]:
+            start = (
+                0
+                if after is None
+                else next((n for n, r in enumerate(rows) if r.key > after), len(rows))
+            )
+            return rows[start : start + limit]
 
         self.model.load(fetch)
 
@@ -564,6 +619,7 @@ class HealthView(QWidget):
         self.duplicates = ContactsTab("duplicate", False, self)
         self.failed = FailedTab(self)
         self.conflicts = ConflictsTab(self)
+        self.not_fitting = NotFittingTab(self)
         self.failed.retry_requested.connect(self._retry)
         self._pages: list[tuple[QWidget, str, str]] = [
             (self.in_sync, _tr("In sync"), "in_sync"),
@@ -571,6 +627,7 @@ class HealthView(QWidget):
             (self.duplicates, _tr("Duplicates"), "duplicates"),
             (self.failed, _tr("Failed"), "failed"),
             (self.conflicts, _tr("Conflicts"), "conflicts"),
+            (self.not_fitting, _tr("Not fitting"), "not_fitting"),
         ]
         for page, title, _key in self._pages:
             self.tabs.addTab(page, title)
@@ -622,12 +679,12 @@ class HealthView(QWidget):
         for page, title, key in self._pages:
             self.tabs.setTabText(
                 self.tabs.indexOf(page),
-                _tr("{title} ({count})").format(title=title, count=f"{counts[key]:,}"),
+                _tr("{title} ({count})").format(title=title, count=f"{getattr(counts, key):,}"),
             )
         self.summary.setText(self._summary_text(state, counts))
         self._sign_in_buttons(list(state.sign_in) if state.status.code == "auth" else [])
 
-    def _summary_text(self, state: ConnectionState, counts: dict[str, int]) -> str:
+    def _summary_text(self, state: ConnectionState, counts: HealthCounts) -> str:
         code = state.status.code
         if code == "paused":
             return _tr("Paused: nothing is read or written until you resume it.")
@@ -644,8 +701,8 @@ class HealthView(QWidget):
             parts.append(
                 _tr("Next sync {time}").format(time=local_time(state.schedule.due_at, "%H:%M"))
             )
-        if counts.get("ignored"):
-            parts.append(_tr("{n} ignored").format(n=counts["ignored"]))
+        if counts.ignored:
+            parts.append(_tr("{n} ignored").format(n=counts.ignored))
         return " · ".join(parts)
 
     def _sign_in_buttons(self, accounts: list[str]) -> None:
@@ -674,7 +731,7 @@ class HealthView(QWidget):
             return
         self._loaded.add(index)
         page = self.tabs.widget(index)
-        if isinstance(page, ContactsTab | FailedTab):
+        if isinstance(page, ContactsTab | FailedTab | NotFittingTab):
             page.show_connection(self.service, self.name, self.apps)
         elif isinstance(page, ConflictsTab):
             page.show_connection(self.service, self.scheduler, self.name, self.apps)

@@ -23,11 +23,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QLibraryInfo, QLocale, QObject, QSettings, QTranslator, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
+from app.errors import DatabaseDamaged
 from app.paths import AppPaths, app_paths
-from app.service import Service
+from app.service import Service, database_backups, restore_database
 from app.sync_worker import WorkerOptions
 from app.ui.app_wiring import wire
 from app.ui.icons import pairsync_icon
@@ -127,6 +128,29 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
+def open_service(home: str | None, *, allow_insecure_keyring: bool = False) -> Service | None:
+    """The service, or None when the user chose to quit because the database is damaged or
+    missing: the window says so in the same sentence as the CLI, and offers to restore the
+    newest backup (``pairsync restore``) when there is one."""
+    while True:
+        try:
+            return Service(home, allow_insecure_keyring=allow_insecure_keyring)
+        except DatabaseDamaged as err:
+            log.error("%s", err)
+            box = QMessageBox(QMessageBox.Icon.Critical, "Pairsync", str(err))
+            box.setObjectName("database-damaged")
+            restore_button = None
+            if database_backups(home):
+                restore_button = box.addButton(
+                    box.tr("Restore the newest backup"), QMessageBox.ButtonRole.AcceptRole
+                )
+            box.addButton(box.tr("Quit"), QMessageBox.ButtonRole.RejectRole)
+            box.exec()
+            if restore_button is None or box.clickedButton() is not restore_button:
+                return None
+            restore_database(home)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -142,7 +166,10 @@ def main(
     instance = SingleInstance(instance_key(paths))
     if not instance.claim():
         return 0
-    service = Service(home, allow_insecure_keyring=allow_insecure_keyring)
+    service = open_service(home, allow_insecure_keyring=allow_insecure_keyring)
+    if service is None:
+        instance.release()
+        return 2
 
     def worker_service() -> Service:
         return Service(home, allow_insecure_keyring=allow_insecure_keyring)

@@ -96,3 +96,24 @@ def test_use_the_other_value_of_a_conflict(setup, capsys, tmp_path: Path) -> Non
 
     code, _, err = cli("conflicts", "main", "use-other", capsys=capsys)
     assert code == 2 and "needs a conflict" in err
+
+
+def test_sign_in_again_keeps_the_connection(setup, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``account reauth``: what the window's "Sign in again…" does (here a moved file)."""
+    folder, sheet, connect = setup
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com"))
+    connect(header=OUTLOOK)
+    sync(capsys)
+    moved = tmp_path / "moved.csv"
+    sheet.rename(moved)
+    code, out, err = cli("account", "reauth", "Sheet", "--set", f"path={moved}", capsys=capsys)
+    assert code == 0, err
+    assert "Signed in to 'Sheet' again. Connections using it: main." in out
+    code, report = sync(capsys)
+    assert code == 0 and report["created"] == {"a": 0, "b": 0}  # the same contacts, still bound
+    gone = tmp_path / "gone" / "x.csv"
+    code, _, err = cli("account", "reauth", "Sheet", "--set", f"path={gone}", capsys=capsys)
+    assert code == 2 and "does not exist" in err  # checked like account add: nothing stored
+    assert json.loads(cli("account", "list", "--json", capsys=capsys)[1])[1]["settings"] == {
+        "path": str(moved.resolve())
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -651,3 +652,20 @@ def test_failure_of_a_contact_deleted_before_its_retry_is_cleared(tmp_path: Path
     assert p.run().status == "ok"
     with p.store.session() as s:
         assert s.scalars(select(Failure)).all() == []
+
+
+def test_settings_that_change_the_plan_re_plan_without_an_edit(tmp_path: Path) -> None:
+    """Issue 12: a setting changed after a sync acts at the next run, with no edit to any
+    contact (propagating clears here; Avoid Duplicates in tests/cli/test_cli_integrity)."""
+    p = Pair(tmp_path, propagate_clears=False)
+    a = p.a.add({"given_name": "Ann", "emails": em("ann@x.com"), "title": "CEO"})
+    p.run()
+    [b_id] = list(p.b.records)
+    p.a.edit(a.id, title="")
+    assert p.run().updated == {"a": 0, "b": 0}
+    assert p.b.records[b_id].fields.get("title") == "CEO"  # the clear is held back
+    p.settings = replace(p.settings, propagate_clears=True)
+    report = p.run()
+    assert report.updated == {"a": 0, "b": 1}
+    assert not p.b.records[b_id].fields.get("title")
+    assert p.run().updated == {"a": 0, "b": 0}

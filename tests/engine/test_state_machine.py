@@ -52,7 +52,7 @@ from app.engine.match import keys_of
 from app.engine.sync import RunReport, SyncRun
 from app.errors import Rejected
 from app.mapping.canonical import canon_text
-from app.model import Labeled, Record, Side
+from app.model import Labeled, Record, Side, Update
 from app.store.models import Binding, Failure, IndexedRecord
 from app.store.state import SyncState
 from tests.engine.harness import Pair
@@ -407,6 +407,59 @@ class SyncMachine(RuleBasedStateMachine):
             for app in (p.a, p.b):
                 if "write" in vars(app):
                     del app.write
+        self.title_base = None
+        self.check_nothing_deleted()
+
+    @precondition(lambda self: self.pair is not None)
+    @rule(
+        side=SIDES,
+        what=st.sampled_from(["organization", "title", "given_name", "phones", "segments"]),
+        data=st.data(),
+    )
+    def raced_sync(self, side: Side, what: str, data: st.DataObject) -> None:
+        """Another client edits the contact Pairsync is writing, between our read and our
+        write (CardDAV's 412): the app merges our patch into the fresh record when the
+        fields we write were not touched (``merge_stale``), else refuses it (retried). The
+        next clean sync must converge: the other client's edit reaches the other app."""
+        app = self.app(side)
+        if what == "segments":
+            value: Any = data.draw(st.lists(st.sampled_from(SEGMENTS), max_size=3))
+        elif what == "phones":
+            value = data.draw(phones_value())
+        else:
+            value = data.draw(
+                st.sampled_from({"title": TITLES, "given_name": GIVEN}.get(what, ORGS))
+            )
+
+        # A user's edit on the other side, so that Pairsync writes a bound contact here.
+        pairs = [
+            (b.id_a, b.id_b)
+            for b in self.active_bindings()
+            if b.id_a in self.p.a.records and b.id_b in self.p.b.records
+        ]
+        if pairs:
+            id_a, id_b = data.draw(st.sampled_from(pairs))
+            source = self.app(side.other)
+            rid = id_b if side is Side.A else id_a
+            current = title_of(source.records[rid])
+            source.edit(rid, title=data.draw(st.sampled_from([t for t in TITLES if t != current])))
+
+        def other_client(op: Any) -> None:
+            if isinstance(op, Update) and op.record_id in app.records:
+                app.before_write = None
+                if what == "segments":
+                    app.set_segments(op.record_id, value)
+                else:
+                    app.edit(op.record_id, **{what: value})
+
+        app.merge_stale = True
+        app.before_write = other_client
+        try:
+            report = self.run_sync(confirm=True)
+        finally:
+            app.before_write = None
+            app.merge_stale = False
+        assert report.status in ("ok", "failed"), report.as_json()
         self.title_base = None
         self.check_nothing_deleted()
 

@@ -51,8 +51,17 @@ def search(box: Any, qtbot: Any, text: str) -> None:
     box.returnPressed.emit()
 
 
+def broken_card(desk: Desk, uid: str, fn: str, junk: str = "this is not a property") -> None:
+    """A card the vCard folder cannot read: a failure of that contact alone (a value that
+    does not fit is no failure since issue 12: it is listed under Not fitting)."""
+    (desk.folder / f"{uid}.vcf").write_text(
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{fn}\r\n{junk}\r\nEND:VCARD\r\n",
+        encoding="utf-8",
+    )
+
+
 def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtbot: Any) -> None:
-    desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com", "ann3@x.com")
+    broken_card(desk, "ann", "Ann Lee")
     desk.put_card("bo", "Bo Bee", "bo@x.com")
     view = health(desk, qtbot)
     desk.sync(qtbot)
@@ -63,12 +72,11 @@ def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtb
     [(_code, count)] = model.groups
     assert count == 1
     group = model.index(0, 0)
-    assert model.data(group).startswith("The app refused the change (1)")
+    assert model.data(group).startswith("Could not be read (1)")
     view.failed.view.expand(group)
     qtbot.waitUntil(lambda: model.rowCount(group) == 1)
     row = [model.index(0, c, group).data() for c in range(5)]
-    assert row[0] == "Ann Lee" and row[1] == "Sheet" and "at most 2" in row[2]
-    assert row[3] == "emails"
+    assert row[0] == "ann" and row[1] == "Phone" and "not a valid vCard" in row[2]
     # The raw error, on demand.
     sel = view.failed.view.selectionModel()
     sel.select(
@@ -77,7 +85,7 @@ def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtb
     )
     assert view.failed.raw_button.isEnabled()
     view.failed.raw_button.click()
-    assert view.failed.raw.isVisible() and view.failed.raw.toPlainText()
+    assert view.failed.raw.isVisible() and "this is not a property" in view.failed.raw.toPlainText()
     # The user fixes the contact in the source app, then clicks Retry.
     desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com")
     with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000) as blocker:
@@ -88,12 +96,43 @@ def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtb
     assert desk.rows()["ann@x.com"]["E-mail 2 Address"] == "ann2@x.com"
 
 
+def test_values_that_do_not_fit_are_listed_not_failed(desk: Desk, qtbot: Any) -> None:
+    """Issue 12: a 3rd e-mail into a sheet with two e-mail columns is no failure; the
+    Not fitting tab names it, and the rest of the contact is in sync."""
+    desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com", "ann3@x.com")
+    view = health(desk, qtbot)
+    report = desk.sync(qtbot)
+    assert report["status"] == "ok" and report["not_fitting"] == 1
+    assert "Failed (0)" in tab_texts(view) and "Not fitting (1)" in tab_texts(view)
+    assert view.chip.text() == "Active"
+    view.tabs.setCurrentWidget(view.not_fitting)
+    model = view.not_fitting.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1)
+    assert [model.index(0, c).data() for c in range(4)] == [
+        "Sheet",
+        "Ann Lee",
+        "emails",
+        "ann3@x.com",
+    ]
+    search(view.not_fitting.search, qtbot, "nobody")
+    qtbot.waitUntil(lambda: model.rowCount() == 0)
+    assert desk.rows()["ann@x.com"]["E-mail 2 Address"] == "ann2@x.com"
+
+
 def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     desk: Desk, qtbot: Any
 ) -> None:
-    desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com", "ann3@x.com")
+    card = desk.put_card("ann", "Ann Lee", "ann@x.com")
     view = health(desk, qtbot)
     desk.sync(qtbot)
+    # The card file is marked read-only: the sheet's edit cannot be written there.
+    card.chmod(0o444)
+    rows = list(desk.rows().values())
+    rows[0]["Job Title"] = "CEO"
+    write_csv(desk.sheet, rows, list(rows[0]))
+    desk.sync(qtbot)
+    view.refresh()
+    assert "Failed (1)" in tab_texts(view)
     view.tabs.setCurrentWidget(view.failed)
     tab = view.failed
     group = tab.model.index(0, 0)
@@ -104,18 +143,20 @@ def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     tab.ignore_button.click()  # a whole group at once
     view.refresh()
     assert "Failed (0)" in tab_texts(view) and view.chip.text() == "Active"
-    assert desk.service.health_counts(desk.name)["ignored"] == 1
+    assert desk.service.health_counts(desk.name).ignored == 1
     assert desk.service.health(desk.name)["counts"]["failed"] == 0  # the CLI agrees
     tab.show_ignored.setChecked(True)
     assert tab.model.groups and tab.ignore_button.text() == "Stop ignoring"
     # Not retried while ignored: later runs leave it alone.
     desk.sync(qtbot)
     [row] = desk.service.failures_page(desk.name, tab.model.groups[0][0], ignored=True)
-    assert row.attempts == 1
+    assert row.attempts == 1 and "ann.vcf is read-only" in row.message
     # Once the contact changes (and still fails), it counts again.
-    desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com", "ann4@x.com")
+    card.chmod(0o644)
+    desk.put_card("ann", "Ann Lee", "ann@x.com", phone="+44 7700 900123")
+    card.chmod(0o444)
     desk.sync(qtbot)
-    assert desk.service.health_counts(desk.name)["failed"] == 1
+    assert desk.service.health_counts(desk.name).failed == 1
 
 
 def test_lists_page_search_and_filter_by_reason(desk: Desk, qtbot: Any) -> None:

@@ -140,10 +140,12 @@ def test_notifications_sign_in_once_and_failures_rising(
     sent: list[tuple[str, str]] = []
     tray.message.connect(lambda title, text: sent.append((title, text)))
     notifier = Notifier(desk.service, desk.scheduler, tray)
-    desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com", "ann3@x.com")
+    (desk.folder / "ann.vcf").write_text(  # a card that cannot be read
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nnot a property\r\nEND:VCARD\r\n"
+    )
     desk.sync(qtbot)
     kinds = [k for k, _t, _x in notifier.sent]
-    assert kinds == ["failures"]  # 0 → 1 failed contact (3 emails, 2 columns)
+    assert kinds == ["failures"]  # 0 → 1 failed contact (an unreadable card)
     assert "1 contact of Main could not be synced" in notifier.sent[0][2]
     desk.sync(qtbot)
     assert len(notifier.sent) == 1  # not rising: no new message

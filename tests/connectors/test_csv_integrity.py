@@ -1,0 +1,140 @@
+"""CSV file: another program's edits are never lost, temp files of a killed write are
+cleaned, bad bytes and broken rows stay the user's (issue 12)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from app.connectors.csv_file import CsvApp
+from app.model import Record, Update
+
+
+def _big_csv(path: Path, rows: int) -> None:
+    lines = ["Name,Email,Phone,Notes"]
+    lines += [f"Person {i},p{i}@x.com,+44 20 7946 {i:04d},note {i}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+APPENDER = """
+import os, sys, time
+path, count, every = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+for n in range(count):
+    line = f"Appended {n},appended{n}@x.com,,\\n".encode()
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line)
+            ino = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        # A line written into a file replaced at that very instant went with the old file:
+        # the appender's own race (as for any program appending), so it writes it again.
+        if os.stat(path).st_ino == ino:
+            break
+    print(f"appended{n}@x.com", flush=True)
+    time.sleep(every)
+"""
+
+
+def test_rows_appended_while_writing_are_never_lost(tmp_path: Path) -> None:
+    """Another program (a real process) appends a row every 20 ms to a 20,000-row file
+    while Pairsync writes it again and again: every appended row is still there."""
+    path = tmp_path / "big.csv"
+    _big_csv(path, 20_000)
+    app = CsvApp(path)
+    records = [r for r in app.fetch(list(app.list_versions())) if isinstance(r, Record)]
+    appender = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, str(path), "100", "0.02"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    writes = 0
+    try:
+        while appender.poll() is None and writes < len(records):
+            rec = records[writes]
+            [res] = app.write([Update(f"u{writes}", rec.id, {"notes": f"edited {writes}"})])
+            assert res.ok, res.error
+            writes += 1
+    finally:
+        out, _ = appender.communicate(timeout=60)
+    added = out.split()
+    assert len(added) == 100 and writes >= 1  # every write ran while the appender did
+    text = path.read_text(encoding="utf-8")
+    missing = [e for e in added if e not in text]
+    assert missing == [], f"{len(missing)} of {len(added)} appended rows lost"
+    again = CsvApp(path)
+    found = [r for r in again.fetch(list(again.list_versions())) if isinstance(r, Record)]
+    notes = {str(r.fields.get("notes")) for r in found}
+    assert {f"edited {i}" for i in range(writes)} <= notes
+    assert len(found) == 20_000 + len(added)
+
+
+def test_a_file_saved_by_another_program_during_a_write_is_merged_not_overwritten(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A spreadsheet saves the file (an edit in the middle, not an append) while Pairsync
+    writes: the ops are applied again to the file as saved, and its edit is kept."""
+    from app.connectors import csv_file
+
+    path = tmp_path / "a.csv"
+    path.write_text("Name,Email\nAl,a@x.com\nBo,b@x.com\nCy,c@x.com\n")
+    app = CsvApp(path)
+    recs = {str(r.fields["full_name"]): r for r in app.fetch(list(app.list_versions()))}
+    real = csv_file._write_text
+    saves = []
+
+    def save_meanwhile(handle, table):  # type: ignore[no-untyped-def]
+        if not saves:
+            saves.append(1)
+            path.write_text("Name,Email\nAl,a@x.com\nBo,bo@new.example\nCy,c@x.com\nDi,d@x.com\n")
+        real(handle, table)
+
+    monkeypatch.setattr(csv_file, "_write_text", save_meanwhile)
+    al, bo = recs["Al"], recs["Bo"]
+    [ok, stale] = app.write(
+        [
+            Update("u1", al.id, {"email": "al@x.com"}, expected_version=al.version),
+            Update("u2", bo.id, {"full_name": "Bob"}, expected_version=bo.version),
+        ]
+    )
+    assert ok.ok, ok.error
+    assert stale.error is not None  # Bo's row changed meanwhile: retried next run
+    text = path.read_text()
+    assert "Bob" not in text
+    assert "bo@new.example" in text and "Di,d@x.com" in text and "al@x.com" in text
+
+
+def test_only_our_own_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    import os
+
+    from app.connectors.file_writes import remove_stale_temps
+
+    path = tmp_path / "a.csv"
+    path.write_text("Name,Email\nAl,a@x.com\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    dead = int(done.stdout)
+    names = {
+        f".a.csv.{dead}.abcdefgh.tmp": False,  # its writer is gone: removed
+        f".a.csv.{os.getpid()}.abcdefgh.tmp": True,  # a write in progress (this process)
+        ".a.csv.zz.tmp": True,  # not a name we make
+        f".b.csv.{dead}.abcdefgh.tmp": True,  # another file's
+        f".a.csv.{dead}.abcdefgh.tmp.keep": True,
+    }
+    for name in names:
+        (tmp_path / name).write_text("x")
+    old = tmp_path / ".a.csv.ab12cd34.tmp"  # from before the pid was in the name
+    old.write_text("x")
+    os.utime(old, (0, 0))
+    young = tmp_path / ".a.csv.ef56gh78.tmp"
+    young.write_text("x")
+    assert sorted(remove_stale_temps(path)) == sorted([f".a.csv.{dead}.abcdefgh.tmp", old.name])
+    for name, kept in names.items():
+        assert (tmp_path / name).exists() is kept
+    assert young.exists() and path.read_text() == "Name,Email\nAl,a@x.com\n"
