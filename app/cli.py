@@ -8,6 +8,7 @@ traceback of an unexpected error goes to the log file, never to the terminal.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import logging.handlers
@@ -340,14 +341,35 @@ def run(argv: Sequence[str]) -> int:
         return _no_command(parser, args)
     if args.command == "restore":
         return _restore(args)  # works while the database cannot be opened
+    if args.command == "account" and args.action == "list":
+        return _account_list(args)  # a plain read: no store, engine or keyring to load
     from app.service import Service
 
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
     _setup_logging(str(service.paths.logs))
+    # Everything a run needs is imported and set up now: the collector never has to walk
+    # those objects again during the run (a no-change run allocates a lot and triggers it).
+    gc.freeze()
     try:
         return _dispatch(service, args)
     finally:
         service.close()
+
+
+def _account_list(args: argparse.Namespace) -> int:
+    from app.service import list_accounts, logs_folder
+
+    _setup_logging(str(logs_folder(args.home)))
+    accounts = list_accounts(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
+    if args.json:
+        _print_json([a.as_json() for a in accounts])
+    elif not accounts:
+        print("No accounts yet. Add one with: pairsync account add KIND NAME --set path=...")
+    else:
+        for a in accounts:
+            where = a.settings.get("path", "")
+            print(f"{a.name}\t{a.kind}\t{where}")
+    return EXIT_OK
 
 
 def _no_command(parser: Parser, args: argparse.Namespace) -> int:
@@ -391,17 +413,7 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
             acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
             print(f"Added {acc.kind} account {acc.name!r}.")
         elif args.action == "list":
-            accounts = service.list_accounts()
-            if args.json:
-                _print_json([a.as_json() for a in accounts])
-            elif not accounts:
-                print(
-                    "No accounts yet. Add one with: pairsync account add KIND NAME --set path=..."
-                )
-            else:
-                for a in accounts:
-                    where = a.settings.get("path", "")
-                    print(f"{a.name}\t{a.kind}\t{where}")
+            return _account_list(args)
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
@@ -698,10 +710,10 @@ def _summary(r: Any) -> str:
         parts.append(f"matched {r.matched}")
     for label, n in (
         ("failed", r.failed),
-        ("conflicts", r.conflicts),
-        ("rule conflicts", r.rule_conflicts),
+        ("conflict" if r.conflicts == 1 else "conflicts", r.conflicts),
+        ("rule conflict" if r.rule_conflicts == 1 else "rule conflicts", r.rule_conflicts),
         ("excluded", r.excluded),
-        ("duplicates", r.duplicates),
+        ("duplicate" if r.duplicates == 1 else "duplicates", r.duplicates),
         ("deleted on the other side", r.deleted_other_side),
         ("not fitting", getattr(r, "not_fitting", 0)),
     ):
@@ -723,7 +735,7 @@ def _health(service: Service, args: argparse.Namespace) -> int:
     c = data["counts"]
     print(
         f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
-        f"{c['excluded']} excluded, {c['duplicates']} duplicates, {c['failed']} failed, "
+        f"{c['excluded']} excluded, {_count(c['duplicates'], 'duplicate')}, {c['failed']} failed, "
         f"{c['deleted_other_side']} deleted on the other side."
     )
     for title, key in (
@@ -776,7 +788,10 @@ def _health_action(service: Service, args: argparse.Namespace) -> int:
         done = "will be retried at the next run"
     else:
         n = service.ignore_failures(args.name, ids, ignored=verb == "ignore")
-        done = "ignored until they change" if verb == "ignore" else "listed and retried again"
+        if verb == "ignore":
+            done = "ignored until it changes" if n == 1 else "ignored until they change"
+        else:
+            done = "listed and retried again"
     if n < len(set(ids)):
         raise ConfigError(
             f"{args.name} has no failed contact with some of these numbers: "

@@ -155,7 +155,6 @@ class ConnectionSettingsForm(QWidget):
             )
             label = QLabel(parent)
             label.setBuddy(edit)
-            label.setWordWrap(True)
             self.subscription[side] = edit
             self.subscription_labels[side] = label
             form.addRow(label, edit)
