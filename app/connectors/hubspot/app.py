@@ -53,7 +53,7 @@ from app.connectors.hubspot.api import (
 )
 from app.connectors.hubspot.records import Translation, to_properties, to_record, version_of
 from app.connectors.hubspot.schema import ContactSchema, build_schema
-from app.errors import Conflict, NotFound, Rejected, Unavailable
+from app.errors import Conflict, NotFitting, NotFound, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -803,8 +803,13 @@ class _Exists(Exception):
 
 
 def _first(issues: list[Rejected]) -> Rejected | None:
+    """One error for a result: a real failure before values that merely did not fit."""
     if not issues:
         return None
+    failures = [i for i in issues if not isinstance(i, NotFitting)]
+    if not failures:
+        return issues[0]
+    issues = failures
     if len(issues) == 1:
         return issues[0]
     first = issues[0]
