@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app.connectors.csv_file import CsvApp, guard_formula, unguard_formula
+from app.connectors.csv import CsvApp
+from app.connectors.csv.codec import guard_formula, unguard_formula
 from app.connectors.vcard_text import _fold, card_values, parse_card
 from app.errors import Unavailable
 from app.model import Create, Record, Update
