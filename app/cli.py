@@ -20,7 +20,7 @@ from app import __version__
 from app.errors import AuthExpired, ConfigError, PairsyncError
 
 if TYPE_CHECKING:
-    from app.service import Service
+    from app.service import ConnectionFields, MappingInfo, RuleInfo, Service
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
@@ -531,8 +531,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             values_back=args.values_back,
             pick_label=args.pick_label,
         )
-        note = f" — {view['reason']}" if view["reason"] else ""
-        print(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}.")
+        note = f" — {view.reason}" if view.reason else ""
+        print(f"Added mapping {view.key} ({view.effective or 'inactive'}){note}.")
     elif action == "toggle":
         service.toggle_mapping(args.name, args.mapping, args.state)
         print(f"Mapping {args.mapping} is now {'on' if args.state else 'off'}.")
@@ -576,10 +576,10 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
             Side(args.source), Join(args.join), filters, actions, args.undo, args.other_way
         )
         view = service.add_rule(args.name, draft, args.position)
-        print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
-        print(f"It {_matches(view['count'])}.")
-        if view["ignored"]:
-            print(f"Note: it is ignored ({view['ignored']}).")
+        print(f"Added rule {view.position} ({view.id}): {view.sentence}.")
+        print(f"It {_matches(view.count)}.")
+        if view.ignored:
+            print(f"Note: it is ignored ({view.ignored}).")
     elif verb == "remove":
         service.remove_rule(args.name, args.rule)
         print(f"Removed rule {args.rule}. No contact was changed.")
@@ -594,56 +594,56 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
             raise UsageError("Nothing to change: give --undo on|off or --other-way on|off.")
         view = service.set_rule(args.name, args.rule, undo=args.undo, other_way=args.other_way)
         print(
-            f"Rule {view['position']}: undo {'on' if view['undo'] else 'off'}, "
-            f"other way around {'on' if view['other_way'] else 'off'}."
+            f"Rule {view.position}: undo {'on' if view.undo else 'off'}, "
+            f"other way around {'on' if view.other_way else 'off'}."
         )
     return EXIT_OK
 
 
-def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
+def _print_rules(views: list[RuleInfo], as_json: bool) -> None:
     if as_json:
-        _print_json(views)
+        _print_json([v.as_json() for v in views])
         return
     if not views:
         print("No rules: nothing is synced. Add one with: pairsync connection rule add NAME ...")
     for v in views:
-        state = "on" if v["enabled"] else "off"
-        toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
-        toggles += f", other way {'on' if v['other_way'] else 'off'}"
-        print(f"{v['position']}. [{state}] {v['sentence']}")
-        print(f"   {toggles}; {_matches(v['count'])}  (id {v['id']})")
-        if "mirror" in v:
-            mirror = v["mirror"]["count"]
-            print(f"   other way: {v['mirror']['sentence']} — matches {_or_dash(mirror)}")
-        if v["ignored"]:
-            print(f"   ignored: {v['ignored']}")
-        if v.get("undo_note"):
-            print(f"   {v['undo_note']}")
+        state = "on" if v.enabled else "off"
+        toggles = f"undo {'on' if v.undo_effective else 'off'}"
+        toggles += f", other way {'on' if v.other_way else 'off'}"
+        print(f"{v.position}. [{state}] {v.sentence}")
+        print(f"   {toggles}; {_matches(v.count)}  (id {v.id})")
+        if v.mirror is not None:
+            print(f"   other way: {v.mirror.sentence} — matches {_or_dash(v.mirror.count)}")
+        if v.ignored:
+            print(f"   ignored: {v.ignored}")
+        if v.undo_note:
+            print(f"   {v.undo_note}")
 
 
-def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
+def _print_mappings(views: list[MappingInfo], as_json: bool) -> None:
     if as_json:
-        _print_json(views)
+        _print_json([v.as_json() for v in views])
         return
     for v in views:
-        state = "on " if v["enabled"] else "off"
-        arrow = _arrow(v["effective"]) if v["effective"] else "×"
-        line = f"[{state}] {v['key']}  ({v['kind']}) {'+'.join(v['a'])} {arrow} {'+'.join(v['b'])}"
-        if v["reason"]:
-            line += f"  — {v['reason']}"
+        state = "on " if v.enabled else "off"
+        arrow = _arrow(v.effective) if v.effective else "×"
+        line = f"[{state}] {v.key}  ({v.kind}) {'+'.join(v.a)} {arrow} {'+'.join(v.b)}"
+        if v.reason:
+            line += f"  — {v.reason}"
         print(line)
 
 
-def _print_fields(data: dict[str, Any], as_json: bool) -> None:
+def _print_fields(data: ConnectionFields, as_json: bool) -> None:
     if as_json:
-        _print_json(data)
+        _print_json(data.as_json())
         return
     for side in ("a", "b"):
-        print(f"{side.upper()}: {data[side]['app']}")
-        for f in data[side]["fields"]:
-            flags = [f["type"], *(["list"] if f["multi"] else [])]
-            flags += [] if f["writable"] else ["read-only"]
-            print(f"  {f['key']:<28} {f['label']} ({', '.join(flags)})")
+        app = data.side(side)
+        print(f"{side.upper()}: {app.app}")
+        for f in app.fields:
+            flags = [f.type, *(["list"] if f.multi else [])]
+            flags += [] if f.writable else ["read-only"]
+            print(f"  {f.key:<28} {f.label} ({', '.join(flags)})")
 
 
 def _arrow(direction: str) -> str:
@@ -718,41 +718,43 @@ def _health(service: Service, args: argparse.Namespace) -> int:
         raise UsageError(f"pairsync health: unexpected {args.ids[0]!r} (retry|ignore|unignore ID)")
     data = service.health(args.name)
     if args.json:
-        _print_json(data)
+        _print_json(data.to_json())
         return EXIT_OK
-    c = data["counts"]
+    c = data.counts
     print(
-        f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
-        f"{c['excluded']} excluded, {_count(c['duplicates'], 'duplicate')}, {c['failed']} failed, "
-        f"{c['deleted_other_side']} deleted on the other side."
+        f"{data.connection}{' (paused)' if data.paused else ''}: {c.in_sync} in sync, "
+        f"{c.excluded} excluded, {_count(c.duplicates, 'duplicate')}, {c.failed} failed, "
+        f"{c.deleted_other_side} deleted on the other side."
     )
-    for title, key in (
-        ("Failed", "failed"),
-        ("Excluded", "excluded"),
-        ("Duplicates", "duplicates"),
-    ):
-        if data[key]:
-            print(f"\n{title}:")
-            for item in data[key]:
-                fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
-                number = f"  (#{item['id']})" if "id" in item else ""
-                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
-    if data.get("not_fitting"):
-        print("\nNot fitting (the rest of each contact is in sync):")
-        for item in data["not_fitting"]:
-            values = ", ".join(item["values"])
-            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
-    if data["conflicts"]:
-        print("\nConflicts:")
-        for item in data["conflicts"][:50]:
+    if data.failed:
+        print("\nFailed:")
+        for failure in data.failed:
+            fields = f" [{', '.join(failure.fields)}]" if failure.fields else ""
             print(
-                f"  {item['field']}: A={item['value_a']!r} B={item['value_b']!r} → "
-                f"{item['winner'].upper()} won  (#{item['id']})"
+                f"  {failure.side.upper()} {failure.name}: {failure.reason}{fields}"
+                f"  (#{failure.id})"
             )
-    if data["rule_conflicts"]:
+    for title, contacts in (("Excluded", data.excluded), ("Duplicates", data.duplicates)):
+        if contacts:
+            print(f"\n{title}:")
+            for item in contacts:
+                print(f"  {item.side.upper()} {item.name}: {item.reason}")
+    if data.not_fitting:
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for nf in data.not_fitting:
+            values = ", ".join(nf.values)
+            print(f"  {nf.side.upper()} {nf.name}: {nf.field}: {values}")
+    if data.conflicts:
+        print("\nConflicts:")
+        for conflict in data.conflicts[:50]:
+            print(
+                f"  {conflict.field}: A={conflict.value_a!r} B={conflict.value_b!r} → "
+                f"{conflict.winner.upper()} won  (#{conflict.id})"
+            )
+    if data.rule_conflicts:
         print("\nRule conflicts:")
-        for item in data["rule_conflicts"][:50]:
-            print(f"  {item['side'].upper()}: {item['message']}")
+        for rc in data.rule_conflicts[:50]:
+            print(f"  {rc.side.upper()}: {rc.message}")
     return EXIT_OK
 
 
