@@ -8,6 +8,7 @@ traceback of an unexpected error goes to the log file, never to the terminal.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import logging.handlers
@@ -340,14 +341,35 @@ def run(argv: Sequence[str]) -> int:
         return _no_command(parser, args)
     if args.command == "restore":
         return _restore(args)  # works while the database cannot be opened
+    if args.command == "account" and args.action == "list":
+        return _account_list(args)  # a plain read: no store, engine or keyring to load
     from app.service import Service
 
     service = Service(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
     _setup_logging(str(service.paths.logs))
+    # Everything a run needs is imported and set up now: the collector never has to walk
+    # those objects again during the run (a no-change run allocates a lot and triggers it).
+    gc.freeze()
     try:
         return _dispatch(service, args)
     finally:
         service.close()
+
+
+def _account_list(args: argparse.Namespace) -> int:
+    from app.service import list_accounts, logs_folder
+
+    _setup_logging(str(logs_folder(args.home)))
+    accounts = list_accounts(args.home, allow_insecure_keyring=args.allow_insecure_keyring)
+    if args.json:
+        _print_json([a.as_json() for a in accounts])
+    elif not accounts:
+        print("No accounts yet. Add one with: pairsync account add KIND NAME --set path=...")
+    else:
+        for a in accounts:
+            where = a.settings.get("path", "")
+            print(f"{a.name}\t{a.kind}\t{where}")
+    return EXIT_OK
 
 
 def _no_command(parser: Parser, args: argparse.Namespace) -> int:
@@ -391,17 +413,7 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
             acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
             print(f"Added {acc.kind} account {acc.name!r}.")
         elif args.action == "list":
-            accounts = service.list_accounts()
-            if args.json:
-                _print_json([a.as_json() for a in accounts])
-            elif not accounts:
-                print(
-                    "No accounts yet. Add one with: pairsync account add KIND NAME --set path=..."
-                )
-            else:
-                for a in accounts:
-                    where = a.settings.get("path", "")
-                    print(f"{a.name}\t{a.kind}\t{where}")
+            return _account_list(args)
         elif args.action == "remove":
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")

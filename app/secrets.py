@@ -19,15 +19,14 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer as keyring_chainer
-from keyring.backends import fail as keyring_fail
-from keyring.backends import null as keyring_null
+from typing import TYPE_CHECKING, Any
 
 from app.errors import ConfigError, KeyringError
+
+# ``keyring`` is imported on the first secret asked for, not with this module: a run over
+# folders and files never needs it, and it costs a CLI start a tenth of a second (issue 18).
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 __all__ = ["SERVICE_NAME", "SecretStore", "keyring_username", "secret_from_env"]
 
@@ -159,7 +158,7 @@ class SecretStore:
             with _translated("deleting", account):
                 try:
                     backend.delete_password(SERVICE_NAME, username)
-                except keyring.errors.PasswordDeleteError:
+                except _keyring_errors().PasswordDeleteError:
                     # Backends raise this when the entry does not exist, which is success
                     # for us; if the entry is still there, it is a real failure.
                     if backend.get_password(SERVICE_NAME, username) is not None:
@@ -175,6 +174,8 @@ class SecretStore:
         with self._lock:
             backend = self._resolve()
         name = _class_name(backend)
+        from keyring.backends import chainer as keyring_chainer
+
         if isinstance(backend, keyring_chainer.ChainerBackend):
             inner = ", ".join(_class_name(b) for b in _chained(backend))
             name = f"{name} ({inner})"
@@ -186,6 +187,8 @@ class SecretStore:
         if self._backend is not None:
             return self._backend
         with _translated("looking up", None):
+            import keyring
+
             return keyring.get_keyring()
 
     def _checked_backend(self) -> KeyringBackend:
@@ -199,6 +202,10 @@ class SecretStore:
         return backend
 
     def _refuse_if_unusable(self, backend: KeyringBackend) -> None:
+        from keyring.backends import chainer as keyring_chainer
+        from keyring.backends import fail as keyring_fail
+        from keyring.backends import null as keyring_null
+
         target = backend
         if isinstance(backend, keyring_chainer.ChainerBackend):
             # A chainer writes to the first backend it delegates to: judge that one.
@@ -215,6 +222,12 @@ class SecretStore:
             raise KeyringError(_INSECURE_MESSAGE.format(backend=name), raw=name)
 
 
+def _keyring_errors() -> Any:
+    import keyring.errors
+
+    return keyring.errors
+
+
 def _check_account(account: str) -> None:
     if not isinstance(account, str) or not account.strip():
         raise KeyringError("An account name is required to store or read its secret.")
@@ -227,13 +240,14 @@ def _translated(action: str, account: str | None) -> Iterator[None]:
     ``raw`` carries only the original exception's class name: backend messages are not
     trusted to be free of secret material, and the original exception is not chained.
     """
+    errors = _keyring_errors()
     try:
         yield
-    except keyring.errors.KeyringLocked as exc:
+    except errors.KeyringLocked as exc:
         raise KeyringError(LOCKED_MESSAGE, raw=type(exc).__name__) from None
-    except (keyring.errors.InitError, keyring.errors.NoKeyringError) as exc:
+    except (errors.InitError, errors.NoKeyringError) as exc:
         raise KeyringError(NO_KEYRING_MESSAGE, raw=type(exc).__name__) from None
-    except (keyring.errors.KeyringError, OSError) as exc:
+    except (errors.KeyringError, OSError) as exc:
         if account is None:
             message = _STARTUP_MESSAGE
         else:

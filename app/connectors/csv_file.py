@@ -1108,10 +1108,27 @@ def _with_cell_appended(row: _Row, value: str, col: int, table: _Table) -> _Row:
     return new
 
 
+_WELL_QUOTED: dict[str, re.Pattern[str]] = {}
+
+
+def _well_quoted(delimiter: str) -> re.Pattern[str]:
+    """A record whose quoted cells are all closed right before a delimiter or the end:
+    what the strict reader accepts (a quote inside an unquoted cell is fine)."""
+    pattern = _WELL_QUOTED.get(delimiter)
+    if pattern is None:
+        d = re.escape(delimiter)
+        cell = f'(?:"(?:[^"]|"")*"|(?:[^"{d}\\r\\n][^{d}\\r\\n]*)?)'
+        pattern = re.compile(f"{cell}(?:{d}{cell})*(?:\\r\\n|\\n|\\r)?")
+        _WELL_QUOTED[delimiter] = pattern
+    return pattern
+
+
 def _strict_problem(raw: str, delimiter: str) -> str | None:
     """A row the lenient reader accepted but whose quoting is broken (text after a closing
     quote, as in ``Eve,"Broken,eve@x.com,1,"x``): unreadable, so it is kept byte for byte
     rather than read as something the user did not write and written back that way."""
+    if _well_quoted(delimiter).fullmatch(raw):
+        return None  # the common case, without a second parse
     reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True)
     try:
         for _cells in reader:

@@ -19,6 +19,7 @@ from app.connectors.registry import AppKind, app_kind, normalize_settings
 from app.engine.sync import Progress
 from app.errors import ConfigError, PairsyncError, Unavailable
 from app.service.core import ServiceCore, unique_name
+from app.service.listing import account_info
 from app.service.types import AccountInfo
 from app.store.models import Account
 
@@ -61,16 +62,7 @@ def _verified(spec: AppKind, values: dict[str, str], secret: str | None) -> dict
 
 
 def _info(acc: Account) -> AccountInfo:
-    spec = app_kind(acc.kind)
-    return AccountInfo(
-        name=acc.name,
-        kind=acc.kind,
-        app=spec.name,
-        settings=dict(json.loads(acc.settings)),
-        required=spec.settings,
-        needs_secret=spec.needs_secret,
-        has_secret=bool(acc.has_secret),
-    )
+    return account_info(acc.name, acc.kind, acc.settings, bool(acc.has_secret))
 
 
 class Accounts(ServiceCore):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store.integrity import Backup, DatabaseDamaged, backup_if_due, check_database
+from app.store.quick import SCHEMA_HEAD
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0004"
-"""The newest migration's revision. A new migration changes it (a test checks they agree)."""
+# The newest migration's revision (a new migration changes it in app.store.quick; a test
+# checks they agree).
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

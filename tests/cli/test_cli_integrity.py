@@ -104,6 +104,11 @@ def test_guard_stop_leaves_both_apps_byte_identical(tmp_path: Path, capsys) -> N
     code, report = _sync(capsys)
     assert code == 4 and report["status"] == "guard"
     assert {p.name: p.read_bytes() for p in [sheet, *folder.glob("*.vcf")]} == before
+    code, _out, err = cli("sync", "main", capsys=capsys)
+    assert code == 4
+    assert "CSV file lists no contacts at all, where it listed 6 contacts last time" in err
+    assert "0 %" not in err
+    assert {p.name: p.read_bytes() for p in [sheet, *folder.glob("*.vcf")]} == before
 
 
 def test_a_run_with_nothing_to_write_writes_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

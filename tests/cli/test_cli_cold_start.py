@@ -1,0 +1,100 @@
+"""A command loads only what it needs (issue 18): a cron-run ``pairsync`` starts fast.
+
+Each command runs in a fresh interpreter (a subprocess: this test process has everything
+imported already), which prints the modules it loaded; the heavy parts a command does not
+need must not be among them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app.cli import main
+
+QT_AND_MIGRATIONS = ("PySide6", "alembic")
+
+PROBE = """
+import json, sys
+from app.cli import main
+try:
+    code = main(json.loads(sys.argv[1]))
+except SystemExit as exc:  # argparse's --version
+    code = exc.code
+sys.stdout.flush()
+print("\\nMODULES " + json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+print("EXIT", code)
+"""
+
+
+def loaded(*args: str) -> tuple[set[str], str]:
+    """The top-level packages ``pairsync ARGS`` imports, and what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "EXIT 0" in done.stdout, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("MODULES "))
+    return set(json.loads(line.removeprefix("MODULES "))), done.stdout
+
+
+def test_version_loads_neither_qt_nor_the_store() -> None:
+    modules, out = loaded("--version")
+    assert "pairsync" in out
+    assert not modules & {*QT_AND_MIGRATIONS, "sqlalchemy", "keyring", "vobject"}
+
+
+def test_account_list_reads_without_sqlalchemy(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    assert main(["account", "add", "vcard-folder", "Cards", "--set", f"path={folder}"]) == 0
+    capsys.readouterr()
+    modules, out = loaded("account", "list")
+    assert f"Cards\tvcard-folder\t{folder.resolve()}" in out
+    assert not modules & {*QT_AND_MIGRATIONS, "sqlalchemy", "keyring"}
+    # Same answer as the full store gives.
+    assert main(["account", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [a["name"] for a in listed] == ["Cards"]
+
+
+def test_account_list_on_a_new_home_creates_the_database(tmp_path: Path) -> None:
+    # No database yet: the full store opens (and migrates) it, as before.
+    modules, out = loaded("account", "list")
+    assert "No accounts yet" in out
+    assert "alembic" in modules  # the first run builds the schema
+    modules, out = loaded("account", "list")
+    assert "alembic" not in modules
+
+
+def test_no_change_sync_of_two_folders_loads_no_qt_alembic_or_keyring(
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "ann.vcf").write_bytes(
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\n"
+        b"EMAIL:ann@example.com\r\nEND:VCARD\r\n"
+    )
+    for args in (
+        ["account", "add", "vcard-folder", "A", "--set", f"path={a}"],
+        ["account", "add", "vcard-folder", "B", "--set", f"path={b}"],
+        ["connection", "create", "main", "--a", "A", "--b", "B"],
+        ["sync", "main"],
+    ):
+        assert main(args) == 0
+    capsys.readouterr()
+    assert len(list(b.glob("*.vcf"))) == 1
+    modules, out = loaded("sync", "main")
+    assert "created 0 in A, 0 in B" in out
+    assert not modules & {*QT_AND_MIGRATIONS, "keyring"}
