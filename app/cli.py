@@ -516,18 +516,12 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
     elif action == "export":
         _print_json(service.export_connection(args.name))
     elif action == "import":
-        try:
-            if args.file == "-":
-                text = sys.stdin.read()
-            else:
-                with open(args.file, encoding="utf-8") as fh:
-                    text = fh.read()
-            data = json.loads(text)
-        except OSError as err:
-            raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
-        imported = service.import_connection(data, args.name)
+        from app.service import parse_export
+
+        if args.file == "-":
+            imported = service.import_connection(parse_export(sys.stdin.read(), "-"), args.name)
+        else:  # the window's File ▸ Import connection… reads a file the same way
+            imported = service.import_connection_file(args.file, args.name)
         print(f"Imported connection {imported.name!r}.")
     elif action == "mappings":
         _print_mappings(service.mappings(args.name), args.json)

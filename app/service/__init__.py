@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         parse_set,
     )
     from app.schedule import ConnectionState, ScheduleEntry
-    from app.service.connections import EXPORT_VERSION, parse_on_off
+    from app.service.connections import EXPORT_VERSION, parse_export, parse_on_off
     from app.service.database import database_backups, restore_database
     from app.service.facade import Service
     from app.service.listing import list_accounts, logs_folder
@@ -85,6 +85,7 @@ _WHERE = {
     "ScheduleEntry": "app.schedule",
     "EXPORT_VERSION": "app.service.connections",
     "parse_on_off": "app.service.connections",
+    "parse_export": "app.service.connections",
     "database_backups": "app.service.database",
     "restore_database": "app.service.database",
     "Service": "app.service.facade",
@@ -169,6 +170,7 @@ __all__ = [
     "database_backups",
     "list_accounts",
     "logs_folder",
+    "parse_export",
     "parse_filter",
     "parse_on_off",
     "parse_set",
