@@ -290,6 +290,16 @@ def build_parser() -> Parser:
     cfl.add_argument("id", nargs="?", type=int, metavar="ID")
     cfl.add_argument("--json", action="store_true")
 
+    act = sub.add_parser(
+        "activity",
+        help="the runs, newest first; with a run's number, the field changes it wrote",
+        description="What the window's Activity tab shows: without RUN the last runs with "
+        "their counts; with RUN (a #number) every field the run changed, before → after.",
+    )
+    act.add_argument("name")
+    act.add_argument("run", nargs="?", type=int, metavar="RUN")
+    act.add_argument("--json", action="store_true")
+
     und = sub.add_parser(
         "undo", help="put back what a run wrote, in both apps (never deletes a contact)"
     )
@@ -438,6 +448,9 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
 
     if args.command == "undo":
         return _undo(service, args)
+
+    if args.command == "activity":
+        return _activity(service, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -854,6 +867,74 @@ def _or_dash(count: int | None) -> str:
 def _count(n: int, noun: str) -> str:
     """``1 contact``, ``2 contacts``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _activity(service: Service, args: argparse.Namespace) -> int:
+    """``activity NAME``: the runs (dry runs left out); ``activity NAME RUN``: the field
+    changes of one run, in the order they were written (the Activity tab's two lists)."""
+    if args.run is None:
+        runs = service.runs_page(args.name, limit=50)
+        if args.json:
+            _print_json([_run_json(r) for r in runs])
+            return EXIT_OK
+        if not runs:
+            print(f"{args.name}: no runs yet.")
+        numbers = {r.id: r.run_no for r in runs}
+        for r in runs:
+            what = r.kind
+            if r.undo_of is not None:
+                what += f" of #{numbers.get(r.undo_of, '?')}"
+            created, updated, failed = (r.total(k) for k in ("created", "updated", "failed"))
+            note = f"  {r.message}" if r.message else ""
+            print(
+                f"#{r.run_no}  {r.started_at:%Y-%m-%d %H:%M}  {what}  {r.status}: "
+                f"{created} created, {updated} updated, {failed} failed{note}"
+            )
+        return EXIT_OK
+    run_id = service.run_id(args.name, args.run)
+    changes = []
+    after: int | None = None
+    while True:
+        page = service.journal_page(args.name, run_id, after=after, limit=500)
+        changes += page
+        if len(page) < 500:
+            break
+        after = page[-1].id
+    if args.json:
+        _print_json(
+            [
+                {
+                    "side": j.side,
+                    "record_id": j.record_id,
+                    "name": j.name,
+                    "action": j.action,
+                    "field": j.field,
+                    "before": j.before,
+                    "after": j.after,
+                }
+                for j in changes
+            ]
+        )
+        return EXIT_OK
+    if not changes:
+        print(f"{args.name}: run {args.run} changed no field.")
+    for j in changes:
+        who = j.name or j.record_id
+        print(f"  {j.side.upper()} {who}  {j.action} {j.field}: {j.before!r} → {j.after!r}")
+    return EXIT_OK
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    return {
+        "run": r.run_no,
+        "kind": r.kind,
+        "undo_of": r.undo_of,
+        "status": r.status,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": None if r.finished_at is None else r.finished_at.isoformat(),
+        "counts": r.counts,
+        "message": r.message,
+    }
 
 
 def _undo(service: Service, args: argparse.Namespace) -> int:
