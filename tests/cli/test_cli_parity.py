@@ -120,7 +120,7 @@ def test_sign_in_again_keeps_the_connection(setup, capsys, tmp_path: Path) -> No
 
 
 def test_activity_lists_runs_and_a_runs_field_changes(setup, capsys) -> None:  # type: ignore[no-untyped-def]
-    folder, sheet, connect = setup
+    folder, _sheet, connect = setup
     connect(header=OUTLOOK)
     code, out, _ = cli("activity", "main", capsys=capsys)
     assert code == 0 and "no runs yet" in out
