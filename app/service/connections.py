@@ -7,12 +7,13 @@ the change affects what flows.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from app.app_list import app_entry
-from app.connectors.file_writes import replace_file
 from app.connectors.registry import app_kind
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
@@ -48,6 +49,20 @@ def parse_export(text: str, source: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{source} is not valid JSON (line {err.lineno}).") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A new file at ``path``, or the old one untouched: written beside it, then moved."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _subscription(acc: Account) -> str | None:
@@ -228,12 +243,8 @@ class Connections(Accounts):
         it (no secret is in it: they stay in the keyring). The file is replaced atomically."""
         data = export_text(self.export_connection(name)).encode("utf-8")
         target = Path(path).expanduser()
-
-        def write(handle: BinaryIO) -> None:
-            handle.write(data)
-
         try:
-            replace_file(target, write)
+            _write_atomically(target, data)
         except OSError as err:
             raise ConfigError(f"Cannot write {target}: {err.strerror or err}.") from None
         return target
