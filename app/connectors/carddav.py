@@ -1293,11 +1293,7 @@ class CardDavApp:
 
     def list_versions(self) -> dict[str, str]:
         self._refresh()
-        return {
-            id_of(name): self._version(name, entry)
-            for name, entry in self._entries.items()
-            if entry.group is None
-        }
+        return self._versions_of(self._contact_names())
 
     def _items(self, names: Sequence[str]) -> list[Record | Unreadable]:
         out: list[Record | Unreadable] = []
@@ -1354,10 +1350,11 @@ class CardDavApp:
         ]
 
     def changes(self, cursor: str | None) -> ChangeSet | None:
-        """Changes since ``cursor`` (a sync-token), as sync-collection reports them.
+        """Changes since ``cursor`` (a sync-token), as sync-collection reports them: changed
+        cards by version (ETag), for the engine to fetch those it does not have.
 
         ``cursor`` None, a server without sync-collection or an expired token give a complete
-        set (``ChangeSet.complete``): every record, so nothing is missed.
+        set (``ChangeSet.complete``): every card's version, so nothing is missed.
         """
         self._load()
         if cursor and self._sync is not False:
@@ -1373,6 +1370,12 @@ class CardDavApp:
                         self._drop(name)
                     else:
                         self._mark(name, etag)
+                if cursor == self._token:
+                    # The mirror stood at this very cursor: with the delta it is the server's
+                    # state now (as after a refresh), so later writes need not re-read cards.
+                    self._confirmed.update(self._entries)
+                    self._token = token
+                    self._dirty = True
                 self._read_bodies(
                     [n for n in delta if n in self._entries and not self._entries[n].known]
                 )
@@ -1389,18 +1392,31 @@ class CardDavApp:
                         for n, e in self._entries.items()
                         if e.group is None and _member_key(e.uid) in keys
                     }
+                contacts = [
+                    n
+                    for n in sorted(touched)
+                    if self._entries.get(n) is not None and self._entries[n].group is None
+                ]
+                # A version needs the card's UID and groups (known once its body was read).
+                self._read_bodies([n for n in contacts if not self._entries[n].known])
                 self._save()
-                contacts = [n for n in sorted(touched) if self._entries.get(n) is not None]
-                missing = [n for n in contacts if self._entries[n].text is None]
-                self._read_bodies(missing)
                 deleted = [
                     id_of(n) for n, e in delta.items() if e is None and n not in deleted_groups
                 ]
-                return ChangeSet(self._items(contacts), deleted, token)
+                return ChangeSet(
+                    deleted=deleted, cursor=token, versions=self._versions_of(contacts)
+                )
         self._token = None  # a full read, and the mirror's token is renewed with it
         self._refresh()
-        self._read_bodies([n for n in self._contact_names() if self._entries[n].text is None])
-        return ChangeSet(self._items(self._contact_names()), [], self._token or None, complete=True)
+        return ChangeSet(
+            cursor=self._token or None,
+            complete=True,
+            versions=self._versions_of(self._contact_names()),
+        )
+
+    def _versions_of(self, names: Iterable[str]) -> dict[str, str]:
+        self._index()
+        return {id_of(n): self._version(n, self._entries[n]) for n in names if n in self._entries}
 
     def close(self) -> None:
         self._save()
