@@ -24,6 +24,7 @@ VALUES = ("app.model", "app.errors")
 
 CONNECTOR_SHARED = (
     "app.connectors.base",
+    "app.connectors.decoding",
     "app.connectors.vcard_text",
     "app.connectors.http",
     "app.connectors.file_writes",
@@ -230,7 +231,8 @@ def _plant(root: Path, relative: str, line: str) -> None:
         ("engine/planner.py", "from app.store.models import Binding", "may not import"),
         ("engine/context.py", "from app.store.state import SyncState", "may not import"),
         ("engine/sync.py", "import app.ui.tasks", "may not import"),
-        ("connectors/carddav.py", "from app.connectors.csv_file import CsvApp", "may not import"),
+        ("connectors/carddav/app.py", "from app.connectors.csv import CsvApp", "may not import"),
+        ("connectors/csv/codec.py", "from app.connectors.carddav.dav import DAV", "may not"),
         ("connectors/vcard_folder.py", "from app.mapping.fields import Direction", "may not"),
         ("store/state.py", "from app.engine.plan import SyncPlan", "may not import"),
         ("mapping/config.py", "from app.service import Service", "may not import"),

@@ -97,7 +97,7 @@ def _vcard_file(settings: Mapping[str, str], secret: str | None) -> Connector:
 
 
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
-    from app.connectors.csv_file import CsvApp
+    from app.connectors.csv import CsvApp
 
     return CsvApp(_path(settings), settings.get("subscription", ""))
 

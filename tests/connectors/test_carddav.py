@@ -13,8 +13,8 @@ import pytest
 
 from app.connectors.base import Connector
 from app.connectors.carddav import CardDavApp
+from app.connectors.decoding import decode_card as decode_bytes
 from app.connectors.http import RetryPolicy, check_url
-from app.connectors.vcard_text import decode_bytes
 from app.errors import (
     AuthExpired,
     BadData,
