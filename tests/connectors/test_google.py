@@ -359,3 +359,29 @@ def test_run_lock_key_is_the_google_account() -> None:
     assert work != home
     assert work == storage_of("google", {"account_email": "ann@example.com", "client_id": "x"})
     assert "ann@example.com" in work[1]
+
+
+def test_feed_run_writes_without_reading_contacts_again(
+    google: GooglePeopleEmulator, opener: Callable[[], GoogleContactsApp]
+) -> None:
+    """The engine's feed path: a contact the feed did not mention is updated with one
+    request (its etag guards against a change the mirror missed)."""
+    a = ann(google)
+    first = opener()
+    full = first.changes(None)
+    assert full is not None
+    version = full.records[0].version
+    first.close()
+    app = opener()
+    delta = app.changes(full.cursor)
+    assert delta is not None and delta.records == []
+    before = google.count(path="^/v1/")
+    [res] = app.write([Update("u", a, {"title": "CEO"}, expected_version=version)])
+    assert res.ok, res.error
+    assert google.count(path="^/v1/") - before == 1  # batchUpdateContacts only
+    # Changed in Google behind the mirror's back: the etag catches it, merged, retried.
+    google.edit_contact(a, biographies=[{"value": "from Google"}])
+    assert res.record is not None
+    [res2] = app.write([Update("u2", a, {"title": "CTO"}, expected_version=res.record.version)])
+    assert res2.ok, res2.error
+    assert google.contacts[a].data["biographies"] == [{"value": "from Google"}]

@@ -384,10 +384,19 @@ class GoogleContactsApp:
         wanted_segments |= {s for op in ops if isinstance(op, Update) for s in op.add_segments}
         group_of = self._ensure_groups(wanted_segments) if wanted_segments else {}
         updates = [op for op in ops if isinstance(op, Update)]
+        # A contact the mirror holds at the version the engine read needs no read before
+        # writing: if Google has changed it since, the etag sent with the update says so
+        # (400 FAILED_PRECONDITION) and it is read then (see _merge_and_retry).
         stale = [
             op.record_id
             for op in updates
-            if op.record_id not in self._confirmed and _RESOURCE.match(op.record_id)
+            if op.record_id not in self._confirmed
+            and _RESOURCE.match(op.record_id)
+            and (
+                op.record_id not in self._people
+                or op.expected_version is None
+                or str(self._people[op.record_id].get("etag", "")) != op.expected_version
+            )
         ]
         if stale:
             self._read([self._name(i) for i in dict.fromkeys(stale)])
