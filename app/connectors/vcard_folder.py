@@ -86,6 +86,7 @@ class _Staged:
     path: Path
     tmp: str
     exclusive: bool
+    text: str
     version: str | None = None
     """An update's version before the write (a replacement must not look unchanged)."""
     index: int = 0
@@ -231,7 +232,16 @@ class VCardFolderApp:
                 record_id, "", f"The file {_shown(path)} could not be read ({err.strerror})."
             )
             return "", item
-        text = decode_bytes(data)
+        item = self._parsed(record_id, version, decode_bytes(data), path)
+        if keep:
+            self._cache[record_id] = (version, item)
+        else:
+            self._cache.pop(record_id, None)
+        return version, item
+
+    def _parsed(self, record_id: str, version: str, text: str, path: Path) -> Record | Unreadable:
+        """A card file's text as the record (or the sentence why it is unreadable)."""
+        item: Record | Unreadable
         try:
             card = parse_card(text)
             more = _more_cards(card.tail)
@@ -251,11 +261,7 @@ class VCardFolderApp:
                 f"The file {_shown(path)} is not a valid vCard ({type(err).__name__}: {err}).",
                 text[:RAW_LIMIT],
             )
-        if keep:
-            self._cache[record_id] = (version, item)
-        else:
-            self._cache.pop(record_id, None)
-        return version, item
+        return item
 
     def _status(self, card: Card) -> bool | None:
         if not self.subscription:
@@ -391,8 +397,7 @@ class VCardFolderApp:
             for s in staged:
                 op = ops[s.index]
                 try:
-                    self._put_in_place(s)
-                    results[s.index] = WriteResult(op.op_id, record=self._reread(s.rid))
+                    results[s.index] = WriteResult(op.op_id, record=self._put_in_place(s))
                 except (PairsyncError, OSError) as err:
                     results[s.index] = self._failed(op, err)
         finally:
@@ -489,12 +494,16 @@ class VCardFolderApp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        return _Staged(rid, path, tmp, exclusive)
+        return _Staged(rid, path, tmp, exclusive, text)
 
-    def _put_in_place(self, staged: _Staged) -> None:
+    def _put_in_place(self, staged: _Staged) -> Record:
         """Move a flushed temporary file to its name: a new card never replaces a file
-        that appeared meanwhile; an update replaces the card atomically."""
+        that appeared meanwhile; an update replaces the card atomically. The record as
+        written: its text is ours and its version is the file's (a move keeps the inode and
+        its time), so the file is not read again; an edit made after the move changes the
+        version, and the next run sees it."""
         path, tmp = staged.path, staged.tmp
+        version = _version_of(os.stat(tmp))
         if staged.exclusive:
             try:
                 os.link(tmp, path)
@@ -504,8 +513,17 @@ class VCardFolderApp:
                 if path.exists():
                     raise Conflict(f"A contact file {path.name} already exists.") from None
                 os.replace(tmp, path)
-            return
+            return self._written(staged, version)
         os.replace(tmp, path)
-        after = os.stat(path)
-        if _version_of(after) == staged.version:  # same size, inode reused, coarse clock
+        if version == staged.version:  # same size, inode reused, coarse clock
+            after = os.stat(path)
             os.utime(path, ns=(after.st_atime_ns, after.st_mtime_ns + 1))
+            return self._reread(staged.rid)
+        return self._written(staged, version)
+
+    def _written(self, staged: _Staged, version: str) -> Record:
+        self._cache.pop(staged.rid, None)
+        item = self._parsed(staged.rid, version, staged.text, staged.path)
+        if not isinstance(item, Record):
+            raise BadData(item.message, raw=item.raw)
+        return item
