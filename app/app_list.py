@@ -71,6 +71,11 @@ _KNOWN: dict[str, tuple[str, str, str]] = {
         "password",
         "https://support.apple.com/en-us/102654",
     ),
+    "google": (
+        "Your Google or Gmail contacts, with their labels and groups.",
+        "oauth",
+        "",
+    ),
     "hubspot": (
         "HubSpot CRM contacts, with their properties (drop-downs too), lists and opt-outs.",
         "token",
@@ -87,15 +92,11 @@ _SECRET_HELP: dict[str, str] = {
     ),
 }
 
+WIZARD_AUTH = frozenset({"folder", "file", "password", "token", "settings", "oauth"})
+"""How the wizard can authorize an account (a registered kind with another way would be
+listed as coming soon rather than offered with a form that cannot work)."""
+
 COMING_SOON: tuple[AppEntry, ...] = (
-    AppEntry(
-        "google-contacts",
-        "Google Contacts",
-        ("gmail", "google", "g suite", "google workspace", "android"),
-        "Your Google or Gmail contacts, with their labels.",
-        "oauth",
-        False,
-    ),
     AppEntry(
         "outlook",
         "Outlook",
@@ -135,7 +136,7 @@ def _entry(spec: AppKind) -> AppEntry:
         aliases=spec.aliases,
         description=description,
         auth=auth,
-        available=True,
+        available=auth in WIZARD_AUTH,
         settings=spec.settings,
         needs_secret=spec.needs_secret,
         help_url=help_url,
@@ -151,9 +152,16 @@ def app_list(query: str = "") -> list[AppEntry]:
 
     Not alphabetical for available apps: Enter in the wizard's search box picks the first
     match, and "vcard" or "vcf" must find the vCard folder before the vCard file."""
-    working = [_entry(spec) for spec in KINDS.values()]
-    taken = {e.kind for e in working}
-    soon = sorted((e for e in COMING_SOON if e.kind not in taken), key=lambda e: e.name)
+    entries = [_entry(spec) for spec in KINDS.values()]
+    working = [e for e in entries if e.available]
+    taken = {e.kind for e in entries}
+    soon = sorted(
+        [
+            *(e for e in entries if not e.available),
+            *(e for e in COMING_SOON if e.kind not in taken),
+        ],
+        key=lambda e: e.name,
+    )
     return [e for e in (*working, *soon) if e.matches(query)]
 
 

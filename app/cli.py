@@ -14,14 +14,14 @@ import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from app import __version__
 from app.errors import AuthExpired, ConfigError, PairsyncError
 
 if TYPE_CHECKING:
-    from app.service import Service
+    from app.service import AccountInfo, Service
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
@@ -83,6 +83,19 @@ def build_parser() -> Parser:
         metavar="VAR",
         help="read the password or token from this environment variable",
     )
+    add.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="apps signed in through the browser (google): print the sign-in address "
+        "instead of opening a browser, then wait for the sign-in",
+    )
+    add.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for the browser sign-in (default 300)",
+    )
     lst = acc.add_parser("list", help="list accounts")
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
@@ -96,6 +109,12 @@ def build_parser() -> Parser:
         "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
     )
     rea.add_argument("--secret-env", metavar="VAR", help="the new password or token's variable")
+    rea.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="apps signed in through the browser (google): print the address instead",
+    )
+    rea.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
 
     con = sub.add_parser("connection", help="connections between two accounts").add_subparsers(
         dest="action", required=True, parser_class=Parser
@@ -404,13 +423,47 @@ def _no_command(parser: Parser, args: argparse.Namespace) -> int:
     )
 
 
+def _add_signed_in(service: Service, args: argparse.Namespace) -> AccountInfo:
+    """``account add google NAME``: sign in through the browser (or, with --no-browser,
+    print the address as one line on stdout) and wait for the redirect."""
+
+    return service.add_account_signed_in(
+        args.kind,
+        args.name,
+        dict(args.settings),
+        open_browser=not args.no_browser,
+        on_url=_sign_in_url_printer(args.no_browser),
+        timeout=args.timeout,
+    )
+
+
+def _sign_in_url_printer(no_browser: bool) -> Callable[[str], None]:
+    """With --no-browser the consent address is the one line on stdout; otherwise a hint on
+    stderr in case no browser opens."""
+
+    def show(url: str) -> None:
+        if no_browser:
+            print(f"Open this address to sign in: {url}", flush=True)
+        else:
+            print(
+                "Opening your browser to sign in; if it does not open, visit:\n" + url,
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return show
+
+
 def _dispatch(service: Service, args: argparse.Namespace) -> int:
     from app.secrets import secret_from_env
 
     if args.command == "account":
         if args.action == "add":
-            secret = secret_from_env(args.secret_env) if args.secret_env else None
-            acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
+            if service.signs_in_with_browser(args.kind) and not args.secret_env:
+                acc = _add_signed_in(service, args)
+            else:
+                secret = secret_from_env(args.secret_env) if args.secret_env else None
+                acc = service.add_account(args.kind, args.name, dict(args.settings), secret)
             print(f"Added {acc.kind} account {acc.name!r}.")
         elif args.action == "list":
             return _account_list(args)
@@ -418,8 +471,17 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
             service.remove_account(args.name)
             print(f"Removed account {args.name!r}.")
         elif args.action == "reauth":
-            secret = secret_from_env(args.secret_env) if args.secret_env else None
-            names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
+            kind = service.account(args.name).kind
+            if service.signs_in_with_browser(kind) and not args.secret_env:
+                names = service.reauthorize_signed_in(
+                    args.name,
+                    open_browser=not args.no_browser,
+                    on_url=_sign_in_url_printer(args.no_browser),
+                    timeout=args.timeout,
+                )
+            else:
+                secret = secret_from_env(args.secret_env) if args.secret_env else None
+                names = service.reauthorize(args.name, secret=secret, settings=dict(args.settings))
             using = f" Connections using it: {', '.join(names)}." if names else ""
             print(f"Signed in to {args.name!r} again.{using}")
         return EXIT_OK

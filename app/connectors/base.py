@@ -26,12 +26,23 @@ from app.model import AppInfo, FieldSpec, Record, Schema, Unreadable, WriteOp, W
 
 @dataclass(slots=True)
 class ChangeSet:
+    """What changed in an app since a cursor (or, ``complete``, everything it holds).
+
+    A changed record is reported either whole (``records``: feeds that send bodies, like
+    Google's) or by id and version only (``versions``: feeds that send ETags, like
+    sync-collection); the engine fetches only the latter whose version it does not have, so
+    the echo of its own writes costs nothing. Versions are the ones ``list_versions`` gives.
+    """
+
     records: list[Record | Unreadable] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     cursor: str | None = None
     complete: bool = False
-    """``records`` is everything the app holds (no cursor, or the cursor had expired): an id
-    known before but absent here may be gone (confirm with ``fetch`` before believing it)."""
+    """``records`` and ``versions`` are everything the app holds (no cursor, or the cursor
+    had expired): an id known before but absent here may be gone (confirm with ``fetch``
+    before believing it)."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Changed (or, complete, all) records by id and version, to ``fetch`` when needed."""
 
 
 @runtime_checkable

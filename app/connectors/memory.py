@@ -3,6 +3,17 @@
 It behaves like a careful real app: versions change on every write, writes with a stale
 ``expected_version`` are refused, required fields are enforced, and faults can be injected
 (per-record rejections, an app-wide outage, a listing that loses records).
+
+With ``change_feed=True`` it also has a change feed like a cloud app's (sync tokens): a
+cursor names the state the app was in when it was handed out, and ``changes(cursor)`` reports
+every record added or changed since then (at its current version) and every id gone since.
+Whatever changes the records (a test editing ``records`` directly too) shows in the feed.
+Faults: ``expire_cursors()`` makes every cursor handed out so far invalid (the next
+``changes`` answers a complete set, as a server does for an expired token), only the last
+``KEEP_CURSORS`` cursors stay valid anyway, and ``hide_from_listing`` makes a delta report
+those records as deleted instead of changed (a feed that lies about a deletion, and never
+mentions the record again unless it changes). A complete set is always the whole truth: a
+record missing from it could only be found by the next complete read.
 """
 
 from __future__ import annotations
@@ -36,6 +47,9 @@ from app.model import (
 
 __all__ = ["STANDARD_FIELDS", "MemoryApp"]
 
+KEEP_CURSORS = 64
+"""How many cursors the feed keeps valid (older ones expire, as on a real server)."""
+
 
 class MemoryApp:
     """Connector over a dict. Tests reach into ``records`` to play the user."""
@@ -46,6 +60,8 @@ class MemoryApp:
         fields: tuple[FieldSpec, ...] = STANDARD_FIELDS,
         batch_size: int = 100,
         subscription: bool = False,
+        change_feed: bool = False,
+        feed_bodies: bool = True,
     ) -> None:
         self.info = AppInfo(
             kind="memory",
@@ -55,6 +71,7 @@ class MemoryApp:
                 chooses_ids=True,
                 batch_size=batch_size,
                 subscription=subscription,
+                change_feed=change_feed,
             ),
         )
         self._fields = fields
@@ -73,6 +90,15 @@ class MemoryApp:
         self._history: dict[tuple[str, str], Record] = {}
         self.write_calls = 0
         self.ops_written = 0
+        self.list_calls = 0
+        self.feed_calls: list[str | None] = []
+        """The cursor of every ``changes`` call, in order (None: a full read was asked)."""
+        self._states: dict[str, dict[str, str]] = {}
+        """Cursor -> every id the app held then, with its version (the feed's memory)."""
+        self._cursor_no = itertools.count(1)
+        self.feed_bodies = feed_bodies
+        """The feed sends whole records (like Google's); False: ids and versions only (like
+        sync-collection's ETags)."""
 
     # --- helpers for tests ---------------------------------------------------------------
 
@@ -137,6 +163,7 @@ class MemoryApp:
 
     def list_versions(self) -> dict[str, str]:
         self._check_outage()
+        self.list_calls += 1
         out = {
             rid: r.version for rid, r in self.records.items() if rid not in self.hide_from_listing
         }
@@ -159,7 +186,53 @@ class MemoryApp:
         return [r for r in self.records.values() if keys & {email_key(e) for e in record_emails(r)}]
 
     def changes(self, cursor: str | None) -> ChangeSet | None:
-        return None
+        if not self.info.capabilities.change_feed:
+            return None
+        self._check_outage()
+        self.feed_calls.append(cursor)
+        now = self._versions()
+        then = self._states.get(cursor) if cursor is not None else None
+        new_cursor = f"c{next(self._cursor_no)}"
+        self._states[new_cursor] = now
+        for old in list(self._states)[:-KEEP_CURSORS]:
+            del self._states[old]
+        if then is None:  # no cursor, or it expired: everything, for the caller to compare
+            return self._change_set(list(now), [], new_cursor, complete=True)
+        changed = [rid for rid, v in now.items() if then.get(rid) != v]
+        changed = [rid for rid in changed if rid not in self.hide_from_listing]
+        deleted = [rid for rid in then if rid not in now]
+        deleted += [
+            rid
+            for rid in self.hide_from_listing
+            if (rid in then or rid in now) and rid not in deleted
+        ]
+        return self._change_set(changed, deleted, new_cursor)
+
+    def _change_set(
+        self, ids: list[str], deleted: list[str], cursor: str, complete: bool = False
+    ) -> ChangeSet:
+        if self.feed_bodies:
+            return ChangeSet(self._items(ids), deleted, cursor, complete)
+        versions = {item.id: item.version for item in self._items(ids)}
+        return ChangeSet([], deleted, cursor, complete, versions=versions)
+
+    def expire_cursors(self) -> None:
+        """Every cursor handed out so far is no longer valid."""
+        self._states.clear()
+
+    def _versions(self) -> dict[str, str]:
+        out = {rid: r.version for rid, r in self.records.items()}
+        out.update({rid: u.version for rid, u in self.unreadable.items()})
+        return out
+
+    def _items(self, ids: Iterable[str]) -> list[Record | Unreadable]:
+        out: list[Record | Unreadable] = []
+        for rid in ids:
+            if rid in self.records:
+                out.append(self.records[rid])
+            elif rid in self.unreadable:
+                out.append(self.unreadable[rid])
+        return out
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         self._check_outage()

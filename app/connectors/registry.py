@@ -10,11 +10,17 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from app.connectors.base import Connector
 from app.errors import ConfigError
 from app.paths import app_paths
+
+if TYPE_CHECKING:  # the OAuth library is loaded only when an OAuth app is used
+    import threading
+
+    from app.connectors.oauth import OAuthClient, SignInResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,9 @@ class AppKind:
     optional: tuple[str, ...] = ()
     """Settings an account may have: ``subscription`` names the CSV column or vCard
     property that holds the subscription status."""
+    oauth: Callable[[Mapping[str, str]], OAuthClient] | None = None
+    """For apps signed in through the browser: the OAuth client for these settings. The
+    account's secret is then the refresh token the sign-in returns."""
 
 
 def _path(settings: Mapping[str, str]) -> Path:
@@ -88,7 +97,7 @@ def _vcard_file(settings: Mapping[str, str], secret: str | None) -> Connector:
 
 
 def _csv(settings: Mapping[str, str], secret: str | None) -> Connector:
-    from app.connectors.csv_file import CsvApp
+    from app.connectors.csv import CsvApp
 
     return CsvApp(_path(settings), settings.get("subscription", ""))
 
@@ -136,6 +145,25 @@ def _verify_carddav(settings: Mapping[str, str], secret: str | None) -> dict[str
     finally:
         app.close()
     return {k: v for k, v in settings.items() if k != "create"} | found
+
+
+def _google_client(settings: Mapping[str, str]) -> OAuthClient:
+    from app.connectors.google import sign_in_client
+
+    return sign_in_client(settings, app_paths().config)
+
+
+def _check_google(settings: Mapping[str, str]) -> None:
+    from app.connectors.google import check
+
+    check(settings, app_paths().config)
+
+
+def _google(settings: Mapping[str, str], secret: str | None) -> Connector:
+    from app.connectors.google import build
+
+    paths = app_paths()
+    return build(settings, secret or "", config_dir=paths.config, cache_dir=paths.data / "cache")
 
 
 def _check_hubspot(settings: Mapping[str, str]) -> None:
@@ -216,6 +244,17 @@ KINDS: dict[str, AppKind] = {
         _check_carddav,
         _verify_carddav,
     ),
+    "google": AppKind(
+        "google",
+        "Google Contacts",
+        ("gmail", "google", "g suite", "google workspace", "android"),
+        (),
+        True,
+        _google,
+        _check_google,
+        optional=("client_id", "client_secret", "api_base", "auth_base", "account_email"),
+        oauth=_google_client,
+    ),
     "hubspot": AppKind(
         "hubspot",
         "HubSpot",
@@ -227,6 +266,33 @@ KINDS: dict[str, AppKind] = {
         _verify_hubspot,
     ),
 }
+
+
+def browser_sign_in(
+    spec: AppKind,
+    settings: Mapping[str, str],
+    *,
+    open_browser: bool,
+    on_url: Callable[[str], None] | None,
+    timeout: float | None,
+    cancel: threading.Event | None,
+) -> SignInResult:
+    """Sign in to an app of ``spec`` through the system browser (``app.connectors.oauth``):
+    the tokens, whose refresh token becomes the account's secret."""
+    import webbrowser
+
+    from app.connectors.oauth import SIGN_IN_TIMEOUT, sign_in
+
+    if spec.oauth is None:
+        raise ConfigError(f"{spec.name} is not signed in through the browser.")
+    spec.check(settings)
+    return sign_in(
+        spec.oauth(settings),
+        open_browser=webbrowser.open if open_browser else None,
+        on_url=on_url,
+        timeout=SIGN_IN_TIMEOUT if timeout is None else timeout,
+        cancel=cancel,
+    )
 
 
 def app_kind(kind: str) -> AppKind:
@@ -252,6 +318,10 @@ def storage_of(kind: str, settings: Mapping[str, str]) -> tuple[str, str]:
     Files and folders: the real path (symlinks resolved). CardDAV: the address book's URL
     (or, before discovery stored one, the server and the book's name) without the user,
     since two logins may share one book."""
+    if kind == "google":  # one Google account: its API host and the signed-in user
+        base = settings.get("api_base", "").strip().rstrip("/") or "https://people.googleapis.com"
+        who = settings.get("account_email", "").strip().casefold()
+        return f"google:{base.lower()}|{who}", f"the Google account {who or base}"
     if "path" in settings and kind != "carddav":
         raw = settings.get("path", "").strip()
         path = Path(os.path.realpath(os.path.expanduser(raw))) if raw else Path()

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.connectors.base import ChangeSet
+from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_card, decode_vcard_file
 from app.connectors.file_writes import (
     is_read_only,
     read_only_message,
@@ -65,7 +66,6 @@ from app.connectors.vcard_text import (
     Line,
     apply_patch,
     card_values,
-    decode_bytes,
     escape,
     format_line,
     parse_card,
@@ -107,67 +107,12 @@ ALIASES = ("vcf file", "contacts.vcf", "google export", "outlook export", "phone
 
 _ID_NAMESPACE = uuid.UUID("6d1c1f0e-5b8e-4a53-9a57-2f0c3c1e9b11")
 _PHYSICAL = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # bytes kept by surrogateescape
-_REAL_NON_ASCII = re.compile("[\u0080-\udc7f\udd00-\U0010ffff]")
 _UID_LINE = re.compile(r"^[ \t]*(?:[A-Za-z0-9-]+\.)?UID(?:;[^:\r\n]*)?:([^\r\n]*)", re.I | re.M)
 _FN_LINE = re.compile(r"^[ \t]*(?:[A-Za-z0-9-]+\.)?FN(?:;[^:\r\n]*)?:([^\r\n]*)", re.I | re.M)
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
-
 CARD, OPEN, JUNK, GAP = "card", "open", "junk", "gap"
 
 
 # --- the file as text -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Encoding:
-    codec: str
-    bom: bytes = b""
-
-    @property
-    def errors(self) -> str:
-        """UTF-8 keeps undecodable bytes (``surrogateescape``); other codecs decoded all."""
-        return "surrogateescape" if self.codec == "utf-8" else "strict"
-
-    def encode(self, text: str) -> bytes:
-        return text.encode(self.codec, self.errors)
-
-    def describe(self) -> str:
-        names = {"utf-8": "UTF-8", "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}
-        names |= {"cp1252": "Windows-1252", "latin-1": "Latin-1"}
-        return names.get(self.codec, self.codec)
-
-
-def decode_file(data: bytes) -> tuple[_Encoding, str]:
-    """The file's encoding and its text (without BOM).
-
-    UTF-8 (BOM or not) first; a UTF-8 file with a few invalid bytes stays UTF-8 (the cards
-    holding them are unreadable, their bytes survive a rewrite); otherwise Windows-1252, and
-    Latin-1 for the few bytes Windows-1252 leaves undefined.
-    """
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            try:
-                return _Encoding(codec, bom), data[len(bom) :].decode(
-                    codec, _Encoding(codec).errors
-                )
-            except UnicodeDecodeError:
-                raise Unavailable(f"The file is not valid {codec.upper()} text.") from None
-    try:
-        return _Encoding("utf-8"), data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    loose = data.decode("utf-8", "surrogateescape")
-    if _REAL_NON_ASCII.search(loose):
-        return _Encoding("utf-8"), loose
-    try:
-        return _Encoding("cp1252"), data.decode("cp1252")
-    except UnicodeDecodeError:
-        return _Encoding("latin-1"), data.decode("latin-1")
 
 
 def looks_like_vcards(data: bytes) -> bool:
@@ -175,7 +120,7 @@ def looks_like_vcards(data: bytes) -> bool:
     if not data.strip():
         return True
     try:
-        _, text = decode_file(data)
+        _, text = decode_vcard_file(data)
     except Unavailable:
         return False
     return re.search(r"^[ \t]*BEGIN:VCARD[ \t\r]*$", text, re.I | re.M) is not None
@@ -288,9 +233,9 @@ def _where(chunk: _Chunk, file_name: str) -> str:
 def _display(text: str) -> str:
     """Text fit for messages and storage: bytes that were not UTF-8 (kept as surrogates for
     the rewrite) shown as Windows-1252/Latin-1, as a lone exported card would be read."""
-    if not _ESCAPED_BYTE.search(text):
+    if not ESCAPED_BYTE.search(text):
         return text
-    return decode_bytes(text.encode("utf-8", "surrogateescape"))
+    return decode_card(text.encode("utf-8", "surrogateescape"))
 
 
 # --- the file as an address book ---------------------------------------------------------
@@ -299,7 +244,7 @@ def _display(text: str) -> str:
 @dataclass(slots=True)
 class _Book:
     chunks: list[_Chunk]
-    encoding: _Encoding
+    encoding: Encoding
     newline: str
     """Line ending for new cards: the file's first one (CRLF for a new file, as RFC 6350)."""
     version: str
@@ -314,7 +259,7 @@ class _Book:
 
 
 def _empty_book() -> _Book:
-    return _Book([], _Encoding("utf-8"), "\r\n", "3.0")
+    return _Book([], Encoding("utf-8"), "\r\n", "3.0")
 
 
 class _Reader:
@@ -346,7 +291,7 @@ class _Reader:
         where = _where(chunk, self.file_name)
         if chunk.kind == OPEN:
             return None, f"{where} is not closed (END:VCARD is missing)."
-        if _ESCAPED_BYTE.search(chunk.text):
+        if ESCAPED_BYTE.search(chunk.text):
             return None, f"{where} contains bytes that are not valid UTF-8 text."
         try:
             return parse_card(chunk.text), None
@@ -373,7 +318,7 @@ class _Reader:
         return card
 
     def book(self, data: bytes) -> _Book:
-        encoding, text = decode_file(data)
+        encoding, text = decode_vcard_file(data)
         chunks = _split(text)
         for chunk in chunks:
             if chunk.kind != GAP:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from app.connectors.base import ChangeSet
+from app.connectors.decoding import decode_card
 from app.connectors.file_writes import (
     fsync_dir,
     fsync_files,
@@ -38,7 +39,6 @@ from app.connectors.vcard_text import (
     Card,
     apply_patch,
     card_values,
-    decode_bytes,
     new_card,
     parse_card,
     property_text,
@@ -232,7 +232,7 @@ class VCardFolderApp:
                 record_id, "", f"The file {_shown(path)} could not be read ({err.strerror})."
             )
             return "", item
-        item = self._parsed(record_id, version, decode_bytes(data), path)
+        item = self._parsed(record_id, version, decode_card(data), path)
         if keep:
             self._cache[record_id] = (version, item)
         else:
@@ -452,7 +452,7 @@ class VCardFolderApp:
             raise Conflict("The contact changed in the folder while syncing; it is retried.")
         if is_read_only(path):
             raise ReadOnlyFile(read_only_message(path))
-        text = decode_bytes(data)
+        text = decode_card(data)
         try:
             card = parse_card(text)
         except Broken as err:

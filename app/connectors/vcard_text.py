@@ -206,19 +206,6 @@ class Card:
     newline: str
 
 
-def decode_bytes(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
 def _logical_lines(text: str) -> list[tuple[str, str, int]]:
     """(raw text, unfolded text, first physical line number); blank lines have ""."""
     out: list[tuple[str, str, int]] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from app.engine.context import (
@@ -14,6 +13,19 @@ from app.engine.context import (
 from app.engine.match import keys_of
 from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
 from app.engine.planner import NO_RULE, RULES_KEY, not_fitting_base
+from app.engine.state import (
+    BatchOutcome,
+    ConflictNote,
+    FailureNote,
+    IndexEntry,
+    IntentNote,
+    JournalNote,
+    NewBinding,
+    Rebind,
+    RecordRef,
+    StatusChange,
+    Tombstone,
+)
 from app.errors import NotFitting, PairsyncError, Rejected, ValueNotAllowed
 from app.model import (
     Create,
@@ -24,7 +36,6 @@ from app.model import (
     WriteResult,
     value_to_json,
 )
-from app.store.state import FailureNote, IndexEntry, IntentNote, JournalNote, NewBinding
 
 
 class Applier(RunContext):
@@ -49,8 +60,8 @@ class Applier(RunContext):
     ) -> None:
         index: list[IndexEntry] = []
         failures: list[FailureNote] = []
-        statuses: list[tuple[Side, str, str, str]] = []
-        dropped: list[tuple[Side, str]] = []
+        statuses: list[StatusChange] = []
+        dropped: list[RecordRef] = []
         for n in plan.notes:
             index.append(self.entry(n.side, n.record, n.status, n.reason))
             done[n.side].add(n.record.id)
@@ -68,36 +79,43 @@ class Applier(RunContext):
                         source_version=bad.version,
                     )
                 )
-            dropped.extend((side, rid) for rid in reads[side].gone)
-            dropped.extend((side, old) for old, _bid in reads[side].moved.values())
+            dropped.extend(RecordRef(side, rid) for rid in reads[side].gone)
+            dropped.extend(RecordRef(side, old) for old, _bid in reads[side].moved.values())
         rebound = [
-            (bid, side, new_id)
+            Rebind(bid, side, new_id)
             for side in (Side.A, Side.B)
             for new_id, (_old, bid) in reads[side].moved.items()
         ]
         self.report.failed += sum(len(reads[s].unreadable) for s in (Side.A, Side.B))
-        for _bid, _state, keep_side, keep_id in plan.tombstones:
+        for t in plan.tombstones:
             statuses.append(
-                (keep_side, keep_id, "excluded", f"deleted in {self.app_name(keep_side.other)}")
+                StatusChange(
+                    t.keep_side,
+                    t.keep_id,
+                    "excluded",
+                    f"deleted in {self.app_name(t.keep_side.other)}",
+                )
             )
         self.state.commit(
-            run_id=self.run_id,
-            index=index,
-            tombstones=[(t[0], t[1]) for t in plan.tombstones],
-            clear_binding_failures=[t[0] for t in plan.tombstones],
-            cleared=dropped,  # a contact that is gone has nothing left to retry
-            statuses=statuses,
-            dropped=dropped,
-            rebound=rebound,
-            failures=failures,
-            run_no=self.run_no,
+            BatchOutcome(
+                self.run_id,
+                self.run_no,
+                index=index,
+                tombstones=[Tombstone(t.binding_id, t.state) for t in plan.tombstones],
+                clear_binding_failures=[t.binding_id for t in plan.tombstones],
+                cleared=dropped,  # a contact that is gone has nothing left to retry
+                statuses=statuses,
+                dropped=dropped,
+                rebound=rebound,
+                failures=failures,
+            )
         )
         if self.settings.trash and plan.tombstones:
             self.apply_trash(plan)
 
     def apply_trash(self, plan: SyncPlan) -> None:
         for keep_side in (Side.A, Side.B):
-            ids = [t[3] for t in plan.tombstones if t[2] is keep_side]
+            ids = [t.keep_id for t in plan.tombstones if t.keep_side is keep_side]
             if not ids or not self.writable(keep_side):
                 continue
             recs = self.state.load_records(keep_side, ids)
@@ -108,33 +126,37 @@ class Applier(RunContext):
             for res in self.write_batches(keep_side, ops):
                 if res.ok and res.record is not None:
                     self.state.commit(
-                        run_id=self.run_id,
-                        index=[
-                            self.entry(
-                                keep_side,
-                                res.record,
-                                "excluded",
-                                f"deleted in {self.app_name(keep_side.other)}",
-                            )
-                        ],
-                        journal=[
-                            JournalNote(
-                                keep_side,
-                                res.record.id,
-                                "update",
-                                "segments",
-                                None,
-                                [TRASH_SEGMENT],
-                            )
-                        ],
+                        BatchOutcome(
+                            self.run_id,
+                            index=[
+                                self.entry(
+                                    keep_side,
+                                    res.record,
+                                    "excluded",
+                                    f"deleted in {self.app_name(keep_side.other)}",
+                                )
+                            ],
+                            journal=[
+                                JournalNote(
+                                    keep_side,
+                                    res.record.id,
+                                    "update",
+                                    "segments",
+                                    None,
+                                    [TRASH_SEGMENT],
+                                )
+                            ],
+                        )
                     )
 
     def bind_new_pairs(self, pairs: list[PairPlan]) -> None:
         self.state.commit(
-            run_id=self.run_id,
-            new_bindings=[NewBinding(p.record_a.id, p.record_b.id) for p in pairs],
-            matched=True,  # merged as a first sync until the pair's base is committed
-            run_no=self.run_no,
+            BatchOutcome(
+                self.run_id,
+                self.run_no,
+                new_bindings=[NewBinding(p.record_a.id, p.record_b.id) for p in pairs],
+                matched=True,  # merged as a first sync until the pair's base is committed
+            )
         )
         rows = self.state.bindings_for(Side.A, [p.record_a.id for p in pairs])
         for p in pairs:
@@ -153,11 +175,11 @@ class Applier(RunContext):
                         IntentNote(
                             op_id=c.op_id,
                             run_id=self.run_id,
-                            target_side=target.value,
+                            target_side=target,
                             source_id=c.record.id,
                             new_id=c.new_id,
-                            emails=json.dumps(keys_of(c.record)),
-                            rule_state=json.dumps(c.rule_state, ensure_ascii=False),
+                            emails=keys_of(c.record),
+                            rule_state=c.rule_state,
                         )
                         for c in batch
                     ]
@@ -175,7 +197,7 @@ class Applier(RunContext):
         index: list[IndexEntry] = []
         new_bindings: list[NewBinding] = []
         failures: list[FailureNote] = []
-        cleared: list[tuple[Side, str]] = []
+        cleared: list[RecordRef] = []
         journal: list[JournalNote] = []
         for c, res in zip(batch, results, strict=True):
             done[c.source].add(c.record.id)
@@ -212,12 +234,14 @@ class Applier(RunContext):
                     base = self.base_after_partial(c, res.error)
                     rule_state = c.rule_state if res.error is None else {}
                 new_bindings.append(NewBinding(ids[0], ids[1], base, rule_state))
-                cleared.append((c.source, c.record.id))
+                cleared.append(RecordRef(c.source, c.record.id))
                 journal.extend(
                     JournalNote(c.target, new.id, "create", k, None, value_to_json(v))
                     for k, v in c.fields.items()
                 )
-                if c.segments:
+                if c.segments or not c.fields:
+                    # Every create is journaled (an empty one as its segments): undo finds
+                    # it, and so does the next feed read (``created_since``).
                     journal.append(
                         JournalNote(
                             c.target, new.id, "create", "segments", None, sorted(c.segments)
@@ -228,14 +252,16 @@ class Applier(RunContext):
                 failures.append(self.failure(c.source, c.record, c.target, res.error, None))
                 self.report.created[c.target.value] -= 1
         self.state.commit(
-            run_id=self.run_id,
-            index=index,
-            new_bindings=new_bindings,
-            failures=failures,
-            cleared=cleared,
-            journal=journal,
-            done_intents=[c.op_id for c in batch],
-            run_no=self.run_no,
+            BatchOutcome(
+                self.run_id,
+                self.run_no,
+                index=index,
+                new_bindings=new_bindings,
+                failures=failures,
+                cleared=cleared,
+                journal=journal,
+                done_intents=[c.op_id for c in batch],
+            )
         )
 
     def not_fitting_bases(
@@ -281,14 +307,16 @@ class Applier(RunContext):
         for start in range(0, len(quiet), 500):
             chunk = quiet[start : start + 500]
             self.state.commit(
-                run_id=self.run_id,
-                index=[e for p in chunk for e in self.pair_entries(p, None, None)],
-                bases=[(p.binding_id, p.base) for p in chunk],
-                rule_states=[(p.binding_id, p.rule_state) for p in chunk],
-                conflicts=[c for p in chunk for c in self.pair_conflicts(p)],
-                clear_binding_failures=[p.binding_id for p in chunk],
-                failures=[f for p in chunk for f in self.problem_failures(p)],
-                run_no=self.run_no,
+                BatchOutcome(
+                    self.run_id,
+                    self.run_no,
+                    index=[e for p in chunk for e in self.pair_entries(p, None, None)],
+                    bases=[(p.binding_id, p.base) for p in chunk],
+                    rule_states=[(p.binding_id, p.rule_state) for p in chunk],
+                    conflicts=[c for p in chunk for c in self.pair_conflicts(p)],
+                    clear_binding_failures=[p.binding_id for p in chunk],
+                    failures=[f for p in chunk for f in self.problem_failures(p)],
+                )
             )
             for p in chunk:
                 done[Side.A].add(p.record_a.id)
@@ -315,7 +343,7 @@ class Applier(RunContext):
                 rule_states: list[tuple[int, dict[str, Any]]] = []
                 failures: list[FailureNote] = []
                 journal: list[JournalNote] = []
-                conflicts: list[tuple[int, str, Any, Any, str]] = []
+                conflicts: list[ConflictNote] = []
                 cleared_bindings: list[int] = []
                 replan: list[int] = []
                 for u, res in zip(batch, results, strict=True):
@@ -406,16 +434,18 @@ class Applier(RunContext):
                         done[Side.A].add(pair.record_a.id)
                         done[Side.B].add(pair.record_b.id)
                 self.state.commit(
-                    run_id=self.run_id,
-                    index=index,
-                    bases=bases,
-                    rule_states=rule_states,
-                    failures=failures,
-                    journal=journal,
-                    conflicts=conflicts,
-                    clear_binding_failures=cleared_bindings,
-                    replan=replan,
-                    run_no=self.run_no,
+                    BatchOutcome(
+                        self.run_id,
+                        self.run_no,
+                        index=index,
+                        bases=bases,
+                        rule_states=rule_states,
+                        failures=failures,
+                        journal=journal,
+                        conflicts=conflicts,
+                        clear_binding_failures=cleared_bindings,
+                        replan=replan,
+                    )
                 )
                 self.batch_written(len(batch))
 
@@ -443,11 +473,11 @@ class Applier(RunContext):
         self.checkpoint()
 
     @staticmethod
-    def pair_conflicts(pair: PairPlan) -> list[tuple[int, str, Any, Any, str]]:
+    def pair_conflicts(pair: PairPlan) -> list[ConflictNote]:
         """Field conflicts between the apps, and rule conflicts ("rule:" + what they write)."""
-        out = [(pair.binding_id, *c) for c in pair.conflicts]
+        out = [ConflictNote(pair.binding_id, *c) for c in pair.conflicts]
         out.extend(
-            (pair.binding_id, f"rule:{c.what}", c.message, c.loser, c.target.value)
+            ConflictNote(pair.binding_id, f"rule:{c.what}", c.message, c.loser, c.target.value)
             for c in pair.rule_conflicts
         )
         return out
@@ -508,7 +538,7 @@ class Applier(RunContext):
                     if b.state != "active":
                         status, reason = "excluded", (f"deleted in {self.app_name(side.other)}")
                     entries.append(self.entry(side, r, status, reason))
-                self.state.commit(run_id=self.run_id, index=entries, run_no=self.run_no)
+                self.state.commit(BatchOutcome(self.run_id, self.run_no, index=entries))
 
     # --- small pieces ------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from app.connectors.base import Connector
 from app.engine.match import keys_of
+from app.engine.state import FailureNote, IndexEntry, SyncStateStore
 from app.errors import PairsyncError
 from app.mapping.canonical import canon_text
 from app.mapping.fields import Direction, FieldMapping, Segments
@@ -24,7 +26,6 @@ from app.model import (
 )
 from app.rules.evaluate import UNSUBSCRIBES_SEGMENT, RuleSet
 from app.rules.model import Rule, default_rules
-from app.store.state import FailureNote, IndexEntry, SyncState
 
 Progress = Callable[[str, int, int], None]
 ShouldStop = Callable[[], bool]
@@ -94,6 +95,14 @@ class SideRead:
     """new id -> (old id, binding id): a bound contact that is back under another id."""
     listed: int = 0
     known: int = 0
+    how: str = ""
+    """How the side was read: ``listing``, ``feed``, or a full read of a feed app and why
+    (``first``, ``resumed``, ``configuration``, ``daily``, ``expired``)."""
+    feed: bool = False
+    """Read through the app's change feed: ``cursor`` is stored once the run committed."""
+    cursor: str | None = None
+    full_at: datetime | None = None
+    """When this side was last read in full (now, if this read was complete)."""
 
 
 class GuardStop(Exception):
@@ -122,7 +131,7 @@ class RunContext:
     def __init__(
         self,
         name: str,
-        state: SyncState,
+        state: SyncStateStore,
         apps: dict[Side, Connector],
         mappings: Sequence[FieldMapping],
         settings: Settings,

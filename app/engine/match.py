@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.engine.state import SyncStateStore
 from app.model import Record, Side, email_key, record_emails
-from app.store.state import SyncState
 
 
 class _Read(Protocol):
@@ -35,7 +35,7 @@ class MatchResult:
 class Matcher:
     def __init__(
         self,
-        state: SyncState,
+        state: SyncStateStore,
         reads: Mapping[Side, Any],
         unbound: dict[Side, dict[str, Record]],
         app_names: Mapping[Side, str] | None = None,

@@ -101,13 +101,24 @@ class Note:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedTombstone:
+    """A bound contact deleted in one app: its binding becomes a tombstone, and the copy in
+    the other app is kept (never deleted) and marked "deleted in …"."""
+
+    binding_id: int
+    state: str
+    """``deleted_a`` or ``deleted_b``."""
+    keep_side: Side
+    keep_id: str
+
+
 @dataclass(slots=True)
 class SyncPlan:
     creates: list[PlannedCreate] = field(default_factory=list)
     pairs: list[PairPlan] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
-    tombstones: list[tuple[int, str, Side, str]] = field(default_factory=list)
-    """(binding id, new state, side of the kept counterpart, its record id)."""
+    tombstones: list[PlannedTombstone] = field(default_factory=list)
 
     def updates(self) -> list[PlannedUpdate]:
         return [u for p in self.pairs for u in p.updates]

@@ -13,7 +13,16 @@ from app.engine.context import (
 )
 from app.engine.match import Matcher, keys_of
 from app.engine.merge import merge_lists, merge_sets, merge_value
-from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, Problem, SyncPlan
+from app.engine.plan import (
+    Note,
+    PairPlan,
+    PlannedCreate,
+    PlannedTombstone,
+    PlannedUpdate,
+    Problem,
+    SyncPlan,
+)
+from app.engine.state import NOT_FITTING, BindingRow
 from app.errors import NotFitting, Rejected
 from app.mapping.fields import FieldMapping, ListField, Patch
 from app.model import (
@@ -22,7 +31,6 @@ from app.model import (
     Side,
 )
 from app.rules.evaluate import unsubscribe_patches
-from app.store.state import NOT_FITTING, BindingRow
 
 RULES_KEY = "~rules"
 """Stands for the rules' actions (and unsubscribe tags) among the keys an update carries."""
@@ -67,9 +75,11 @@ class Planner(RunContext):
                 b = bindings[side].get(rid)
                 if b is not None and b.state == "active":
                     plan.tombstones.append(
-                        (b.id, f"deleted_{side.value}", side.other, b.id_on(side.other))
+                        PlannedTombstone(
+                            b.id, f"deleted_{side.value}", side.other, b.id_on(side.other)
+                        )
                     )
-        tomb_ids = {t[0] for t in plan.tombstones}
+        tomb_ids = {t.binding_id for t in plan.tombstones}
         # Pairs to merge: changed bound records, pairs needing merge, due retries.
         pair_rows: dict[int, BindingRow] = {}
         for side in (Side.A, Side.B):
@@ -94,7 +104,7 @@ class Planner(RunContext):
         retry_creates: dict[Side, list[str]] = {Side.A: [], Side.B: []}
         for f in due:
             if f.binding_id is None:
-                retry_creates[Side(f.side)].append(f.record_id)
+                retry_creates[f.side].append(f.record_id)
         config_changed = self.mappings_changed()
         if config_changed:
             # Mappings or rules changed since the bases were agreed: every pair is planned

@@ -1,16 +1,14 @@
 """One sync run of one connection: read → match → plan → (guard) → apply → record.
 
-The engine knows no particular app and no Qt. It reads each side's listing and fetches only
-records whose version changed since the local index saw them; bound pairs are merged field by
+The engine knows no particular app and no Qt. It reads what changed in each app since the
+last run (``reader``: the app's change feed, or its listing and a fetch of the records whose
+version changed since the local index saw them); bound pairs are merged field by
 field against their base; unbound records are matched by email; creates are written behind
 a committed intent; every batch commits its bindings, bases, index entries and journal at
 once, so a crash at any point loses nothing and duplicates nothing.
 """
 
 from __future__ import annotations
-
-import json
-from collections.abc import Callable
 
 from app.engine.applier import Applier
 from app.engine.context import (
@@ -23,32 +21,20 @@ from app.engine.context import (
     Settings,
     SideRead,
 )
-from app.engine.match import keys_of
 from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
+from app.engine.reader import Reader
+from app.engine.state import BatchOutcome
 from app.errors import AuthExpired, PairsyncError, RateLimited
-from app.model import (
-    Record,
-    Side,
-    Unreadable,
-)
-
-
-def _person(record: Record) -> str:
-    """A record's person name, compared loosely ("" when it has none: never a match)."""
-    full = record.fields.get("full_name")
-    if not (isinstance(full, str) and full.strip()):
-        parts = [record.fields.get(k) for k in ("given_name", "family_name")]
-        full = " ".join(p for p in parts if isinstance(p, str))
-    return " ".join(full.split()).casefold()
-
+from app.model import Side
 
 __all__ = ["TRASH_SEGMENT", "Cancelled", "Progress", "RunReport", "Settings", "SyncRun"]
 
 
-class SyncRun(Planner, Applier):
-    """One run of one connection. ``run`` is the whole story; the steps live in
-    ``planner`` (read nothing, decide everything) and ``applier`` (write and record)."""
+class SyncRun(Reader, Planner, Applier):
+    """One run of one connection. ``run`` is the whole story; the steps live in ``reader``
+    (what changed in each app), ``planner`` (read nothing, decide everything) and
+    ``applier`` (write and record)."""
 
     def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
         self.report.dry_run = dry_run
@@ -72,7 +58,10 @@ class SyncRun(Planner, Applier):
             self.checkpoint()
             if not dry_run:
                 self.apply(plan, reads)
-                self.state.set_cursor(MAPPINGS_CURSOR, self.mapping_fingerprint())
+                # Everything the reads produced is committed: the feeds' cursors may move.
+                cursors: dict[str, str | None] = {MAPPINGS_CURSOR: self.mapping_fingerprint()}
+                cursors.update(self.feed_positions(reads))
+                self.state.commit(BatchOutcome(self.run_id, self.run_no, cursors=cursors))
             status = "failed" if self.report.failed else "ok"
         except GuardStop as stop:
             status, message = "guard", str(stop)
@@ -106,7 +95,7 @@ class SyncRun(Planner, Applier):
 
     def reconcile_intents(self) -> None:
         for intent in self.state.open_intents():
-            target = Side(intent.target_side)
+            target = intent.target_side
             app = self.apps[target]
             self.touching = target
             found: str | None = None
@@ -114,7 +103,7 @@ class SyncRun(Planner, Applier):
                 if app.fetch([intent.new_id]):
                     found = intent.new_id
             else:
-                emails = json.loads(intent.emails)
+                emails = intent.emails
                 hits = app.find_by_email(emails) if emails else []
                 if len(hits) == 1:
                     found = hits[0].id
@@ -131,137 +120,10 @@ class SyncRun(Planner, Applier):
                 intent.source_id,
                 found,
                 state,
-                json.loads(intent.rule_state or "{}"),
+                intent.rule_state,
             )
 
     # --- reading -------------------------------------------------------------------------------
-
-    def read_side(self, side: Side) -> SideRead:
-        app = self.apps[side]
-        self.touching = side
-        phase = f"Reading {app.info.name}"
-        self.progress(phase, 0, 0)
-        listing = app.list_versions()
-        known = self.state.index_versions(side)
-        out = SideRead(listed=len(listing), known=len(known))
-        changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
-        missing = [rid for rid in known if rid not in listing]
-        size = max(1, app.info.capabilities.batch_size)
-        for start in range(0, len(changed_ids), size):
-            for item in app.fetch(changed_ids[start : start + size]):
-                if isinstance(item, Unreadable):
-                    out.unreadable.append(item)
-                else:
-                    out.changed[item.id] = item
-            self.progress(phase, min(start + size, len(changed_ids)), len(changed_ids))
-            self.checkpoint()
-        if missing:
-            # Absent from the listing *and* a fetch by id says it is gone (SPEC §7).
-            still: set[str] = set()
-            for start in range(0, len(missing), size):
-                still.update(item.id for item in app.fetch(missing[start : start + size]))
-            out.gone = [rid for rid in missing if rid not in still]
-            if out.gone:
-                self.find_moved(side, out, known)
-        self.report.read[side.value] = len(out.changed) + len(out.unreadable)
-        self.touching = None
-        return out
-
-    def find_moved(self, side: Side, out: SideRead, known: dict[str, str]) -> None:
-        """Bound records that are gone under one id and back under another: the same contact
-        (a renamed .vcf, a CSV exported again without its Pairsync ID column, an edited row
-        or card of a file that was never written, whose id is derived from its text). Its
-        binding follows it to the new id instead of becoming a tombstone and leaving a
-        duplicate. Matched by email first, then, for what is left, by the person's name
-        (an edited email); only one-to-one matches count: a key shared by two gone or two
-        new records moves nothing."""
-        new = {rid: rec for rid, rec in out.changed.items() if rid not in known}
-        if not new:
-            return
-        bound = self.state.bindings_for(side, out.gone)
-        olds = [rid for rid in out.gone if rid in bound and bound[rid].state == "active"]
-        if not olds:
-            return
-        old_keys = self.state.keys_of(side, olds)
-        gone = set(out.gone)
-        moved = self._pair_up(
-            {rid: old_keys.get(rid, []) for rid in olds},
-            {rid: keys_of(rec) for rid, rec in new.items()},
-            lambda keys: self._other_holders(side, out, new, gone, keys),
-        )
-        left_old = [rid for rid in olds if rid not in moved.values()]
-        left_new = {rid: rec for rid, rec in new.items() if rid not in moved}
-        if left_old and left_new:
-            snapshots = self.state.load_records(side, left_old)
-            moved.update(
-                self._pair_up(
-                    {rid: [_person(snapshots[rid][0])] for rid in left_old if rid in snapshots},
-                    {rid: [_person(rec)] for rid, rec in left_new.items()},
-                    lambda keys: {},
-                )
-            )
-        for n, o in moved.items():
-            out.moved[n] = (o, bound[o].id)
-        if out.moved:
-            out.gone = [rid for rid in out.gone if rid not in set(moved.values())]
-
-    def _other_holders(
-        self,
-        side: Side,
-        out: SideRead,
-        new: dict[str, Record],
-        gone: set[str],
-        keys: set[str],
-    ) -> dict[str, set[str]]:
-        """Records still there (not gone, not new) holding one of ``keys``."""
-        others = {
-            k: {rid for rid in holders if rid not in gone and rid not in out.changed}
-            for k, holders in self.state.key_holders(side, keys).items()
-        }
-        for rid, rec in out.changed.items():
-            if rid not in new:
-                for k in keys_of(rec):
-                    if k in keys:
-                        others.setdefault(k, set()).add(rid)
-        return others
-
-    @staticmethod
-    def _pair_up(
-        olds: dict[str, list[str]],
-        news: dict[str, list[str]],
-        held_elsewhere: Callable[[set[str]], dict[str, set[str]]],
-    ) -> dict[str, str]:
-        """new id -> old id for records sharing a key one-to-one (empty keys never count)."""
-        old_by_key: dict[str, set[str]] = {}
-        for rid, ks in olds.items():
-            for k in ks:
-                if k:
-                    old_by_key.setdefault(k, set()).add(rid)
-        new_by_key: dict[str, set[str]] = {}
-        for rid, ks in news.items():
-            for k in ks:
-                if k:
-                    new_by_key.setdefault(k, set()).add(rid)
-        shared = set(old_by_key) & set(new_by_key)
-        if not shared:
-            return {}
-        others = held_elsewhere(shared)
-        news_of: dict[str, set[str]] = {}
-        olds_of: dict[str, set[str]] = {}
-        for k in shared:
-            if others.get(k):
-                continue
-            for o in old_by_key[k]:
-                news_of.setdefault(o, set()).update(new_by_key[k])
-            for n in new_by_key[k]:
-                olds_of.setdefault(n, set()).update(old_by_key[k])
-        out: dict[str, str] = {}
-        for o, ns in news_of.items():
-            if len(ns) == 1:
-                (n,) = ns
-                if olds_of.get(n) == {o}:
-                    out[n] = o
-        return out
 
     def check_shrink(self, reads: dict[Side, SideRead], confirm: bool) -> None:
         if confirm:

@@ -34,11 +34,11 @@ from typing import Any
 from app.engine.applier import Applier
 from app.engine.context import TRASH_SEGMENT, RunReport, _same
 from app.engine.planner import HELD, held, is_held
+from app.engine.state import BatchOutcome, BindingRow, JournalNote, JournalRow
 from app.errors import AuthExpired, ConfigError, PairsyncError, RateLimited
 from app.mapping.fields import FieldMapping
 from app.model import FieldValue, Record, Side, Unreadable, Update, WriteOp, value_from_json
 from app.model import value_to_json as to_json
-from app.store.state import BindingRow, JournalNote, JournalRow
 
 SEGMENTS = "segments"
 """The journal's pseudo-field for segment changes (sorted lists of names)."""
@@ -283,7 +283,7 @@ class Reverter(Applier):
         if not found or found[0].state != "active":
             raise ConfigError("One of the two contacts is gone: the pair is no longer synced.")
         b = found[0]
-        winner = Side(c.winner)
+        winner = c.winner
         loser = winner.other
         if not self.flows(m, winner):
             raise ConfigError(f"{self.app_name(winner)} is not written by this mapping.")
@@ -419,7 +419,7 @@ class Reverter(Applier):
                     if res.record is not None:
                         status, reason = meta.get(p.record.id, ("bound", ""))
                         index.append(self.entry(side, res.record, status, reason))
-                self.state.commit(run_id=self.run_id, index=index, journal=journal)
+                self.state.commit(BatchOutcome(self.run_id, index=index, journal=journal))
         return written
 
     def _agree(
@@ -457,7 +457,7 @@ class Reverter(Applier):
                 base[m.key] = held(values[0], values[1])
             bases.append((b.id, base))
         if bases:
-            self.state.commit(run_id=self.run_id, bases=bases)
+            self.state.commit(BatchOutcome(self.run_id, bases=bases))
 
     def _skip(self, side: Side, rid: str, name: str, key: str, why: str) -> None:
         self.report.skipped.append(

@@ -8,14 +8,15 @@ questions in the same order, so what one front accepts the other does too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.app_list import AccountCheck, AppEntry, app_list
 from app.connectors.base import Connector
-from app.connectors.registry import AppKind, app_kind, normalize_settings
+from app.connectors.registry import AppKind, app_kind, browser_sign_in, normalize_settings
 from app.engine.sync import Progress
 from app.errors import ConfigError, PairsyncError, Unavailable
 from app.service.core import ServiceCore, unique_name
@@ -82,6 +83,68 @@ class Accounts(ServiceCore):
         if secret:
             self._secrets.set(name, secret)
         return _info(self._connections.add_account(name, kind, values, bool(secret)))
+
+    def signs_in_with_browser(self, kind: str) -> bool:
+        """Whether accounts of ``kind`` are authorized by a sign-in in the browser."""
+        return app_kind(kind).oauth is not None
+
+    def add_account_signed_in(
+        self,
+        kind: str,
+        name: str,
+        settings: Mapping[str, str],
+        *,
+        open_browser: bool = True,
+        on_url: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AccountInfo:
+        """Add an account of an app signed in through the browser (Google): the sign-in
+        runs first (RFC 8252 loopback; see ``app.connectors.oauth``), and the refresh token
+        it returns becomes the account's secret in the keyring. ``on_url`` is told the
+        consent address (the CLI prints it for ``--no-browser``)."""
+        spec = app_kind(kind)
+        name = name.strip()
+        if not name:
+            raise ConfigError("An account needs a name.")
+        if self._connections.find_account(name) is not None:
+            raise ConfigError(f"An account named {name!r} already exists.")
+        values = normalize_settings(spec, settings)
+        result = browser_sign_in(
+            spec,
+            values,
+            open_browser=open_browser,
+            on_url=on_url,
+            timeout=timeout,
+            cancel=cancel,
+        )
+        values = {**values, "account_email": result.email} if result.email else values
+        return self.add_account(kind, name, values, result.refresh_token)
+
+    def reauthorize_signed_in(
+        self,
+        account: str,
+        *,
+        open_browser: bool = True,
+        on_url: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[str]:
+        """ "Sign in again" for an app signed in through the browser: a new sign-in with
+        the account's stored settings; its connections keep all their configuration."""
+        acc = self._connections.account(account)
+        spec = app_kind(acc.kind)
+        values = dict(json.loads(acc.settings))
+        result = browser_sign_in(
+            spec,
+            values,
+            open_browser=open_browser,
+            on_url=on_url,
+            timeout=timeout,
+            cancel=cancel,
+        )
+        update = {"account_email": result.email} if result.email else {}
+        return self.reauthorize(account, secret=result.refresh_token, settings=update)
 
     def list_accounts(self) -> list[AccountInfo]:
         return [_info(a) for a in self._connections.accounts()]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.engine.state import NOT_FITTING
 from app.errors import ConfigError
 from app.model import (
     ConflictRow,
@@ -36,7 +37,6 @@ from app.store.models import (
     RecordKey,
     Run,
 )
-from app.store.state import NOT_FITTING
 
 CONFLICT_DAYS = 30
 """Health's Conflicts tab shows this many days (SPEC §10)."""

@@ -1,7 +1,8 @@
-"""The engine's view of the database: the local index, bindings, failures, intents, journal.
+"""The engine's memory in SQLite: the local index, bindings, failures, intents, journal.
 
-Everything the engine persists goes through ``SyncState``; the engine never writes SQL.
-Each method that changes data commits its own short transaction unless it takes a session.
+``SyncState`` implements ``app.engine.state.SyncStateStore``, the protocol the engine sees
+(plain notes in, plain values out; never an ORM row). Each method that changes data commits
+its own short transaction; ``commit`` makes a whole batch outcome durable at once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -17,6 +17,19 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, true, upd
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.engine.state import (
+    BatchOutcome,
+    BindingRow,
+    ConflictFacts,
+    ConnectionFacts,
+    DueFailure,
+    FailureNote,
+    IndexEntry,
+    IntentNote,
+    JournalRow,
+    RunFacts,
+    SyncStateStore,
+)
 from app.model import Record, Side, record_from_json
 from app.store.models import (
     Binding,
@@ -59,86 +72,9 @@ def batched(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield batch
 
 
-@dataclass(slots=True)
-class BindingRow:
-    id: int
-    id_a: str
-    id_b: str
-    state: str
-    base: dict[str, Any]
-    needs_merge: bool
-    rule_state: dict[str, Any] = field(default_factory=dict)
-    """``{"log": [action entries], "seen": {"a": subscribed, "b": subscribed}}``"""
-
-    def id_on(self, side: Side) -> str:
-        return self.id_a if side is Side.A else self.id_b
-
-
-@dataclass(slots=True)
-class NewBinding:
-    id_a: str
-    id_b: str
-    base: dict[str, Any] = field(default_factory=dict)
-    rule_state: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class IndexEntry:
-    """What to store for one record of the local index."""
-
-    side: Side
-    record: Record
-    snapshot: str
-    keys: list[str]
-    status: str
-    reason: str = ""
-
-
-@dataclass(slots=True)
-class IntentNote:
-    """A write-ahead intent for a create (stored as a ``PendingOp`` row)."""
-
-    op_id: str
-    run_id: int
-    target_side: str
-    source_id: str
-    new_id: str | None
-    emails: str
-    rule_state: str
-
-
-@dataclass(slots=True)
-class FailureNote:
-    side: Side
-    record_id: str
-    target_side: Side
-    name: str
-    code: str
-    message: str
-    field: str = ""
-    raw: str = ""
-    binding_id: int | None = None
-    source_version: str = ""
-
-
-@dataclass(slots=True)
-class JournalNote:
-    side: Side
-    record_id: str
-    action: str
-    field: str
-    before: Any
-    after: Any
-
-
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
-
-NOT_FITTING = "~not_fitting"
-"""In a binding's base entry, beside the engine's held values: the two apps hold different
-values because one had no room for some of them (``{"side", "field", "values", "message"}``;
-Health's "Not fitting" list reads it)."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -161,14 +97,16 @@ def backoff(attempts: int, run_no: int, now: datetime) -> tuple[int, datetime | 
 
 
 class SyncState:
-    """One connection's sync state, as the engine reads and writes it: the local index of
-    both apps' contacts, bindings with their per-mapping base values, cursors, failures and
-    their retry schedule, conflicts, runs, the field-level journal and the write-ahead
-    intents (pending creates) that make a crash lose and duplicate nothing.
+    """One connection's sync state, as the engine reads and writes it (the engine's
+    ``SyncStateStore``, ``app.engine.state``): the local index of both apps' contacts,
+    bindings with their per-mapping base values, cursors, failures and their retry schedule,
+    conflicts, runs, the field-level journal and the write-ahead intents (pending creates)
+    that make a crash lose and duplicate nothing.
 
-    The engine's only door to the database (it never writes SQL); the facade makes one per
-    run (``ServiceCore._state``). Each change is its own short transaction unless a method
-    takes a session, so a batch's binding, bases and journal commit together."""
+    The engine's only door to the database (it never writes SQL and never sees an ORM row);
+    the facade makes one per run (``ServiceCore._state``). Each change is its own short
+    transaction; ``commit`` makes a batch's whole outcome (bindings, bases, journal, cursors)
+    durable together. Bulk statements, a part at a time, for a first sync's hot paths."""
 
     def __init__(self, sessions: sessionmaker[Session], connection_id: int) -> None:
         self.sessions = sessions
@@ -176,11 +114,13 @@ class SyncState:
 
     # --- connection and runs ------------------------------------------------------------
 
-    def connection(self) -> Connection:
+    def connection(self) -> ConnectionFacts:
         with self.sessions() as s:
             conn = s.get(Connection, self.cid)
             assert conn is not None
-            return conn
+            return ConnectionFacts(
+                synced_once=bool(conn.synced_once), needs_full_read=bool(conn.needs_full_read)
+            )
 
     def begin_run(
         self, dry_run: bool, kind: str = "sync", undo_of: int | None = None
@@ -229,6 +169,20 @@ class SyncState:
             )
             return {rid: version for rid, version in rows}
 
+    def index_versions_of(self, side: Side, ids: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self.sessions() as s:
+            for part in chunked(list(dict.fromkeys(ids))):
+                rows = s.execute(
+                    select(IndexedRecord.record_id, IndexedRecord.version).where(
+                        IndexedRecord.connection_id == self.cid,
+                        IndexedRecord.side == side.value,
+                        IndexedRecord.record_id.in_(part),
+                    )
+                )
+                out.update({rid: version for rid, version in rows})
+        return out
+
     def load_records(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[Record, str]]:
         """Snapshots from the index: id -> (record, status)."""
         out: dict[str, tuple[Record, str]] = {}
@@ -269,14 +223,20 @@ class SyncState:
 
     # --- cursors: where each feed stopped, and which mapping set the bases belong to -----------
 
-    def cursor(self, side: str) -> str | None:
+    def cursor(self, key: str) -> str | None:
         with self.sessions() as s:
-            row = s.get(Cursor, (self.cid, side))
+            row = s.get(Cursor, (self.cid, key))
             return None if row is None else row.cursor
 
-    def set_cursor(self, side: str, value: str) -> None:
+    def set_cursor(self, key: str, value: str | None) -> None:
         with self.sessions() as s, s.begin():
-            s.merge(Cursor(connection_id=self.cid, side=side, cursor=value, updated_at=utcnow()))
+            self._put_cursor(s, key, value)
+
+    def _put_cursor(self, s: Session, key: str, value: str | None) -> None:
+        if value is None:
+            s.execute(delete(Cursor).where(Cursor.connection_id == self.cid, Cursor.side == key))
+        else:
+            s.merge(Cursor(connection_id=self.cid, side=key, cursor=value, updated_at=utcnow()))
 
     def active_bindings(self) -> Iterator[list[BindingRow]]:
         """Every active binding, a chunk at a time (re-planning after a configuration change)."""
@@ -489,11 +449,23 @@ class SyncState:
 
     # --- intents (crash safety for creates) ----------------------------------------------
 
-    def open_intents(self) -> list[PendingOp]:
+    def open_intents(self) -> list[IntentNote]:
         with self.sessions() as s:
-            return list(s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid)))
+            rows = s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid))
+            return [
+                IntentNote(
+                    op_id=p.op_id,
+                    run_id=p.run_id,
+                    target_side=Side(p.target_side),
+                    source_id=p.source_id,
+                    new_id=p.new_id,
+                    emails=list(json.loads(p.emails or "[]")),
+                    rule_state=dict(json.loads(p.rule_state or "{}")),
+                )
+                for p in rows
+            ]
 
-    def add_intents(self, intents: Sequence[IntentNote | PendingOp]) -> None:
+    def add_intents(self, intents: Sequence[IntentNote]) -> None:
         """Commit intents in bulk (Core executemany: no ORM object per intent)."""
         if not intents:
             return
@@ -502,11 +474,11 @@ class SyncState:
                 "op_id": i.op_id,
                 "connection_id": self.cid,
                 "run_id": i.run_id,
-                "target_side": i.target_side,
+                "target_side": i.target_side.value,
                 "source_id": i.source_id,
                 "new_id": i.new_id,
-                "emails": "[]" if i.emails is None else i.emails,
-                "rule_state": "{}" if i.rule_state is None else i.rule_state,
+                "emails": json.dumps(i.emails),
+                "rule_state": json.dumps(i.rule_state, ensure_ascii=False),
             }
             for i in intents
         )
@@ -549,35 +521,14 @@ class SyncState:
 
     # --- committing what a run did -----------------------------------------------------------
 
-    def commit(
-        self,
-        *,
-        run_id: int,
-        index: Sequence[IndexEntry] = (),
-        new_bindings: Sequence[NewBinding] = (),
-        matched: bool = False,
-        bases: Sequence[tuple[int, dict[str, Any]]] = (),
-        rule_states: Sequence[tuple[int, dict[str, Any]]] = (),
-        tombstones: Sequence[tuple[int, str]] = (),
-        statuses: Sequence[tuple[Side, str, str, str]] = (),
-        dropped: Sequence[tuple[Side, str]] = (),
-        rebound: Sequence[tuple[int, Side, str]] = (),
-        failures: Sequence[FailureNote] = (),
-        cleared: Sequence[tuple[Side, str]] = (),
-        clear_binding_failures: Sequence[int] = (),
-        journal: Sequence[JournalNote] = (),
-        conflicts: Sequence[tuple[int, str, Any, Any, str]] = (),
-        done_intents: Sequence[str] = (),
-        replan: Sequence[int] = (),
-        run_no: int = 0,
-    ) -> None:
-        """One transaction: everything that must be durable together after a batch.
-        ``replan``: bindings planned again at the next run (an app merged another client's
-        edit into our write)."""
+    def commit(self, outcome: BatchOutcome) -> None:
+        """One transaction: everything that must be durable together after a batch."""
+        o = outcome
+        run_id, run_no, matched = o.run_id, o.run_no, o.matched
         now = utcnow()
         with self.sessions() as s, s.begin():
-            self._put_index(s, index)
-            if new_bindings:
+            self._put_index(s, o.index)
+            if o.new_bindings:
                 for params in batched(
                     {
                         "connection_id": self.cid,
@@ -589,42 +540,44 @@ class SyncState:
                         "needs_merge": matched,
                         "created_at": now,
                     }
-                    for nb in new_bindings
+                    for nb in o.new_bindings
                 ):
                     s.execute(insert(BINDINGS), params)
             for params in batched(
-                {"id": bid, "base": json.dumps(base), "needs_merge": False} for bid, base in bases
+                {"id": bid, "base": json.dumps(base), "needs_merge": False} for bid, base in o.bases
             ):
                 s.execute(update(Binding), params)
             for params in batched(
                 {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
-                for bid, st in rule_states
+                for bid, st in o.rule_states
             ):
                 s.execute(update(Binding), params)
-            for params in batched({"id": bid, "needs_merge": True} for bid in replan):
+            for params in batched({"id": bid, "needs_merge": True} for bid in o.replan):
                 s.execute(update(Binding), params)
-            if tombstones:
+            if o.tombstones:
                 table = BINDINGS
                 s.execute(
                     update(table)
                     .where(table.c.id == bindparam("bid"))
                     .values(state=bindparam("new_state")),
-                    [{"bid": bid, "new_state": st} for bid, st in tombstones],
+                    [{"bid": t.binding_id, "new_state": t.state} for t in o.tombstones],
                 )
-            for side, rid, status, reason in statuses:
-                self._set_status(s, side, rid, status, reason)
-            for bid, side, new_id in rebound:
+            for st in o.statuses:
+                self._set_status(s, st.side, st.record_id, st.status, st.reason)
+            for rb in o.rebound:
                 # The contact is back under another id: its binding follows it.
-                column = "id_a" if side is Side.A else "id_b"
-                s.execute(update(Binding).where(Binding.id == bid).values({column: new_id}))
+                column = "id_a" if rb.side is Side.A else "id_b"
+                s.execute(
+                    update(Binding).where(Binding.id == rb.binding_id).values({column: rb.new_id})
+                )
             by_side: dict[Side, list[str]] = {}
-            for side, rid in dropped:
-                by_side.setdefault(side, []).append(rid)
+            for ref in o.dropped:
+                by_side.setdefault(ref.side, []).append(ref.record_id)
             for side, rids in by_side.items():
                 self._drop_index(s, side, rids)
             cleared_by_side: dict[Side, list[str]] = {}
-            for side, rid in cleared:
-                cleared_by_side.setdefault(side, []).append(rid)
+            for ref in o.cleared:
+                cleared_by_side.setdefault(ref.side, []).append(ref.record_id)
             for side, rids in cleared_by_side.items():
                 for part in chunked(rids):
                     s.execute(
@@ -634,15 +587,15 @@ class SyncState:
                             Failure.record_id.in_(part),
                         )
                     )
-            for part in chunked(list(clear_binding_failures)):
+            for part in chunked(list(o.clear_binding_failures)):
                 s.execute(
                     delete(Failure).where(
                         Failure.connection_id == self.cid, Failure.binding_id.in_(part)
                     )
                 )
-            for f in failures:
+            for f in o.failures:
                 self._put_failure(s, f, run_no, now)
-            if journal:
+            if o.journal:
                 for params in batched(
                     {
                         "run_id": run_id,
@@ -655,26 +608,28 @@ class SyncState:
                         "after": _dump(j.after),
                         "at": now,
                     }
-                    for j in journal
+                    for j in o.journal
                 ):
                     s.execute(insert(JOURNAL), params)
-            if conflicts:
+            if o.conflicts:
                 for params in batched(
                     {
                         "run_id": run_id,
                         "connection_id": self.cid,
-                        "binding_id": bid,
-                        "field": fld,
-                        "value_a": json.dumps(va, ensure_ascii=False),
-                        "value_b": json.dumps(vb, ensure_ascii=False),
-                        "winner": winner,
+                        "binding_id": c.binding_id,
+                        "field": c.field,
+                        "value_a": json.dumps(c.value_a, ensure_ascii=False),
+                        "value_b": json.dumps(c.value_b, ensure_ascii=False),
+                        "winner": c.winner,
                         "at": now,
                     }
-                    for bid, fld, va, vb, winner in conflicts
+                    for c in o.conflicts
                 ):
                     s.execute(insert(CONFLICTS), params)
-            for part in chunked(list(done_intents)):
+            for part in chunked(list(o.done_intents)):
                 s.execute(delete(PendingOp).where(PendingOp.op_id.in_(part)))
+            for key, value in o.cursors.items():
+                self._put_cursor(s, key, value)
 
     def _put_failure(self, s: Session, f: FailureNote, run_no: int, now: datetime) -> None:
         row = s.scalar(
@@ -710,7 +665,7 @@ class SyncState:
 
     # --- failures ---------------------------------------------------------------------------
 
-    def due_failures(self, run_no: int) -> list[Failure]:
+    def due_failures(self, run_no: int) -> list[DueFailure]:
         now = utcnow()
         with self.sessions() as s:
             rows = s.scalars(
@@ -726,15 +681,17 @@ class SyncState:
                     out.append(f)
             elif f.next_run_no <= run_no:
                 out.append(f)
-        return out
+        return [DueFailure(Side(f.side), f.record_id, f.binding_id) for f in out]
 
     # --- undo and "use the other value" (app.engine.undo) --------------------------------------
 
-    def run_row(self, run_id: int) -> Run | None:
+    def run_row(self, run_id: int) -> RunFacts | None:
         """A run of this connection (None when it is another connection's or unknown)."""
         with self.sessions() as s:
             run = s.get(Run, run_id)
-        return run if run is not None and run.connection_id == self.cid else None
+        if run is None or run.connection_id != self.cid:
+            return None
+        return RunFacts(run.id, bool(run.dry_run), run.status)
 
     def journal_of(
         self, run_id: int, records: Iterable[tuple[Side, str]] | None = None
@@ -761,6 +718,21 @@ class SyncState:
             if wanted is None or (j.side, j.record_id) in wanted
         ]
 
+    def created_since(self, side: Side, run_id: int) -> list[str]:
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    select(JournalEntry.record_id)
+                    .where(
+                        JournalEntry.run_id >= run_id,
+                        JournalEntry.connection_id == self.cid,
+                        JournalEntry.side == side.value,
+                        JournalEntry.action == "create",
+                    )
+                    .distinct()
+                )
+            )
+
     def index_meta(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Index status and reason of these records (kept when a record is re-indexed)."""
         out: dict[str, tuple[str, str]] = {}
@@ -779,10 +751,14 @@ class SyncState:
                     out[rid] = (status, reason)
         return out
 
-    def conflict(self, conflict_id: int) -> ConflictEntry | None:
+    def conflict(self, conflict_id: int) -> ConflictFacts | None:
         with self.sessions() as s:
             row = s.get(ConflictEntry, conflict_id)
-        return row if row is not None and row.connection_id == self.cid else None
+        if row is None or row.connection_id != self.cid:
+            return None
+        return ConflictFacts(
+            row.id, row.run_id, row.binding_id, row.field, Side(row.winner), row.resolved_run_id
+        )
 
     def resolve_conflict(self, conflict_id: int, run_id: int) -> None:
         with self.sessions() as s, s.begin():
@@ -793,14 +769,6 @@ class SyncState:
             )
 
 
-@dataclass(slots=True)
-class JournalRow:
-    """One journaled field write, read back (values already parsed from JSON)."""
-
-    id: int
-    side: Side
-    record_id: str
-    action: str
-    field: str
-    before: Any
-    after: Any
+def _implements(state: SyncState) -> SyncStateStore:
+    """mypy checks here that ``SyncState`` is the engine's ``SyncStateStore``."""
+    return state

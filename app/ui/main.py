@@ -17,11 +17,20 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QLibraryInfo, QLocale, QObject, QSettings, QTranslator, Signal
+from PySide6.QtCore import (
+    QLibraryInfo,
+    QLocale,
+    QObject,
+    QSettings,
+    QTimer,
+    QTranslator,
+    Signal,
+)
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -122,10 +131,24 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("Pairsync")
     app.setOrganizationName("Pairsync")
     app.setApplicationVersion(__version__)
-    app.setDesktopFileName("pairsync")
+    app.setDesktopFileName("org.pairsync.Pairsync")  # the .desktop file of the installers
     app.setWindowIcon(pairsync_icon())
     _install_translations(app)
     return app
+
+
+QUIT_AFTER_ENV = "PAIRSYNC_QUIT_AFTER_S"
+"""Seconds after which the app quits as by its Quit command (smoke tests of an installed
+app: tests/installer/). Unset: runs until Quit."""
+
+
+def _quit_after_env(app: QApplication) -> None:
+    try:
+        seconds = float(os.environ.get(QUIT_AFTER_ENV, ""))
+    except ValueError:
+        return
+    log.info("quitting after %.1f s (%s)", seconds, QUIT_AFTER_ENV)
+    QTimer.singleShot(max(0, int(seconds * 1000)), app.quit)
 
 
 def open_service(home: str | None, *, allow_insecure_keyring: bool = False) -> Service | None:
@@ -188,6 +211,7 @@ def main(
     else:
         window.show()
     wiring.start()
+    _quit_after_env(app)
     try:
         return int(app.exec())
     finally:

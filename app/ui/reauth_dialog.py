@@ -6,8 +6,9 @@ a password or token, a new one. The check runs off the GUI thread (a server may 
 on success ``Service.reauthorize`` keeps every connection of the account with all its
 configuration, and ``reauthorized`` lists them so the window can sync them at once.
 
-OAuth apps will run their browser sign-in here too, through the same authorize page the
-wizard uses, once such apps exist; today every app signs in with settings and a secret.
+An app signed in through the browser (Google) has no password field: "Sign in with Google"
+opens the browser and waits (Cancel stops the wait); the new sign-in replaces the old one in
+the keyring and the account keeps its settings.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.service import Service
 from app.ui.signals import emit
-from app.ui.tasks import TaskControl, TaskRunner
+from app.ui.tasks import Task, TaskControl, TaskRunner
 
 LABELS = {"path": "Folder or file", "url": "Server address", "username": "User name"}
 
@@ -63,10 +64,11 @@ class ReauthDialog(QDialog):
             edit.setAccessibleName(label)
             form.addRow(label, edit)
             self.fields[key] = edit
+        self.browser = service.signs_in_with_browser(self.info.kind)
         self.secret = QLineEdit(self)
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.setAccessibleName(self.tr("Password or token"))
-        if self.info.needs_secret:
+        if self.info.needs_secret and not self.browser:
             form.addRow(self.tr("Password or token"), self.secret)
         else:
             self.secret.hide()
@@ -80,8 +82,13 @@ class ReauthDialog(QDialog):
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText(self.tr("Sign in"))
         ok.setAccessibleName(self.tr("Sign in again"))
+        if self.browser:
+            app = self.info.app.split()[0]
+            ok.setText(self.tr("Sign in with {app}").format(app=app))
+            ok.setAccessibleName(self.tr("Sign in with {app} in your browser").format(app=app))
         self.buttons.accepted.connect(self.sign_in)
         self.buttons.rejected.connect(self.reject)
+        self._task: Task | None = None
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
@@ -95,16 +102,41 @@ class ReauthDialog(QDialog):
         self.buttons.setEnabled(False)
         self.error.hide()
 
-        def job(svc: Service, control: TaskControl) -> Any:
-            return svc.reauthorize(account, secret=secret, settings=settings)
+        if self.browser:
 
-        self.runner.start(job, on_done=self._done, on_error=self._failed, label="reauthorize")
+            def job(svc: Service, control: TaskControl) -> Any:
+                return svc.reauthorize_signed_in(account, cancel=control.stop_flag)
+
+            self.error.setText(self.tr("Waiting for the sign-in in your browser…"))
+            self.error.show()
+            # Cancel stays usable while the browser is open: it stops the wait.
+            cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+            self.buttons.setEnabled(True)
+            self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+            cancel.setEnabled(True)
+        else:
+
+            def job(svc: Service, control: TaskControl) -> Any:
+                return svc.reauthorize(account, secret=secret, settings=settings)
+
+        self._task = self.runner.start(
+            job, on_done=self._done, on_error=self._failed, label="reauthorize"
+        )
+
+    def reject(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        super().reject()
 
     def _done(self, names: list[str]) -> None:
+        self._task = None
         emit(self.reauthorized, list(names))
         self.accept()
 
     def _failed(self, message: str, code: str) -> None:
+        self._task = None
         self.buttons.setEnabled(True)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
         self.error.setText(message)
         self.error.show()

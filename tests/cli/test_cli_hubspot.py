@@ -210,3 +210,25 @@ def test_s12_value_table_into_a_hubspot_drop_down(
         assert failure["code"] == "value_not_allowed" and "Silver" in failure["reason"]
         assert failure["fields"] == ["level"]
         assert other.violations == []
+
+
+def test_a_second_email_does_not_fit_and_is_no_failure(
+    folder_and_hubspot: Path,
+    capsys: pytest.CaptureFixture[str],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    folder = folder_and_hubspot
+    (folder / "eve.vcf").write_text(
+        card("eve", "Eve Ex", "eve@x.com", "EMAIL;TYPE=HOME:eve@home.example")
+    )
+    code, report = sync(capsys)
+    assert code == 0 and report["failed"] == 0
+    assert by_email(hubspot)["eve@x.com"]["firstname"] == "Eve"
+    code, out, _ = cli(capsys, "health", "main", "--json")
+    health = json.loads(out)
+    assert health["counts"]["not_fitting"] == 1
+    [row] = health["not_fitting"]
+    assert row["field"] == "emails" and row["values"] == ["eve@home.example"]
+    code, report = sync(capsys)  # nothing retried, nothing rewritten
+    assert code == 0 and report["updated"] == {"a": 0, "b": 0}
+    assert "eve@home.example" in (folder / "eve.vcf").read_text()  # never taken for a removal

@@ -399,7 +399,7 @@ def test_a_full_disk_stops_the_run_with_exit_5(tmp_path: Path, capsys, monkeypat
     could not happen, exit 5 with one line naming the app; the file is as it was."""
     import errno
 
-    from app.connectors import csv_file
+    from app.connectors.csv import app as csv_file
 
     folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
     folder.mkdir()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.connectors.base import Connector
+from app.connectors.base import ChangeSet, Connector
 from app.errors import Conflict
 from app.model import (
     Address,
@@ -116,6 +116,49 @@ class ConnectorContract:
         assert got.fields["organization"] == "Acme Ltd"
         assert got.version == res.record.version
         assert reopen().list_versions()[rec.id] == got.version
+
+    def test_change_feed(self, app: Connector, reopen: Callable[[], Connector]) -> None:
+        """An app with a change feed: ``changes(None)`` is complete and gives a cursor; a
+        cursor reports what changed since, with the versions a listing gives (the engine
+        compares them with its index: the echo of its own write must be no change), and a
+        new instance over the same storage accepts it. A feed may report a record again
+        (e.g. a time window that overlaps the last one), never with a stale version, and
+        never calls a record it holds deleted."""
+        if not app.info.capabilities.change_feed:
+            assert app.changes(None) is None
+            return
+
+        def reported(cs: ChangeSet) -> dict[str, str]:
+            return {r.id: r.version for r in cs.records} | cs.versions
+
+        app.prepare()
+        ann = _create(app, self.fields_for(app))
+        full = app.changes(None)
+        assert full is not None and full.complete and full.cursor
+        assert reported(full) == app.list_versions()
+        quiet = app.changes(full.cursor)
+        assert quiet is not None and not quiet.complete and quiet.cursor
+        listing = app.list_versions()
+        assert all(listing[rid] == v for rid, v in reported(quiet).items())
+        assert not set(quiet.deleted) & set(listing)
+        [res] = app.write([Update("u1", ann.id, {"title": "CEO"}, expected_version=ann.version)])
+        assert res.ok and res.record is not None
+        bob = _create(app, {**self.fields_for(app), "emails": (Labeled("bob@example.com"),)})
+        again = reopen()
+        delta = again.changes(quiet.cursor)
+        assert delta is not None and not delta.complete and delta.cursor
+        got = reported(delta)
+        assert {ann.id: got.get(ann.id), bob.id: got.get(bob.id)} == {
+            ann.id: res.record.version,
+            bob.id: bob.version,
+        }
+        listing = again.list_versions()
+        assert listing[ann.id] == res.record.version
+        assert all(listing[rid] == v for rid, v in got.items())
+        for rec in delta.records:
+            if rec.id == ann.id:
+                assert isinstance(rec, Record) and rec.fields["title"] == "CEO"
+        assert not set(delta.deleted) & set(listing)
 
     def test_stale_expected_version_is_refused(self, app: Connector) -> None:
         app.prepare()

@@ -13,8 +13,8 @@ import pytest
 
 from app.connectors.base import Connector
 from app.connectors.carddav import CardDavApp
+from app.connectors.decoding import decode_card as decode_bytes
 from app.connectors.http import RetryPolicy, check_url
-from app.connectors.vcard_text import decode_bytes
 from app.errors import (
     AuthExpired,
     BadData,
@@ -194,6 +194,35 @@ def test_incremental_listing_costs_one_request(
     assert third.fetch(["c4"]) == []
 
 
+def test_quiet_feed_costs_one_request_and_confirms_the_mirror(
+    server: DavServer, book: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    for i in range(5):
+        server.put(f"{book}c{i}.vcf", card(f"uid-{i}", f"Person {i}", f"EMAIL:p{i}@x.com"))
+    first = make_app(server, book, cache)
+    full = first.changes(None)
+    assert full is not None and full.cursor
+    first.close()
+    # Next run, nothing changed: one sync-collection REPORT from the stored cursor.
+    again = make_app(server, book, cache)
+    quiet = again.changes(full.cursor)
+    assert quiet is not None and quiet.versions == {} and quiet.deleted == []
+    assert again.client.sent == 1
+    # The mirror is the server's state now: a card the feed did not report is written
+    # without reading it again (one PUT).
+    rec = only(again.fetch(["c3"]))
+    [res] = again.write([Update("u1", "c3", {"title": "CEO"}, expected_version=rec.version)])
+    assert res.ok, res.error
+    assert again.client.sent == 2
+    again.close()
+    # The next run hears of its own write (the echo), with the version the write returned.
+    third = make_app(server, book, cache)
+    echo = third.changes(quiet.cursor)
+    assert echo is not None and echo.versions == {"c3": res.record.version}  # type: ignore[union-attr]
+    assert third.client.sent == 1
+
+
 def test_invalid_sync_token_means_full_reconcile(
     server: DavServer, book: str, tmp_path: Path
 ) -> None:
@@ -227,20 +256,20 @@ def test_change_feed(server: DavServer, book: str, tmp_path: Path) -> None:
         server.put(f"{book}c{i}.vcf", card(f"uid-{i}", f"Person {i}"))
     full = app.changes(None)
     assert full is not None and full.complete and full.cursor
-    assert sorted(r.id for r in full.records) == ["c0", "c1", "c2"]
+    assert sorted(full.versions) == ["c0", "c1", "c2"] and full.records == []
     etag, _ = server.get(f"{book}c1.vcf")
     server.put(f"{book}c1.vcf", card("uid-1", "Changed Person"), etag)
     server.delete(f"{book}c2.vcf")
     delta = app.changes(full.cursor)
     assert delta is not None and not delta.complete
-    assert [r.id for r in delta.records] == ["c1"]
-    assert delta.records[0].fields["full_name"] == "Changed Person"  # type: ignore[union-attr]
+    assert list(delta.versions) == ["c1"] and delta.versions["c1"] != full.versions["c1"]
+    assert only(app.fetch(["c1"])).fields["full_name"] == "Changed Person"
     assert delta.deleted == ["c2"]
     quiet = app.changes(delta.cursor)
-    assert quiet is not None and quiet.records == [] and quiet.deleted == []
+    assert quiet is not None and quiet.versions == {} and quiet.deleted == []
     expired = app.changes("http://radicale.org/ns/sync/0000-not-a-token")
     assert expired is not None and expired.complete
-    assert sorted(r.id for r in expired.records) == ["c0", "c1"]
+    assert sorted(expired.versions) == ["c0", "c1"]
 
 
 def test_duplicate_uids_are_reported_on_both_cards(xandikos: DavServer, tmp_path: Path) -> None:

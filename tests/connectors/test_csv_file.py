@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.connectors import csv_file
-from app.connectors.csv_file import CsvApp
+from app.connectors.csv import CsvApp
+from app.connectors.csv import app as csv_file
 from app.errors import Conflict, NotFound, Rejected, Unavailable
 from app.model import Address, Create, Labeled, Record, Unreadable, Update
 from tests.connectors.contract import ConnectorContract

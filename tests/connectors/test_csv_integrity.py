@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.connectors.csv_file import CsvApp
+from app.connectors.csv import CsvApp
 from app.model import Record, Update
 
 
@@ -76,7 +76,7 @@ def test_a_file_saved_by_another_program_during_a_write_is_merged_not_overwritte
 ) -> None:  # type: ignore[no-untyped-def]
     """A spreadsheet saves the file (an edit in the middle, not an append) while Pairsync
     writes: the ops are applied again to the file as saved, and its edit is kept."""
-    from app.connectors import csv_file
+    from app.connectors.csv import app as csv_file
 
     path = tmp_path / "a.csv"
     path.write_text("Name,Email\nAl,a@x.com\nBo,b@x.com\nCy,c@x.com\n")

@@ -10,7 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.connectors.hubspot import HubSpotApp
-from app.errors import AuthExpired, ConfigError, NotFound, Rejected, ValueNotAllowed
+from app.errors import (
+    AuthExpired,
+    ConfigError,
+    Conflict,
+    NotFitting,
+    NotFound,
+    Rejected,
+    ValueNotAllowed,
+)
 from app.model import Address, Create, FieldType, Labeled, Meaning, Record, Update
 from tests.connectors.contract import ANN, ConnectorContract
 from tests.emulators.hubspot.fixtures import TOKEN, hubspot  # noqa: F401
@@ -244,8 +252,8 @@ def test_addresses_and_phones_map_to_hubspot_properties(hubspot: HubSpotEmulator
     assert got.fields["phones"] == phones
     four = (*phones, Labeled("+1 555 0102", "fax"), Labeled("+1 555 0103", "home"))
     [res2] = app.write([Update("u", got.id, {"phones": four})])
-    assert res2.record is not None and isinstance(res2.error, Rejected)
-    assert res2.error.field == "phones" and "+1 555 0103" in str(res2.error)
+    assert res2.record is not None and isinstance(res2.error, NotFitting)
+    assert res2.error.field == "phones" and res2.error.values == ("+1 555 0103",)
 
 
 def test_read_only_and_opt_out_are_never_written(hubspot: HubSpotEmulator) -> None:  # noqa: F811
@@ -409,3 +417,53 @@ def test_wrong_token_is_auth_expired(hubspot: HubSpotEmulator) -> None:  # noqa:
 def test_plain_http_only_to_loopback() -> None:
     with pytest.raises(ConfigError, match="https"):
         HubSpotApp(TOKEN, api_base="http://api.example.com")
+
+
+def test_a_stale_read_is_checked_again_by_search_before_writing(
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """HubSpot has no conditional write: a read older than a minute is checked again just
+    before the update — by a search, which does not spend the ten-second budget."""
+    a = hubspot.portal.seed({"email": "a@x.com"})
+    b = hubspot.portal.seed({"email": "b@x.com"})
+    app = connect(hubspot)
+    versions = app.list_versions()
+    later = time.monotonic() + 120
+    app._clock = lambda: later
+    time.sleep(0.005)
+    hubspot.portal.edit(b.id, jobtitle="Edited in HubSpot meanwhile")
+    before = dict(hubspot.stats.by_route)
+    results = app.write(
+        [
+            Update("u1", a.id, {"title": "A"}, expected_version=versions[a.id]),
+            Update("u2", b.id, {"title": "B"}, expected_version=versions[b.id]),
+        ]
+    )
+    assert results[0].ok, results[0].error
+    assert isinstance(results[1].error, Conflict)
+    assert b.properties["jobtitle"] == "Edited in HubSpot meanwhile"
+    assert hubspot.stats.by_route["search"] - before.get("search", 0) == 1
+    assert hubspot.stats.by_route["batch/read"] == before.get("batch/read", 0)
+
+
+def test_a_portal_with_many_properties_is_listed_by_id_then_read_by_post(
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """Too many property names for a URL: the listing asks for ids only and the records are
+    read with batch read (properties in the body), 100 a call."""
+    for i in range(80):
+        hubspot.portal.add_property(f"custom_property_with_a_long_name_{i:02d}", f"Custom {i}")
+    for i in range(150):
+        hubspot.portal.seed({"email": f"p{i}@x.com", "custom_property_with_a_long_name_07": "x"})
+    app = connect(hubspot)
+    versions = app.list_versions()
+    assert len(versions) == 150
+    assert hubspot.stats.by_route["list"] == 2 and hubspot.stats.by_route["batch/read"] == 2
+    listing = [x[1] for x in hubspot.requests_log if x[1].startswith("/crm/v3/objects/contacts?")]
+    assert all(len(q) < 2000 for q in listing)
+    records = app.fetch(list(versions))
+    assert hubspot.stats.by_route["batch/read"] == 2  # fetch cost nothing more
+    assert all(
+        isinstance(r, Record) and r.fields["custom_property_with_a_long_name_07"] == "x"
+        for r in records
+    )

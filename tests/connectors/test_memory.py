@@ -16,3 +16,15 @@ class TestMemoryContract(ConnectorContract):
     @pytest.fixture
     def reopen(self, app: MemoryApp) -> Callable[[], MemoryApp]:
         return lambda: app
+
+
+class TestMemoryFeedContract(TestMemoryContract):
+    @pytest.fixture
+    def app(self) -> MemoryApp:
+        return MemoryApp(change_feed=True)
+
+
+class TestMemoryVersionFeedContract(TestMemoryContract):
+    @pytest.fixture
+    def app(self) -> MemoryApp:
+        return MemoryApp(change_feed=True, feed_bodies=False)

@@ -187,3 +187,28 @@ def test_token_server_down_is_unavailable_not_auth(google: GooglePeopleEmulator)
     google.stop()
     with pytest.raises(Unavailable):
         OAuthTokens(client, "1//x").access_token()
+
+
+def test_timeout_words() -> None:
+    from app.connectors.oauth.loopback import SIGN_IN_TIMEOUT, _duration
+
+    assert _duration(SIGN_IN_TIMEOUT) == "5 minutes"
+    assert (_duration(1), _duration(30), _duration(60)) == ("1 second", "30 seconds", "1 minute")
+
+
+def test_a_silent_connection_does_not_hold_the_sign_in(google: GooglePeopleEmulator) -> None:
+    import socket
+
+    opened: list[socket.socket] = []
+
+    def browser(url: str) -> None:
+        redirect = urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0])
+        sock = socket.create_connection((redirect.hostname, redirect.port))
+        opened.append(sock)  # connects and never sends a byte
+
+    started = time.monotonic()
+    with pytest.raises(SignInTimeout):
+        sign_in(client_for(google), open_browser=browser, timeout=1.0)
+    assert time.monotonic() - started < 8
+    for sock in opened:
+        sock.close()

@@ -26,11 +26,19 @@ class Pair:
         fields_b: tuple[FieldSpec, ...] = STANDARD_FIELDS,
         batch_size: int = 100,
         subscription: bool = False,
+        feed_a: bool = False,
+        feed_b: bool = False,
+        feed_bodies: bool = True,
         **settings: Any,
     ) -> None:
         self.store = Store(folder / "pairsync.db")
-        self.a = MemoryApp("App A", fields_a, batch_size=batch_size, subscription=subscription)
-        self.b = MemoryApp("App B", fields_b, batch_size=batch_size, subscription=subscription)
+        self.a = MemoryApp(
+            "App A", fields_a, batch_size=batch_size, subscription=subscription, change_feed=feed_a
+        )
+        self.b = MemoryApp(
+            "App B", fields_b, batch_size=batch_size, subscription=subscription, change_feed=feed_b
+        )
+        self.a.feed_bodies = self.b.feed_bodies = feed_bodies
         with self.store.session() as s, s.begin():
             acc_a, acc_b = Account(name="a", kind="memory"), Account(name="b", kind="memory")
             s.add_all([acc_a, acc_b])

@@ -3,8 +3,10 @@
 A ``RuleBasedStateMachine`` plays a user on two in-memory apps (the ``Pair`` harness: real
 SQLite store, real engine) and interleaves syncs that are clean, that hit per-record write
 failures, that see a flaky listing, or that die at a random point (a ``BaseException`` escapes
-the engine's error handling the way a killed process would). After every clean sync it checks
-the product's promises:
+the engine's error handling the way a killed process would). Either app may read through a
+change feed (``MemoryApp(change_feed=True)``), whose cursors may expire between syncs, and a
+connection may be paused and resumed (a full read). After every clean sync it checks the
+product's promises:
 
 * nothing is ever deleted (SPEC §7), and a binding is only tombstoned when the test deleted one
   of its records;
@@ -49,11 +51,12 @@ from sqlalchemy import select, update
 
 from app.engine import context as run_context
 from app.engine.match import keys_of
+from app.engine.state import BatchOutcome
 from app.engine.sync import RunReport, SyncRun
 from app.errors import Rejected
 from app.mapping.canonical import canon_text
 from app.model import Labeled, Record, Side, Update
-from app.store.models import Binding, Failure, IndexedRecord
+from app.store.models import Binding, Connection, Failure, IndexedRecord
 from app.store.state import SyncState
 from tests.engine.harness import Pair
 
@@ -112,8 +115,8 @@ class CrashingState(SyncState):
             self._tick()
         return out
 
-    def commit(self, **kwargs: Any) -> None:  # type: ignore[override]
-        self._step(super().commit, **kwargs)
+    def commit(self, outcome: BatchOutcome) -> None:
+        self._step(super().commit, outcome)
 
     def add_intents(self, intents: Any) -> None:
         self._step(super().add_intents, intents)
@@ -204,10 +207,20 @@ class SyncMachine(RuleBasedStateMachine):
         batch_size=st.sampled_from([1, 2, 3, 100]),
         avoid_duplicates=st.booleans(),
         winner=SIDES,
+        feeds=st.sampled_from(["", "b", "ab"]),
+        feed_bodies=st.booleans(),
     )
-    def setup(self, batch_size: int, avoid_duplicates: bool, winner: Side) -> None:
+    def setup(
+        self, batch_size: int, avoid_duplicates: bool, winner: Side, feeds: str, feed_bodies: bool
+    ) -> None:
         self.pair = Pair(
-            self.tmp, batch_size=batch_size, avoid_duplicates=avoid_duplicates, winner=winner
+            self.tmp,
+            batch_size=batch_size,
+            avoid_duplicates=avoid_duplicates,
+            winner=winner,
+            feed_a="a" in feeds,
+            feed_b="b" in feeds,
+            feed_bodies=feed_bodies,
         )
 
     @property
@@ -315,6 +328,20 @@ class SyncMachine(RuleBasedStateMachine):
     @rule()
     def toggle_winner(self) -> None:
         self.p.settings = replace(self.p.settings, winner=self.p.settings.winner.other)
+
+    @precondition(lambda self: self.pair is not None)
+    @rule(side=SIDES)
+    def cursors_expire(self, side: Side) -> None:
+        """The app forgets every cursor it handed out (the next feed read is complete)."""
+        self.app(side).expire_cursors()
+
+    @precondition(lambda self: self.pair is not None)
+    @rule()
+    def pause_and_resume(self) -> None:
+        with self.p.store.session() as s, s.begin():
+            s.execute(
+                update(Connection).where(Connection.id == self.p.cid).values(needs_full_read=True)
+            )
 
     # --- syncs with faults --------------------------------------------------------------------
 

@@ -1,9 +1,15 @@
 """CardDAV benchmark, Pairsync next to vdirsyncer (not a pytest module; run on demand):
 
     python -m tests.perf.bench_carddav [--sizes 500,2000] [--repeat 3] [--json PATH]
-                                       [--profile DIR]
+                                       [--profile DIR] [--tools pairsync,listing,vdirsyncer]
 
-vdirsyncer comes from the ``perf`` extra (``pip install -e '.[perf]'``).
+vdirsyncer comes from the ``perf`` extra (``pip install -e '.[perf]'``); without it, leave it
+out of ``--tools``.
+
+Pairsync runs twice: ``pairsync`` reads the address book through its change feed (a
+sync-collection REPORT from the cursor the last run stored; a full read on the first run) and
+``listing`` is the same code with the feed switched off (``list_versions()`` + ``fetch`` of
+what changed, as before the engine used feeds). A second table compares the two.
 
 The same work for both tools, against the same Radicale server (one per size, started here on
 127.0.0.1, storage in a temp folder): a local vCard folder (vdir) of N cards is synced with an
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import functools
 import gc
 import importlib
@@ -271,6 +278,7 @@ def startup(command: list[str], env: dict[str, str]) -> float:
 
 class PairsyncTool:
     name = "pairsync"
+    feed = True
     modules = (
         "app.service",
         "app.engine.sync",
@@ -315,7 +323,7 @@ class PairsyncTool:
             def profiled() -> int:
                 return profiler.runcall(call)
 
-        with Split().installed() as split:
+        with Split().installed() as split, self.reading():
             seconds, counts, gc_seconds = timed(self.proxy, profiled, self.env)
         if profiler is not None and self.profile_dir is not None:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -324,6 +332,27 @@ class PairsyncTool:
 
     def startup(self) -> float:
         return startup([*self.base, "health", "main"], self.env)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The CardDAV app as it is (change feed), or with its feed switched off."""
+        from app.connectors.carddav import CardDavApp
+
+        if self.feed:
+            yield
+            return
+        info = CardDavApp.info
+        caps = dataclasses.replace(info.capabilities, change_feed=False)
+        CardDavApp.info = dataclasses.replace(info, capabilities=caps)  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            CardDavApp.info = info  # type: ignore[misc]
+
+
+class ListingTool(PairsyncTool):
+    name = "listing"
+    feed = False
 
 
 class VdirsyncerTool:
@@ -371,13 +400,22 @@ class VdirsyncerTool:
         return startup([self.exe, "--version"], self.env)
 
 
-def run_size(size: int, root: Path, round_no: int = 0) -> list[Step]:
+TOOLS: dict[str, type[PairsyncTool] | type[VdirsyncerTool]] = {
+    "pairsync": PairsyncTool,
+    "listing": ListingTool,
+    "vdirsyncer": VdirsyncerTool,
+}
+
+
+def run_size(
+    size: int, root: Path, round_no: int = 0, tools_wanted: tuple[str, ...] = tuple(TOOLS)
+) -> list[Step]:
     server = start_radicale(root / "radicale")
     proxy = DavProxy(server.url)
     steps: list[Step] = []
     try:
         tools: list[tuple[PairsyncTool | VdirsyncerTool, Path, str, list[Path]]] = []
-        for cls in (PairsyncTool, VdirsyncerTool):
+        for cls in (TOOLS[name] for name in tools_wanted):
             work = root / cls.name
             work.mkdir(parents=True)
             book = server.new_book(cls.name)
@@ -390,7 +428,7 @@ def run_size(size: int, root: Path, round_no: int = 0) -> list[Step]:
                     f"  startup {tool.name:<10} {tool.startup():7.2f} s (fresh process)",
                     flush=True,
                 )
-        if round_no % 2:  # the other tool goes first in every other round
+        if round_no % 2:  # the tools go in the other order in every other round
             tools.reverse()
         edits = max(1, size // 100)
         for step in STEPS:
@@ -428,17 +466,19 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def table(steps: list[Step]) -> str:
-    """Medians over the rounds (requests: the most any round sent)."""
+def table(steps: list[Step], other: str = "vdirsyncer") -> str:
+    """Medians over the rounds (requests: the most any round sent): Pairsync (reading the
+    address book through its change feed) next to ``other``."""
+    label = {"vdirsyncer": "vdirsyncer", "listing": "listing"}[other]
     rows = [
-        "| N | step | Pairsync s | vdirsyncer s | time ratio | Pairsync requests | "
-        "vdirsyncer requests | request ratio | Pairsync: where (median s) |",
+        f"| N | step | Pairsync s | {label} s | time ratio | Pairsync requests | "
+        f"{label} requests | request ratio | Pairsync: where (median s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for size in sorted({s.size for s in steps}):
         for step in STEPS:
             p = [s for s in steps if (s.size, s.step, s.tool) == (size, step, "pairsync")]
-            v = [s for s in steps if (s.size, s.step, s.tool) == (size, step, "vdirsyncer")]
+            v = [s for s in steps if (s.size, s.step, s.tool) == (size, step, other)]
             if not p or not v:
                 continue
             ps, vs = _median([s.seconds for s in p]), _median([s.seconds for s in v])
@@ -460,8 +500,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per size (medians)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--tools", default="pairsync,listing,vdirsyncer")
     args = parser.parse_args()
-    if not (shutil.which("vdirsyncer") or Path(sys.executable).with_name("vdirsyncer").exists()):
+    wanted = tuple(t.strip() for t in args.tools.split(",") if t.strip())
+    unknown = set(wanted) - set(TOOLS)
+    if unknown or "pairsync" not in wanted:
+        raise SystemExit(f"--tools: pairsync and any of {', '.join(TOOLS)}")
+    if "vdirsyncer" in wanted and not (
+        shutil.which("vdirsyncer") or Path(sys.executable).with_name("vdirsyncer").exists()
+    ):
         raise SystemExit("vdirsyncer is not installed: pip install -e '.[perf]'")
     PairsyncTool.profile_dir = args.profile
     steps: list[Step] = []
@@ -469,13 +516,15 @@ def main() -> None:
         for round_no in range(max(1, args.repeat)):
             root = Path(tempfile.mkdtemp(prefix=f"pairsync-bench-carddav-{size}-"))
             try:
-                steps += run_size(size, root, round_no)
+                steps += run_size(size, root, round_no, wanted)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             if args.json:  # written after every round: a long run is never lost
                 args.json.write_text(json.dumps([asdict(s) for s in steps], indent=2))
-    print()
-    print(table(steps))
+    for other in ("vdirsyncer", "listing"):
+        if other in wanted:
+            print()
+            print(table(steps, other))
 
 
 if __name__ == "__main__":

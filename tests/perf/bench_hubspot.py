@@ -10,12 +10,16 @@ updated). One ``pairsync sync`` runs in this process against the emulator, which
 ``--limit`` requests per ``--interval`` seconds (rolling, as HubSpot does) and answers 429
 beyond it. Then a second sync with nothing changed.
 
-Printed per sync: HubSpot requests by kind; the minimum possible (⌈N/100⌉ per batch
+Printed per sync: HubSpot requests by kind (``requests`` = those counted by the ten-second
+limit; ``searches`` have their own per-second one); the minimum possible (⌈N/100⌉ per batch
 operation: the listing pages, the creates, the updates, plus the two schema reads); 429s;
 wall time; and the throughput while Pairsync talked to HubSpot, as a fraction of what the
 limit allows over the same span (``limit`` at once, then ``limit`` per ``interval``): from the
 first to the last request the emulator saw. A fraction well below 1 with no 429s means the
-limit was not what bounded the run (the engine's own work was).
+limit was not what bounded the run (the engine's own work was). ``longest_pause_s`` is the
+longest stretch without any HubSpot request (under a rolling limit, paced requests come in
+bursts, so pauses up to ``interval`` are the pacing itself; a longer one is the engine
+matching and planning between reading and writing).
 
 ``--feed N`` then measures the change feed the engine will use (``HubSpotApp.changes``) on
 its own: N contacts changed since the cursor (more than the 10,000 one search can page
@@ -28,6 +32,7 @@ seconds, and whether every changed contact came back exactly once.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -115,9 +120,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             code = main(["--allow-insecure-keyring", "sync", "main", "--yes", "--json"])
         wall = time.monotonic() - started
         report = json.loads(out.getvalue())[0]
-        requests = emulator.stats.requests
+        # Searches have their own per-second limit: the ten-second budget is the rest.
+        searches = emulator.stats.by_route.get("search", 0)
+        requests = emulator.stats.requests - searches
         span = (times[-1] - times[0]) if len(times) > 1 else 0.0
         allowed = args.limit + args.limit * span / args.interval
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         listed = (
             len(emulator.portal.live()) if label == "nochange" else len(only_hubspot) + len(both)
         )
@@ -132,12 +140,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "failed": report.get("failed"),
             "requests": requests,
             "minimum": minimum,
+            "searches": searches,
             "by_kind": dict(sorted(emulator.stats.by_route.items())),
             "rate_limited_429": emulator.stats.rate_limited,
             "wall_s": round(wall, 2),
             "hubspot_span_s": round(span, 2),
             "throughput_rps": round(requests / span, 2) if span else None,
             "ceiling_fraction": round(requests / allowed, 3) if allowed else None,
+            "longest_pause_s": round(max(gaps, default=0.0), 2),
         }
     if args.feed:
         results["feed"] = feed(emulator, args.feed)

@@ -659,7 +659,7 @@ _VCARD: list[type] = []
 
 def files_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, Any]:
     os.environ["PAIRSYNC_HOME"] = str(folder / "home")
-    from app.connectors.csv_file import CsvApp
+    from app.connectors.csv import CsvApp
     from app.connectors.vcard_folder import VCardFolderApp
     from app.service import Service
 

@@ -23,11 +23,10 @@ from app.status import connection_status
 
 def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     names = {e.name: e for e in app_list()}
-    assert {"vCard folder", "CSV file", "CardDAV", "HubSpot"} <= {
-        n for n, e in names.items() if e.available
-    }
+    working_names = {n for n, e in names.items() if e.available}
+    assert {"vCard folder", "CSV file", "CardDAV", "Google Contacts", "HubSpot"} <= working_names
     soon = {n for n, e in names.items() if not e.available}
-    assert soon == {"Google Contacts", "Outlook", "Mailchimp"}
+    assert soon == {"Outlook", "Mailchimp"}
     assert [e.name for e in app_list("gmail")] == ["Google Contacts"]
     assert [e.name for e in app_list("Office 365")] == ["Outlook"]
     assert [e.name for e in app_list("hotmail")] == ["Outlook"]
@@ -36,7 +35,7 @@ def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert app_list("no such app") == []
     first = app_list()
     working = sum(e.available for e in first)
-    assert working == 5  # vCard folder, vCard file, CSV file, CardDAV, HubSpot; then the rest
+    assert working == 6  # vCard folder and file, CSV file, CardDAV, Google, HubSpot; then the rest
     assert all(e.available for e in first[:working])
     assert not any(e.available for e in first[working:])
     assert [e.name for e in app_list("vcf file")] == ["vCard file"]
@@ -44,6 +43,7 @@ def test_app_list_finds_apps_by_alias_and_marks_what_is_coming() -> None:
     assert names["vCard folder"].auth == "folder" and names["CSV file"].auth == "file"
     assert names["CardDAV"].auth == "password" and names["CardDAV"].needs_secret
     assert names["HubSpot"].auth == "token" and names["HubSpot"].help_url
+    assert names["Google Contacts"].auth == "oauth" and names["Google Contacts"].needs_secret
     assert names["HubSpot"].needs_secret and "Private Apps" in names["HubSpot"].secret_help
     assert [e.name for e in app_list("crm")] == ["HubSpot"]
 

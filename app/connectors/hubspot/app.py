@@ -53,7 +53,7 @@ from app.connectors.hubspot.api import (
 )
 from app.connectors.hubspot.records import Translation, to_properties, to_record, version_of
 from app.connectors.hubspot.schema import ContactSchema, build_schema
-from app.errors import Conflict, NotFound, Rejected, Unavailable
+from app.errors import Conflict, NotFitting, NotFound, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -390,13 +390,36 @@ class HubSpotApp:
 
     def _current_versions(self, ids: list[str]) -> dict[str, str]:
         """Versions of contacts as HubSpot has them now: this run's read when it is fresh,
-        else read again (HubSpot has no conditional write to do this for us)."""
+        else read again (HubSpot has no conditional write to do this for us).
+
+        The re-read is a CRM search by id: searches have their own per-second limit and do
+        not spend the ten-second budget the writes need (a long run under a tight limit
+        would otherwise pay one extra request per 100 updates). A contact the search does
+        not return (archived, or not yet indexed) is read by id."""
         now = self._clock()
         stale = [i for i in ids if i not in self._seen or now - self._seen[i].at > FRESH]
+        stale = [i for i in stale if i.isdigit()]
         for i in stale:
             self._seen.pop(i, None)
         if stale:
-            self._read_ids(stale)
+            props = self.contact_schema().read_properties()
+            for start in range(0, len(stale), 100):
+                chunk = stale[start : start + 100]
+                body = {
+                    "filterGroups": [
+                        {"filters": [
+                            {"propertyName": "hs_object_id", "operator": "IN", "values": chunk}
+                        ]}
+                    ],
+                    "properties": props,
+                    "limit": 100,
+                }  # fmt: skip
+                for page, _ in self.api.search(body):
+                    for d in page:
+                        self._record(d)
+            missing = [i for i in stale if i not in self._seen]
+            if missing:
+                self._read_ids(missing)
         return {
             i: version_of(self._seen[i].data, self._segments(i)) for i in ids if i in self._seen
         }
@@ -780,8 +803,13 @@ class _Exists(Exception):
 
 
 def _first(issues: list[Rejected]) -> Rejected | None:
+    """One error for a result: a real failure before values that merely did not fit."""
     if not issues:
         return None
+    failures = [i for i in issues if not isinstance(i, NotFitting)]
+    if not failures:
+        return issues[0]
+    issues = failures
     if len(issues) == 1:
         return issues[0]
     first = issues[0]

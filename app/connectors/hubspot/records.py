@@ -4,10 +4,11 @@ Reading: every property value is a string; choices are shown by their option lab
 multi-choice values are ``;``-separated option values, ``hs_email_optout`` is the
 subscription status ("true" = opted out of all email).
 
-Writing: a field's value becomes the properties behind it. What HubSpot could not hold —
-an unknown field, a label that is no option, a second email (``hs_additional_emails`` is
-HubSpot's own), a fourth phone, a read-only property — is left out and reported for that
-field (:class:`Rejected`); the rest of the contact is still written.
+Writing: a field's value becomes the properties behind it. What HubSpot could not hold is
+left out and the rest of the contact is still written: a second email
+(``hs_additional_emails`` is HubSpot's own), a fourth phone or a second address have no room
+(:class:`NotFitting`, not a failure); an unknown field, a label that is no option or a
+read-only property fail that field (:class:`Rejected`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from app.connectors.hubspot.schema import ADDRESS_PARTS, OPT_OUT, PHONE_SLOTS, ContactSchema
-from app.errors import Rejected, ValueNotAllowed
+from app.errors import NotFitting, Rejected, ValueNotAllowed
 from app.model import Address, FieldType, FieldValue, Labeled, Record, is_empty_value
 
 _TRUE = frozenset({"true", "yes", "y", "1", "on", "x", "checked"})
@@ -155,10 +156,11 @@ def _emails(value: FieldValue, out: Translation) -> None:
     emails = _items(value)
     out.properties["email"] = emails[0] if emails else ""
     if len(emails) > 1:
-        raise Rejected(
+        raise NotFitting(
             "HubSpot holds one email per contact here (its additional emails are managed "
             f"by HubSpot); not written: {', '.join(emails[1:])}.",
             field="emails",
+            values=tuple(emails[1:]),
         )
 
 
@@ -192,11 +194,12 @@ def _phones(value: FieldValue, out: Translation, create: bool) -> None:
             slots[free] = item.value
     out.properties.update(slots)
     if rest:
-        raise Rejected(
+        raise NotFitting(
             "HubSpot has three phone properties (phone, mobile, fax); not written: "
             + ", ".join(rest)
             + ".",
             field="phones",
+            values=tuple(rest),
         )
 
 
@@ -216,9 +219,11 @@ def _address(value: FieldValue, out: Translation, create: bool) -> None:
     }
     out.properties.update(parts)
     if len(addresses) > 1:
-        raise Rejected(
-            "HubSpot holds one address per contact; the others were not written.",
+        left = tuple(", ".join(p for p in a.parts() if p.strip()) for a in addresses[1:])
+        raise NotFitting(
+            "HubSpot holds one address per contact; not written: " + "; ".join(left) + ".",
             field="addresses",
+            values=left,
         )
 
 

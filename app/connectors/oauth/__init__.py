@@ -9,6 +9,7 @@ Pairsync's typed errors. Qt-free: the wizard runs :func:`sign_in` on a worker th
 
 from app.connectors.oauth.client import OAuthClient
 from app.connectors.oauth.loopback import (
+    SIGN_IN_TIMEOUT,
     ConsentDenied,
     SignInCancelled,
     SignInFailed,
@@ -19,6 +20,7 @@ from app.connectors.oauth.loopback import (
 from app.connectors.oauth.tokens import BearerAuth, OAuthTokens
 
 __all__ = [
+    "SIGN_IN_TIMEOUT",
     "BearerAuth",
     "ConsentDenied",
     "OAuthClient",

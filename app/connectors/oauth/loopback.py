@@ -106,6 +106,9 @@ class _Listener(HTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Listener
+    timeout = 5.0
+    """Seconds a connection may stay silent: a client that connects and sends nothing must
+    not hold the sign-in past its deadline."""
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("loopback: " + format, *args)  # never the query: it holds the code
@@ -158,6 +161,14 @@ def _id_token_email(id_token: str) -> str:
     return email if isinstance(email, str) else ""
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 60:
+        minutes = round(seconds / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    whole = max(1, round(seconds))
+    return f"{whole} second{'s' if whole != 1 else ''}"
+
+
 def sign_in(
     client: OAuthClient,
     *,
@@ -197,10 +208,9 @@ def sign_in(
             if cancel is not None and cancel.is_set():
                 raise SignInCancelled(f"Signing in to {client.provider} was cancelled.")
             if time.monotonic() >= deadline:
-                minutes = max(1, round(timeout / 60))
                 raise SignInTimeout(
                     f"Signing in to {client.provider} timed out: the browser did not come back "
-                    f"within {minutes} minute{'s' if minutes != 1 else ''}; try again."
+                    f"within {_duration(timeout)}; try again."
                 )
             listener.handle_request()
         params_back = listener.callback.params

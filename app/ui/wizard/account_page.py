@@ -37,7 +37,11 @@ from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
 from app.ui.words import plural
 
-OPTIONAL = {"carddav": ("addressbook",), "hubspot": ("api_base",)}
+OPTIONAL = {
+    "carddav": ("addressbook",),
+    "google": ("client_id", "client_secret"),
+    "hubspot": ("api_base",),
+}
 """Settings a kind accepts but does not require (the registry lists the required ones)."""
 
 
@@ -63,12 +67,15 @@ class AccountForm(QWidget):
             "url": self.tr("Server &address:"),
             "username": self.tr("&User name:"),
             "addressbook": self.tr("Address boo&k (optional):"),
+            "client_id": self.tr("OAuth &client id (optional):"),
+            "client_secret": self.tr("Client &secret (optional):"),
             "api_base": self.tr("API address (o&ptional):"),
         }
         placeholders = {
             "url": self.tr("e.g. https://contacts.icloud.com or https://cloud.example.org"),
             "username": self.tr("your login or Apple ID"),
             "addressbook": self.tr("the first one found, if empty"),
+            "client_id": self.tr("…apps.googleusercontent.com, if Pairsync has none"),
             "api_base": self.tr("https://api.hubapi.com, if empty"),
         }
         for key in (*entry.settings, *OPTIONAL.get(entry.kind, ())):
@@ -95,7 +102,18 @@ class AccountForm(QWidget):
                 form.addRow(label, row)
             else:
                 form.addRow(label, edit)
-        if entry.needs_secret:
+        if entry.auth == "oauth":
+            sign_in_note = QLabel(
+                self.tr(
+                    "Pairsync opens your browser to sign in with {app}: you approve there and "
+                    "never type a password here. The sign-in is kept only in your system's "
+                    "keyring."
+                ).format(app=entry.name.split()[0]),
+                self,
+            )
+            sign_in_note.setWordWrap(True)
+            form.addRow("", sign_in_note)
+        elif entry.needs_secret:
             secret = QLineEdit(self)
             secret.setEchoMode(QLineEdit.EchoMode.Password)
             word = (
@@ -317,7 +335,22 @@ class AccountPage(QWizardPage):
             and self._task is None
         )
 
+    def _oauth(self) -> bool:
+        return self.entry is not None and self.entry.auth == "oauth"
+
+    def _button_words(self) -> None:
+        if self._oauth() and not self.existing_mode() and self.entry is not None:
+            text = self.tr("Sign in with {app}").format(app=self.entry.name.split()[0])
+            self.connect_button.setText(text)
+            self.connect_button.setAccessibleName(
+                self.tr("Sign in with {app} in your browser").format(app=self.entry.name.split()[0])
+            )
+        else:
+            self.connect_button.setText(self.tr("C&onnect"))
+            self.connect_button.setAccessibleName(self.tr("Connect and read the app's fields"))
+
     def _mode_changed(self, *_args: Any) -> None:
+        self._button_words()
         new = not self.existing_mode()
         if self.form is not None:
             self.form.setEnabled(new)
@@ -376,6 +409,24 @@ class AccountPage(QWizardPage):
             def job(svc: Service, ctl: TaskControl) -> AccountCheck:
                 return svc.check_account(name, progress=ctl.progress)
 
+        elif self._oauth():
+            assert self.form is not None
+            settings = self.form.values()
+            wanted, previous = self.name_edit.text().strip(), self.created
+            waiting = self.tr("Waiting for the sign-in in your browser")
+
+            def job(svc: Service, ctl: TaskControl) -> AccountCheck:
+                # The browser sign-in (Cancel stops the wait), then the same reading as
+                # for a connected account.
+                if previous is not None:
+                    with contextlib.suppress(ConfigError):  # this page's earlier, unused try
+                        svc.remove_account(previous)
+                name = wanted or svc.suggest_account_name(kind, settings)
+                ctl.progress(waiting, 0, 0)
+                svc.add_account_signed_in(kind, name, settings, cancel=ctl.stop_flag)
+                ctl.check()
+                return replace(svc.check_account(name, progress=ctl.progress), account=name)
+
         else:
             assert self.form is not None
             settings, secret = self.form.values(), self.form.secret()
@@ -428,6 +479,13 @@ class AccountPage(QWizardPage):
         emit(self.completeChanged)
 
     def summary(self, check: AccountCheck) -> str:
+        who = check.settings.get("account_email", "")
+        if self._oauth() and who:
+            return self.tr("Connected as {who}: {contacts}, {groups}.").format(
+                who=who,
+                contacts=plural(check.contacts, self.tr("{n} contact"), self.tr("{n} contacts")),
+                groups=plural(len(check.segments), self.tr("{n} group"), self.tr("{n} groups")),
+            )
         text = self.tr("Connected to “{account}”: {contacts}, {fields}").format(
             account=check.account,
             contacts=plural(check.contacts, self.tr("{n} contact"), self.tr("{n} contacts")),

@@ -15,12 +15,19 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="answer the consent page as if the user clicked Allow",
     )
     parser.add_argument("--access-token", help="also accept this fixed bearer token")
+    parser.add_argument(
+        "--no-response-checks",
+        action="store_true",
+        help="do not check answers against the Discovery document (benchmarks)",
+    )
 
 
 def _build(args: argparse.Namespace) -> GooglePeopleEmulator:
-    return GooglePeopleEmulator(
+    emulator = GooglePeopleEmulator(
         args.port, auto_consent=args.auto_consent, access_token=args.access_token
     )
+    emulator.check_responses = not args.no_response_checks
+    return emulator
 
 
 if __name__ == "__main__":
