@@ -21,7 +21,7 @@ from app import __version__
 from app.errors import AuthExpired, ConfigError, PairsyncError
 
 if TYPE_CHECKING:
-    from app.service import AccountInfo, Service
+    from app.service import AccountInfo, ConnectionFields, MappingInfo, RuleInfo, Service
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
@@ -309,6 +309,16 @@ def build_parser() -> Parser:
     cfl.add_argument("id", nargs="?", type=int, metavar="ID")
     cfl.add_argument("--json", action="store_true")
 
+    act = sub.add_parser(
+        "activity",
+        help="the runs, newest first; with a run's number, the field changes it wrote",
+        description="What the window's Activity tab shows: without RUN the last runs with "
+        "their counts; with RUN (a #number) every field the run changed, before → after.",
+    )
+    act.add_argument("name")
+    act.add_argument("run", nargs="?", type=int, metavar="RUN")
+    act.add_argument("--json", action="store_true")
+
     und = sub.add_parser(
         "undo", help="put back what a run wrote, in both apps (never deletes a contact)"
     )
@@ -500,6 +510,9 @@ def _dispatch(service: Service, args: argparse.Namespace) -> int:
 
     if args.command == "undo":
         return _undo(service, args)
+
+    if args.command == "activity":
+        return _activity(service, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -578,18 +591,12 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
     elif action == "export":
         _print_json(service.export_connection(args.name))
     elif action == "import":
-        try:
-            if args.file == "-":
-                text = sys.stdin.read()
-            else:
-                with open(args.file, encoding="utf-8") as fh:
-                    text = fh.read()
-            data = json.loads(text)
-        except OSError as err:
-            raise ConfigError(f"Cannot read {args.file}: {err.strerror}.") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{args.file} is not valid JSON (line {err.lineno}).") from None
-        imported = service.import_connection(data, args.name)
+        from app.service import parse_export
+
+        if args.file == "-":
+            imported = service.import_connection(parse_export(sys.stdin.read(), "-"), args.name)
+        else:  # the window's File ▸ Import connection… reads a file the same way
+            imported = service.import_connection_file(args.file, args.name)
         print(f"Imported connection {imported.name!r}.")
     elif action == "mappings":
         _print_mappings(service.mappings(args.name), args.json)
@@ -605,8 +612,8 @@ def _connection(service: Service, args: argparse.Namespace) -> int:
             values_back=args.values_back,
             pick_label=args.pick_label,
         )
-        note = f" — {view['reason']}" if view["reason"] else ""
-        print(f"Added mapping {view['key']} ({view['effective'] or 'inactive'}){note}.")
+        note = f" — {view.reason}" if view.reason else ""
+        print(f"Added mapping {view.key} ({view.effective or 'inactive'}){note}.")
     elif action == "toggle":
         service.toggle_mapping(args.name, args.mapping, args.state)
         print(f"Mapping {args.mapping} is now {'on' if args.state else 'off'}.")
@@ -650,10 +657,10 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
             Side(args.source), Join(args.join), filters, actions, args.undo, args.other_way
         )
         view = service.add_rule(args.name, draft, args.position)
-        print(f"Added rule {view['position']} ({view['id']}): {view['sentence']}.")
-        print(f"It {_matches(view['count'])}.")
-        if view["ignored"]:
-            print(f"Note: it is ignored ({view['ignored']}).")
+        print(f"Added rule {view.position} ({view.id}): {view.sentence}.")
+        print(f"It {_matches(view.count)}.")
+        if view.ignored:
+            print(f"Note: it is ignored ({view.ignored}).")
     elif verb == "remove":
         service.remove_rule(args.name, args.rule)
         print(f"Removed rule {args.rule}. No contact was changed.")
@@ -668,56 +675,56 @@ def _rule(service: Service, args: argparse.Namespace) -> int:
             raise UsageError("Nothing to change: give --undo on|off or --other-way on|off.")
         view = service.set_rule(args.name, args.rule, undo=args.undo, other_way=args.other_way)
         print(
-            f"Rule {view['position']}: undo {'on' if view['undo'] else 'off'}, "
-            f"other way around {'on' if view['other_way'] else 'off'}."
+            f"Rule {view.position}: undo {'on' if view.undo else 'off'}, "
+            f"other way around {'on' if view.other_way else 'off'}."
         )
     return EXIT_OK
 
 
-def _print_rules(views: list[dict[str, Any]], as_json: bool) -> None:
+def _print_rules(views: list[RuleInfo], as_json: bool) -> None:
     if as_json:
-        _print_json(views)
+        _print_json([v.as_json() for v in views])
         return
     if not views:
         print("No rules: nothing is synced. Add one with: pairsync connection rule add NAME ...")
     for v in views:
-        state = "on" if v["enabled"] else "off"
-        toggles = f"undo {'on' if v['undo_effective'] else 'off'}"
-        toggles += f", other way {'on' if v['other_way'] else 'off'}"
-        print(f"{v['position']}. [{state}] {v['sentence']}")
-        print(f"   {toggles}; {_matches(v['count'])}  (id {v['id']})")
-        if "mirror" in v:
-            mirror = v["mirror"]["count"]
-            print(f"   other way: {v['mirror']['sentence']} — matches {_or_dash(mirror)}")
-        if v["ignored"]:
-            print(f"   ignored: {v['ignored']}")
-        if v.get("undo_note"):
-            print(f"   {v['undo_note']}")
+        state = "on" if v.enabled else "off"
+        toggles = f"undo {'on' if v.undo_effective else 'off'}"
+        toggles += f", other way {'on' if v.other_way else 'off'}"
+        print(f"{v.position}. [{state}] {v.sentence}")
+        print(f"   {toggles}; {_matches(v.count)}  (id {v.id})")
+        if v.mirror is not None:
+            print(f"   other way: {v.mirror.sentence} — matches {_or_dash(v.mirror.count)}")
+        if v.ignored:
+            print(f"   ignored: {v.ignored}")
+        if v.undo_note:
+            print(f"   {v.undo_note}")
 
 
-def _print_mappings(views: list[dict[str, Any]], as_json: bool) -> None:
+def _print_mappings(views: list[MappingInfo], as_json: bool) -> None:
     if as_json:
-        _print_json(views)
+        _print_json([v.as_json() for v in views])
         return
     for v in views:
-        state = "on " if v["enabled"] else "off"
-        arrow = _arrow(v["effective"]) if v["effective"] else "×"
-        line = f"[{state}] {v['key']}  ({v['kind']}) {'+'.join(v['a'])} {arrow} {'+'.join(v['b'])}"
-        if v["reason"]:
-            line += f"  — {v['reason']}"
+        state = "on " if v.enabled else "off"
+        arrow = _arrow(v.effective) if v.effective else "×"
+        line = f"[{state}] {v.key}  ({v.kind}) {'+'.join(v.a)} {arrow} {'+'.join(v.b)}"
+        if v.reason:
+            line += f"  — {v.reason}"
         print(line)
 
 
-def _print_fields(data: dict[str, Any], as_json: bool) -> None:
+def _print_fields(data: ConnectionFields, as_json: bool) -> None:
     if as_json:
-        _print_json(data)
+        _print_json(data.as_json())
         return
     for side in ("a", "b"):
-        print(f"{side.upper()}: {data[side]['app']}")
-        for f in data[side]["fields"]:
-            flags = [f["type"], *(["list"] if f["multi"] else [])]
-            flags += [] if f["writable"] else ["read-only"]
-            print(f"  {f['key']:<28} {f['label']} ({', '.join(flags)})")
+        app = data.side(side)
+        print(f"{side.upper()}: {app.app}")
+        for f in app.fields:
+            flags = [f.type, *(["list"] if f.multi else [])]
+            flags += [] if f.writable else ["read-only"]
+            print(f"  {f.key:<28} {f.label} ({', '.join(flags)})")
 
 
 def _arrow(direction: str) -> str:
@@ -792,41 +799,43 @@ def _health(service: Service, args: argparse.Namespace) -> int:
         raise UsageError(f"pairsync health: unexpected {args.ids[0]!r} (retry|ignore|unignore ID)")
     data = service.health(args.name)
     if args.json:
-        _print_json(data)
+        _print_json(data.to_json())
         return EXIT_OK
-    c = data["counts"]
+    c = data.counts
     print(
-        f"{data['connection']}{' (paused)' if data['paused'] else ''}: {c['in_sync']} in sync, "
-        f"{c['excluded']} excluded, {_count(c['duplicates'], 'duplicate')}, {c['failed']} failed, "
-        f"{c['deleted_other_side']} deleted on the other side."
+        f"{data.connection}{' (paused)' if data.paused else ''}: {c.in_sync} in sync, "
+        f"{c.excluded} excluded, {_count(c.duplicates, 'duplicate')}, {c.failed} failed, "
+        f"{c.deleted_other_side} deleted on the other side."
     )
-    for title, key in (
-        ("Failed", "failed"),
-        ("Excluded", "excluded"),
-        ("Duplicates", "duplicates"),
-    ):
-        if data[key]:
-            print(f"\n{title}:")
-            for item in data[key]:
-                fields = f" [{', '.join(item['fields'])}]" if item.get("fields") else ""
-                number = f"  (#{item['id']})" if "id" in item else ""
-                print(f"  {item['side'].upper()} {item['name']}: {item['reason']}{fields}{number}")
-    if data.get("not_fitting"):
-        print("\nNot fitting (the rest of each contact is in sync):")
-        for item in data["not_fitting"]:
-            values = ", ".join(item["values"])
-            print(f"  {item['side'].upper()} {item['name']}: {item['field']}: {values}")
-    if data["conflicts"]:
-        print("\nConflicts:")
-        for item in data["conflicts"][:50]:
+    if data.failed:
+        print("\nFailed:")
+        for failure in data.failed:
+            fields = f" [{', '.join(failure.fields)}]" if failure.fields else ""
             print(
-                f"  {item['field']}: A={item['value_a']!r} B={item['value_b']!r} → "
-                f"{item['winner'].upper()} won  (#{item['id']})"
+                f"  {failure.side.upper()} {failure.name}: {failure.reason}{fields}"
+                f"  (#{failure.id})"
             )
-    if data["rule_conflicts"]:
+    for title, contacts in (("Excluded", data.excluded), ("Duplicates", data.duplicates)):
+        if contacts:
+            print(f"\n{title}:")
+            for item in contacts:
+                print(f"  {item.side.upper()} {item.name}: {item.reason}")
+    if data.not_fitting:
+        print("\nNot fitting (the rest of each contact is in sync):")
+        for nf in data.not_fitting:
+            values = ", ".join(nf.values)
+            print(f"  {nf.side.upper()} {nf.name}: {nf.field}: {values}")
+    if data.conflicts:
+        print("\nConflicts:")
+        for conflict in data.conflicts[:50]:
+            print(
+                f"  {conflict.field}: A={conflict.value_a!r} B={conflict.value_b!r} → "
+                f"{conflict.winner.upper()} won  (#{conflict.id})"
+            )
+    if data.rule_conflicts:
         print("\nRule conflicts:")
-        for item in data["rule_conflicts"][:50]:
-            print(f"  {item['side'].upper()}: {item['message']}")
+        for rc in data.rule_conflicts[:50]:
+            print(f"  {rc.side.upper()}: {rc.message}")
     return EXIT_OK
 
 
@@ -920,6 +929,74 @@ def _or_dash(count: int | None) -> str:
 def _count(n: int, noun: str) -> str:
     """``1 contact``, ``2 contacts``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _activity(service: Service, args: argparse.Namespace) -> int:
+    """``activity NAME``: the runs (dry runs left out); ``activity NAME RUN``: the field
+    changes of one run, in the order they were written (the Activity tab's two lists)."""
+    if args.run is None:
+        runs = service.runs_page(args.name, limit=50)
+        if args.json:
+            _print_json([_run_json(r) for r in runs])
+            return EXIT_OK
+        if not runs:
+            print(f"{args.name}: no runs yet.")
+        numbers = {r.id: r.run_no for r in runs}
+        for r in runs:
+            what = r.kind
+            if r.undo_of is not None:
+                what += f" of #{numbers.get(r.undo_of, '?')}"
+            created, updated, failed = (r.total(k) for k in ("created", "updated", "failed"))
+            note = f"  {r.message}" if r.message else ""
+            print(
+                f"#{r.run_no}  {r.started_at:%Y-%m-%d %H:%M}  {what}  {r.status}: "
+                f"{created} created, {updated} updated, {failed} failed{note}"
+            )
+        return EXIT_OK
+    run_id = service.run_id(args.name, args.run)
+    changes = []
+    after: int | None = None
+    while True:
+        page = service.journal_page(args.name, run_id, after=after, limit=500)
+        changes += page
+        if len(page) < 500:
+            break
+        after = page[-1].id
+    if args.json:
+        _print_json(
+            [
+                {
+                    "side": j.side,
+                    "record_id": j.record_id,
+                    "name": j.name,
+                    "action": j.action,
+                    "field": j.field,
+                    "before": j.before,
+                    "after": j.after,
+                }
+                for j in changes
+            ]
+        )
+        return EXIT_OK
+    if not changes:
+        print(f"{args.name}: run {args.run} changed no field.")
+    for j in changes:
+        who = j.name or j.record_id
+        print(f"  {j.side.upper()} {who}  {j.action} {j.field}: {j.before!r} → {j.after!r}")
+    return EXIT_OK
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    return {
+        "run": r.run_no,
+        "kind": r.kind,
+        "undo_of": r.undo_of,
+        "status": r.status,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": None if r.finished_at is None else r.finished_at.isoformat(),
+        "counts": r.counts,
+        "message": r.message,
+    }
 
 
 def _undo(service: Service, args: argparse.Namespace) -> int:

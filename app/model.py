@@ -557,6 +557,13 @@ class RunRow:
     counts: dict[str, Any]
     message: str
 
+    def total(self, key: str) -> int:
+        """A count of the run ("created", "updated", "failed"…), both apps together."""
+        value = self.counts.get(key, 0)
+        if isinstance(value, dict):
+            return sum(int(v or 0) for v in value.values())
+        return int(value or 0)
+
 
 @dataclass(frozen=True, slots=True)
 class JournalRowView:

@@ -334,7 +334,8 @@ class _Worker:
             return dict(svc.preview(name, progress=progress, should_stop=stop.is_set).as_json())
         if kind == "rules":
             counted = bool(job.get("counts")) and svc.has_synced(name)
-            return {"rules": svc.rules(name, counts=counted), "counted": counted}
+            rules = [r.as_json() for r in svc.rules(name, counts=counted)]  # RuleInfo.from_json
+            return {"rules": rules, "counted": counted}
         if kind != "sync":
             raise ValueError(f"unknown job kind {kind!r}")
         [report] = svc.sync(

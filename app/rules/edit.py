@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from app.errors import ConfigError
 from app.mapping.config import MappingView
@@ -137,33 +136,3 @@ def count_matches(
                     if rule_matches(r, record, bound, specs):
                         counts[r.id] += 1
     return counts
-
-
-def rule_view(
-    rule: Rule,
-    position: int,
-    ruleset: RuleSet,
-    names: Mapping[Side, str],
-    counts: Mapping[str, int] | None,
-) -> dict[str, Any]:
-    data = rule.to_json()
-    data.update(
-        {
-            "position": position,
-            "sentence": rule.sentence(names[rule.source], names[rule.target]),
-            "active": rule.id in ruleset.by_id,
-            "ignored": ruleset.ignored.get(rule.id, ""),
-            "undo_effective": rule.undo and ruleset.undo_on,
-            "count": None if counts is None else counts.get(rule.id, 0),
-        }
-    )
-    if rule.other_way:
-        m = ruleset.by_id.get(rule.id + "~") or mirror(rule)
-        data["mirror"] = {
-            "sentence": m.sentence(names[m.source], names[m.target]),
-            "active": m.id in ruleset.by_id,
-            "count": None if counts is None else counts.get(m.id, 0),
-        }
-    if not ruleset.undo_on and rule.undo:
-        data["undo_note"] = "Undo works in two-way connections only."
-    return data

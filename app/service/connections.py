@@ -7,7 +7,10 @@ the change affects what flows.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from app.app_list import app_entry
@@ -33,6 +36,33 @@ def parse_on_off(value: str) -> bool:
         return ON_OFF[value.lower()]
     except KeyError:
         raise ConfigError(f"Expected on or off, not {value!r}.") from None
+
+
+def export_text(data: Mapping[str, Any]) -> str:
+    """An export as text: the JSON ``connection export`` prints."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def parse_export(text: str, source: str) -> Any:
+    """The JSON of an export, or a sentence saying why it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source} is not valid JSON (line {err.lineno}).") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A new file at ``path``, or the old one untouched: written beside it, then moved."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _subscription(acc: Account) -> str | None:
@@ -208,11 +238,42 @@ class Connections(Accounts):
         data["config"] = json.loads(conn.config)
         return {"pairsync_export": EXPORT_VERSION, **data}
 
-    def import_connection(self, data: Mapping[str, Any], name: str | None = None) -> ConnectionView:
+    def export_connection_file(self, name: str, path: str | Path) -> Path:
+        """Write ``export_connection`` to a file, as ``connection export NAME > FILE`` prints
+        it (no secret is in it: they stay in the keyring). The file is replaced atomically."""
+        data = export_text(self.export_connection(name)).encode("utf-8")
+        target = Path(path).expanduser()
+        try:
+            _write_atomically(target, data)
+        except OSError as err:
+            raise ConfigError(f"Cannot write {target}: {err.strerror or err}.") from None
+        return target
+
+    def import_connection_file(
+        self, path: str | Path, name: str | None = None, *, keep_both: bool = False
+    ) -> ConnectionView:
+        """``connection import FILE``: read an export and create the connection (and any
+        account it names that does not exist here yet). ``keep_both``: when a connection of
+        that name exists, the imported one is named "NAME 2" (the window's Import)."""
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"Cannot read {path}: {err.strerror or err}.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a Pairsync connection export.") from None
+        return self.import_connection(parse_export(text, str(path)), name, keep_both=keep_both)
+
+    def import_connection(
+        self, data: Mapping[str, Any], name: str | None = None, *, keep_both: bool = False
+    ) -> ConnectionView:
         if not isinstance(data, Mapping) or data.get("pairsync_export") != EXPORT_VERSION:
             raise ConfigError("This is not a Pairsync connection export (pairsync_export: 1).")
         try:
             new_name = name or str(data["name"])
+            if keep_both:
+                new_name = unique_name(
+                    new_name.strip(), {c.name for c in self._connections.connections()}
+                )
             accounts = []
             for side in ("a", "b"):
                 acc = data[side]

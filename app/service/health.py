@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from app.connectors.registry import app_kind
 from app.model import (
@@ -23,6 +22,7 @@ from app.model import (
 )
 from app.schedule import ConnectionState, RunFacts, ScheduleEntry, next_run
 from app.service.runs import Runs
+from app.service.types import HealthReport
 from app.status import connection_status
 from app.store.health import CONFLICT_DAYS
 from app.store.models import Connection, utcnow
@@ -31,8 +31,9 @@ from app.store.models import Connection, utcnow
 class Health(Runs):
     """How each connection is doing, as the fronts show it."""
 
-    def health(self, name: str) -> dict[str, Any]:
-        return self._health.report(self._connections.connection(name))
+    def health(self, name: str) -> HealthReport:
+        """Everything ``pairsync health`` shows about one connection."""
+        return HealthReport.from_json(self._health.report(self._connections.connection(name)))
 
     def _run_facts(self, conn: Connection) -> list[RunFacts]:
         return [

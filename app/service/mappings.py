@@ -7,13 +7,13 @@ Every call here opens the two apps (their fields decide what a mapping can do) t
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from app.errors import ConfigError
 from app.mapping.compat import compatibility
 from app.mapping.config import (
     CustomMapping,
     MappingConfig,
+    MappingView,
     add_custom,
     effective_direction,
     parse_values,
@@ -21,45 +21,57 @@ from app.mapping.config import (
     toggle,
 )
 from app.mapping.fields import Direction
-from app.model import FieldSpec, Schema, Side
+from app.model import Schema, Side
 from app.rules import edit as rule_edit
 from app.service.connections import Connections
 from app.service.core import Apps, _mapping_config, _rules
+from app.service.types import (
+    AppFields,
+    ConnectionFields,
+    FieldChoice,
+    FieldInfo,
+    MappingChoices,
+    MappingInfo,
+)
 from app.store.models import Connection
 
 
-def _field_json(spec: FieldSpec) -> dict[str, Any]:
-    return {
-        "key": spec.key,
-        "label": spec.label,
-        "type": spec.type.value,
-        "multi": spec.multi,
-        "writable": spec.writable,
-        "required": spec.required,
-        "choices": list(spec.choices),
-    }
+def _mapping_info(view: MappingView) -> MappingInfo:
+    return MappingInfo(
+        key=view.key,
+        kind=view.kind,
+        label=view.label,
+        a=tuple(view.fields_a),
+        b=tuple(view.fields_b),
+        direction=view.direction.value,
+        effective=view.effective.value if view.effective else None,
+        enabled=view.enabled,
+        active=view.active,
+        reason=view.reason,
+        values={k: dict(v) for k, v in view.values.items()},
+    )
 
 
 class Mappings(Connections):
     """Which field of one app goes to which field of the other, and how."""
 
-    def mappings(self, name: str) -> list[dict[str, Any]]:
+    def mappings(self, name: str) -> list[MappingInfo]:
         conn = self._connections.connection(name)
         with self.opened(conn) as apps:
-            return [v.as_json() for v in self._views(conn, apps)]
+            return [_mapping_info(v) for v in self._views(conn, apps)]
 
-    def fields(self, name: str) -> dict[str, Any]:
-        """Both apps' fields, for picking custom mappings."""
-        out: dict[str, Any] = {}
+    def fields(self, name: str) -> ConnectionFields:
+        """Both apps' fields and segments, for picking custom mappings and rules."""
+        out: dict[Side, AppFields] = {}
         with self.opened(name) as apps:
             for side, app in apps.items():
                 schema = app.schema()
-                out[side.value] = {
-                    "app": app.info.name,
-                    "fields": [_field_json(f) for f in schema.fields],
-                    "segments": list(schema.segments),
-                }
-        return out
+                out[side] = AppFields(
+                    app.info.name,
+                    tuple(FieldInfo.of(f) for f in schema.fields),
+                    tuple(schema.segments),
+                )
+        return ConnectionFields(out[Side.A], out[Side.B])
 
     def add_mapping(
         self,
@@ -71,7 +83,7 @@ class Mappings(Connections):
         values: str = "",
         values_back: str = "",
         pick_label: str = "",
-    ) -> dict[str, Any]:
+    ) -> MappingInfo:
         conn = self._connections.connection(name)
         own = Direction.parse(direction)
         custom = CustomMapping(
@@ -96,7 +108,7 @@ class Mappings(Connections):
             self._check_rules_allow(conn, apps, config)
             self._save_mappings(conn, config)
             conn = self._connections.connection(name)
-            return next(v.as_json() for v in self._views(conn, apps) if v.key == custom.key)
+            return next(_mapping_info(v) for v in self._views(conn, apps) if v.key == custom.key)
 
     def toggle_mapping(self, name: str, key: str, on: bool) -> None:
         conn = self._connections.connection(name)
@@ -123,7 +135,7 @@ class Mappings(Connections):
         data["mappings"] = config.to_json()
         self._connections.update_connection(conn.name, config=json.dumps(data))
 
-    def mapping_choices(self, name: str, side: str, key: str) -> dict[str, Any]:
+    def mapping_choices(self, name: str, side: str, key: str) -> MappingChoices:
         """For "Add custom mapping": the field picked on ``side`` and, for every field of the
         other app, whether the pair can be mapped now and, if not, why (SPEC §5) — the same
         checks ``add_mapping`` makes, so what the editor offers is what it accepts."""
@@ -145,7 +157,7 @@ class Mappings(Connections):
         )
         direction = Direction.parse(conn.direction)
         other = picked_side.other
-        out = []
+        out: list[FieldChoice] = []
         for spec in schemas[other].fields:
             a, b = (picked, spec) if picked_side is Side.A else (spec, picked)
             compat = compatibility(a, b, app_a=names[Side.A], app_b=names[Side.B], taken=taken)
@@ -171,13 +183,13 @@ class Mappings(Connections):
                     "other way."
                 )
             out.append(
-                {
-                    **_field_json(spec),
-                    "possible": possible,
-                    "a_to_b": into_b,
-                    "b_to_a": into_a,
-                    "reason": reason,
-                    "needs_values": compat.needs_values,
-                }
+                FieldChoice(
+                    FieldInfo.of(spec),
+                    possible=possible,
+                    a_to_b=into_b,
+                    b_to_a=into_a,
+                    reason=reason,
+                    needs_values=compat.needs_values,
+                )
             )
-        return {"side": picked_side.value, "field": _field_json(picked), "other": out}
+        return MappingChoices(picked_side.value, FieldInfo.of(picked), tuple(out))

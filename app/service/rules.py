@@ -7,6 +7,7 @@ to check it against their fields and the enabled mappings.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -14,16 +15,17 @@ from app.errors import ConfigError, PairsyncError
 from app.model import Direction, Schema, Side
 from app.rules import edit as rule_edit
 from app.rules.evaluate import RuleSet
-from app.rules.model import Rule, RuleDraft, mirror_problem, rules_to_config
+from app.rules.model import Rule, RuleDraft, mirror, mirror_problem, rules_to_config
 from app.service.core import Apps, _rules
 from app.service.mappings import Mappings
+from app.service.types import RuleInfo, RuleMirror
 from app.store.models import Connection
 
 
 class Rules(Mappings):
     """Which contacts sync, and what happens to their counterparts (SPEC §3)."""
 
-    def rules(self, name: str, *, counts: bool = True) -> list[dict[str, Any]]:
+    def rules(self, name: str, *, counts: bool = True) -> list[RuleInfo]:
         """The rules, top first, as sentences, with what each one matches now (counted from
         the local index: no app is read). Before the first sync nothing is indexed, so
         nothing is counted: the counts are None ("—"), not a misleading 0."""
@@ -40,7 +42,7 @@ class Rules(Mappings):
                     for side in (Side.A, Side.B)
                 },
             )
-        return [rule_edit.rule_view(r, i, ruleset, names, found) for i, r in enumerate(rules, 1)]
+        return [_rule_info(r, i, ruleset, names, found) for i, r in enumerate(rules, 1)]
 
     def has_synced(self, name: str) -> bool:
         """Whether the connection has run once (so its contacts are indexed and counted)."""
@@ -67,7 +69,7 @@ class Rules(Mappings):
                 pass
         return names, specs
 
-    def add_rule(self, name: str, draft: RuleDraft, position: int | None = None) -> dict[str, Any]:
+    def add_rule(self, name: str, draft: RuleDraft, position: int | None = None) -> RuleInfo:
         conn = self._connections.connection(name)
         rule = draft.build()
         with self.opened(conn) as apps:
@@ -107,7 +109,7 @@ class Rules(Mappings):
         enabled: bool | None = None,
         undo: bool | None = None,
         other_way: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> RuleInfo:
         """Turn a rule on or off, or flip its Undo / Other-way-around toggles."""
         conn = self._connections.connection(name)
         rules = _rules(conn)
@@ -134,3 +136,34 @@ class Rules(Mappings):
         data = json.loads(conn.config or "{}")
         data["rules"] = rules_to_config(rules)
         self._connections.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))
+
+
+def _rule_info(
+    rule: Rule,
+    position: int,
+    ruleset: RuleSet,
+    names: Mapping[Side, str],
+    counts: Mapping[str, int] | None,
+) -> RuleInfo:
+    """A rule as the fronts show it: its sentence, whether it is in force, what it matches."""
+    mirror_info = None
+    if rule.other_way:
+        m = ruleset.by_id.get(rule.id + "~") or mirror(rule)
+        mirror_info = RuleMirror(
+            m.sentence(names[m.source], names[m.target]),
+            m.id in ruleset.by_id,
+            None if counts is None else counts.get(m.id, 0),
+        )
+    return RuleInfo(
+        rule=rule,
+        position=position,
+        sentence=rule.sentence(names[rule.source], names[rule.target]),
+        active=rule.id in ruleset.by_id,
+        ignored=ruleset.ignored.get(rule.id, ""),
+        undo_effective=rule.undo and ruleset.undo_on,
+        count=None if counts is None else counts.get(rule.id, 0),
+        mirror=mirror_info,
+        undo_note=""
+        if ruleset.undo_on or not rule.undo
+        else "Undo works in two-way connections only.",
+    )

@@ -18,6 +18,7 @@ from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QHideEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -42,7 +43,7 @@ from app.ui.scheduler import SyncControl
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.signals import emit
 from app.ui.status_chip import StatusChip
-from app.ui.tasks import TaskRunner
+from app.ui.tasks import TaskControl, TaskRunner
 from app.ui.wizard.wizard import ConnectionWizard
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,16 @@ class MainWindow(QMainWindow):
         self.sync_all_action.triggered.connect(self.sync_all)
         self.pause_all_action = QAction(self.tr("&Pause all"), self)
         self.pause_all_action.triggered.connect(self.pause_all)
+        self.import_action = QAction(self.tr("&Import connection…"), self)
+        self.import_action.setToolTip(
+            self.tr("Create a connection from a file exported by Pairsync (File ▸ Export)")
+        )
+        self.import_action.triggered.connect(self.import_connection)
+        self.export_action = QAction(self.tr("E&xport connection…"), self)
+        self.export_action.setToolTip(
+            self.tr("Save the selected connection's settings, mappings and rules to a file")
+        )
+        self.export_action.triggered.connect(self.export_current)
         self.settings_action = QAction(self.tr("Se&ttings…"), self)
         self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -270,6 +281,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.new_action)
         file_menu.addAction(self.sync_all_action)
         file_menu.addAction(self.pause_all_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
@@ -302,6 +316,7 @@ class MainWindow(QMainWindow):
         can_sync = has and self.sync_control is not None
         self.sync_all_action.setEnabled(can_sync and not all(r.paused for r in rows))
         self.pause_all_action.setEnabled(can_sync)
+        self.export_action.setEnabled(has)
         all_paused = has and all(r.paused for r in rows)
         self.pause_all_action.setText(
             self.tr("&Resume all") if all_paused else self.tr("&Pause all")
@@ -372,6 +387,83 @@ class MainWindow(QMainWindow):
             self.wizard.deleteLater()
         self.wizard = None
         self.refresh()
+
+    def ask_import_path(self) -> str | None:
+        """The export file to import, or None when the user cancels (tests replace this)."""
+        path, _filter = QFileDialog.getOpenFileName(
+            self,
+            self.tr("Import connection"),
+            "",
+            self.tr("Pairsync connection (*.json);;All files (*)"),
+        )
+        return path or None
+
+    def ask_export_path(self, name: str) -> str | None:
+        """Where to save the export of ``name``, or None when the user cancels."""
+        suggested = "".join(c if c.isalnum() or c in " -_" else "_" for c in name).strip()
+        path, _filter = QFileDialog.getSaveFileName(
+            self,
+            self.tr("Export connection"),
+            f"{suggested or 'connection'}.json",
+            self.tr("Pairsync connection (*.json);;All files (*)"),
+        )
+        return path or None
+
+    def import_connection(self) -> None:
+        """``pairsync connection import FILE``: the accounts it names are added when missing
+        (checked as when added by hand, so off the GUI thread); a connection of the same
+        name is kept, the imported one gets "NAME 2"."""
+        path = self.ask_import_path()
+        if not path:
+            return
+
+        def job(svc: Service, ctl: TaskControl) -> str:
+            return svc.import_connection_file(path, keep_both=True).name
+
+        self.statusBar().showMessage(self.tr("Importing…"))
+        self.runner.start(job, on_done=self._imported, on_error=self._transfer_failed)
+
+    def _imported(self, name: str) -> None:
+        self.refresh()
+        self.select(name)
+        self.statusBar().showMessage(
+            self.tr(
+                "Imported “{name}”. Check its Preview before it syncs; passwords are not in "
+                "an export: sign in again if asked."
+            ).format(name=name),
+            15_000,
+        )
+
+    def export_current(self) -> None:
+        """``pairsync connection export NAME``, saved to a file the user picks."""
+        name = self.current_name()
+        if name is None:
+            return
+        path = self.ask_export_path(name)
+        if not path:
+            return
+
+        def job(svc: Service, ctl: TaskControl) -> tuple[str, str]:
+            return name, str(svc.export_connection_file(name, path))
+
+        self.runner.start(job, on_done=self._exported, on_error=self._transfer_failed)
+
+    def _exported(self, done: tuple[str, str]) -> None:
+        name, path = done
+        self.statusBar().showMessage(
+            self.tr("Exported “{name}” to {path} (no password is in it).").format(
+                name=name, path=path
+            ),
+            15_000,
+        )
+
+    def _transfer_failed(self, message: str, code: str) -> None:
+        """An import or export that could not be done: the reason, in a sentence."""
+        self.statusBar().clearMessage()
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Pairsync"), message, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.error_box = box
+        box.open()
 
     def _created(self, name: str) -> None:
         self.refresh()

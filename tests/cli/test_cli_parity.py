@@ -117,3 +117,30 @@ def test_sign_in_again_keeps_the_connection(setup, capsys, tmp_path: Path) -> No
     assert json.loads(cli("account", "list", "--json", capsys=capsys)[1])[1]["settings"] == {
         "path": str(moved.resolve())
     }
+
+
+def test_activity_lists_runs_and_a_runs_field_changes(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder, _sheet, connect = setup
+    connect(header=OUTLOOK)
+    code, out, _ = cli("activity", "main", capsys=capsys)
+    assert code == 0 and "no runs yet" in out
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com", title="Chef"))
+    assert sync(capsys)[0] == 0
+    code, out, _ = cli("activity", "main", capsys=capsys)
+    assert code == 0 and "#1 " in out and "sync  ok: 1 created, 0 updated, 0 failed" in out
+    code, out, _ = cli("activity", "main", "--json", capsys=capsys)
+    [run] = json.loads(out)
+    assert (run["run"], run["kind"], run["status"]) == (1, "sync", "ok")
+    # The field changes, as the Activity tab lists them: Ann created in the sheet.
+    code, out, _ = cli("activity", "main", "1", "--json", capsys=capsys)
+    changes = json.loads(out)
+    assert code == 0 and {c["side"] for c in changes} == {"b"}
+    assert any(c["after"] == "Chef" for c in changes)
+    code, out, _ = cli("activity", "main", "1", capsys=capsys)
+    assert "B Ann Lee" in out and "'Chef'" in out
+    # An undo is a run of its own, named after the run it undid.
+    assert cli("undo", "main", "1", capsys=capsys)[0] == 0
+    code, out, _ = cli("activity", "main", capsys=capsys)
+    assert "undo of #1" in out
+    code, _, err = cli("activity", "main", "9", capsys=capsys)
+    assert code == 2 and "no run number 9" in err

@@ -100,11 +100,11 @@ def test_every_path_closes_what_it_opens(
     service.fields("main")
     service.mapping_choices("main", "a", "col:Tier")
     view = service.add_mapping("main", "col:Tier", "col:Level")
-    service.toggle_mapping("main", _key(view), False)
+    service.toggle_mapping("main", view.key, False)
     draft = RuleDraft(Side.A, Join.ALL, [], [Action(ActionKind.ADD_SEGMENT, "Leads")])
     rule = service.add_rule("main", draft)
-    service.set_rule("main", str(_rule_id(rule)), enabled=False)
-    service.set_rule("main", str(_rule_id(rule)), enabled=True)
+    service.set_rule("main", rule.id, enabled=False)
+    service.set_rule("main", rule.id, enabled=True)
     service.update_connection("main", direction="a-to-b")
     service.rules("main")
     service.check_account("A")
@@ -112,11 +112,3 @@ def test_every_path_closes_what_it_opens(
     service.sync(["main"])
     assert counting.opened > 0
     assert counting.closed == counting.opened
-
-
-def _key(view: Any) -> str:
-    return str(view["key"] if isinstance(view, dict) else view.key)
-
-
-def _rule_id(view: Any) -> str:
-    return str(view["id"] if isinstance(view, dict) else view.id)

@@ -228,17 +228,17 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     board.setCurrentWidget(board.mappings_editor)
     wait_until(lambda: runner.active == 0)
     model = board.mappings_editor.model
-    websites = next(i for i, r in enumerate(model.rows) if r["key"] == "urls=urls")
+    websites = next(i for i, r in enumerate(model.rows) if r.key == "urls=urls")
     model.setData(model.index(websites, 0), 0, Qt.ItemDataRole.CheckStateRole)  # Websites off
-    wait_until(lambda: runner.active == 0 and not model.rows[websites]["enabled"])
+    wait_until(lambda: runner.active == 0 and not model.rows[websites].enabled)
     shot(window, "11-dashboard-mappings")
     board.mappings_editor.add_mapping()
     map_dialog = board.mappings_editor.findChild(AddMappingDialog)
     assert map_dialog is not None
-    row = next(i for i, f in enumerate(map_dialog.model_a.fields) if f["key"] == "birthday")
+    row = next(i for i, f in enumerate(map_dialog.model_a.fields) if f.key == "birthday")
     map_dialog.list_a.setCurrentIndex(map_dialog.model_a.index(row))
     wait_until(lambda: map_dialog.picked is not None)
-    row = next(i for i, f in enumerate(map_dialog.model_b.fields) if f["key"] == "urls")
+    row = next(i for i, f in enumerate(map_dialog.model_b.fields) if f.key == "urls")
     map_dialog.list_b.setCurrentIndex(map_dialog.model_b.index(row))
     shot(map_dialog, "12-dashboard-add-mapping-refused")
     map_dialog.reject()

@@ -13,7 +13,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
 from app.cli import main as cli_main
-from app.service import Service
+from app.service import MappingInfo, Service
 from app.ui.dashboard.dashboard import ConnectionDashboard
 from app.ui.dashboard.mappings_editor import AddMappingDialog, MappingsEditor
 from app.ui.dashboard.rules_editor import AddRuleDialog, RulesEditor
@@ -40,12 +40,12 @@ def dashboard(
     return board
 
 
-def row_of(rows: list[dict[str, Any]], key: str) -> int:
-    return next(i for i, r in enumerate(rows) if r["key"] == key)
+def row_of(rows: list[MappingInfo], key: str) -> int:
+    return next(i for i, r in enumerate(rows) if r.key == key)
 
 
 def find_row(model: Any, key: str) -> QModelIndex:
-    return next(model.index(i, 0) for i in range(model.rowCount()) if model.fields[i]["key"] == key)
+    return next(model.index(i, 0) for i in range(model.rowCount()) if model.fields[i].key == key)
 
 
 def test_custom_mapping_greys_incompatible_fields_with_the_reason(
@@ -56,14 +56,12 @@ def test_custom_mapping_greys_incompatible_fields_with_the_reason(
     idle(qtbot, runner)
     model = editor.model
     websites = row_of(model.rows, "urls=urls")
-    assert model.rows[websites]["enabled"] is True
+    assert model.rows[websites].enabled is True
     # Untick Websites: it is saved, and the CSV's Web Page column becomes free.
     model.setData(
         model.index(websites, 0), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole
     )
-    qtbot.waitUntil(
-        lambda: not model.rows[row_of(model.rows, "urls=urls")]["enabled"], timeout=WAIT
-    )
+    qtbot.waitUntil(lambda: not model.rows[row_of(model.rows, "urls=urls")].enabled, timeout=WAIT)
     assert "urls=urls" in service.export_connection("Main")["config"]["mappings"]["off"]
 
     editor.add_mapping()
@@ -100,8 +98,8 @@ def test_custom_mapping_greys_incompatible_fields_with_the_reason(
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=WAIT)
     idle(qtbot, runner)
     custom = model.rows[row_of(model.rows, "custom:birthday=col:Score")]
-    assert custom["effective"] == "a-to-b" and custom["kind"] == "custom"
-    keys = [m["key"] for m in service.mappings("Main")]
+    assert custom.effective == "a-to-b" and custom.kind == "custom"
+    keys = [m.key for m in service.mappings("Main")]
     assert "custom:birthday=col:Score" in keys
 
 
@@ -125,8 +123,8 @@ def test_value_table_is_saved_with_the_mapping(
     assert dialog.values.index(1, 1).data() == "(leave unchanged)"
     qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=WAIT)
-    custom = next(m for m in service.mappings("Main") if m["kind"] == "custom")
-    assert custom["values"]["a_to_b"] == {"Gold": "5", "Bronze": None}
+    custom = next(m for m in service.mappings("Main") if m.kind == "custom")
+    assert custom.values["a_to_b"] == {"Gold": "5", "Bronze": None}
 
 
 def test_add_rule_shows_its_sentence_and_live_count(
@@ -162,14 +160,14 @@ def test_add_rule_shows_its_sentence_and_live_count(
     idle(qtbot, runner)
     rows = editor.model.rows
     assert len(rows) == 3
-    assert rows[2]["sentence"] == sentence
+    assert rows[2].sentence == sentence
     assert editor.model.count_text(rows[2]) == "2"  # Carol and Dan are customers
     assert "2" in editor.model.index(2, 2).data(Qt.ItemDataRole.AccessibleTextRole)
 
     # Toggles: Other way around on, then the rule moved to the top, then off.
     index = editor.model.index(2, 4)
     editor.model.setData(index, Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
-    qtbot.waitUntil(lambda: editor.model.rows[2]["other_way"], timeout=WAIT)
+    qtbot.waitUntil(lambda: editor.model.rows[2].other_way, timeout=WAIT)
     assert "Other way around: IF a contact in Sheet is in segment" in editor.model.sentence(
         editor.model.rows[2]
     )
@@ -177,8 +175,8 @@ def test_add_rule_shows_its_sentence_and_live_count(
     editor.table.selectRow(2)
     qtbot.mouseClick(editor.up_button, Qt.MouseButton.LeftButton)
     idle(qtbot, runner)
-    assert editor.model.rows[1]["sentence"] == sentence
-    assert [r["position"] for r in service.rules("Main")] == [1, 2, 3]
+    assert editor.model.rows[1].sentence == sentence
+    assert [r.position for r in service.rules("Main")] == [1, 2, 3]
 
 
 def test_a_rule_that_fights_a_mapping_is_refused_in_words(

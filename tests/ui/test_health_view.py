@@ -144,7 +144,7 @@ def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     view.refresh()
     assert "Failed (0)" in tab_texts(view) and view.chip.text() == "Active"
     assert desk.service.health_counts(desk.name).ignored == 1
-    assert desk.service.health(desk.name)["counts"]["failed"] == 0  # the CLI agrees
+    assert desk.service.health(desk.name).counts.failed == 0  # the CLI agrees
     tab.show_ignored.setChecked(True)
     assert tab.model.groups and tab.ignore_button.text() == "Stop ignoring"
     # Not retried while ignored: later runs leave it alone.

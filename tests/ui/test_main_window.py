@@ -74,7 +74,7 @@ def test_list_sync_now_and_status_chip(
     wiring.start()
     qtbot.waitUntil(lambda: idle(wiring), timeout=WAIT)
     assert any(p >= 0 for p in seen)  # the chip showed "Syncing n%"
-    runs = [r for r in service.health("Main")["runs"] if not r["dry_run"]]
+    runs = [r for r in service.health("Main").runs if not r.dry_run]
     assert len(runs) == 1
     assert window.model.rows[0].status.code == "ok"
     assert window.header.chip.text() == "Active"

@@ -124,19 +124,19 @@ def test_rename_keeps_everything_but_the_name(service: Service, connection: str)
 
 def test_mapping_choices_agree_with_add_mapping(service: Service, connection: str) -> None:
     choices = service.mapping_choices("Main", "a", "birthday")
-    assert choices["field"]["label"] == "Birthday"
-    other = {c["key"]: c for c in choices["other"]}
-    assert other["email"]["possible"] is False and "already mapped" in other["email"]["reason"]
-    assert other["col:Score"]["possible"] is True
-    assert (other["col:Score"]["a_to_b"], other["col:Score"]["b_to_a"]) == (True, False)
+    assert choices.field.label == "Birthday"
+    other = {c.key: c for c in choices.other}
+    assert other["email"].possible is False and "already mapped" in other["email"].reason
+    assert other["col:Score"].possible is True
+    assert (other["col:Score"].a_to_b, other["col:Score"].b_to_a) == (True, False)
     for key, c in other.items():
-        if c["possible"]:
+        if c.possible:
             continue
         with pytest.raises(ConfigError):
             service.add_mapping("Main", "birthday", key, direction="a-to-b")
     service.update_connection("Main", direction="b-to-a")
-    other = {c["key"]: c for c in service.mapping_choices("Main", "a", "birthday")["other"]}
-    assert other["col:Score"]["possible"] is False  # date → text only, and nothing flows A→B
+    other = {c.key: c for c in service.mapping_choices("Main", "a", "birthday").other}
+    assert other["col:Score"].possible is False  # date → text only, and nothing flows A→B
     with pytest.raises(ConfigError):
         service.mapping_choices("Main", "a", "nope")
 

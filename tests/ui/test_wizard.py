@@ -114,8 +114,8 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     assert name == "cards ⇄ contacts"
     assert service.show_connection(name).paused is True
     qtbot.waitUntil(configure.isComplete, timeout=WAIT)
-    assert [r["id"] for r in configure.rules.model.rows] == ["ra", "rb"]
-    assert any(r["key"] == "emails=email" for r in configure.mappings.model.rows)
+    assert [r.id for r in configure.rules.model.rows] == ["ra", "rb"]
+    assert any(r.key == "emails=email" for r in configure.mappings.model.rows)
     configure.settings.form.checks["trash"].click()  # saved at once, off the GUI thread
     qtbot.waitUntil(configure.isComplete, timeout=WAIT)
     assert service.show_connection(name).settings.trash is True

@@ -39,7 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.service import Service
+from app.service import (
+    ConnectionFields,
+    FieldChoice,
+    FieldInfo,
+    MappingChoices,
+    MappingInfo,
+    Service,
+)
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
@@ -76,18 +83,18 @@ class MappingTableModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[MappingInfo] = []
         self.labels: dict[str, dict[str, str]] = {"a": {}, "b": {}}
         self.apps = ("A", "B")
 
     def load(
-        self, rows: list[dict[str, Any]], fields: dict[str, Any], apps: tuple[str, str]
+        self, rows: list[MappingInfo], fields: ConnectionFields, apps: tuple[str, str]
     ) -> None:
         self.beginResetModel()
         self.rows = rows
         self.apps = apps
         self.labels = {
-            side: {f["key"]: f["label"] for f in fields[side]["fields"]} for side in ("a", "b")
+            side: {f.key: f.label for f in fields.side(side).fields} for side in ("a", "b")
         }
         self.endResetModel()
 
@@ -110,18 +117,17 @@ class MappingTableModel(QAbstractTableModel):
             self.tr("Note"),
         )[section]
 
-    def _fields(self, row: dict[str, Any], side: str) -> str:
-        keys = row[side]
-        if keys == ["segments"]:
+    def _fields(self, row: MappingInfo, side: str) -> str:
+        keys = row.a if side == "a" else row.b
+        if keys == ("segments",):
             return self.tr("Segments (groups, tags, categories)")
         return " + ".join(self.labels[side].get(k, k) for k in keys)
 
-    def note(self, row: dict[str, Any]) -> str:
-        if row["reason"]:
-            return str(row["reason"])
-        if row["kind"] == "custom":
-            values = row.get("values") or {}
-            if values.get("a_to_b") or values.get("b_to_a"):
+    def note(self, row: MappingInfo) -> str:
+        if row.reason:
+            return row.reason
+        if row.kind == "custom":
+            if row.has_values:
                 return self.tr("Custom, with a value table")
             return self.tr("Custom")
         return ""
@@ -132,22 +138,22 @@ class MappingTableModel(QAbstractTableModel):
         row = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.CheckStateRole and col == 0:
-            return Qt.CheckState.Checked if row["enabled"] else Qt.CheckState.Unchecked
+            return Qt.CheckState.Checked if row.enabled else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 1:
                 return self._fields(row, "a")
             if col == 2:
-                return ARROWS.get(row["effective"] or "", "×")
+                return ARROWS.get(row.effective or "", "×")
             if col == 3:
                 return self._fields(row, "b")
             if col == 4:
                 return self.note(row)
-        if role == Qt.ItemDataRole.ForegroundRole and not row["active"]:
+        if role == Qt.ItemDataRole.ForegroundRole and not row.active:
             return _disabled_text()
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
             return self.note(row) or None
         if role == Qt.ItemDataRole.AccessibleTextRole and col == 0:
-            state = self.tr("on") if row["enabled"] else self.tr("off")
+            state = self.tr("on") if row.enabled else self.tr("off")
             return self.tr("{a} to {b}, {state}").format(
                 a=self._fields(row, "a"), b=self._fields(row, "b"), state=state
             )
@@ -165,14 +171,14 @@ class MappingTableModel(QAbstractTableModel):
         if role != Qt.ItemDataRole.CheckStateRole or index.column() != 0:
             return False
         on = Qt.CheckState(value) == Qt.CheckState.Checked
-        emit(self.toggle_requested, self.rows[index.row()]["key"], on)
+        emit(self.toggle_requested, self.rows[index.row()].key, on)
         return False  # shown once the service has saved it (reload)
 
 
 class MappingsEditor(ConnectionPage):
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(service, runner, parent)
-        self.fields: dict[str, Any] = {}
+        self.fields: ConnectionFields | None = None
         self.model = MappingTableModel(self)
         self.model.toggle_requested.connect(self.toggle)
         self.table = QTableView(self)
@@ -218,19 +224,17 @@ class MappingsEditor(ConnectionPage):
         if name is None:
             return
 
-        def job(svc: Service, ctl: TaskControl) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        def job(svc: Service, ctl: TaskControl) -> tuple[list[MappingInfo], ConnectionFields]:
             return svc.mappings(name), svc.fields(name)
 
         self.add_button.setEnabled(False)
         self.run(job, self._loaded, self.tr("Reading both apps' fields…"))
 
-    def _loaded(self, result: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    def _loaded(self, result: tuple[list[MappingInfo], ConnectionFields]) -> None:
         rows, fields = result
         self.fields = fields
         conn = self.service.show_connection(self.name) if self.name else None
-        apps = (
-            (conn.a.account, conn.b.account) if conn else (fields["a"]["app"], fields["b"]["app"])
-        )
+        apps = (conn.a.account, conn.b.account) if conn else (fields.a.app, fields.b.app)
         self.model.load(rows, fields, apps)
         self.add_button.setEnabled(True)
         self._selection_changed()
@@ -246,19 +250,19 @@ class MappingsEditor(ConnectionPage):
         self.message.clear_message()
         self.run(job, lambda _none: self.reload(), self.tr("Saving…"))
 
-    def selected_row(self) -> dict[str, Any] | None:
+    def selected_row(self) -> MappingInfo | None:
         rows = self.table.selectionModel().selectedRows()
         return self.model.rows[rows[0].row()] if rows else None
 
     def _selection_changed(self, *_args: QItemSelection) -> None:
         row = self.selected_row()
-        self.remove_button.setEnabled(row is not None and row["kind"] == "custom")
+        self.remove_button.setEnabled(row is not None and row.kind == "custom")
 
     def remove_selected(self) -> None:
         row, name = self.selected_row(), self.name
-        if row is None or name is None or row["kind"] != "custom":
+        if row is None or name is None or row.kind != "custom":
             return
-        key = row["key"]
+        key = row.key
 
         def job(svc: Service, ctl: TaskControl) -> None:
             svc.remove_mapping(name, key)
@@ -266,7 +270,7 @@ class MappingsEditor(ConnectionPage):
         self.run(job, lambda _none: self.reload(), self.tr("Removing…"))
 
     def add_mapping(self) -> None:
-        if self.name is None or not self.fields:
+        if self.name is None or self.fields is None:
             return
         dialog = AddMappingDialog(self.service, self.runner, self.name, self.fields, self)
         dialog.accepted.connect(self.reload)
@@ -280,39 +284,39 @@ class FieldListModel(QAbstractListModel):
     """One app's fields; after a field was picked on the other side, each row knows whether
     it can go with it and why not (greyed, reason as tooltip and accessible description)."""
 
-    def __init__(self, fields: list[dict[str, Any]], parent: Any = None) -> None:
+    def __init__(self, fields: tuple[FieldInfo, ...], parent: Any = None) -> None:
         super().__init__(parent)
         self.fields = fields
-        self.choices: dict[str, dict[str, Any]] = {}
+        self.choices: dict[str, FieldChoice] = {}
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.fields)
 
-    def set_choices(self, choices: list[dict[str, Any]] | None) -> None:
+    def set_choices(self, choices: tuple[FieldChoice, ...] | None) -> None:
         self.beginResetModel()
-        self.choices = {c["key"]: c for c in choices or []}
+        self.choices = {c.key: c for c in choices or ()}
         self.endResetModel()
 
-    def choice(self, row: int) -> dict[str, Any] | None:
-        return self.choices.get(self.fields[row]["key"])
+    def choice(self, row: int) -> FieldChoice | None:
+        return self.choices.get(self.fields[row].key)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         f = self.fields[index.row()]
-        choice = self.choices.get(f["key"])
+        choice = self.choices.get(f.key)
         if role == Qt.ItemDataRole.DisplayRole:
-            kind = self.tr(TYPE_WORDS.get(f["type"], f["type"]))
-            if f["multi"]:
+            kind = self.tr(TYPE_WORDS.get(f.type, f.type))
+            if f.multi:
                 kind = self.tr("list of {kind}").format(kind=kind)
-            if not f["writable"]:
+            if not f.writable:
                 kind += ", " + self.tr("read-only")
-            return f"{f['label']}  ({kind})"
-        if role == Qt.ItemDataRole.ForegroundRole and choice is not None and not choice["possible"]:
+            return f"{f.label}  ({kind})"
+        if role == Qt.ItemDataRole.ForegroundRole and choice is not None and not choice.possible:
             return _disabled_text()
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
-            if choice is not None and choice["reason"]:
-                return choice["reason"]
+            if choice is not None and choice.reason:
+                return choice.reason
             return None
         return None
 
@@ -439,7 +443,7 @@ class AddMappingDialog(QDialog):
         service: Service,
         runner: TaskRunner,
         name: str,
-        fields: dict[str, Any],
+        fields: ConnectionFields,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -447,13 +451,13 @@ class AddMappingDialog(QDialog):
         self.runner = runner
         self.name = name
         self.fields = fields
-        self.picked: dict[str, Any] | None = None
+        self.picked: FieldInfo | None = None
         conn = service.show_connection(name)
         self.accounts = (conn.a.account, conn.b.account)
         self.setWindowTitle(self.tr("Add custom mapping"))
 
-        self.model_a = FieldListModel(fields["a"]["fields"], self)
-        self.model_b = FieldListModel(fields["b"]["fields"], self)
+        self.model_a = FieldListModel(fields.a.fields, self)
+        self.model_b = FieldListModel(fields.b.fields, self)
         self.list_a = self._list(
             self.model_a, self.tr("Fields in {app}").format(app=self.accounts[0])
         )
@@ -562,18 +566,18 @@ class AddMappingDialog(QDialog):
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         return view
 
-    def field_b(self) -> dict[str, Any] | None:
+    def field_b(self) -> FieldInfo | None:
         index = self.list_b.currentIndex()
         return self.model_b.fields[index.row()] if index.isValid() else None
 
-    def choice_b(self) -> dict[str, Any] | None:
+    def choice_b(self) -> FieldChoice | None:
         index = self.list_b.currentIndex()
         return self.model_b.choice(index.row()) if index.isValid() else None
 
     def _picked_a(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
-        key = self.model_a.fields[current.row()]["key"]
+        key = self.model_a.fields[current.row()].key
         name = self.name
         self.picked = None
         self.model_b.set_choices(None)
@@ -581,27 +585,24 @@ class AddMappingDialog(QDialog):
         self.ok.setEnabled(False)
         self.reason.clear_message()
 
-        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+        def job(svc: Service, ctl: TaskControl) -> MappingChoices:
             return svc.mapping_choices(name, "a", key)
 
         task = self.runner.start(job, on_done=self._choices, on_error=self._error)
         self.progress.attach(task, self.tr("Checking which fields can go with it…"))
 
-    def _choices(self, result: dict[str, Any]) -> None:
+    def _choices(self, result: MappingChoices) -> None:
         current = self.list_a.currentIndex()
-        if (
-            not current.isValid()
-            or self.model_a.fields[current.row()]["key"] != result["field"]["key"]
-        ):
+        if not current.isValid() or self.model_a.fields[current.row()].key != result.field.key:
             return  # an older answer: the user picked another field meanwhile
-        self.picked = result["field"]
-        self.model_b.set_choices(result["other"])
+        self.picked = result.field
+        self.model_b.set_choices(result.other)
         self.list_b.setEnabled(True)
-        usable = sum(1 for c in result["other"] if c["possible"])
+        usable = sum(1 for c in result.other if c.possible)
         self.reason.info(
             self.tr(
                 "{count} fields of {app} can go with {field}; the greyed ones say why not."
-            ).format(count=usable, app=self.accounts[1], field=self.picked["label"])
+            ).format(count=usable, app=self.accounts[1], field=self.picked.label)
         )
 
     def _picked_b(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -610,25 +611,25 @@ class AddMappingDialog(QDialog):
         if choice is None or self.picked is None:
             self._show_options(None)
             return
-        if not choice["possible"]:
-            self.reason.error(choice["reason"])
+        if not choice.possible:
+            self.reason.error(choice.reason)
             self._show_options(None)
             return
-        if choice["reason"]:
-            self.reason.info(choice["reason"])
+        if choice.reason:
+            self.reason.info(choice.reason)
         else:
             self.reason.clear_message()
         self.ok.setEnabled(True)
         self._show_options(choice)
 
-    def _show_options(self, choice: dict[str, Any] | None) -> None:
+    def _show_options(self, choice: FieldChoice | None) -> None:
         """Offer only the directions the types, the apps and the connection allow, the label
         picker for list → single mappings, and the value table (checked when needed)."""
         model = self.direction.model()
         allowed = {
-            "two-way": bool(choice and choice["a_to_b"] and choice["b_to_a"]),
-            "a-to-b": bool(choice and choice["a_to_b"]),
-            "b-to-a": bool(choice and choice["b_to_a"]),
+            "two-way": bool(choice and choice.a_to_b and choice.b_to_a),
+            "a-to-b": bool(choice and choice.a_to_b),
+            "b-to-a": bool(choice and choice.b_to_a),
         }
         for i in range(self.direction.count()):
             item = model.item(i)  # type: ignore[attr-defined]
@@ -640,22 +641,20 @@ class AddMappingDialog(QDialog):
             self.direction.setCurrentIndex(first)
         self.direction.setEnabled(choice is not None)
         field_b = self.field_b()
-        one_list = bool(
-            choice and self.picked and field_b and (self.picked["multi"] != field_b["multi"])
-        )
+        one_list = bool(choice and self.picked and field_b and (self.picked.multi != field_b.multi))
         self.pick_label.setVisible(one_list)
         self.pick_label_label.setVisible(one_list)
         self.values_box.setVisible(choice is not None)
         if choice is not None and self.picked is not None and field_b is not None:
             self.values.reset(
-                list(self.picked["choices"]),
+                list(self.picked.choices),
                 (
                     self.tr("Value in {app}").format(app=self.accounts[0]),
                     self.tr("Value in {app}").format(app=self.accounts[1]),
                 ),
-                list(field_b["choices"]),
+                list(field_b.choices),
             )
-            self.values_box.setChecked(bool(choice["needs_values"]))
+            self.values_box.setChecked(choice.needs_values)
 
     def _add_value_row(self) -> None:
         row = self.values.add_row()
@@ -673,11 +672,11 @@ class AddMappingDialog(QDialog):
                 self.reason.error(problem)
                 return
             values = self.values.as_text()
-        name, a_key, b_key = self.name, self.picked["key"], field_b["key"]
+        name, a_key, b_key = self.name, self.picked.key, field_b.key
         direction = str(self.direction.currentData())
         pick = self.pick_label.text().strip() if self.pick_label.isVisible() else ""
 
-        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+        def job(svc: Service, ctl: TaskControl) -> MappingInfo:
             return svc.add_mapping(
                 name, a_key, b_key, direction=direction, values=values, pick_label=pick
             )
@@ -686,11 +685,10 @@ class AddMappingDialog(QDialog):
         task = self.runner.start(job, on_done=self._added, on_error=self._error)
         self.progress.attach(task, self.tr("Adding the mapping…"))
 
-    def _added(self, view: dict[str, Any]) -> None:
+    def _added(self, view: MappingInfo) -> None:
         self.accept()
 
     def _error(self, message: str, code: str) -> None:
         self.reason.error(message)
-        self.ok.setEnabled(
-            self.choice_b() is not None and bool((self.choice_b() or {}).get("possible"))
-        )
+        choice = self.choice_b()
+        self.ok.setEnabled(choice is not None and choice.possible)

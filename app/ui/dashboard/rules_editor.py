@@ -43,11 +43,14 @@ from app.service import (
     NO_VALUE_OPS,
     Action,
     ActionKind,
+    ConnectionFields,
+    FieldInfo,
     Filter,
     FilterKind,
     Join,
     Op,
     RuleDraft,
+    RuleInfo,
     Service,
 )
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
@@ -68,10 +71,10 @@ class RuleTableModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[RuleInfo] = []
         self.counted = True
 
-    def load(self, rows: list[dict[str, Any]], counted: bool) -> None:
+    def load(self, rows: list[RuleInfo], counted: bool) -> None:
         self.beginResetModel()
         self.rows = rows
         self.counted = counted
@@ -96,28 +99,28 @@ class RuleTableModel(QAbstractTableModel):
             self.tr("Other way"),
         )[section]
 
-    def sentence(self, row: dict[str, Any]) -> str:
-        text = f"{row['position']}. {row['sentence']}"
-        if "mirror" in row:
+    def sentence(self, row: RuleInfo) -> str:
+        text = f"{row.position}. {row.sentence}"
+        if row.mirror is not None:
             text += "\n" + self.tr("Other way around: {sentence}").format(
-                sentence=row["mirror"]["sentence"]
+                sentence=row.mirror.sentence
             )
         return text
 
-    def count_text(self, row: dict[str, Any]) -> str:
-        if not self.counted or row["count"] is None:
+    def count_text(self, row: RuleInfo) -> str:
+        if not self.counted or row.count is None:
             return "—"
-        text = str(row["count"])
-        if "mirror" in row and row["mirror"]["count"] is not None:
-            text += f"\n{row['mirror']['count']}"
+        text = str(row.count)
+        if row.mirror is not None and row.mirror.count is not None:
+            text += f"\n{row.mirror.count}"
         return text
 
-    def note(self, row: dict[str, Any]) -> str:
+    def note(self, row: RuleInfo) -> str:
         notes = []
-        if row["ignored"]:
-            notes.append(self.tr("Ignored: {why}").format(why=row["ignored"]))
-        if row.get("undo_note"):
-            notes.append(row["undo_note"])
+        if row.ignored:
+            notes.append(self.tr("Ignored: {why}").format(why=row.ignored))
+        if row.undo_note:
+            notes.append(row.undo_note)
         if not self.counted:
             notes.append(self.tr("Contacts are counted after the first sync."))
         return "\n".join(notes)
@@ -127,16 +130,15 @@ class RuleTableModel(QAbstractTableModel):
             return None
         row = self.rows[index.row()]
         col = index.column()
-        toggles = {ON: "enabled", UNDO: "undo", OTHER: "other_way"}
-        if role == Qt.ItemDataRole.CheckStateRole and col in toggles:
-            value = row["undo_effective"] if col == UNDO else row[toggles[col]]
+        if role == Qt.ItemDataRole.CheckStateRole and col in (ON, UNDO, OTHER):
+            value = {ON: row.enabled, UNDO: row.undo_effective, OTHER: row.other_way}[col]
             return Qt.CheckState.Checked if value else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.DisplayRole:
             if col == RULE:
                 return self.sentence(row)
             if col == COUNT:
                 return self.count_text(row)
-        if role == Qt.ItemDataRole.ForegroundRole and (not row["enabled"] or row["ignored"]):
+        if role == Qt.ItemDataRole.ForegroundRole and (not row.enabled or row.ignored):
             return QApplication.palette().color(
                 QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text
             )
@@ -146,10 +148,10 @@ class RuleTableModel(QAbstractTableModel):
             if col == RULE:
                 return self.sentence(row).replace("\n", ". ")
             if col == COUNT:
-                if not self.counted or row["count"] is None:
+                if not self.counted or row.count is None:
                     return self.tr("Counted after the first sync")
                 return self.tr("Matches {count} now").format(
-                    count=plural(int(row["count"]), self.tr("{n} contact"), self.tr("{n} contacts"))
+                    count=plural(row.count, self.tr("{n} contact"), self.tr("{n} contacts"))
                 )
             names = {
                 ON: self.tr("Rule on"),
@@ -166,7 +168,7 @@ class RuleTableModel(QAbstractTableModel):
         row = self.rows[index.row()] if index.isValid() else None
         if index.column() in (ON, OTHER):
             flags |= Qt.ItemFlag.ItemIsUserCheckable
-        if index.column() == UNDO and row is not None and not row.get("undo_note"):
+        if index.column() == UNDO and row is not None and not row.undo_note:
             flags |= Qt.ItemFlag.ItemIsUserCheckable
         return flags
 
@@ -177,7 +179,7 @@ class RuleTableModel(QAbstractTableModel):
         if key is None:
             return False
         on = Qt.CheckState(value) == Qt.CheckState.Checked
-        emit(self.set_requested, self.rows[index.row()]["id"], key, on)
+        emit(self.set_requested, self.rows[index.row()].id, key, on)
         return False  # shown once saved (reload)
 
 
@@ -239,23 +241,27 @@ class RulesEditor(ConnectionPage):
         # so it never holds the window's GIL.
         job = WorkerJob(
             {"kind": "rules", "name": name, "counts": True},
-            lambda result: (list(result["rules"]), bool(result["counted"])),
+            # The rules cross the worker's pipe as JSON: typed again here.
+            lambda result: (
+                [RuleInfo.from_json(r) for r in result["rules"]],
+                bool(result["counted"]),
+            ),
         )
         self.run(job, self._loaded, self.tr("Counting the contacts each rule matches…"))
 
-    def _loaded(self, result: tuple[list[dict[str, Any]], bool]) -> None:
+    def _loaded(self, result: tuple[list[RuleInfo], bool]) -> None:
         rows, counted = result
         selected = self.selected_id()
         self.model.load(rows, counted)
         if selected:
             for i, r in enumerate(rows):
-                if r["id"] == selected:
+                if r.id == selected:
                     self.table.selectRow(i)
         self._selection_changed()
 
     def selected_id(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
-        return self.model.rows[rows[0].row()]["id"] if rows else None
+        return self.model.rows[rows[0].row()].id if rows else None
 
     def _selection_changed(self, *_args: QItemSelection) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -359,7 +365,7 @@ class AddRuleDialog(QDialog):
         super().__init__(parent)
         self.runner = runner
         self.name = name
-        self.fields: dict[str, Any] = {}
+        self.fields: ConnectionFields | None = None
         conn = service.show_connection(name)
         self.accounts = {Side.A: conn.a.account, Side.B: conn.b.account}
         self.setWindowTitle(self.tr("Add rule"))
@@ -477,7 +483,7 @@ class AddRuleDialog(QDialog):
             self.fontMetrics().horizontalAdvance("M") * 62, self.fontMetrics().height() * 36
         )
 
-        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+        def job(svc: Service, ctl: TaskControl) -> ConnectionFields:
             return svc.fields(name)
 
         task = runner.start(job, on_done=self._fields_loaded, on_error=self._error)
@@ -495,13 +501,13 @@ class AddRuleDialog(QDialog):
     def side(self) -> Side:
         return Side(str(self.source.currentData()))
 
-    def _fields_of(self, side: Side) -> list[dict[str, Any]]:
-        return list(self.fields.get(side.value, {}).get("fields", []))
+    def _fields_of(self, side: Side) -> list[FieldInfo]:
+        return [] if self.fields is None else list(self.fields.side(side.value).fields)
 
     def _segments_of(self, side: Side) -> list[str]:
-        return list(self.fields.get(side.value, {}).get("segments", []))
+        return [] if self.fields is None else list(self.fields.side(side.value).segments)
 
-    def _fields_loaded(self, fields: dict[str, Any]) -> None:
+    def _fields_loaded(self, fields: ConnectionFields) -> None:
         self.fields = fields
         self.ok.setEnabled(True)
         self._source_changed()
@@ -511,7 +517,7 @@ class AddRuleDialog(QDialog):
         self.what.blockSignals(True)
         self.what.clear()
         for f in self._fields_of(side):
-            self.what.addItem(f["label"], f["key"])
+            self.what.addItem(f.label, f.key)
         self.what.insertSeparator(self.what.count())
         self.what.addItem(self.tr("Segment"), SEGMENT)
         self.what.addItem(self.tr("Subscription status"), SUBSCRIPTION)
@@ -525,8 +531,8 @@ class AddRuleDialog(QDialog):
         )
         self.action_field.clear()
         for f in self._fields_of(side.other):
-            if f["writable"] and not f["multi"]:
-                self.action_field.addItem(f["label"], f["key"])
+            if f.writable and not f.multi:
+                self.action_field.addItem(f.label, f.key)
         self._action_kind_changed()
         # Conditions and actions name one side's fields: start over when the side changes.
         while self.filters.items:
@@ -557,9 +563,9 @@ class AddRuleDialog(QDialog):
         if what == SEGMENT:
             self.value.addItems(self._segments_of(self.side()))
         else:
-            spec = next((f for f in self._fields_of(self.side()) if f["key"] == what), None)
+            spec = next((f for f in self._fields_of(self.side()) if f.key == what), None)
             if spec is not None:
-                self.value.addItems(spec["choices"])
+                self.value.addItems(list(spec.choices))
         self.value.setCurrentText("")
         self._op_changed()
 
@@ -639,17 +645,17 @@ class AddRuleDialog(QDialog):
     def submit(self) -> None:
         name, draft = self.name, self.draft()
 
-        def job(svc: Service, ctl: TaskControl) -> dict[str, Any]:
+        def job(svc: Service, ctl: TaskControl) -> RuleInfo:
             return svc.add_rule(name, draft)
 
         self.ok.setEnabled(False)
         task = self.runner.start(job, on_done=self._added, on_error=self._error)
         self.progress.attach(task, self.tr("Checking the rule against both apps…"))
 
-    def _added(self, view: dict[str, Any]) -> None:
+    def _added(self, view: RuleInfo) -> None:
         self.added = view
         self.accept()
 
     def _error(self, message: str, code: str) -> None:
         self.message.error(message)
-        self.ok.setEnabled(bool(self.fields))
+        self.ok.setEnabled(self.fields is not None)
