@@ -331,6 +331,20 @@ def test_merged_contact_keeps_the_first_id_and_the_other_is_reported_gone(
     assert res.ok and google.contacts[merged].data["organizations"][0]["title"] == "CEO"
 
 
+def test_a_client_baked_in_by_the_installer_is_read_from_its_bundled_file(
+    tmp_path: Path,
+) -> None:
+    from app.connectors.google import auth
+
+    assert not auth.BUILT_IN_FILE.exists()  # the repository holds no client of ours
+    baked = tmp_path / "built_in_client.json"
+    assert auth.built_in_client(baked) == {"client_id": "", "client_secret": ""}
+    baked.write_text('{"google": {"client_id": " baked.apps ", "client_secret": "s"}}')
+    assert auth.built_in_client(baked) == {"client_id": "baked.apps", "client_secret": "s"}
+    baked.write_text("{broken")
+    assert auth.built_in_client(baked) == {"client_id": "", "client_secret": ""}
+
+
 def test_client_id_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from app.connectors.google import auth
     from app.errors import ConfigError

@@ -515,3 +515,54 @@ def test_designated_property_carries_the_subscription_status(tmp_path: Path) -> 
     assert "X-NEWSLETTER:unsubscribed\r\n" in text and "X-OTHER:keep\r\n" in text
     [res] = app.write([Create("op3", {"full_name": "B", OPT_OUT_FIELD: "false"}, new_id="b")])
     assert res.ok and res.record is not None and res.record.subscribed is False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files via /proc")
+def test_a_batch_flushes_every_card_before_it_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durability with one batch flush (issue 18): a card's text is on disk (fsynced) before
+    its file appears under its name, and the folder is flushed once after the moves. A power
+    cut cannot be made in a test, so the order of the system calls is what is checked."""
+    app = VCardFolderApp(tmp_path)
+    write_ok(app, Create("c0", {"given_name": "Old"}, new_id="old"))
+    events: list[tuple[str, str]] = []
+    real_fsync, real_link, real_replace = os.fsync, os.link, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def link(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        events.append(("move", os.path.basename(src)))
+        real_link(src, dst)
+
+    def replace(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        events.append(("move", os.path.basename(str(src))))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "replace", replace)
+    ops: list[Create | Update] = [
+        Create(f"c{i}", {"given_name": f"New {i}"}, new_id=f"new{i}") for i in range(20)
+    ]
+    ops.append(Update("u", "old", {"given_name": "Changed"}))
+    results = app.write(ops)
+    monkeypatch.undo()
+    assert [r.error for r in results] == [None] * 21
+    moved = [name for kind, name in events if kind == "move"]
+    assert len(moved) == 21
+    for name in moved:
+        assert events.index(("fsync", name)) < events.index(("move", name))
+    # Flushed together (one batch of flushes the journal commits at once), not one by one
+    # between the moves.
+    first_move = min(i for i, e in enumerate(events) if e[0] == "move")
+    assert all(events.index(("fsync", name)) < first_move for name in moved)
+    # The folder itself: flushed once, after the last move.
+    folder_flushes = [i for i, e in enumerate(events) if e == ("fsync", tmp_path.name)]
+    assert len(folder_flushes) == 1
+    assert folder_flushes[0] > max(i for i, e in enumerate(events) if e[0] == "move")
+    assert read(app, "new7").fields["given_name"] == "New 7"
+    assert read(app, "old").fields["given_name"] == "Changed"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -266,6 +266,30 @@ def timed(
     return seconds, dict(proxy.counts), gc_time[0]
 
 
+WHOLE_PROCESS = False
+"""``--whole-process``: every sync is a fresh process (as a user's cron runs it), timed from
+its start to its exit; the ``where`` split then holds only its CPU time (user+system)."""
+
+
+def whole(
+    proxy: DavProxy, command: list[str], env: dict[str, str]
+) -> tuple[float, dict[str, int], dict[str, float]]:
+    """(wall seconds, requests by method, {"cpu": seconds}) of one fresh process."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed
+    proxy.reset()
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{command[:3]} failed with exit code {code}: {err[-2000:]}")
+    return seconds, dict(proxy.counts), {"cpu": usage.ru_utime + usage.ru_stime}
+
+
 def startup(command: list[str], env: dict[str, str]) -> float:
     """Median wall time of a trivial command in a fresh process (interpreter and imports)."""
     times = []
@@ -311,6 +335,8 @@ class PairsyncTool:
             subprocess.run([*base, *args], env=self.env, check=True, capture_output=True)
 
     def sync(self, label: str = "") -> tuple[float, dict[str, int], dict[str, float]]:
+        if WHOLE_PROCESS:
+            return whole(self.proxy, [*self.base, "sync", "main", "--yes"], self.env)
         from app.cli import main
 
         def call() -> int:
@@ -389,6 +415,8 @@ class VdirsyncerTool:
         )
 
     def sync(self, label: str = "") -> tuple[float, dict[str, int], dict[str, float]]:
+        if WHOLE_PROCESS:
+            return whole(self.proxy, [self.exe, "sync"], self.env)
         from vdirsyncer.cli import app
 
         seconds, counts, gc_seconds = timed(
@@ -485,8 +513,11 @@ def table(steps: list[Step], other: str = "vdirsyncer") -> str:
             pr, vr = max(s.requests for s in p), max(s.requests for s in v)
             where = ", ".join(
                 f"{key} {_median([s.split.get(key, 0.0) for s in p]):.3f}"
-                for key in ("http", "dav", "folder", "engine", "gc")
+                for key in ("http", "dav", "folder", "engine", "gc", "cpu")
+                if any(key in s.split for s in p)
             )
+            if WHOLE_PROCESS:
+                where += f"; {other} cpu {_median([s.split.get('cpu', 0.0) for s in v]):.3f}"
             rows.append(
                 f"| {size} | {step} | {ps:.3f} | {vs:.3f} | {ps / vs:.2f} | {pr} | {vr} | "
                 f"{pr / max(1, vr):.2f} | {where} |"
@@ -501,8 +532,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     parser.add_argument("--tools", default="pairsync,listing,vdirsyncer")
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="every sync in a fresh process, as cron runs it (pairsync and vdirsyncer only)",
+    )
     args = parser.parse_args()
     wanted = tuple(t.strip() for t in args.tools.split(",") if t.strip())
+    if args.whole_process:
+        global WHOLE_PROCESS
+        WHOLE_PROCESS = True
+        wanted = tuple(t for t in wanted if t != "listing")
     unknown = set(wanted) - set(TOOLS)
     if unknown or "pairsync" not in wanted:
         raise SystemExit(f"--tools: pairsync and any of {', '.join(TOOLS)}")
@@ -524,6 +564,7 @@ def main() -> None:
     for other in ("vdirsyncer", "listing"):
         if other in wanted:
             print()
+            print(f"load average {os.getloadavg()}", "whole process" if WHOLE_PROCESS else "")
             print(table(steps, other))
 
 

@@ -7,7 +7,10 @@ come from, in this order:
 1. the account's settings ``client_id`` / ``client_secret``;
 2. ``oauth-clients.json`` in Pairsync's config folder: ``{"google": {"client_id": "...",
    "client_secret": "..."}}``;
-3. :data:`BUILT_IN_CLIENT`, which the installer may fill at build time (empty here).
+3. :data:`BUILT_IN_CLIENT`: the installer's build bakes a client in by bundling a file
+   ``built_in_client.json`` (same shape as ``oauth-clients.json``) beside this module, from the
+   file that ``PAIRSYNC_OAUTH_CLIENTS`` names at build time (``installer/pairsync.spec``). The
+   repository holds no such file, so a checkout has no built-in client.
 
 ``auth_base`` (tests: the emulator) replaces Google's sign-in hosts; plain http only to this
 computer.
@@ -30,8 +33,31 @@ API_BASE = "https://people.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/contacts", "openid", "email")
 CLIENTS_FILE = "oauth-clients.json"
 
-BUILT_IN_CLIENT: dict[str, str] = {"client_id": "", "client_secret": ""}
-"""Filled by the installer's build from its own secrets store; empty in the repository."""
+BUILT_IN_FILE = Path(__file__).with_name("built_in_client.json")
+"""Bundled by the installer's build (PAIRSYNC_OAUTH_CLIENTS); absent in the repository."""
+
+
+def built_in_client(path: Path = BUILT_IN_FILE) -> dict[str, str]:
+    """The Google client baked into this build, or empty values when there is none.
+
+    A broken file counts as none: the lookup then ends in the "bring your own client"
+    sentence rather than in an error the user cannot mend.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    google = data.get("google") if isinstance(data, dict) else None
+    if not isinstance(google, dict):
+        return {"client_id": "", "client_secret": ""}
+    return {
+        "client_id": str(google.get("client_id", "")).strip(),
+        "client_secret": str(google.get("client_secret", "")).strip(),
+    }
+
+
+BUILT_IN_CLIENT: dict[str, str] = built_in_client()
+"""Filled from the installer's bundled file; empty in the repository."""
 
 NO_CLIENT_MESSAGE = (
     "Google sign-in needs an OAuth client id: create a Desktop app client in Google Cloud "
