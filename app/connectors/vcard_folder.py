@@ -76,6 +76,8 @@ PRODID = "-//Pairsync//vCard folder//EN"
 
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+MAX_CARD_BYTES = 100_000_000
+"""Largest card file read (100 MB, as for a CardDAV card): a larger one fails alone, unread."""
 
 
 @dataclass(slots=True)
@@ -219,10 +221,14 @@ class VCardFolderApp:
         path = self._file(record_id)
         try:
             with open(path, "rb") as fh:
-                version = _version_of(os.fstat(fh.fileno()))
+                stat = os.fstat(fh.fileno())
+                version = _version_of(stat)
                 cached = self._cache.get(record_id)
                 if cached is not None and cached[0] == version:
                     return cached
+                if stat.st_size > MAX_CARD_BYTES:
+                    self._cache.pop(record_id, None)
+                    return version, Unreadable(record_id, version, _too_large(path, stat.st_size))
                 data = fh.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             self._cache.pop(record_id, None)
@@ -446,6 +452,8 @@ class VCardFolderApp:
             raise NotFound("The contact no longer exists in the folder.")
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if st.st_size > MAX_CARD_BYTES:
+                raise BadData(_too_large(path, st.st_size))
             data = fh.read()
         version = _version_of(st)
         if op.expected_version is not None and op.expected_version != version:
@@ -527,3 +535,10 @@ class VCardFolderApp:
         if not isinstance(item, Record):
             raise BadData(item.message, raw=item.raw)
         return item
+
+
+def _too_large(path: Path, size: int) -> str:
+    return (
+        f"The file {_shown(path)} is {size / 1_000_000:.0f} MB, larger than the "
+        f"{MAX_CARD_BYTES / 1_000_000:g} MB Pairsync reads for one contact; it was not read."
+    )

@@ -174,6 +174,30 @@ def test_broken_files_are_unreadable_and_others_still_read(folder: Path) -> None
     assert isinstance(res.error, BadData)
 
 
+def test_a_card_file_over_the_size_limit_fails_alone_unread(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.connectors.vcard_folder as vcard_folder
+
+    monkeypatch.setattr(vcard_folder, "MAX_CARD_BYTES", 2_000)
+    note = "x" * 5_000
+    (folder / "huge.vcf").write_text(
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Huge\r\nNOTE:{note}\r\nEND:VCARD\r\n"
+    )
+    app = VCardFolderApp(folder)
+    items = {i.id: i for i in app.fetch(sorted(app.list_versions()))}
+    huge = items["huge"]
+    assert isinstance(huge, Unreadable)
+    assert huge.message.startswith("The file huge.vcf is 0 MB, larger than the 0.002 MB"), (
+        huge.message
+    )
+    assert huge.version == app.list_versions()["huge"]
+    assert isinstance(items["google-3.0"], Record)
+    [res] = app.write([Update("u", "huge", {"title": "X"})])
+    assert not res.ok
+    assert (folder / "huge.vcf").read_text().count("x") == 5_000  # never rewritten
+
+
 def test_listing_ignores_other_files(tmp_path: Path) -> None:
     make_card(tmp_path, "a", "FN:A\nN:;A;;;")
     (tmp_path / ".a.vcf.tmp").write_text("x")
