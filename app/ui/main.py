@@ -14,6 +14,7 @@ window's size and position are kept in ``pairsync-ui.ini`` in Pairsync's config 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import logging
@@ -108,7 +109,14 @@ class SingleInstance(QObject):
 
 
 def ui_settings(paths: AppPaths) -> QSettings:
-    return QSettings(str(Path(paths.config) / UI_SETTINGS), QSettings.Format.IniFormat)
+    """The window's own settings file, private (0600) like every file Pairsync keeps: made
+    first by us, so that Qt's save (which keeps an existing file's permissions) keeps 0600."""
+    path = Path(paths.config) / UI_SETTINGS
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    return QSettings(str(path), QSettings.Format.IniFormat)
 
 
 def _install_translations(app: QApplication) -> None:

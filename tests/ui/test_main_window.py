@@ -251,3 +251,15 @@ def test_mnemonics_are_unique_on_each_screen(
     assert wizard is not None
     keys = mnemonics(wizard)
     assert len(keys) == len(set(keys)), sorted(keys)
+
+
+def test_the_windows_settings_file_is_private(tmp_path: Path) -> None:
+    from app.ui.main import ui_settings as window_settings
+
+    paths = app_paths(tmp_path / "home")
+    settings = window_settings(paths)
+    settings.setValue("geometry", b"x")
+    settings.sync()
+    path = Path(settings.fileName())
+    assert path.read_text().count("geometry") == 1  # Qt's save kept our file
+    assert path.stat().st_mode & 0o777 == 0o600
