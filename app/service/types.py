@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -331,6 +332,14 @@ class RuleInfo:
 # --- the health report (``pairsync health``) -------------------------------------------------
 
 
+def _report_json(row: Any) -> dict[str, Any]:
+    """A report row as ``--json`` shows it: its fields in order, tuples as lists."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(row, f.name), tuple) else v
+        for f in dataclass_fields(row)
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ReportCounts:
     in_sync: int
@@ -342,17 +351,7 @@ class ReportCounts:
     rule_conflicts: int
     not_fitting: int
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "in_sync": self.in_sync,
-            "excluded": self.excluded,
-            "duplicates": self.duplicates,
-            "failed": self.failed,
-            "ignored": self.ignored,
-            "deleted_other_side": self.deleted_other_side,
-            "rule_conflicts": self.rule_conflicts,
-            "not_fitting": self.not_fitting,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,19 +369,7 @@ class ReportFailure:
     attempts: int
     raw: str | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "side": self.side,
-            "record_id": self.record_id,
-            "name": self.name,
-            "app_side": self.app_side,
-            "code": self.code,
-            "reason": self.reason,
-            "fields": list(self.fields),
-            "attempts": self.attempts,
-            "raw": self.raw,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,13 +381,7 @@ class ReportContact:
     name: str
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "side": self.side,
-            "record_id": self.record_id,
-            "name": self.name,
-            "reason": self.reason,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,15 +395,7 @@ class ReportNotFitting:
     values: tuple[str, ...]
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "side": self.side,
-            "record_id": self.record_id,
-            "name": self.name,
-            "field": self.field,
-            "values": list(self.values),
-            "reason": self.reason,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,16 +411,7 @@ class ReportConflict:
     """ISO time."""
     binding: int | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "field": self.field,
-            "value_a": self.value_a,
-            "value_b": self.value_b,
-            "winner": self.winner,
-            "at": self.at,
-            "binding": self.binding,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,14 +424,7 @@ class ReportRuleConflict:
     at: str
     binding: int | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "about": self.about,
-            "message": self.message,
-            "side": self.side,
-            "at": self.at,
-            "binding": self.binding,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,15 +437,7 @@ class ReportRun:
     counts: dict[str, Any]
     message: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "dry_run": self.dry_run,
-            "status": self.status,
-            "started_at": self.started_at,
-            "counts": self.counts,
-            "message": self.message,
-        }
+    to_json = _report_json
 
 
 @dataclass(frozen=True, slots=True)
