@@ -32,7 +32,7 @@ import os
 import stat
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Generic, Protocol, TypeVar
@@ -45,7 +45,15 @@ from app.connectors.file_writes import (
     replace_file,
 )
 from app.errors import Conflict, ReadOnlyFile, Unavailable
-from app.model import AppInfo, WriteOp, WriteResult
+from app.model import (
+    AppInfo,
+    Record,
+    Unreadable,
+    WriteOp,
+    WriteResult,
+    email_key,
+    record_emails,
+)
 
 COARSE_CLOCK_NS = 3_000_000_000
 """Within this long of a file's mtime a second write may leave the same mtime (FAT: 2 s)."""
@@ -155,6 +163,14 @@ class SingleFileApp(ABC, Generic[Book]):
     def _stamped(self, book: Book) -> Book | None:
         """A copy of ``book`` with every record's id made permanent in the file (None:
         nothing to stamp). ``prepare`` saves it."""
+
+    @abstractmethod
+    def _item(self, book: Book, rid: str) -> Record | Unreadable | None:
+        """The record (or unreadable entry) ``rid`` of ``book``, as handed out."""
+
+    @abstractmethod
+    def _readable(self, book: Book) -> Iterator[Record]:
+        """Every readable record of ``book``, as handed out."""
 
     def _saved(self, work: Book) -> Book | None:
         """What describes the file once ``work`` was written to it (None: read it again)."""
@@ -304,6 +320,22 @@ class SingleFileApp(ABC, Generic[Book]):
         # What a write killed half-way left beside the file (our own temporary files only).
         remove_stale_temps(self.path)
         return self._versions(self._load())
+
+    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
+        book = self._load()
+        items = (self._item(book, rid) for rid in ids)
+        return [item for item in items if item is not None]
+
+    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
+        keys = {email_key(e) for e in emails}
+        keys.discard("")
+        if not keys:
+            return []
+        return [
+            rec
+            for rec in self._readable(self._load())
+            if keys & {email_key(e) for e in record_emails(rec)}
+        ]
 
     def prepare(self) -> None:
         """Make the ids ``list_versions`` reports permanent in the file (one atomic rewrite;

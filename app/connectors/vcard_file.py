@@ -46,7 +46,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_card, decode_vcard_file
@@ -89,9 +89,7 @@ from app.model import (
     Update,
     WriteOp,
     WriteResult,
-    email_key,
     parse_subscription,
-    record_emails,
 )
 
 PRODID = "-//Pairsync//vCard file//EN"
@@ -451,9 +449,8 @@ class VCardFileApp(SingleFileApp[_Book]):
         item = book.chunks[pos].item
         return None if item is None else _copy(item)
 
-    def _records(self) -> list[Record]:
-        book = self._load()
-        return [_copy_record(c.item) for c in book.chunks if isinstance(c.item, Record)]
+    def _readable(self, book: _Book) -> Iterator[Record]:
+        return (_copy_record(c.item) for c in book.chunks if isinstance(c.item, Record))
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -462,7 +459,7 @@ class VCardFileApp(SingleFileApp[_Book]):
 
     def schema(self) -> Schema:
         segments: set[str] = set()
-        for rec in self._records():
+        for rec in self._readable(self._load()):
             segments |= rec.segments
         return Schema(FIELDS, tuple(sorted(segments)))
 
@@ -470,22 +467,6 @@ class VCardFileApp(SingleFileApp[_Book]):
         """Every readable card lacking a UID of its own gets its id as UID."""
         work = book.copy()
         return work if self._stamp(work) else None
-
-    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
-        book = self._load()
-        out: list[Record | Unreadable] = []
-        for rid in ids:
-            item = self._item(book, rid)
-            if item is not None:
-                out.append(item)
-        return out
-
-    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
-        keys = {email_key(e) for e in emails}
-        keys.discard("")
-        if not keys:
-            return []
-        return [rec for rec in self._records() if keys & {email_key(e) for e in record_emails(rec)}]
 
     # --- writing -------------------------------------------------------------------------
 

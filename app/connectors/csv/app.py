@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
 from app.connectors.csv.codec import _Codec, guard_formula
 from app.connectors.csv.formats import DEFAULT_HEADER, ID_HEADER, _build_layout, _Layout
@@ -39,9 +39,7 @@ from app.model import (
     Update,
     WriteOp,
     WriteResult,
-    email_key,
     parse_subscription,
-    record_emails,
 )
 
 # --- the connector ----------------------------------------------------------------------
@@ -119,7 +117,7 @@ class CsvApp(SingleFileApp[_Table]):
             return _build_layout(DEFAULT_HEADER)
         return table.layout
 
-    def _record(self, table: _Table, rid: str) -> Record | Unreadable | None:
+    def _item(self, table: _Table, rid: str) -> Record | Unreadable | None:
         entry = table.entries.get(rid)
         if entry is None:
             return None
@@ -160,10 +158,8 @@ class CsvApp(SingleFileApp[_Table]):
         layout = self._layout(table)
         segments: set[str] = set()
         if table.layout is not None and layout.segment_col is not None:
-            for rid in table.entries:
-                rec = self._record(table, rid)
-                if isinstance(rec, Record):
-                    segments |= rec.segments
+            for rec in self._readable(table):
+                segments |= rec.segments
         return Schema(layout.specs, tuple(sorted(segments)))
 
     def _stamped(self, book: _Table) -> _Table | None:
@@ -202,24 +198,11 @@ class CsvApp(SingleFileApp[_Table]):
             changed = True
         return changed
 
-    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
-        table = self._load()
-        out: list[Record | Unreadable] = []
-        for rid in ids:
-            rec = self._record(table, rid)
-            if rec is not None:
-                out.append(rec)
-        return out
-
-    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
-        keys = {email_key(e) for e in emails}
-        table = self._load()
-        found: list[Record] = []
-        for rid in table.entries:
-            rec = self._record(table, rid)
-            if isinstance(rec, Record) and keys & {email_key(e) for e in record_emails(rec)}:
-                found.append(rec)
-        return found
+    def _readable(self, book: _Table) -> Iterator[Record]:
+        for rid in book.entries:
+            rec = self._item(book, rid)
+            if isinstance(rec, Record):
+                yield rec
 
     # --- writing -------------------------------------------------------------------------
 
@@ -307,7 +290,7 @@ class CsvApp(SingleFileApp[_Table]):
                 raise Rejected(f"{entry.problem} Fix the row in the file; it was not changed.")
             if op.expected_version is not None and entry.version != op.expected_version:
                 raise Conflict("The contact changed in the CSV file while syncing; it is retried.")
-            found = self._record(work, rid)
+            found = self._item(work, rid)
             assert isinstance(found, Record)
             current = found
             pos = entry.pos
