@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.engine.context import (
@@ -11,7 +12,7 @@ from app.engine.context import (
     _same,
 )
 from app.engine.match import keys_of
-from app.engine.plan import PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
+from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
 from app.engine.planner import NO_RULE, RULES_KEY, not_fitting_base
 from app.engine.state import (
     BatchOutcome,
@@ -41,19 +42,65 @@ from app.model import (
 class Applier(RunContext):
     """Apply a plan in batches; each batch commits its bindings, bases, index and journal."""
 
-    def apply(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
-        self.write_total = plan.write_count()
+    def apply(
+        self,
+        plan: SyncPlan,
+        reads: dict[Side, SideRead],
+        parts: Iterable[SyncPlan] = (),
+        left: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Apply ``plan``, then each of ``parts``: slices planned only as they are needed
+        (see ``SyncRun.run``), each released once its batches are committed. ``left``: how
+        many contacts are still to be planned (they count as one write each in the
+        progress total until they are)."""
+        planned = plan.write_count()
+        self.write_total = planned + left()
         self.writes_done = 0
         self.progress("Writing", 0, self.write_total)
         done_ids: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
         self.apply_notes(plan, reads, done_ids)
+        self.apply_plan(plan, done_ids)
+        for part in parts:
+            planned += part.write_count()
+            self.write_total = planned + left()
+            self.commit_notes(part.notes, done_ids)
+            self.apply_plan(part, done_ids)
+            self.release(part, reads)
+        self.apply_rest(reads, done_ids)
+
+    def apply_plan(self, plan: SyncPlan, done: dict[Side, set[str]]) -> None:
         # Matched pairs get their binding before any write, so a crash keeps the match.
         new_pairs = [p for p in plan.pairs if p.binding_id == 0]
         if new_pairs:
             self.bind_new_pairs(new_pairs)
-        self.apply_creates(plan.creates, done_ids)
-        self.apply_pairs(plan.pairs, done_ids)
-        self.apply_rest(reads, done_ids)
+        self.apply_creates(plan.creates, done)
+        self.apply_pairs(plan.pairs, done)
+
+    def commit_notes(self, notes: list[Note], done: dict[Side, set[str]]) -> None:
+        """Index the contacts a slice does not sync (excluded, duplicates) with the reason."""
+        if not notes:
+            return
+        for n in notes:
+            done[n.side].add(n.record.id)
+        index = [self.entry(n.side, n.record, n.status, n.reason) for n in notes]
+        self.state.commit(BatchOutcome(self.run_id, self.run_no, index=index))
+
+    def release(self, part: SyncPlan, reads: dict[Side, SideRead]) -> None:
+        """Forget a committed slice's records: this run holds them nowhere any more."""
+        gone: list[tuple[Side, str]] = [(n.side, n.record.id) for n in part.notes]
+        gone += [(c.source, c.record.id) for c in part.creates]
+        for p in part.pairs:
+            gone += [(Side.A, p.record_a.id), (Side.B, p.record_b.id)]
+        for side, rid in gone:
+            rec = reads[side].changed.pop(rid, None)
+            held = self.changed_keys.get(side)
+            if rec is not None and held is not None:
+                for k in keys_of(rec):
+                    holders = held.get(k)
+                    if holders is not None and rid in holders:
+                        holders.remove(rid)
+                        if not holders:
+                            del held[k]
 
     def apply_notes(
         self, plan: SyncPlan, reads: dict[Side, SideRead], done: dict[Side, set[str]]

@@ -184,6 +184,8 @@ class RunContext:
         """What was actually written so far (a cancelled run reports these counts)."""
         self.touching: Side | None = None
         """The app being read or written right now: named when it turns out unavailable."""
+        self.changed_keys: dict[Side, dict[str, list[str]]] = {}
+        """Per side, match key -> this run's changed records holding it (built when needed)."""
         self.replan_only: set[int] = set()
         """Bindings planned only because the configuration changed (nothing was read)."""
 

@@ -19,6 +19,8 @@ from app.model import Record, Side, email_key, record_emails
 class _Read(Protocol):
     changed: dict[str, Record]
     gone: list[str]
+    known: int
+    """How many records of the side the index held when it was read (0: no key holders)."""
 
 
 def keys_of(record: Record) -> list[str]:
@@ -30,6 +32,10 @@ class MatchResult:
     pairs: list[tuple[Record, Record]] = field(default_factory=list)
     notes: list[tuple[Side, Record, str, str]] = field(default_factory=list)
     creates: list[tuple[Side, Record]] = field(default_factory=list)
+
+    def left(self) -> int:
+        """Contacts still to plan that may be written (pairs and creates)."""
+        return len(self.pairs) + len(self.creates)
 
 
 class Matcher:
@@ -49,12 +55,16 @@ class Matcher:
         self.names = app_names or {Side.A: "side A", Side.B: "side B"}
         self.mem: dict[Side, dict[str, set[str]]] = {Side.A: {}, Side.B: {}}
         self.skip: dict[Side, set[str]] = {}
+        self.keys: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        """The match keys of this run's changed records, as read (computed once)."""
         for side in (Side.A, Side.B):
             read = reads[side]
             planned = (future or {}).get(side, {})
             self.skip[side] = set(read.changed) | set(read.gone) | set(planned)
+            own = self.keys[side]
             for rid, rec in read.changed.items():
-                for k in planned.get(rid) or keys_of(rec):
+                own[rid] = keys_of(rec)
+                for k in planned.get(rid) or own[rid]:
                     self.mem[side].setdefault(k, set()).add(rid)
             for rid, keys in planned.items():
                 if rid not in read.changed:
@@ -77,7 +87,11 @@ class Matcher:
     def match(self, avoid_duplicates: bool) -> MatchResult:
         result = MatchResult()
         keys = {
-            s: {rid: keys_of(r) for rid, r in self.unbound[s].items()} for s in (Side.A, Side.B)
+            s: {
+                rid: self.keys[s][rid] if self.reads[s].changed.get(rid) is r else keys_of(r)
+                for rid, r in self.unbound[s].items()
+            }
+            for s in (Side.A, Side.B)
         }
         for side in (Side.A, Side.B):
             for rid in self.unbound[side]:
@@ -86,7 +100,11 @@ class Matcher:
                         self.mem[side].setdefault(k, set()).add(rid)
                     self.skip[side].add(rid)
         all_keys = {k for s in (Side.A, Side.B) for ks in keys[s].values() for k in ks}
-        indexed = {s: self.state.key_holders(s, all_keys) for s in (Side.A, Side.B)}
+        # An empty index (a first sync) holds no keys: no query for 100,000 of them.
+        indexed = {
+            s: self.state.key_holders(s, all_keys) if self.reads[s].known else {}
+            for s in (Side.A, Side.B)
+        }
 
         def holders(side: Side, key: str) -> set[str]:
             return (indexed[side].get(key, set()) - self.skip[side]) | self.mem[side].get(

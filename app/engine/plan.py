@@ -120,6 +120,13 @@ class SyncPlan:
     notes: list[Note] = field(default_factory=list)
     tombstones: list[PlannedTombstone] = field(default_factory=list)
 
+    def absorb(self, part: SyncPlan) -> None:
+        """Add a slice planned after this (see ``Planner.plan_parts``)."""
+        self.creates.extend(part.creates)
+        self.pairs.extend(part.pairs)
+        self.notes.extend(part.notes)
+        self.tombstones.extend(part.tombstones)
+
     def updates(self) -> list[PlannedUpdate]:
         return [u for p in self.pairs for u in p.updates]
 

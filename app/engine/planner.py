@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, TypeGuard
 
 from app.engine.context import (
+    Progress,
     RunContext,
     SideRead,
+    _noop_progress,
     _same,
     value_to_json_any,
 )
-from app.engine.match import Matcher, keys_of
+from app.engine.match import Matcher, MatchResult, keys_of
 from app.engine.merge import merge_lists, merge_sets, merge_value
 from app.engine.plan import (
     Note,
@@ -47,7 +50,20 @@ so that change flows. See ``app.engine.undo``."""
 class Planner(RunContext):
     """Match and plan: decide every write of a run, before any is made (dry run = this)."""
 
+    PLAN_SLICE = 2000
+    """Contacts planned (and, on a run the write guard does not stop, applied) at a time."""
+
     def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
+        """The whole plan at once: for a dry run and for the write guard, which counts every
+        write before any is made."""
+        plan, work = self.plan_head(reads)
+        for part in self.plan_parts(work, reads):
+            plan.absorb(part)
+        return plan
+
+    def plan_head(self, reads: dict[Side, SideRead]) -> tuple[SyncPlan, MatchResult]:
+        """Tombstones and the bound pairs' merges, planned; what matching found, to be
+        planned a slice at a time (``plan_parts``)."""
         self.progress("Matching", 0, 0)
         plan = SyncPlan()
         # Bindings of everything that changed or disappeared.
@@ -144,57 +160,81 @@ class Planner(RunContext):
                 for rid, (rec, _status) in loaded.items():
                     if rid not in still_bound and rid not in reads[side].gone:
                         unbound[side][rid] = rec
-        result = matcher.match(self.settings.avoid_duplicates)
-        # New bindings from matching: merged now as first-sync pairs.
-        planning = len(result.pairs) + len(result.creates)
-        self.progress("Planning", 0, planning)
-        matched: list[PairPlan] = []
-        for i, (rec_a, rec_b) in enumerate(result.pairs, 1):
-            if i % PROGRESS_EVERY == 0:
-                self.progress("Planning", i, planning)
-                self.checkpoint()
-            if not (
-                self.rules.matching(Side.A, rec_a, exists=True)
-                or self.rules.matching(Side.B, rec_b, exists=True)
-            ):
-                # Neither contact is selected by a rule: left unbound (matched again the day
-                # one of them enters a rule), never created across.
-                plan.notes.append(Note(Side.A, rec_a, "excluded", NO_RULE))
-                plan.notes.append(Note(Side.B, rec_b, "excluded", NO_RULE))
-                continue
-            matched.append(self.plan_pair(0, rec_a, rec_b, None))
-        for side, rec, status, reason in result.notes:
-            plan.notes.append(Note(side, rec, status, reason))
-        for i, (side, rec) in enumerate(result.creates, len(result.pairs) + 1):
-            if i % PROGRESS_EVERY == 0:
-                self.progress("Planning", i, planning)
-                self.checkpoint()
-            if not self.writable(side.other):
-                plan.notes.append(
-                    Note(
-                        side,
-                        rec,
-                        "excluded",
-                        f"one-way: nothing is written to {self.app_name(side.other)}",
-                    )
+        return plan, matcher.match(self.settings.avoid_duplicates)
+
+    def plan_parts(
+        self, work: MatchResult, reads: dict[Side, SideRead], quiet: bool = False
+    ) -> Iterator[SyncPlan]:
+        """The plan of what matching found, a slice of ``PLAN_SLICE`` contacts at a time.
+
+        Each slice holds the new pairs (merged as first-sync pairs), the notes and the
+        creates of up to ``PLAN_SLICE`` contacts. ``work`` is consumed as the slices are
+        made: once a slice is applied and dropped, nothing of it is held any more, so a
+        first sync of 100,000 contacts never holds 100,000 planned writes (issue 18).
+        Slices are independent: a new pair's or a create's plan depends only on its own
+        records, the index and this run's reads. ``quiet``: no "Planning" progress (the
+        slices are applied as they come, and the run reports "Writing").
+        """
+        total = len(work.pairs) + len(work.notes) + len(work.creates)
+        done = 0
+        say = _noop_progress if quiet else self.progress
+        say("Planning", 0, total)
+        while work.pairs or work.notes or work.creates:
+            part = SyncPlan()
+            room = self.PLAN_SLICE
+            pairs, work.pairs[:room] = work.pairs[:room], []
+            room -= len(pairs)
+            notes, work.notes[:room] = work.notes[:room], []
+            room -= len(notes)
+            creates, work.creates[:room] = work.creates[:room], []
+            matched: list[PairPlan] = []
+            for rec_a, rec_b in pairs:
+                done += 1
+                self.planning_step(say, done, total)
+                if not (
+                    self.rules.matching(Side.A, rec_a, exists=True)
+                    or self.rules.matching(Side.B, rec_b, exists=True)
+                ):
+                    # Neither contact is selected by a rule: left unbound (matched again the
+                    # day one of them enters a rule), never created across.
+                    part.notes.append(Note(Side.A, rec_a, "excluded", NO_RULE))
+                    part.notes.append(Note(Side.B, rec_b, "excluded", NO_RULE))
+                    continue
+                matched.append(self.plan_pair(0, rec_a, rec_b, None))
+            for side, rec, status, reason in notes:
+                done += 1
+                part.notes.append(Note(side, rec, status, reason))
+            for side, rec in creates:
+                done += 1
+                self.planning_step(say, done, total)
+                self.plan_one_create(part, side, rec)
+            if matched:
+                self.hold_back_email_collisions(SyncPlan(pairs=matched), reads)
+                part.pairs.extend(matched)
+            yield part
+        say("Planning", total, total)
+
+    def planning_step(self, say: Progress, done: int, total: int) -> None:
+        if done % PROGRESS_EVERY == 0:
+            say("Planning", done, total)
+            self.checkpoint()
+
+    def plan_one_create(self, plan: SyncPlan, side: Side, rec: Record) -> None:
+        """A create of ``rec`` into the other app, or the note why there is none."""
+        if not self.writable(side.other):
+            reason = f"one-way: nothing is written to {self.app_name(side.other)}"
+            plan.notes.append(Note(side, rec, "excluded", reason))
+            return
+        if not self.rules.can_create(side, rec):
+            reason = NO_RULE
+            if self.rules.matching(side, rec, exists=True):
+                reason = (
+                    "its rule only updates contacts that already exist in "
+                    f"{self.app_name(side.other)}, and none matches"
                 )
-                continue
-            if not self.rules.can_create(side, rec):
-                reason = NO_RULE
-                if self.rules.matching(side, rec, exists=True):
-                    reason = (
-                        "its rule only updates contacts that already exist in "
-                        f"{self.app_name(side.other)}, and none matches"
-                    )
-                plan.notes.append(Note(side, rec, "excluded", reason))
-                continue
-            plan.creates.append(self.plan_create(side, rec))
-        self.progress("Planning", planning, planning)
-        if matched:
-            new_pairs = SyncPlan(pairs=matched)
-            self.hold_back_email_collisions(new_pairs, reads)
-            plan.pairs.extend(matched)
-        return plan
+            plan.notes.append(Note(side, rec, "excluded", reason))
+            return
+        plan.creates.append(self.plan_create(side, rec))
 
     def hold_back_email_collisions(self, plan: SyncPlan, reads: dict[Side, SideRead]) -> None:
         """A new email that another contact of the target app already has is not copied.
@@ -234,10 +274,8 @@ class Planner(RunContext):
                 k: {rid for rid in ids if rid not in changed}
                 for k, ids in self.state.key_holders(side, wanted).items()
             }
-            for rid, rec in changed.items():
-                for k in keys_of(rec):
-                    if k in wanted:
-                        found.setdefault(k, set()).add(rid)
+            for k, rids in self.changed_holders(side, reads, wanted).items():
+                found.setdefault(k, set()).update(rids)
             holders[side] = found
         for pair, u, m, new in checks:
             taken = [k for k in new if holders[u.target].get(k, set()) - {u.record.id}]
@@ -263,6 +301,23 @@ class Planner(RunContext):
             )
             if not (u.fields or u.add_segments or u.remove_segments) and u in pair.updates:
                 pair.updates.remove(u)
+
+    def changed_holders(
+        self, side: Side, reads: dict[Side, SideRead], wanted: set[str]
+    ) -> dict[str, list[str]]:
+        """This run's changed records of ``side`` holding the ``wanted`` keys.
+
+        The key map is built once per run (not once per plan slice: that would be quadratic)
+        and forgets a record when its slice is released (``Applier.release``): from then on
+        the index knows it."""
+        held = self.changed_keys.get(side)
+        if held is None:
+            held = {}
+            for rid, rec in reads[side].changed.items():
+                for k in keys_of(rec):
+                    held.setdefault(k, []).append(rid)
+            self.changed_keys[side] = held
+        return {k: held[k] for k in wanted if k in held}
 
     def planned_keys(self, plan: SyncPlan) -> dict[Side, dict[str, list[str]]]:
         """Match keys of records whose emails this plan rewrites, as they will be."""
@@ -548,16 +603,21 @@ class Planner(RunContext):
         )
 
     def fill_counts(self, plan: SyncPlan) -> None:
+        """The report's counts of a plan (a dry run keeps the plan here: see ``preview``)."""
+        self.add_counts(plan)
+
+    def add_counts(self, plan: SyncPlan) -> None:
+        """Add a plan's (or a slice's) counts to the report."""
         r = self.report
         for side in (Side.A, Side.B):
-            r.created[side.value] = plan.count_creates(side)
-            r.updated[side.value] = plan.count_updates(side)
-        r.conflicts = sum(len(p.conflicts) for p in plan.pairs)
-        r.matched = sum(1 for p in plan.pairs if p.binding_id == 0)
-        r.excluded = sum(1 for n in plan.notes if n.status == "excluded")
+            r.created[side.value] += plan.count_creates(side)
+            r.updated[side.value] += plan.count_updates(side)
+        r.conflicts += sum(len(p.conflicts) for p in plan.pairs)
+        r.matched += sum(1 for p in plan.pairs if p.binding_id == 0)
+        r.excluded += sum(1 for n in plan.notes if n.status == "excluded")
         r.excluded += sum(2 for p in plan.pairs if p.dormant)
-        r.rule_conflicts = sum(len(p.rule_conflicts) for p in plan.pairs)
-        r.duplicates = sum(1 for n in plan.notes if n.status == "duplicate")
+        r.rule_conflicts += sum(len(p.rule_conflicts) for p in plan.pairs)
+        r.duplicates += sum(1 for n in plan.notes if n.status == "duplicate")
         r.deleted_other_side += len(plan.tombstones)
 
     # --- applying ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ once, so a crash at any point loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from app.engine.applier import Applier
 from app.engine.context import (
     MAPPINGS_CURSOR,
@@ -52,12 +54,22 @@ class SyncRun(Reader, Planner, Applier):
                 self.report.failed += sum(len(r.unreadable) for r in reads.values())
             self.check_shrink(reads, confirm)
             self.checkpoint()
-            plan = self.make_plan(reads)
-            self.fill_counts(plan)
-            self.check_writes(plan, confirm)
-            self.checkpoint()
+            if dry_run or self.guard_applies(confirm):
+                # The whole plan first: a dry run shows it, the guard counts it.
+                plan = self.make_plan(reads)
+                self.fill_counts(plan)
+                self.check_writes(plan, confirm)
+                self.checkpoint()
+                if not dry_run:
+                    self.apply(plan, reads)
+            else:
+                # A first sync (or --yes): what matching found is planned and applied a
+                # slice at a time, in bounded memory, and writing starts early.
+                plan, work = self.plan_head(reads)
+                self.fill_counts(plan)
+                self.checkpoint()
+                self.apply(plan, reads, self.counted(self.plan_parts(work, reads, True)), work.left)
             if not dry_run:
-                self.apply(plan, reads)
                 # Everything the reads produced is committed: the feeds' cursors may move.
                 cursors: dict[str, str | None] = {MAPPINGS_CURSOR: self.mapping_fingerprint()}
                 cursors.update(self.feed_positions(reads))
@@ -83,6 +95,12 @@ class SyncRun(Reader, Planner, Applier):
             self.run_id, status, self.report.as_json(), message, wrote=not dry_run
         )
         return self.report
+
+    def counted(self, parts: Iterator[SyncPlan]) -> Iterator[SyncPlan]:
+        """The slices, each counted in the report before it is applied."""
+        for part in parts:
+            self.add_counts(part)
+            yield part
 
     def unavailable_message(self, err: PairsyncError) -> str:
         """One line naming the app that could not be used, and why (CLI exit code 5)."""
@@ -151,8 +169,13 @@ class SyncRun(Reader, Planner, Applier):
                     {"side": side.value, "listed": read.listed, "known": read.known, "gone": gone},
                 )
 
+    def guard_applies(self, confirm: bool) -> bool:
+        """Does the mass-change guard count this run's writes? Not on a connection's first
+        sync (everything is new) nor with --yes."""
+        return not confirm and self.state.connection().synced_once
+
     def check_writes(self, plan: SyncPlan, confirm: bool) -> None:
-        if confirm or not self.state.connection().synced_once:
+        if not self.guard_applies(confirm):
             return
         writes = plan.write_count()
         if writes > self.settings.guard_max_writes:

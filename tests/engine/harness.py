@@ -54,13 +54,16 @@ class Pair:
         self.mappings: list[FieldMapping] = default_mappings(self.a.schema(), self.b.schema())
         self.rules: list[Rule] | None = None
         """None: the two default all-to-all rules."""
+        self.plan_slice = 3
+        """Contacts planned and applied at a time on a run without the write guard (small,
+        so that every test crosses slice boundaries; the app uses ``Planner.PLAN_SLICE``)."""
 
     @property
     def state(self) -> SyncState:
         return SyncState(self.store.sessions, self.cid)
 
     def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
-        return SyncRun(
+        run = SyncRun(
             "c",
             self.state,
             {Side.A: self.a, Side.B: self.b},
@@ -68,7 +71,9 @@ class Pair:
             self.settings,
             rules=self.rules,
             run_ceiling=self.run_ceiling,
-        ).run(dry_run=dry_run, confirm=confirm)
+        )
+        run.PLAN_SLICE = self.plan_slice
+        return run.run(dry_run=dry_run, confirm=confirm)
 
     def writes(self) -> int:
         return self.a.ops_written + self.b.ops_written

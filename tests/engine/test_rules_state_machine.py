@@ -120,14 +120,16 @@ class RulesMachine(RuleBasedStateMachine):
 
     def run_sync(self, state: SyncState | None = None) -> Any:
         p = self.p
-        return SyncRun(
+        run = SyncRun(
             "c",
             state or p.state,
             {Side.A: p.a, Side.B: p.b},
             p.mappings,
             p.settings,
             rules=p.rules,
-        ).run(confirm=True)
+        )
+        run.PLAN_SLICE = 2  # --yes: planned and applied in slices
+        return run.run(confirm=True)
 
     # --- the user -----------------------------------------------------------------------------
 

@@ -233,9 +233,9 @@ class SyncMachine(RuleBasedStateMachine):
 
     def run_sync(self, state: SyncState | None = None, **kwargs: Any) -> RunReport:
         p = self.p
-        return SyncRun(
-            "c", state or p.state, {Side.A: p.a, Side.B: p.b}, p.mappings, p.settings
-        ).run(**kwargs)
+        run = SyncRun("c", state or p.state, {Side.A: p.a, Side.B: p.b}, p.mappings, p.settings)
+        run.PLAN_SLICE = 2  # a first sync (or --yes) is planned and applied in slices
+        return run.run(**kwargs)
 
     # --- the user -----------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ Backends
 * ``files``: a vCard folder (side A, account ``vcard-folder``) and a CSV file (side B, account
   ``csv``) through ``app.service.Service`` with ``PAIRSYNC_HOME`` set to a temp folder, exactly
   as the CLI syncs real accounts.
+* ``empty``: as ``files``, with a CSV file that has its header and no contacts (a first sync
+  that copies a whole folder into a new CSV: issue 18's bounded-memory case).
 
 Data: N contacts on A (names, 1–2 emails, 1–2 phones, company, title, notes, 0–2 segments);
 N/2 on B, of which N/4 share A's primary email (matched on the first sync; they differ in
@@ -558,8 +560,10 @@ def memory_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, An
 # --- files backend -------------------------------------------------------------------------
 
 
-def files_setup(folder: Path, size: int) -> None:
+def files_setup(folder: Path, size: int, empty_b: bool = False) -> None:
     side_a, side_b = make_people(size)
+    if empty_b:
+        side_b = []  # backend "empty": the CSV has its header and no contacts
     cards = folder / "cards"
     cards.mkdir(parents=True, exist_ok=True)
     rng = random.Random(11)
@@ -774,7 +778,10 @@ def child_main(args: argparse.Namespace) -> int:
     out: dict[str, Any]
     if args.phase == "setup":
         t0 = time.perf_counter()
-        (memory_setup if args.backend == "memory" else files_setup)(folder, args.size)
+        if args.backend == "memory":
+            memory_setup(folder, args.size)
+        else:
+            files_setup(folder, args.size, empty_b=args.backend == "empty")
         out = {"wall_s": round(time.perf_counter() - t0, 3)}
     elif args.phase.startswith("mutate_"):
         side = args.phase[-1]
@@ -918,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tests.perf.bench_sync", description=__doc__.split("\n")[0]
     )
     p.add_argument("--sizes", default="1000,10000", help="comma-separated contact counts")
-    p.add_argument("--backends", default="memory,files", help="memory,files")
+    p.add_argument("--backends", default="memory,files", help="memory,files,empty")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/*.prof")
     p.add_argument("--workdir", metavar="DIR", help="where temp folders go (default: system tmp)")
@@ -942,7 +949,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
-        if b not in ("memory", "files"):
+        if b not in ("memory", "files", "empty"):
             p.error(f"unknown backend {b!r}")
     if args.what_if_cheap_schema:
         os.environ["BENCH_CHEAP_SCHEMA"] = "1"
