@@ -368,7 +368,9 @@ KINDS: dict[str, AppKind] = {
                     help="In HubSpot: Settings → Integrations → Private Apps (or Service Keys) → "
                     "create one with the scopes crm.objects.contacts.read, "
                     "crm.objects.contacts.write, crm.schemas.contacts.read, crm.lists.read and "
-                    "crm.lists.write, then copy its access token here.",
+                    "crm.lists.write (and, to sync opt-outs, "
+                    "communication_preferences.statuses.batch.read and .write), then copy its "
+                    "access token here.",
                     help_url="https://developers.hubspot.com/docs/api/private-apps",
                 ),
             )
