@@ -15,7 +15,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from app.connectors.file_writes import (
     fsync_dir,
     fsync_files,
     is_read_only,
-    new_file_mode,
     read_only_message,
 )
 from app.connectors.vcard_text import (
@@ -44,6 +42,7 @@ from app.connectors.vcard_text import (
     property_text,
     render,
     set_property,
+    written_values,
 )
 from app.errors import (
     BadData,
@@ -93,6 +92,8 @@ class _Staged:
     """An update's version before the write (a replacement must not look unchanged)."""
     index: int = 0
     """The write's place in its batch."""
+    card: Card | None = None
+    """A new card as built (its record is read from it, not from the written text)."""
 
 
 def _broken_message(filename: str, err: Broken) -> str:
@@ -189,7 +190,6 @@ class VCardFolderApp:
             ),
         )
         self._cache: dict[str, tuple[str, Record | Unreadable]] = {}
-        self._mode = new_file_mode()
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -436,13 +436,15 @@ class VCardFolderApp:
         if not _valid_id(rid):
             raise Rejected(f"{rid!r} cannot be used as a file name for a contact.")
         path = self.path / f"{rid}.vcf"
-        if path.exists() or self._file(rid).exists():
+        if any(os.path.lexists(f"{self.path}/{rid}.{ext}") for ext in ("vcf", "VCF")):
             raise Conflict(f"A contact file {path.name} already exists.")
         card = new_card(rid, PRODID)
         self._opt_out(card, dict(op.fields))
         fields = {k: v for k, v in op.fields.items() if k in KNOWN_KEYS}
         apply_patch(card, fields, op.segments, is_new=True)
-        return self._stage(rid, path, render(card), exclusive=True)
+        staged = self._stage(rid, path, render(card), exclusive=True)
+        staged.card = card
+        return staged
 
     def _prepare_update(self, op: Update) -> Record | _Staged:
         """The record as it is when the update changes no byte, else its staged file."""
@@ -490,14 +492,33 @@ class VCardFolderApp:
     def _stage(
         self, rid: str, path: Path, text: str, *, exclusive: bool, mode: int | None = None
     ) -> _Staged:
-        """Write ``text`` to a new temporary file beside ``path`` (not yet flushed)."""
+        """Write ``text`` to a new temporary file beside ``path`` (not yet flushed), created
+        with its final mode (a new card: the umask's; an update: the card's own)."""
         # A short temporary name: the file's own may be near the file system's 255 bytes.
         stem = _SAFE_TMP_RE.sub("_", path.stem[:40])
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=self.path)
+        data = text.encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _attempt in range(100):
+            tmp = os.path.join(self.path, f".{stem}.{os.urandom(6).hex()}.tmp")
+            try:
+                fd = os.open(tmp, flags, 0o666 if mode is None else mode)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "No usable name for a temporary file")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8"))
-            os.chmod(tmp, self._mode if mode is None else mode)
+            try:
+                if mode is not None and hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)  # the umask does not narrow an update's mode
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if mode is not None and not hasattr(os, "fchmod"):
+                os.chmod(tmp, mode)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -531,6 +552,10 @@ class VCardFolderApp:
 
     def _written(self, staged: _Staged, version: str) -> Record:
         self._cache.pop(staged.rid, None)
+        card = staged.card
+        got = None if card is None else written_values(card, staged.text)
+        if card is not None and got is not None:  # a new card: as reading it back would give
+            return Record(staged.rid, version, got[0], got[1], self._status(card))
         item = self._parsed(staged.rid, version, staged.text, staged.path)
         if not isinstance(item, Record):
             raise BadData(item.message, raw=item.raw)

@@ -300,3 +300,46 @@ def test_a_missing_scope_is_one_sentence_at_account_add_and_in_a_run(
     assert "Traceback" not in report["message"]
     out = cli(capsys, "activity", "main")[1]  # what the window's Activity tab lists
     assert "crm.objects.contacts.write" in out
+
+
+def test_only_the_properties_a_sync_uses_are_read_and_a_field_mapped_later_is_read_for_all(
+    folder_and_hubspot: Path,
+    capsys: pytest.CaptureFixture[str],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """HubSpot portals have hundreds of properties; a sync asks for those behind its
+    mappings (and matching) only. Mapping another property later reads it for every
+    contact — its values are HubSpot's, not assumed empty."""
+    from urllib.parse import parse_qs, urlsplit
+
+    folder = folder_and_hubspot
+    hubspot.portal.add_property(
+        "tier", "Tier", "enumeration", "select", options=[("Gold", "gold"), ("Silver", "silver")]
+    )
+    for i in range(60):
+        hubspot.portal.add_property(f"custom_{i}", f"Custom {i}")
+    ann = next(c for c in hubspot.portal.live() if c.properties["email"] == "ann@x.com")
+    hubspot.portal.edit(ann.id, tier="gold", custom_7="unused")
+
+    def asked() -> set[str]:
+        names: set[str] = set()
+        for method, path, _ in hubspot.requests_log:
+            if method == "GET" and urlsplit(path).path == "/crm/v3/objects/contacts":
+                for v in parse_qs(urlsplit(path).query).get("properties", []):
+                    names |= set(v.split(","))
+        hubspot.requests_log.clear()
+        return names
+
+    asked()
+    assert sync(capsys)[0] == 0
+    names = asked()
+    assert {"email", "firstname", "lastname", "jobtitle", "phone"} <= names
+    assert "tier" not in names and not any(n.startswith("custom_") for n in names)
+    assert "hs_email_optout" not in names  # unsubscribes are off for this connection
+    code, _, err = cli(capsys, "connection", "map", "main", "--a-field", "notes",
+                       "--b-field", "tier")  # fmt: skip
+    assert code == 0, err
+    code, report = sync(capsys)
+    assert code == 0, report
+    assert "tier" in asked()
+    assert "Gold" in (folder / "ann.vcf").read_text()

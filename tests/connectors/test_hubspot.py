@@ -504,3 +504,30 @@ def test_the_change_feed_misses_no_write_the_search_index_shows_late(
         assert a.id in later.versions
     else:
         assert a.id not in later.versions  # what the lag is for
+
+
+def test_narrowed_reads_ask_for_the_used_properties_only(hubspot: HubSpotEmulator) -> None:  # noqa: F811
+    from app.connectors.base import NarrowsReads, ReadHint
+
+    hubspot.portal.add_property("tier", "Tier")
+    c = hubspot.portal.seed(
+        {"email": "a@x.com", "firstname": "A", "tier": "gold", "hs_email_optout": "true"}
+    )
+    whole = connect(hubspot)
+    [full] = whole.fetch([c.id])
+    app = connect(hubspot)
+    assert isinstance(app, NarrowsReads)
+    app.narrow_reads(ReadHint(frozenset({"emails", "given_name"}), subscription=False))
+    hubspot.requests_log.clear()
+    versions = app.list_versions()
+    [rec] = app.fetch([c.id])
+    [(_, path, _)] = [x for x in hubspot.requests_log if "/objects/contacts?" in x[1]]
+    asked = set(parse_qs(urlsplit(path).query)["properties"][0].split(","))
+    assert asked == {"email", "firstname", "hs_additional_emails"}
+    assert isinstance(rec, Record) and set(rec.fields) == {"emails", "given_name"}
+    assert rec.subscribed is None and "tier" in full.fields  # type: ignore[union-attr]
+    assert versions[c.id] == rec.version != full.version  # another read, another version
+    again = connect(hubspot)
+    again.narrow_reads(ReadHint(frozenset({"emails", "given_name"}), subscription=True))
+    [sub] = again.fetch([c.id])
+    assert isinstance(sub, Record) and sub.subscribed is False and sub.version != rec.version

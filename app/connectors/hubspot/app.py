@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.connectors.base import ChangeSet
+from app.connectors.base import ChangeSet, ReadHint
 from app.connectors.hubspot.api import (
     BATCH,
     DEFAULT_BASE,
@@ -145,6 +145,21 @@ class HubSpotApp:
         """Creates answered by a 409, bound to the existing contact (op id -> result)."""
         self._clock = time.monotonic
         self.optouts = OptOuts(self.api)
+        self._hint: ReadHint | None = None
+        self._tag = ""
+
+    def narrow_reads(self, hint: ReadHint) -> None:
+        """Ask HubSpot only for the properties behind the fields a sync uses (a portal has
+        hundreds; reading them all costs bytes and, past a URL's length, a request per
+        page), and for opt-outs only when the subscription status is used."""
+        self._hint = hint
+        self._tag = hint.tag
+
+    def _read_properties(self) -> list[str]:
+        hint = self._hint
+        if hint is None:
+            return self.contact_schema().read_properties()
+        return self.contact_schema().read_properties(hint.fields, status=hint.subscription)
 
     # --- account ------------------------------------------------------------------------------
 
@@ -229,7 +244,7 @@ class HubSpotApp:
     def _record(self, data: dict[str, Any]) -> Record | Unreadable:
         rid = str(data.get("id", ""))
         try:
-            rec = to_record(data, self.contact_schema(), self._segments(rid))
+            rec = to_record(data, self.contact_schema(), self._segments(rid), self._tag)
         except (KeyError, TypeError, ValueError) as err:
             return Unreadable(
                 rid,
@@ -246,6 +261,8 @@ class HubSpotApp:
     def _with_status(self, items: list[Record | Unreadable]) -> list[Record | Unreadable]:
         """The records' subscription status from the communication-preferences API (one
         batch read per 100 addresses; nothing more without the scope)."""
+        if self._hint is not None and not self._hint.subscription:
+            return items
         firsts = {r.id: record_emails(r)[:1] for r in items if isinstance(r, Record)}
         self.optouts.read(e for found in firsts.values() for e in found)
         for r in items:
@@ -255,9 +272,9 @@ class HubSpotApp:
 
     def _listing(self) -> list[Record | Unreadable]:
         """Every contact, 100 a page, with the properties behind the fields."""
-        schema = self.contact_schema()
+        self.contact_schema()
         self._load_members(refresh=True)
-        props = schema.read_properties()
+        props = self._read_properties()
         joined = ",".join(props)
         by_post = len(joined) > URL_BUDGET
         query = {"limit": PAGE, "properties": "lastmodifieddate" if by_post else joined}
@@ -288,7 +305,7 @@ class HubSpotApp:
 
     def _read_ids(self, ids: Sequence[str]) -> list[Record | Unreadable]:
         """Batch read (100 a call); ids HubSpot no longer has (or archived) are absent."""
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         out: list[Record | Unreadable] = []
         for start in range(0, len(ids), BATCH):
             chunk = [i for i in ids[start : start + BATCH] if i.isdigit()]
@@ -304,7 +321,7 @@ class HubSpotApp:
 
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
         wanted = sorted({email_key(e) for e in emails if e.strip()})
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         found: dict[str, Record] = {}
         for start in range(0, len(wanted), 100):
             chunk = wanted[start : start + 100]
@@ -342,7 +359,7 @@ class HubSpotApp:
             )
             return _by_version(records, _cursor(max(0, newest - LAG_MS), now_ms), complete=True)
         self._load_members(refresh=True)
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         seen: dict[str, Record | Unreadable] = {}
         start = since
         newest = since
@@ -463,7 +480,7 @@ class HubSpotApp:
         for i in stale:
             self._seen.pop(i, None)
         if stale:
-            props = self.contact_schema().read_properties()
+            props = self._read_properties()
             for start in range(0, len(stale), 100):
                 chunk = stale[start : start + 100]
                 body = {
@@ -482,7 +499,9 @@ class HubSpotApp:
             if missing:
                 self._read_ids(missing)
         return {
-            i: version_of(self._seen[i].data, self._segments(i)) for i in ids if i in self._seen
+            i: version_of(self._seen[i].data, self._segments(i), self._tag)
+            for i in ids
+            if i in self._seen
         }
 
     def _write_updates(self, ops: list[Update], results: dict[str, WriteResult]) -> None:
