@@ -87,6 +87,9 @@ _ABLABEL_RE = re.compile(r"^_\$!<(.*)>!\$_$")
 
 # --- values -----------------------------------------------------------------------------
 
+NO_SEGMENTS: frozenset[str] = frozenset()
+"""One shared empty set (an empty frozenset costs 216 bytes a card otherwise)."""
+
 
 def unescape(text: str) -> str:
     if "\r" in text:
@@ -493,7 +496,7 @@ def card_values(card: Card) -> tuple[dict[str, FieldValue], frozenset[str]]:
     for key, found in multi.items():
         found.sort(key=lambda t: (t[0], t[1]))
         out[key] = tuple(item for _, _, item in found)  # type: ignore[assignment]
-    return out, frozenset(segments)
+    return out, frozenset(segments) if segments else NO_SEGMENTS
 
 
 # --- writing ----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class Matcher:
         self.reads = reads
         self.unbound = unbound
         self.names = app_names or {Side.A: "side A", Side.B: "side B"}
-        self.mem: dict[Side, dict[str, set[str]]] = {Side.A: {}, Side.B: {}}
+        self.mem: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
         self.skip: dict[Side, set[str]] = {}
         self.keys: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
         """The match keys of this run's changed records, as read (computed once)."""
@@ -65,11 +65,20 @@ class Matcher:
             for rid, rec in read.changed.items():
                 own[rid] = keys_of(rec)
                 for k in planned.get(rid) or own[rid]:
-                    self.mem[side].setdefault(k, set()).add(rid)
+                    self._hold(side, k, rid)
             for rid, keys in planned.items():
                 if rid not in read.changed:
                     for k in keys:
-                        self.mem[side].setdefault(k, set()).add(rid)
+                        self._hold(side, k, rid)
+
+    def _hold(self, side: Side, key: str, rid: str) -> None:
+        """``rid`` holds ``key`` (a list, not a set: most keys have one holder, and a run
+        holds one entry per key of every contact it read)."""
+        held = self.mem[side].get(key)
+        if held is None:
+            self.mem[side][key] = [rid]
+        elif rid not in held:
+            held.append(rid)
 
     def duplicates_to_recheck(self, side: Side) -> list[str]:
         """Contacts held in Duplicates, matched again every run.
@@ -97,7 +106,7 @@ class Matcher:
             for rid in self.unbound[side]:
                 if rid not in self.reads[side].changed:
                     for k in keys[side][rid]:
-                        self.mem[side].setdefault(k, set()).add(rid)
+                        self._hold(side, k, rid)
                     self.skip[side].add(rid)
         all_keys = {k for s in (Side.A, Side.B) for ks in keys[s].values() for k in ks}
         # An empty index (a first sync) holds no keys: no query for 100,000 of them.
@@ -107,8 +116,8 @@ class Matcher:
         }
 
         def holders(side: Side, key: str) -> set[str]:
-            return (indexed[side].get(key, set()) - self.skip[side]) | self.mem[side].get(
-                key, set()
+            return (indexed[side].get(key, set()) - self.skip[side]) | set(
+                self.mem[side].get(key, ())
             )
 
         # Which of the other side's holders are already bound (one query per side).
