@@ -108,12 +108,13 @@ class Matcher:
                     for k in keys[side][rid]:
                         self._hold(side, k, rid)
                     self.skip[side].add(rid)
-        all_keys = {k for s in (Side.A, Side.B) for ks in keys[s].values() for k in ks}
         # An empty index (a first sync) holds no keys: no query for 100,000 of them.
-        indexed = {
-            s: self.state.key_holders(s, all_keys) if self.reads[s].known else {}
-            for s in (Side.A, Side.B)
-        }
+        indexed: dict[Side, dict[str, set[str]]] = {Side.A: {}, Side.B: {}}
+        if self.reads[Side.A].known or self.reads[Side.B].known:
+            all_keys = {k for s in (Side.A, Side.B) for ks in keys[s].values() for k in ks}
+            for s in (Side.A, Side.B):
+                if self.reads[s].known:
+                    indexed[s] = self.state.key_holders(s, all_keys)
 
         def holders(side: Side, key: str) -> set[str]:
             return (indexed[side].get(key, set()) - self.skip[side]) | set(

@@ -143,8 +143,10 @@ class Reader(RunContext):
         known = self.state.index_versions(side)
         out = SideRead(listed=len(listing), known=len(known), how="listing")
         changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
+        missing = [rid for rid in known if rid not in listing]
+        del listing  # not held while every changed record is fetched (100,000 versions)
         self.fetch_into(side, app, changed_ids, out)
-        self.confirm_gone(app, [rid for rid in known if rid not in listing], out)
+        self.confirm_gone(app, missing, out)
         if out.gone:
             self.find_moved(side, out, known)
         return out
