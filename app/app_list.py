@@ -87,8 +87,9 @@ _SECRET_HELP: dict[str, str] = {
     "hubspot": (
         "In HubSpot: Settings → Integrations → Private Apps (or Service Keys) → create one "
         "with the scopes crm.objects.contacts.read, crm.objects.contacts.write, "
-        "crm.schemas.contacts.read, crm.lists.read and crm.lists.write, then copy its "
-        "access token here."
+        "crm.schemas.contacts.read, crm.lists.read and crm.lists.write (and, to sync "
+        "opt-outs, communication_preferences.statuses.batch.read and .write), then copy "
+        "its access token here."
     ),
 }
 

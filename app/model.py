@@ -16,6 +16,7 @@ Typed conversions (numbers, dates, choices) belong to the mapping layer.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -71,8 +72,9 @@ MAX_GUARD = 1_000_000_000
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """How a connection syncs: the one type the CLI, the window, export/import, the store and
-    the engine share. Built from user input (strings such as ``"a-to-b"`` are parsed here,
-    once) and checked on construction, so every holder of one has a valid value."""
+    the engine share. Built from user input (strings such as ``"a-to-b"``, ``"on"`` or
+    ``"300"`` are parsed here, once) and checked on construction, so every holder of one has
+    a valid value and every wrong one is a ``ConfigError`` sentence the fronts print."""
 
     direction: Direction = Direction.TWO_WAY
     winner: Side = Side.A
@@ -102,21 +104,36 @@ class ConnectionSettings:
     )
     """The settings a user changes (CLI options, the Settings tab, an export file)."""
 
+    TOGGLES: ClassVar[dict[str, str]] = {
+        "avoid_duplicates": "Avoid duplicates",
+        "unsubscribes": "Sync unsubscribes",
+        "unsubscribe_opt_out": "Set the other app's opt-out",
+        "trash": "Trash segment for deletions",
+        "propagate_clears": "Clear a field in the other app when it is cleared",
+    }
+    """The on/off settings, with the name the window gives them (for sentences)."""
+
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "direction", Direction.parse(self.direction))
         if self.winner not in ("a", "b"):
             raise ConfigError(f"The winning app must be a or b, not {self.winner!r}.")
         set_(self, "winner", Side(self.winner))
-        if int(self.guard_max_writes) < 1:
+        for key, label in self.TOGGLES.items():
+            set_(self, key, _on_off(getattr(self, key), f"{label} ({key})"))
+        set_(self, "guard_max_writes", _whole(self.guard_max_writes, "The mass-change threshold"))
+        set_(self, "interval_minutes", _whole(self.interval_minutes, "The interval", " of minutes"))
+        for key in ("guard_shrink_percent", "guard_min_gone"):
+            set_(self, key, _whole(getattr(self, key), key))
+        if self.guard_max_writes < 1:
             raise ConfigError("The mass-change threshold must be at least 1.")
-        if int(self.guard_max_writes) > MAX_GUARD:
+        if self.guard_max_writes > MAX_GUARD:
             raise ConfigError(f"The mass-change threshold is at most {MAX_GUARD:,} contacts.")
         region = str(self.phone_region or "").strip()
         if region and (len(region) != 2 or not region.isalpha()):
             raise ConfigError("The phone region is a two-letter country code, like GB or US.")
         set_(self, "phone_region", region.upper())
-        if not MIN_INTERVAL <= int(self.interval_minutes) <= MAX_INTERVAL:
+        if not MIN_INTERVAL <= self.interval_minutes <= MAX_INTERVAL:
             raise ConfigError(f"The interval is between {MIN_INTERVAL} and {MAX_INTERVAL} minutes.")
 
     def changed(self, **changes: Any) -> ConnectionSettings:
@@ -137,12 +154,33 @@ class ConnectionSettings:
     def from_json(cls, data: Mapping[str, Any]) -> ConnectionSettings:
         """The settings of an export file; a missing key takes its default."""
         default = cls()
-        values: dict[str, Any] = {}
-        for key in cls.USER_KEYS:
-            value = data.get(key, getattr(default, key))
-            kind = type(getattr(default, key))
-            values[key] = value if isinstance(getattr(default, key), StrEnum) else kind(value)
-        return cls(**values)
+        return cls(**{key: data.get(key, getattr(default, key)) for key in cls.USER_KEYS})
+
+
+_ON = ("on", "true", "yes", "1")
+_OFF = ("off", "false", "no", "0")
+
+
+def _on_off(value: object, what: str) -> bool:
+    """An on/off setting as typed (``on``/``off``, ``true``/``false``, ``yes``/``no``) or
+    given as a bool; anything else is refused with a sentence (``bool("off")`` is True)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _ON + _OFF:
+        return value.strip().lower() in _ON
+    raise ConfigError(f"{what} is on or off, not {value!r}.")
+
+
+def _whole(value: object, what: str, unit: str = "") -> int:
+    """A whole-number setting as typed (digits) or given as a number; a bool, a fraction
+    or other text is refused with a sentence."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,30}", value.strip()):
+        return int(value.strip())
+    raise ConfigError(f"{what} is a whole number{unit}, not {value!r}.")
 
 
 class FieldType(StrEnum):

@@ -28,6 +28,7 @@ CONNECTOR_SHARED = (
     "app.connectors.vcard_text",
     "app.connectors.http",
     "app.connectors.file_writes",
+    "app.connectors.single_file",
     "app.connectors.oauth",
 )
 """What every connector may share: the protocol and helpers that belong to no one app."""

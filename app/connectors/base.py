@@ -13,6 +13,10 @@ Reading works in two ways, and the engine picks:
 Writes are batched (``capabilities.batch_size``), one result per operation, in order. A
 failing record produces a ``WriteResult`` with a typed error; it never raises for one record.
 A connector raises only for failures of the whole app (``AuthExpired``, ``Unavailable``).
+
+Optionally (``NarrowsReads``), an app that pays for every field it reads (HubSpot asks for
+properties by name) is told which fields a connection uses, before anything is read; every
+other app reads whole records and need not implement it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,31 @@ class ChangeSet:
     before believing it)."""
     versions: dict[str, str] = field(default_factory=dict)
     """Changed (or, complete, all) records by id and version, to ``fetch`` when needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadHint:
+    """What one sync uses of an app's records: these field keys, and the subscription
+    status only if ``subscription``. An app may read more, never less. Its versions must
+    change with the hint (a field mapped later has to be read for every record, not
+    assumed empty), which ``tag`` gives: a short, stable digest of the hint."""
+
+    fields: frozenset[str]
+    subscription: bool = True
+
+    @property
+    def tag(self) -> str:
+        import hashlib
+
+        text = "\x1f".join(sorted(self.fields)) + ("\x1e+sub" if self.subscription else "")
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+@runtime_checkable
+class NarrowsReads(Protocol):
+    def narrow_reads(self, hint: ReadHint) -> None:
+        """Read no more than ``hint`` needs from now on (called once, before any read)."""
+        ...
 
 
 @runtime_checkable

@@ -31,32 +31,26 @@ Writing
 All ops of one ``write()`` are applied in memory; creates are appended (in the file's first
 line-ending style, vCard 4.0 when the file's first readable card is 4.0, else 3.0), updates
 patch the card where it is; nothing is ever removed. The file is then replaced once,
-atomically (temporary file in the same folder, fsync, ``os.replace``, fsync of the folder),
-in its own encoding: UTF-8 with or without BOM, UTF-16 with BOM, or Windows-1252/Latin-1 for
+atomically, by the single-file base (``app.connectors.single_file``: temporary file in the
+same folder, fsync, ``os.replace``, fsync of the folder; the check that the file is still
+what was read, with a digest of its content while its mtime is recent; another program's
+write meanwhile makes the ops that would have been written a ``Conflict``, retried next
+run), in its own encoding: UTF-8 with or without BOM, UTF-16 with BOM, or Windows-1252/Latin-1 for
 older exports (a value the encoding cannot hold is ``Rejected`` for that op alone). A
 missing file is an empty address book, created by the first write.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
-from app.connectors.base import ChangeSet
 from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_card, decode_vcard_file
-from app.connectors.file_writes import (
-    is_read_only,
-    read_only_message,
-    remove_stale_temps,
-    replace_file,
-)
+from app.connectors.single_file import SingleFileApp, Sink
 from app.connectors.vcard_text import (
     FIELDS,
     KNOWN_KEYS,
@@ -79,7 +73,6 @@ from app.errors import (
     Conflict,
     NotFound,
     PairsyncError,
-    ReadOnlyFile,
     Rejected,
     Unavailable,
 )
@@ -96,9 +89,7 @@ from app.model import (
     Update,
     WriteOp,
     WriteResult,
-    email_key,
     parse_subscription,
-    record_emails,
 )
 
 PRODID = "-//Pairsync//vCard file//EN"
@@ -407,20 +398,19 @@ def _new_card(uid: str, version: str, newline: str) -> Card:
     return card
 
 
-class _FileChanged(Exception):
-    """The file changed on disk between reading it and replacing it."""
-
-
 # --- the connector ----------------------------------------------------------------------
 
 
-class VCardFileApp:
+class VCardFileApp(SingleFileApp[_Book]):
     """Connector over one ``.vcf`` file holding many contacts (see the module docstring)."""
+
+    WHAT = "vCard file"
+    CHANGED_MESSAGE = "The vCard file changed while syncing; nothing was written, it is retried."
 
     def __init__(self, path: str | os.PathLike[str], subscription: str = "") -> None:
         """``subscription``: a property (e.g. ``X-NEWSLETTER``) holding each contact's
         subscription status in words, as the user designates it."""
-        self.path = Path(path)
+        super().__init__(path)
         self.subscription = subscription.strip().upper()
         self.info = AppInfo(
             kind="vcard-file",
@@ -434,55 +424,23 @@ class VCardFileApp:
             ),
         )
         self._reader = _Reader(self.path.name, self.subscription)
-        self._cache: _Book | None = None
-        self._cache_key: tuple[int, int, int] | None = None
 
     # --- loading -------------------------------------------------------------------------
 
-    def _check_folder(self) -> None:
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise Unavailable(
-                f"The folder {folder} does not exist, so the vCard file {self.path.name} "
-                "cannot be read or created. Create the folder or choose another file."
-            )
-        if self.path.is_dir():
-            raise Unavailable(f"{self.path} is a folder, not a vCard file.")
-
-    def _stat_key(self) -> tuple[int, int, int] | None:
+    def _parse_file(self, data: bytes) -> _Book:
         try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise Unavailable(
-                f"The vCard file {self.path} cannot be read: {err.strerror}."
-            ) from err
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def _load(self) -> tuple[_Book, tuple[int, int, int] | None]:
-        """The file as it is now (parsed once per version of the file) and its stat key."""
-        self._check_folder()
-        key = self._stat_key()
-        if key is None:
-            self._cache, self._cache_key = None, None
-            return _empty_book(), None
-        if self._cache is not None and self._cache_key == key:
-            return self._cache, key
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return _empty_book(), None
-        except OSError as err:
-            raise Unavailable(
-                f"The vCard file {self.path} cannot be read: {err.strerror}."
-            ) from err
-        try:
-            book = self._reader.book(data)
+            return self._reader.book(data)
         except Unavailable as err:
             raise Unavailable(f"The vCard file {self.path} cannot be read: {err}") from None
-        self._cache, self._cache_key = book, key
-        return book, key
+
+    def _empty(self) -> _Book:
+        return _empty_book()
+
+    def _write_to(self, sink: Sink, work: _Book) -> None:
+        _write_bytes(sink, work.encoding.bom + work.encoding.encode(work.text()))
+
+    def _versions(self, book: _Book) -> dict[str, str]:
+        return {chunk.id: chunk.version for chunk in book.chunks if chunk.kind != GAP}
 
     def _item(self, book: _Book, rid: str) -> Record | Unreadable | None:
         pos = book.by_id.get(rid)
@@ -491,9 +449,8 @@ class VCardFileApp:
         item = book.chunks[pos].item
         return None if item is None else _copy(item)
 
-    def _records(self) -> list[Record]:
-        book, _ = self._load()
-        return [_copy_record(c.item) for c in book.chunks if isinstance(c.item, Record)]
+    def _readable(self, book: _Book) -> Iterator[Record]:
+        return (_copy_record(c.item) for c in book.chunks if isinstance(c.item, Record))
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -502,58 +459,20 @@ class VCardFileApp:
 
     def schema(self) -> Schema:
         segments: set[str] = set()
-        for rec in self._records():
+        for rec in self._readable(self._load()):
             segments |= rec.segments
         return Schema(FIELDS, tuple(sorted(segments)))
 
-    def prepare(self) -> None:
-        """Give every readable card lacking a UID of its own its id as UID (one rewrite;
-        nothing is written when every card has one)."""
-        book, key = self._load()
+    def _stamped(self, book: _Book) -> _Book | None:
+        """Every readable card lacking a UID of its own gets its id as UID."""
         work = book.copy()
-        if self._stamp(work):
-            with contextlib.suppress(_FileChanged):  # edited meanwhile: the next run stamps
-                self._save(work, key)
-
-    def list_versions(self) -> dict[str, str]:
-        # What a write killed half-way left beside the file (our own temporary files only).
-        remove_stale_temps(self.path)
-        book, _ = self._load()
-        return {chunk.id: chunk.version for chunk in book.chunks if chunk.kind != GAP}
-
-    def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
-        book, _ = self._load()
-        out: list[Record | Unreadable] = []
-        for rid in ids:
-            item = self._item(book, rid)
-            if item is not None:
-                out.append(item)
-        return out
-
-    def find_by_email(self, emails: Iterable[str]) -> list[Record]:
-        keys = {email_key(e) for e in emails}
-        keys.discard("")
-        if not keys:
-            return []
-        return [rec for rec in self._records() if keys & {email_key(e) for e in record_emails(rec)}]
-
-    def changes(self, cursor: str | None) -> ChangeSet | None:
-        return None
-
-    def close(self) -> None:
-        pass
+        return work if self._stamp(work) else None
 
     # --- writing -------------------------------------------------------------------------
 
-    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        if len(ops) > self.info.capabilities.batch_size:
-            raise ValueError(f"batch of {len(ops)} exceeds {self.info.capabilities.batch_size}")
-        book, key = self._load()
-        if is_read_only(self.path):
-            return [
-                WriteResult(op.op_id, error=ReadOnlyFile(read_only_message(self.path)))
-                for op in ops
-            ]
+    def _apply_ops(
+        self, book: _Book, ops: Sequence[WriteOp]
+    ) -> tuple[list[WriteResult], _Book | None]:
         work = book.copy()
         results: list[WriteResult] = []
         changed = False
@@ -565,19 +484,10 @@ class VCardFileApp:
                 continue
             changed = changed or did_change
             results.append(WriteResult(op.op_id, record=record))
-        if changed:
-            self._stamp(work)
-            try:
-                self._save(work, key)
-            except _FileChanged:
-                conflict = (
-                    "The vCard file changed while syncing; nothing was written, it is retried."
-                )
-                return [
-                    r if not r.ok else WriteResult(r.op_id, error=Conflict(conflict))
-                    for r in results
-                ]
-        return results
+        if not changed:
+            return results, None
+        self._stamp(work)
+        return results, work
 
     def _apply(self, work: _Book, op: WriteOp) -> tuple[Record, bool]:
         if isinstance(op, Create):
@@ -671,31 +581,8 @@ class VCardFileApp:
                 card, self.subscription, "unsubscribed" if wanted is False else "subscribed"
             )
 
-    def _save(self, work: _Book, expected: tuple[int, int, int] | None) -> None:
-        """Replace the file atomically with ``work``'s text; ``expected``: the stat key of the
-        file ``work`` was read from (None: there was no file)."""
-        self._check_folder()
-        data = work.encoding.bom + work.encoding.encode(work.text())
 
-        def unchanged() -> None:
-            if self._stat_key() != expected:
-                raise _FileChanged
-
-        try:
-            st = replace_file(
-                self.path, lambda handle: _write_bytes(handle, data), before_replace=unchanged
-            )
-            key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError as err:
-            raise Unavailable(
-                f"The vCard file {self.path} could not be written ({err.strerror or err}); "
-                "it was left as it was."
-            ) from err
-        # What a reader of the new file sees (ids, line numbers), without reading it again.
-        self._cache, self._cache_key = self._reader.book(data), key
-
-
-def _write_bytes(handle: BinaryIO, data: bytes) -> None:
+def _write_bytes(handle: Sink, data: bytes) -> None:
     view = memoryview(data)
     for start in range(0, len(view), 1 << 20):
         handle.write(view[start : start + (1 << 20)])

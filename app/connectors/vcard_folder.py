@@ -15,7 +15,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from app.connectors.file_writes import (
     fsync_dir,
     fsync_files,
     is_read_only,
-    new_file_mode,
     read_only_message,
 )
 from app.connectors.vcard_text import (
@@ -189,7 +187,6 @@ class VCardFolderApp:
             ),
         )
         self._cache: dict[str, tuple[str, Record | Unreadable]] = {}
-        self._mode = new_file_mode()
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -436,7 +433,7 @@ class VCardFolderApp:
         if not _valid_id(rid):
             raise Rejected(f"{rid!r} cannot be used as a file name for a contact.")
         path = self.path / f"{rid}.vcf"
-        if path.exists() or self._file(rid).exists():
+        if any(os.path.lexists(f"{self.path}/{rid}.{ext}") for ext in ("vcf", "VCF")):
             raise Conflict(f"A contact file {path.name} already exists.")
         card = new_card(rid, PRODID)
         self._opt_out(card, dict(op.fields))
@@ -490,14 +487,33 @@ class VCardFolderApp:
     def _stage(
         self, rid: str, path: Path, text: str, *, exclusive: bool, mode: int | None = None
     ) -> _Staged:
-        """Write ``text`` to a new temporary file beside ``path`` (not yet flushed)."""
+        """Write ``text`` to a new temporary file beside ``path`` (not yet flushed), created
+        with its final mode (a new card: the umask's; an update: the card's own)."""
         # A short temporary name: the file's own may be near the file system's 255 bytes.
         stem = _SAFE_TMP_RE.sub("_", path.stem[:40])
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=self.path)
+        data = text.encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        for _attempt in range(100):
+            tmp = os.path.join(self.path, f".{stem}.{os.urandom(6).hex()}.tmp")
+            try:
+                fd = os.open(tmp, flags, 0o666 if mode is None else mode)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "No usable name for a temporary file")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8"))
-            os.chmod(tmp, self._mode if mode is None else mode)
+            try:
+                if mode is not None and hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)  # the umask does not narrow an update's mode
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if mode is not None and not hasattr(os, "fchmod"):
+                os.chmod(tmp, mode)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

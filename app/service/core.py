@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from app.connectors.base import Connector
+from app.connectors.base import Connector, NarrowsReads
 from app.connectors.registry import app_kind, storage_of
 from app.engine.context import RUN_CEILING
+from app.engine.needs import read_hint
 from app.errors import AuthExpired
 from app.mapping.config import MappingConfig, MappingView, build_views
+from app.mapping.fields import FieldMapping
 from app.model import ConnectionSettings, Direction, Schema, Side
 from app.paths import AppPaths, app_paths
 from app.rules.model import Rule, rules_from_config
@@ -131,6 +133,17 @@ class ServiceCore:
 
     def _run_settings(self, conn: Connection) -> ConnectionSettings:
         return settings_of(conn)
+
+    def _narrow(
+        self, conn: Connection, apps: Apps, mappings: list[FieldMapping], rules: list[Rule]
+    ) -> None:
+        """Tell the apps that can read less (``NarrowsReads``: HubSpot asks for properties
+        by name) what a sync or preview of this connection uses of them; Undo and the
+        editors read whole records."""
+        settings = self._run_settings(conn)
+        for side, app in apps.items():
+            if isinstance(app, NarrowsReads):
+                app.narrow_reads(read_hint(side, mappings, rules, settings))
 
 
 RUN_CEILING_ENV = "PAIRSYNC_RUN_CEILING_S"

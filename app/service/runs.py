@@ -78,6 +78,7 @@ class Runs(Rules):
                 apps = stack.enter_context(self.opened(conn))
                 mappings = active_mappings(self._views(conn, apps))
                 rules = _rules(conn)
+                self._narrow(conn, apps, mappings, rules)
             except AuthExpired as err:
                 return self._not_started(conn, "auth", str(err), dry_run)
             except Unavailable as err:
@@ -135,6 +136,7 @@ class Runs(Rules):
                 apps = stack.enter_context(self.opened(conn))
                 mappings = active_mappings(self._views(conn, apps))
                 rules = _rules(conn)
+                self._narrow(conn, apps, mappings, rules)
             except PairsyncError as err:
                 status = "auth" if isinstance(err, AuthExpired) else "failed"
                 report = RunReport(

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, true, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, delete, func, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.engine.state import (
@@ -31,6 +30,7 @@ from app.engine.state import (
     SyncStateStore,
 )
 from app.model import Record, Side, record_from_json
+from app.store import bulk
 from app.store.models import (
     Binding,
     ConflictEntry,
@@ -45,31 +45,14 @@ from app.store.models import (
     utcnow,
 )
 
-CHUNK = 500
+CHUNK = bulk.CHUNK
 
-# Core tables for bulk statements (executemany without the ORM's per-row bookkeeping).
 BINDINGS = cast(Table, Binding.__table__)
-JOURNAL = cast(Table, JournalEntry.__table__)
-CONFLICTS = cast(Table, ConflictEntry.__table__)
-PENDING = cast(Table, PendingOp.__table__)
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def batched(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    """Parameter sets a chunk at a time: a big executemany never holds them all at once
-    (same statements, same transaction, same order)."""
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _dump(value: Any) -> str | None:
@@ -293,80 +276,44 @@ class SyncState:
         """Upsert index rows and their keys in bulk (the hot path of a first sync)."""
         if not entries:
             return
-        by_side: dict[Side, list[IndexEntry]] = {}
-        for e in entries:
-            by_side.setdefault(e.side, []).append(e)
-        for side, group in by_side.items():
-            processed = [e.record.id for e in group if e.status != "failed"]
-            for part in chunked(processed):
-                # Indexed as processed: an earlier failure of this contact is over. (A failure
-                # of this same batch is written after the index, so it stays.)
-                s.execute(
-                    delete(Failure).where(
-                        Failure.connection_id == self.cid,
-                        Failure.side == side.value,
-                        Failure.record_id.in_(part),
-                        Failure.binding_id.is_(None),
-                    )
-                )
-            for part in chunked([e.record.id for e in group]):
-                s.execute(
-                    delete(RecordKey).where(
-                        RecordKey.connection_id == self.cid,
-                        RecordKey.side == side.value,
-                        RecordKey.record_id.in_(part),
-                    )
-                )
-        # One row per record, in the order records first appear, from its last entry; the
-        # parameter sets are built and sent a part at a time (same statement, same order,
-        # same transaction as one big executemany).
-        last = {(e.side.value, e.record.id): n for n, e in enumerate(entries)}
-        stmt = sqlite_insert(IndexedRecord)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["connection_id", "side", "record_id"],
-            set_={c: stmt.excluded[c] for c in ("version", "snapshot", "name", "status", "reason")},
+        conn, cid = s.connection(), self.cid
+        # Indexed as processed: an earlier failure of this contact is over. (A failure of
+        # this same batch is written after the index, so it stays.)
+        bulk.send(
+            conn,
+            bulk.DELETE_RECORD_FAILURE,
+            ((cid, e.side.value, e.record.id) for e in entries if e.status != "failed"),
         )
-        for params in batched(
-            {
-                "connection_id": self.cid,
-                "side": e.side.value,
-                "record_id": e.record.id,
-                "version": e.record.version,
-                "snapshot": e.snapshot,
-                "name": e.record.display_name()[:500],
-                "status": e.status,
-                "reason": e.reason[:500],
-            }
-            for e in (entries[n] for n in last.values())
-        ):
-            s.execute(stmt, params)
+        bulk.send(conn, bulk.DELETE_KEYS, ((cid, e.side.value, e.record.id) for e in entries))
+        # One row per record, in the order records first appear, from its last entry.
+        last = {(e.side.value, e.record.id): n for n, e in enumerate(entries)}
+        bulk.send(
+            conn,
+            bulk.UPSERT_RECORD,
+            (
+                (
+                    cid,
+                    side,
+                    rid,
+                    e.record.version,
+                    e.snapshot,
+                    e.record.display_name()[:500],
+                    e.status,
+                    e.reason[:500],
+                )
+                for (side, rid), e in ((k, entries[n]) for k, n in last.items())
+            ),
+        )
         del last
         keys = {
             (e.side.value, e.record.id, key[:500]): pos
             for e in entries
             for pos, key in enumerate(dict.fromkeys(e.keys))
         }
-        for params in batched(
-            {
-                "connection_id": self.cid,
-                "side": side,
-                "record_id": rid,
-                "key": key,
-                "position": pos,
-            }
-            for (side, rid, key), pos in keys.items()
-        ):
-            s.execute(sqlite_insert(RecordKey).on_conflict_do_nothing(), params)
-
-    def _set_status(self, s: Session, side: Side, rid: str, status: str, reason: str) -> None:
-        s.execute(
-            update(IndexedRecord)
-            .where(
-                IndexedRecord.connection_id == self.cid,
-                IndexedRecord.side == side.value,
-                IndexedRecord.record_id == rid,
-            )
-            .values(status=status, reason=reason[:500])
+        bulk.send(
+            conn,
+            bulk.INSERT_KEY,
+            ((cid, side, rid, key, pos) for (side, rid, key), pos in keys.items()),
         )
 
     def _drop_index(self, s: Session, side: Side, ids: Iterable[str]) -> None:
@@ -469,22 +416,27 @@ class SyncState:
         """Commit intents in bulk (Core executemany: no ORM object per intent)."""
         if not intents:
             return
-        rows = (
-            {
-                "op_id": i.op_id,
-                "connection_id": self.cid,
-                "run_id": i.run_id,
-                "target_side": i.target_side.value,
-                "source_id": i.source_id,
-                "new_id": i.new_id,
-                "emails": json.dumps(i.emails),
-                "rule_state": json.dumps(i.rule_state, ensure_ascii=False),
-            }
-            for i in intents
-        )
         with self.sessions() as s, s.begin():
-            for part in batched(rows):
-                s.execute(insert(PENDING), part)
+            conn = s.connection()
+            at = bulk.stamp(conn, utcnow())
+            bulk.send(
+                conn,
+                bulk.INSERT_INTENT,
+                (
+                    (
+                        i.op_id,
+                        self.cid,
+                        i.run_id,
+                        i.target_side.value,
+                        i.source_id,
+                        i.new_id,
+                        json.dumps(i.emails),
+                        json.dumps(i.rule_state, ensure_ascii=False),
+                        at,
+                    )
+                    for i in intents
+                ),
+            )
 
     def resolve_intent(
         self,
@@ -527,33 +479,33 @@ class SyncState:
         run_id, run_no, matched = o.run_id, o.run_no, o.matched
         now = utcnow()
         with self.sessions() as s, s.begin():
+            conn, cid = s.connection(), self.cid
+            at = bulk.stamp(conn, now)
             self._put_index(s, o.index)
-            if o.new_bindings:
-                for params in batched(
-                    {
-                        "connection_id": self.cid,
-                        "id_a": nb.id_a,
-                        "id_b": nb.id_b,
-                        "base": json.dumps(nb.base),
-                        "rule_state": json.dumps(nb.rule_state, ensure_ascii=False),
-                        "state": "active",
-                        "needs_merge": matched,
-                        "created_at": now,
-                    }
+            bulk.send(
+                conn,
+                bulk.INSERT_BINDING,
+                (
+                    (
+                        cid,
+                        nb.id_a,
+                        nb.id_b,
+                        json.dumps(nb.base),
+                        json.dumps(nb.rule_state, ensure_ascii=False),
+                        "active",
+                        matched,
+                        at,
+                    )
                     for nb in o.new_bindings
-                ):
-                    s.execute(insert(BINDINGS), params)
-            for params in batched(
-                {"id": bid, "base": json.dumps(base), "needs_merge": False} for bid, base in o.bases
-            ):
-                s.execute(update(Binding), params)
-            for params in batched(
-                {"id": bid, "rule_state": json.dumps(st, ensure_ascii=False)}
-                for bid, st in o.rule_states
-            ):
-                s.execute(update(Binding), params)
-            for params in batched({"id": bid, "needs_merge": True} for bid in o.replan):
-                s.execute(update(Binding), params)
+                ),
+            )
+            bulk.send(conn, bulk.SET_BASE, ((json.dumps(base), bid) for bid, base in o.bases))
+            bulk.send(
+                conn,
+                bulk.SET_RULE_STATE,
+                ((json.dumps(st, ensure_ascii=False), bid) for bid, st in o.rule_states),
+            )
+            bulk.send(conn, bulk.SET_NEEDS_MERGE, ((bid,) for bid in o.replan))
             if o.tombstones:
                 table = BINDINGS
                 s.execute(
@@ -562,8 +514,14 @@ class SyncState:
                     .values(state=bindparam("new_state")),
                     [{"bid": t.binding_id, "new_state": t.state} for t in o.tombstones],
                 )
-            for st in o.statuses:
-                self._set_status(s, st.side, st.record_id, st.status, st.reason)
+            bulk.send(
+                conn,
+                bulk.SET_STATUS,
+                (
+                    (st.status, st.reason[:500], cid, st.side.value, st.record_id)
+                    for st in o.statuses
+                ),
+            )
             for rb in o.rebound:
                 # The contact is back under another id: its binding follows it.
                 column = "id_a" if rb.side is Side.A else "id_b"
@@ -575,18 +533,11 @@ class SyncState:
                 by_side.setdefault(ref.side, []).append(ref.record_id)
             for side, rids in by_side.items():
                 self._drop_index(s, side, rids)
-            cleared_by_side: dict[Side, list[str]] = {}
-            for ref in o.cleared:
-                cleared_by_side.setdefault(ref.side, []).append(ref.record_id)
-            for side, rids in cleared_by_side.items():
-                for part in chunked(rids):
-                    s.execute(
-                        delete(Failure).where(
-                            Failure.connection_id == self.cid,
-                            Failure.side == side.value,
-                            Failure.record_id.in_(part),
-                        )
-                    )
+            bulk.send(
+                conn,
+                bulk.DELETE_FAILURES,
+                ((cid, ref.side.value, ref.record_id) for ref in o.cleared),
+            )
             for part in chunked(list(o.clear_binding_failures)):
                 s.execute(
                     delete(Failure).where(
@@ -595,39 +546,42 @@ class SyncState:
                 )
             for f in o.failures:
                 self._put_failure(s, f, run_no, now)
-            if o.journal:
-                for params in batched(
-                    {
-                        "run_id": run_id,
-                        "connection_id": self.cid,
-                        "side": j.side.value,
-                        "record_id": j.record_id,
-                        "action": j.action,
-                        "field": j.field,
-                        "before": _dump(j.before),
-                        "after": _dump(j.after),
-                        "at": now,
-                    }
+            bulk.send(
+                conn,
+                bulk.INSERT_JOURNAL,
+                (
+                    (
+                        run_id,
+                        cid,
+                        j.side.value,
+                        j.record_id,
+                        j.action,
+                        j.field,
+                        _dump(j.before),
+                        _dump(j.after),
+                        at,
+                    )
                     for j in o.journal
-                ):
-                    s.execute(insert(JOURNAL), params)
-            if o.conflicts:
-                for params in batched(
-                    {
-                        "run_id": run_id,
-                        "connection_id": self.cid,
-                        "binding_id": c.binding_id,
-                        "field": c.field,
-                        "value_a": json.dumps(c.value_a, ensure_ascii=False),
-                        "value_b": json.dumps(c.value_b, ensure_ascii=False),
-                        "winner": c.winner,
-                        "at": now,
-                    }
+                ),
+            )
+            bulk.send(
+                conn,
+                bulk.INSERT_CONFLICT,
+                (
+                    (
+                        run_id,
+                        cid,
+                        c.binding_id,
+                        c.field,
+                        json.dumps(c.value_a, ensure_ascii=False),
+                        json.dumps(c.value_b, ensure_ascii=False),
+                        c.winner,
+                        at,
+                    )
                     for c in o.conflicts
-                ):
-                    s.execute(insert(CONFLICTS), params)
-            for part in chunked(list(o.done_intents)):
-                s.execute(delete(PendingOp).where(PendingOp.op_id.in_(part)))
+                ),
+            )
+            bulk.send(conn, bulk.DELETE_INTENT, ((op,) for op in o.done_intents))
             for key, value in o.cursors.items():
                 self._put_cursor(s, key, value)
 

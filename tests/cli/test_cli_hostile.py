@@ -113,6 +113,28 @@ def test_validation_messages_for_numbers_names_ports_and_devices(
     assert "nested too deeply" in line
 
 
+def test_an_export_with_a_toggle_of_the_wrong_kind_is_one_sentence(
+    home: Path, tmp_path: Path
+) -> None:
+    """A hand-edited export saying ``"trash": "maybe"`` (or ``"off"``, which ``bool()``
+    read as on) is parsed by the one settings type: a sentence, or off as written."""
+    h = ("--home", str(home))
+    csv_account(home, "A", tmp_path / "a.csv")
+    csv_account(home, "B", tmp_path / "b.csv")
+    assert pairsync(*h, "connection", "create", "M", "--a", "A", "--b", "B").returncode == 0
+    export = json.loads(pairsync(*h, "connection", "export", "M").stdout)
+    export["trash"] = "maybe"
+    line = one_sentence(
+        pairsync(*h, "connection", "import", "-", "--name", "M2", stdin=json.dumps(export))
+    )
+    assert "(trash) is on or off, not 'maybe'" in line
+    export["trash"] = "off"
+    done = pairsync(*h, "connection", "import", "-", "--name", "M3", stdin=json.dumps(export))
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(pairsync(*h, "connection", "show", "M3", "--json").stdout)
+    assert shown["trash"] is False
+
+
 def test_names_with_control_characters_are_refused(home: Path, tmp_path: Path) -> None:
     h = ("--home", str(home))
     evil = "Evil\x1b]0;owned\x07\x1b[2J"

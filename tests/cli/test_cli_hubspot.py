@@ -184,7 +184,9 @@ def test_s12_value_table_into_a_hubspot_drop_down(
         "tier", "Tier", "enumeration", "select", options=[("Gold", "gold"), ("Silver", "silver")]
     )
     ann = hubspot.portal.seed({"email": "ann@x.com", "firstname": "Ann", "tier": "gold"})
-    with HubSpotEmulator(access_token=TOKEN, rate_limit=1000, search_per_second=50) as other:
+    with HubSpotEmulator(
+        access_token=TOKEN, rate_limit=1000, search_per_second=50, search_delay=0.0
+    ) as other:
         other.portal.add_property(
             "level", "Level", "enumeration", "radio",
             options=[("VIP", "vip_level"), ("Premium", "premium_level")],
@@ -232,3 +234,112 @@ def test_a_second_email_does_not_fit_and_is_no_failure(
     code, report = sync(capsys)  # nothing retried, nothing rewritten
     assert code == 0 and report["updated"] == {"a": 0, "b": 0}
     assert "eve@home.example" in (folder / "eve.vcf").read_text()  # never taken for a removal
+
+
+def test_s8_opt_out_written_into_hubspot_where_the_token_may(
+    folder_and_hubspot: Path,
+    capsys: pytest.CaptureFixture[str],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """With "also set the app's own opt-out": without the communication-preferences scope
+    the opt-out is refused for that contact with the scope named; once the private app has
+    it, the next run opts the contact out in HubSpot. Nobody is re-subscribed."""
+    from tests.emulators.hubspot.scopes import ALL_SCOPES
+
+    folder = folder_and_hubspot
+    assert cli(capsys, "connection", "set", "main", "--unsubscribes", "on",
+               "--unsubscribe-opt-out", "on")[0] == 0  # fmt: skip
+    assert sync(capsys)[0] == 0
+    bob = folder / "bob.vcf"
+    bob.write_text(bob.read_text().replace("X-NEWSLETTER:yes", "X-NEWSLETTER:no"))
+    code, report = sync(capsys)
+    assert code == 1 and report["failed"] == 1, report
+    [failure] = json.loads(cli(capsys, "health", "main", "--json")[1])["failed"]
+    assert "communication_preferences.statuses.batch.write" in failure["reason"]
+    assert "hs_email_optout" not in by_email(hubspot)["bob@x.com"]
+    hubspot.scopes = frozenset(ALL_SCOPES)
+    code, report = sync(capsys)
+    assert code == 0, report
+    assert by_email(hubspot)["bob@x.com"]["hs_email_optout"] == "true"
+    assert hubspot.portal.wide["bob@x.com"].status == "UNSUBSCRIBED"
+    assert json.loads(cli(capsys, "health", "main", "--json")[1])["counts"]["failed"] == 0
+    # Cy opted out in HubSpot long ago; Bob opts in again on the phone: nothing changes
+    # in HubSpot, where only Bob can undo his opt-out.
+    bob.write_text(bob.read_text().replace("X-NEWSLETTER:no", "X-NEWSLETTER:yes"))
+    code, report = sync(capsys)
+    assert by_email(hubspot)["bob@x.com"]["hs_email_optout"] == "true"
+    assert by_email(hubspot)["cy@x.com"]["hs_email_optout"] == "true"
+    prefs = [(p, s) for m, p, s in hubspot.requests_log if "unsubscribe-all?" in p]
+    assert [s for _, s in prefs] == [403, 200]  # refused once without the scope, then done
+
+
+def test_a_missing_scope_is_one_sentence_at_account_add_and_in_a_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    from tests.emulators.hubspot.scopes import CRM_SCOPES
+
+    hubspot.scopes = frozenset(CRM_SCOPES) - {"crm.lists.read"}
+    code, _, err = add_hubspot(capsys, monkeypatch, hubspot)
+    assert code == 3 and "crm.lists.read" in err and "read HubSpot lists" in err
+    assert len(err.strip().splitlines()) == 1
+    hubspot.scopes = frozenset(CRM_SCOPES)
+    assert add_hubspot(capsys, monkeypatch, hubspot)[0] == 0
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "ann@x.com"))
+    assert cli(capsys, "account", "add", "vcard-folder", "Phone", "--set", f"path={folder}")[0] == 0
+    assert cli(capsys, "connection", "create", "main", "--a", "Phone", "--b", "HS")[0] == 0
+    # Someone takes the write scope away from the private app.
+    hubspot.scopes = frozenset(CRM_SCOPES) - {"crm.objects.contacts.write"}
+    code, report = sync(capsys)
+    assert code == 3 and report["status"] == "auth", report
+    assert "crm.objects.contacts.write" in report["message"]
+    assert "Traceback" not in report["message"]
+    out = cli(capsys, "activity", "main")[1]  # what the window's Activity tab lists
+    assert "crm.objects.contacts.write" in out
+
+
+def test_only_the_properties_a_sync_uses_are_read_and_a_field_mapped_later_is_read_for_all(
+    folder_and_hubspot: Path,
+    capsys: pytest.CaptureFixture[str],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """HubSpot portals have hundreds of properties; a sync asks for those behind its
+    mappings (and matching) only. Mapping another property later reads it for every
+    contact — its values are HubSpot's, not assumed empty."""
+    from urllib.parse import parse_qs, urlsplit
+
+    folder = folder_and_hubspot
+    hubspot.portal.add_property(
+        "tier", "Tier", "enumeration", "select", options=[("Gold", "gold"), ("Silver", "silver")]
+    )
+    for i in range(60):
+        hubspot.portal.add_property(f"custom_{i}", f"Custom {i}")
+    ann = next(c for c in hubspot.portal.live() if c.properties["email"] == "ann@x.com")
+    hubspot.portal.edit(ann.id, tier="gold", custom_7="unused")
+
+    def asked() -> set[str]:
+        names: set[str] = set()
+        for method, path, _ in hubspot.requests_log:
+            if method == "GET" and urlsplit(path).path == "/crm/v3/objects/contacts":
+                for v in parse_qs(urlsplit(path).query).get("properties", []):
+                    names |= set(v.split(","))
+        hubspot.requests_log.clear()
+        return names
+
+    asked()
+    assert sync(capsys)[0] == 0
+    names = asked()
+    assert {"email", "firstname", "lastname", "jobtitle", "phone"} <= names
+    assert "tier" not in names and not any(n.startswith("custom_") for n in names)
+    assert "hs_email_optout" not in names  # unsubscribes are off for this connection
+    code, _, err = cli(capsys, "connection", "map", "main", "--a-field", "notes",
+                       "--b-field", "tier")  # fmt: skip
+    assert code == 0, err
+    code, report = sync(capsys)
+    assert code == 0, report
+    assert "tier" in asked()
+    assert "Gold" in (folder / "ann.vcf").read_text()

@@ -399,7 +399,7 @@ def test_a_full_disk_stops_the_run_with_exit_5(tmp_path: Path, capsys, monkeypat
     could not happen, exit 5 with one line naming the app; the file is as it was."""
     import errno
 
-    from app.connectors.csv import app as csv_file
+    from app.connectors import single_file
 
     folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
     folder.mkdir()
@@ -412,7 +412,7 @@ def test_a_full_disk_stops_the_run_with_exit_5(tmp_path: Path, capsys, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr(csv_file, "replace_file", full)
+        patched.setattr(single_file, "replace_file", full)
         code, _out, err = cli("sync", "main", capsys=capsys)
     assert code == 5
     [line] = err.strip().splitlines()

@@ -451,6 +451,64 @@ def test_file_edited_while_writing_is_not_overwritten(
     assert [p.name for p in tmp_path.iterdir()] == ["c.vcf"]
 
 
+def _edit_in_place_keeping_size_and_mtime(path: Path, old: str, new: str) -> None:
+    """What another program's save looks like on a coarse clock (FAT keeps 2 s): the same
+    file (inode), the same size, the same mtime; only the bytes differ."""
+    assert len(old) == len(new)
+    st = os.stat(path)
+    data = path.read_bytes()
+    assert data.count(old.encode()) == 1
+    with open(path, "r+b") as handle:
+        handle.write(data.replace(old.encode(), new.encode()))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = os.stat(path)
+    assert (again.st_size, again.st_mtime_ns, again.st_ino) == (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+    )
+
+
+def test_an_edit_keeping_size_and_mtime_after_listing_is_seen_by_its_digest(
+    tmp_path: Path,
+) -> None:
+    """Another program edits one card between the run's listing and its write, leaving the
+    file's size, mtime and inode as they were: the file is read again (its content digest
+    differs), so the write goes onto the edited file and the edit is kept."""
+    path = tmp_path / "c.vcf"
+    path.write_text(card("Al Ash", "al@x.com", uid="a") + card("Bo Birch", uid="b"), newline="")
+    app = VCardFileApp(path)
+    versions = app.list_versions()
+    _edit_in_place_keeping_size_and_mtime(path, "FN:Bo Birch", "FN:Bo Burch")
+    [res] = app.write([Update("u", "a", {"title": "CEO"}, expected_version=versions["a"])])
+    assert res.ok, res.error
+    text = path.read_text()
+    assert "FN:Bo Burch" in text and "TITLE:CEO" in text
+
+
+def test_an_edit_keeping_size_and_mtime_during_a_write_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same edit while the new file is being written: the check just before the
+    replacement compares the content's digest too, so the other program's edit stays."""
+    path = tmp_path / "c.vcf"
+    path.write_text(card("Al Ash", "al@x.com", uid="a") + card("Bo Birch", uid="b"), newline="")
+    app = VCardFileApp(path)
+    app.list_versions()
+    stamp = VCardFileApp._stamp
+
+    def edit_meanwhile(self: VCardFileApp, work: object) -> bool:
+        _edit_in_place_keeping_size_and_mtime(path, "FN:Bo Birch", "FN:Bo Burch")
+        return stamp(self, work)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(VCardFileApp, "_stamp", edit_meanwhile)
+    [res] = app.write([Update("u", "a", {"title": "CEO"})])
+    assert isinstance(res.error, Conflict)
+    text = path.read_text()
+    assert "FN:Bo Burch" in text and "CEO" not in text
+    assert [p.name for p in tmp_path.iterdir()] == ["c.vcf"]
+
+
 def test_write_failing_midway_leaves_the_file_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,11 +1,14 @@
 """Folder ↔ folder, Pairsync next to vdirsyncer, whole process (not a pytest module):
 
     python -m tests.perf.bench_folders [--sizes 10000] [--big] [--rounds 3] [--json PATH]
+                                       [--base CHECKOUT]
 
 The same generated vCard folder (N cards, vdir layout) is synced into an empty folder by
 each tool, as a new user would run it from a shell: ``pairsync sync NAME`` and ``vdirsyncer
 sync`` are each one fresh process (accounts, connection, ``vdirsyncer discover`` are set up
 beforehand, unmeasured). Then the no-change run right after it. ``--big`` adds N=100,000.
+``--base DIR`` adds a third tool, ``base``: the Pairsync of another checkout (e.g. ``git archive
+main | tar -x -C DIR``), run the same way, for a before/after in the same run.
 
 Each round uses fresh target folders and state for both tools; the tool that goes first
 alternates from round to round; the table shows medians of wall time, CPU time (user+system
@@ -31,11 +34,11 @@ from typing import Any
 from tests.perf.bench_carddav import fill_folder
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Wall seconds, CPU seconds (user+system) and peak RSS (MB) of one process."""
+def run_measured(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> dict[str, float]:
+    """Wall seconds, CPU seconds (user+system, and each) and peak RSS (MB) of one process."""
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -46,6 +49,8 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
+        "user": usage.ru_utime,
+        "sys": usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024,
     }
 
@@ -59,19 +64,30 @@ def bench_env() -> dict[str, str]:
 
 class Pairsync:
     name = "pairsync"
+    checkout: Path | None = None
+    """Run the code of this checkout instead of this one (``--base``: before/after)."""
 
     def __init__(self, work: Path, source: Path, target: Path) -> None:
         self.env = bench_env() | {"PAIRSYNC_HOME": str(work / "home")}
+        self.cwd = None if self.checkout is None else str(self.checkout)
+        if self.cwd is not None:
+            self.env["PYTHONPATH"] = self.cwd
         self.base = [sys.executable, "-m", "app"]
         for args in (
             ["account", "add", "vcard-folder", "Source", "--set", f"path={source}"],
             ["account", "add", "vcard-folder", "Target", "--set", f"path={target}"],
             ["connection", "create", "main", "--a", "Source", "--b", "Target"],
         ):
-            subprocess.run([*self.base, *args], env=self.env, check=True, capture_output=True)
+            subprocess.run(
+                [*self.base, *args], env=self.env, cwd=self.cwd, check=True, capture_output=True
+            )
 
     def sync(self) -> dict[str, float]:
-        return run_measured([*self.base, "sync", "main"], self.env)
+        return run_measured([*self.base, "sync", "main"], self.env, self.cwd)
+
+
+class PairsyncBase(Pairsync):
+    name = "base"
 
 
 class Vdirsyncer:
@@ -102,7 +118,11 @@ class Vdirsyncer:
 
 
 def run_round(size: int, source: Path, root: Path, round_no: int) -> list[dict[str, Any]]:
-    tools = [Pairsync, Vdirsyncer] if round_no % 2 == 0 else [Vdirsyncer, Pairsync]
+    tools: list[type[Pairsync | Vdirsyncer]] = [Pairsync, Vdirsyncer]
+    if PairsyncBase.checkout is not None:
+        tools.append(PairsyncBase)
+    shift = round_no % len(tools)  # who goes first rotates from round to round
+    tools = tools[shift:] + tools[:shift]
     rows: list[dict[str, Any]] = []
     for cls in tools:
         work = root / f"{cls.name}-{round_no}"
@@ -122,25 +142,32 @@ def run_round(size: int, source: Path, root: Path, round_no: int) -> list[dict[s
 
 def table(rows: list[dict[str, Any]], loads: dict[int, tuple[float, float, float]]) -> str:
     out = [
-        "size    step      tool        wall s   cpu s   RSS MB   rec/s  | ratio wall  cpu   (load)"
+        "size    step      tool        wall s   cpu s  user s   sys s  RSS MB   rec/s"
+        "  | ratio wall  cpu   user  (load)"
     ]
     for size in sorted({r["size"] for r in rows}):
         for step in ("first", "nochange"):
             med: dict[str, dict[str, float]] = {}
-            for tool in ("pairsync", "vdirsyncer"):
+            tools = [
+                t for t in ("pairsync", "base", "vdirsyncer") if any(r["tool"] == t for r in rows)
+            ]
+            for tool in tools:
                 got = [r for r in rows if (r["size"], r["step"], r["tool"]) == (size, step, tool)]
-                med[tool] = {k: statistics.median(r[k] for r in got) for k in ("wall", "cpu")}
+                med[tool] = {
+                    k: statistics.median(r[k] for r in got) for k in ("wall", "cpu", "user", "sys")
+                }
                 med[tool]["rss_mb"] = max(r["rss_mb"] for r in got)
-            for tool in ("pairsync", "vdirsyncer"):
+            for tool in tools:
                 m = med[tool]
                 rate = size / m["wall"] if step == "first" else 0
                 line = (
                     f"{size:<7} {step:<9} {tool:<10} {m['wall']:7.2f} {m['cpu']:7.2f} "
-                    f"{m['rss_mb']:7.0f} {rate:7.0f}"
+                    f"{m['user']:7.2f} {m['sys']:7.2f} {m['rss_mb']:7.0f} {rate:7.0f}"
                 )
-                if tool == "pairsync":
+                if tool != "vdirsyncer":
                     v = med["vdirsyncer"]
                     line += f"  | {m['wall'] / v['wall']:9.2f}x {m['cpu'] / v['cpu']:5.2f}x"
+                    line += f" {m['user'] / v['user']:5.2f}x"
                     line += f"  ({', '.join(f'{x:.1f}' for x in loads[size])})"
                 out.append(line)
     return "\n".join(out)
@@ -153,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", type=Path)
     p.add_argument("--workdir", type=Path, help="where the folders go (default: system tmp)")
+    p.add_argument(
+        "--base", type=Path, help="also run the Pairsync of this checkout (before/after)"
+    )
     args = p.parse_args(argv)
+    PairsyncBase.checkout = args.base
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if args.big and 100_000 not in sizes:
         sizes.append(100_000)

@@ -61,3 +61,52 @@ def test_the_store_keeps_what_the_front_set(tmp_path: Path) -> None:
         assert service.show_connection("main").settings == updated.settings
     finally:
         service.close()
+
+
+def test_on_off_and_number_settings_are_parsed_from_text_once() -> None:
+    """Text as the CLI, an export file or a script gives it: "on"/"off" (and the usual
+    spellings of yes/no) for a toggle, digits for a number."""
+    s = ConnectionSettings().changed(trash="on", avoid_duplicates="Off", guard_max_writes="300")
+    assert s.trash is True and s.avoid_duplicates is False and s.guard_max_writes == 300
+    assert ConnectionSettings().changed(interval_minutes=" 15 ").interval_minutes == 15
+    assert ConnectionSettings().changed(unsubscribes="yes").unsubscribes is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"trash": "maybe"}, r"Trash segment for deletions \(trash\) is on or off, not 'maybe'"),
+        ({"propagate_clears": 2}, r"\(propagate_clears\) is on or off, not 2"),
+        ({"guard_max_writes": "lots"}, "mass-change threshold is a whole number, not 'lots'"),
+        ({"interval_minutes": True}, "interval is a whole number of minutes, not True"),
+        ({"interval_minutes": 1.5}, "interval is a whole number of minutes, not 1.5"),
+    ],
+)
+def test_a_toggle_or_number_of_the_wrong_kind_is_refused_with_a_sentence(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ConnectionSettings().changed(**changes)
+
+
+def test_an_export_file_with_off_as_text_reads_as_off() -> None:
+    """``bool("off")`` is True: an export edited by hand to say "off" must not turn it on."""
+    s = ConnectionSettings.from_json({"trash": "off", "avoid_duplicates": "off"})
+    assert s.trash is False and s.avoid_duplicates is False
+
+
+def test_the_facade_parses_a_toggle_given_as_text(tmp_path: Path) -> None:
+    """``update_connection(name, trash="on")`` used to reach the database as text (a
+    SQLAlchemy TypeError); now it is parsed, and a wrong value is a ConfigError sentence."""
+    service = Service(tmp_path / "home")
+    try:
+        for name in ("A", "B"):
+            (tmp_path / f"{name}.csv").write_text("Email\n", encoding="utf-8")
+            service.add_account("csv", name, {"path": str(tmp_path / f"{name}.csv")})
+        service.create_connection("main", "A", "B", ConnectionSettings())
+        assert service.update_connection("main", trash="on").settings.trash is True
+        with pytest.raises(ConfigError, match=r"\(trash\) is on or off"):
+            service.update_connection("main", trash="sometimes")
+        assert service.show_connection("main").settings.trash is True
+    finally:
+        service.close()

@@ -10,7 +10,6 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
 
 from app.connectors.csv.formats import (
     _ID_RE,
@@ -18,6 +17,7 @@ from app.connectors.csv.formats import (
     _Layout,
 )
 from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_csv
+from app.connectors.single_file import Sink
 from app.model import (
     Record,
 )
@@ -473,7 +473,7 @@ def _render_parts(table: _Table) -> Iterator[str]:
     yield last
 
 
-def _write_text(handle: BinaryIO | _Hashing, table: _Table) -> None:
+def _write_text(handle: Sink, table: _Table) -> None:
     """Encode and write the table's text in pieces: the same bytes as
     ``encoding.encode(_render(table))``, without the whole text and its bytes in memory."""
     enc = table.encoding
@@ -486,16 +486,3 @@ def _write_text(handle: BinaryIO | _Hashing, table: _Table) -> None:
             handle.write(encoder.encode("".join(pending)))
             pending = []
     handle.write(encoder.encode("".join(pending), final=True))
-
-
-class _Hashing:
-    """A binary file that also feeds what is written to a digest (the digest of the new
-    file's bytes, without reading it back)."""
-
-    def __init__(self, handle: BinaryIO, digest: Any) -> None:
-        self.handle = handle
-        self.digest = digest
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        return self.handle.write(data)

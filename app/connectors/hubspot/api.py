@@ -12,8 +12,9 @@ only except to loopback, no secrets in logs). On top of it:
 * **429.** A request refused for rate reasons was not processed, so it is sent again (writes
   too) after ``Retry-After`` or a growing pause; only after several refusals does the run
   stop with :class:`RateLimited`.
-* **Errors.** 401 becomes :class:`AuthExpired` with HubSpot's own words; a 403 names the
-  scope the token lacks; 5xx on reads are retried by the HTTP layer.
+* **Errors.** 401 becomes :class:`AuthExpired` with HubSpot's own words; a 403
+  ``MISSING_SCOPES`` becomes :class:`MissingScopes`, one sentence naming the scope the token
+  lacks and what it is needed for; 5xx on reads are retried by the HTTP layer.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ SCOPES = (
     "crm.lists.read",
     "crm.lists.write",
 )
+"""What a private app needs for Pairsync (``check`` proves each)."""
+OPT_OUT_SCOPES = (
+    "communication_preferences.statuses.batch.read",
+    "communication_preferences.statuses.batch.write",
+)
+"""Optional: opt-outs read from and written to HubSpot's subscription preferences."""
 
 
 class Window:
@@ -132,6 +139,52 @@ class HubSpotError(Exception):
     @property
     def message(self) -> str:
         return str(self.body.get("message", ""))
+
+
+class MissingScopes(AuthExpired):
+    """HubSpot answered 403 ``MISSING_SCOPES``: the private app lacks a scope. One sentence
+    names the scope and what it is for; the account needs its app's scopes changed."""
+
+    def __init__(self, scopes: list[str], purpose: str, *, raw: str = "") -> None:
+        named = " or ".join(scopes) if scopes else "a scope it needs"
+        word = "scope" if len(scopes) <= 1 else "scopes"
+        super().__init__(
+            f"The HubSpot token lacks the {word} {named}, needed to {purpose}. In HubSpot, "
+            "add it under Settings → Integrations → Private Apps (or Service Keys) → Scopes, "
+            "then paste the app's access token again.",
+            raw=raw,
+        )
+        self.scopes = tuple(scopes)
+
+
+def required_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes a 403 names: in ``errors[].context`` as HubSpot sends them (also accepted
+    at the top level, and under the older key ``requiredScopes``)."""
+    found: list[str] = []
+    contexts = [e.get("context") for e in body.get("errors") or [] if isinstance(e, dict)]
+    contexts.append(body.get("context"))
+    for ctx in contexts:
+        if isinstance(ctx, dict):
+            for key in ("requiredGranularScopes", "requiredScopes"):
+                found += [str(s) for s in ctx.get(key) or []]
+    return list(dict.fromkeys(found))
+
+
+def _purpose(path: str) -> str:
+    """What a request is for, in words (for the missing-scope sentence)."""
+    if "/communication-preferences/" in path:
+        if path.endswith("/read") or "/batch/" not in path:
+            return "read opt-outs from HubSpot's subscription preferences"
+        return "opt contacts out in HubSpot's subscription preferences"
+    if "/memberships/" in path or path.rstrip("/").endswith("/lists"):
+        return "change HubSpot list members"
+    if "/lists" in path:
+        return "read HubSpot lists"
+    if "/properties" in path:
+        return "read the contact properties"
+    if path.endswith(("/batch/create", "/batch/update", "/batch/archive")):
+        return "write HubSpot contacts"
+    return "read HubSpot contacts"
 
 
 class StaticBearer(requests.auth.AuthBase):
@@ -267,11 +320,14 @@ class HubSpotApi:
             payload if isinstance(payload, dict) else {"message": response.text[:300]}
         )
         if status == 403:
-            context = body.get("context") if isinstance(body.get("context"), dict) else {}
-            scopes = (context or {}).get("requiredGranularScopes") or SCOPES
+            scopes = required_scopes(body)
+            if scopes or body.get("category") == "MISSING_SCOPES":
+                raise MissingScopes(scopes, _purpose(path), raw=str(body.get("message", ""))[:300])
             raise AuthExpired(
-                "The HubSpot token lacks a permission Pairsync needs; give the private app "
-                "these scopes and paste its token again: " + ", ".join(scopes) + ".",
+                "HubSpot refused this token access to "
+                + _purpose(path)
+                + ": "
+                + (str(body.get("message", "")) or "403 Forbidden")[:200],
                 raw=str(body.get("message", ""))[:300],
             )
         if status >= 500:  # 500/501 (502-504 were raised by the HTTP layer)

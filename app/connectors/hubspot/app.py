@@ -28,12 +28,16 @@ Segments
   segments, never edited (a change to one is refused for that contact).
 
 Unsubscribes
-  ``hs_email_optout`` is the subscription status. HubSpot manages it; Pairsync does not write
-  it (an opt-out to set is refused for that contact with a sentence saying so).
+  The subscription status is HubSpot's "opted out of all email": from the
+  communication-preferences API where the token has its scopes, else from the read-only
+  ``hs_email_optout`` (see ``optouts.py``). Opt-outs are written through that API after the
+  contact's own write; a "subscribe" is refused for that contact, as is an opt-out without
+  the scope (the sentence names it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -41,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.connectors.base import ChangeSet
+from app.connectors.base import ChangeSet, ReadHint
 from app.connectors.hubspot.api import (
     BATCH,
     DEFAULT_BASE,
@@ -51,6 +55,7 @@ from app.connectors.hubspot.api import (
     HubSpotApi,
     HubSpotError,
 )
+from app.connectors.hubspot.optouts import NEVER_RESUBSCRIBE, NO_EMAIL, OptOuts, combine
 from app.connectors.hubspot.records import Translation, to_properties, to_record, version_of
 from app.connectors.hubspot.schema import ContactSchema, build_schema
 from app.errors import Conflict, NotFitting, NotFound, Rejected, Unavailable
@@ -67,6 +72,8 @@ from app.model import (
     WriteOp,
     WriteResult,
     email_key,
+    parse_subscription,
+    record_emails,
 )
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -137,15 +144,41 @@ class HubSpotApp:
         self._bound: dict[str, dict[str, Any]] = {}
         """Creates answered by a 409, bound to the existing contact (op id -> result)."""
         self._clock = time.monotonic
+        self.optouts = OptOuts(self.api)
+        self._hint: ReadHint | None = None
+        self._tag = ""
+
+    def narrow_reads(self, hint: ReadHint) -> None:
+        """Ask HubSpot only for the properties behind the fields a sync uses (a portal has
+        hundreds; reading them all costs bytes and, past a URL's length, a request per
+        page), and for opt-outs only when the subscription status is used."""
+        self._hint = hint
+        self._tag = hint.tag
+
+    def _read_properties(self) -> list[str]:
+        hint = self._hint
+        if hint is None:
+            return self.contact_schema().read_properties()
+        return self.contact_schema().read_properties(hint.fields, status=hint.subscription)
 
     # --- account ------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Prove the token and its scopes with one small read of each kind Pairsync needs:
-        the contact properties, one contact, the lists (AuthExpired names what is missing)."""
+        """Prove the token and its scopes with one small read of each kind Pairsync needs —
+        the contact properties, one contact, the lists — and two writes that change nothing
+        (an empty batch update, a member added to list 0, which does not exist): HubSpot
+        checks scopes before the request, so a token without a write scope is refused now
+        with the scope named (:class:`MissingScopes`), not at the first sync's first write.
+        Any other refusal of those two is what they are meant to get."""
         self.contact_schema()
         self.api.call("GET", CONTACTS, query={"limit": 1, "properties": "email"})
         self._load_lists(refresh=True)
+        for method, path, body in (
+            ("POST", f"{CONTACTS}/batch/update", {"inputs": []}),
+            ("PUT", "/crm/v3/lists/0/memberships/add", []),
+        ):
+            with contextlib.suppress(HubSpotError):
+                self.api.call(method, path, body=body)
 
     def close(self) -> None:
         self.api.close()
@@ -211,7 +244,7 @@ class HubSpotApp:
     def _record(self, data: dict[str, Any]) -> Record | Unreadable:
         rid = str(data.get("id", ""))
         try:
-            rec = to_record(data, self.contact_schema(), self._segments(rid))
+            rec = to_record(data, self.contact_schema(), self._segments(rid), self._tag)
         except (KeyError, TypeError, ValueError) as err:
             return Unreadable(
                 rid,
@@ -220,13 +253,28 @@ class HubSpotApp:
                 json.dumps(data)[:500],
             )
         self._seen[rid] = _Raw(data, self._clock(), dict(data.get("properties") or {}))
+        emails = record_emails(rec)
+        if emails:
+            rec.subscribed = combine(self.optouts.known(emails[0]), rec.subscribed)
         return rec
+
+    def _with_status(self, items: list[Record | Unreadable]) -> list[Record | Unreadable]:
+        """The records' subscription status from the communication-preferences API (one
+        batch read per 100 addresses; nothing more without the scope)."""
+        if self._hint is not None and not self._hint.subscription:
+            return items
+        firsts = {r.id: record_emails(r)[:1] for r in items if isinstance(r, Record)}
+        self.optouts.read(e for found in firsts.values() for e in found)
+        for r in items:
+            if isinstance(r, Record) and firsts.get(r.id):
+                r.subscribed = combine(self.optouts.known(firsts[r.id][0]), r.subscribed)
+        return items
 
     def _listing(self) -> list[Record | Unreadable]:
         """Every contact, 100 a page, with the properties behind the fields."""
-        schema = self.contact_schema()
+        self.contact_schema()
         self._load_members(refresh=True)
-        props = schema.read_properties()
+        props = self._read_properties()
         joined = ",".join(props)
         by_post = len(joined) > URL_BUDGET
         query = {"limit": PAGE, "properties": "lastmodifieddate" if by_post else joined}
@@ -253,11 +301,11 @@ class HubSpotApp:
                 todo.append(rid)
         out.extend(self._read_ids(todo))
         order = {rid: i for i, rid in enumerate(ids)}
-        return sorted(out, key=lambda r: order.get(r.id, len(order)))
+        return self._with_status(sorted(out, key=lambda r: order.get(r.id, len(order))))
 
     def _read_ids(self, ids: Sequence[str]) -> list[Record | Unreadable]:
         """Batch read (100 a call); ids HubSpot no longer has (or archived) are absent."""
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         out: list[Record | Unreadable] = []
         for start in range(0, len(ids), BATCH):
             chunk = [i for i in ids[start : start + BATCH] if i.isdigit()]
@@ -273,7 +321,7 @@ class HubSpotApp:
 
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
         wanted = sorted({email_key(e) for e in emails if e.strip()})
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         found: dict[str, Record] = {}
         for start in range(0, len(wanted), 100):
             chunk = wanted[start : start + 100]
@@ -290,6 +338,7 @@ class HubSpotApp:
                     if isinstance(rec, Record):
                         found[rec.id] = rec
         keys = set(wanted)
+        self._with_status(list(found.values()))
         return [
             r
             for r in found.values()
@@ -308,13 +357,9 @@ class HubSpotApp:
                 (_stamp(self._seen[r.id].data) for r in records if r.id in self._seen),
                 default=LAG_MS,  # no contact yet: the next search starts at 0
             )
-            return ChangeSet(
-                records=records,
-                cursor=_cursor(max(0, newest - LAG_MS), now_ms),
-                complete=True,
-            )
+            return _by_version(records, _cursor(max(0, newest - LAG_MS), now_ms), complete=True)
         self._load_members(refresh=True)
-        props = self.contact_schema().read_properties()
+        props = self._read_properties()
         seen: dict[str, Record | Unreadable] = {}
         start = since
         newest = since
@@ -349,14 +394,12 @@ class HubSpotApp:
                 # More than a whole search's worth of contacts share one timestamp: the
                 # search cannot get past them; read everything instead.
                 records = self._listing()
-                return ChangeSet(
-                    records=records, cursor=_cursor(max(0, newest - LAG_MS), full_at), complete=True
+                return _by_version(
+                    records, _cursor(max(0, newest - LAG_MS), full_at), complete=True
                 )
             start = newest
-        return ChangeSet(
-            records=list(seen.values()),
-            cursor=_cursor(max(since, newest - LAG_MS), full_at),
-            complete=False,
+        return _by_version(
+            list(seen.values()), _cursor(max(since, newest - LAG_MS), full_at), complete=False
         )
 
     # --- writing ------------------------------------------------------------------------------
@@ -371,22 +414,57 @@ class HubSpotApp:
             self._write_updates(updates, results)
         if creates:
             self._write_creates(creates, results)
+        wanted = {
+            op.op_id: str(op.fields[OPT_OUT_FIELD]) for op in ops if OPT_OUT_FIELD in op.fields
+        }
+        if wanted:
+            self._write_opt_outs(wanted, results)
         return [results[op.op_id] for op in ops]
+
+    def _write_opt_outs(self, wanted: dict[str, str], results: dict[str, WriteResult]) -> None:
+        """Opt the written contacts out that the ops ask to (``"subscribed": "false"``), in
+        one call per 100; a "subscribe" is refused. A contact that failed keeps its error."""
+        todo: dict[str, str] = {}
+        for op_id, value in wanted.items():
+            res = results[op_id]
+            rec = res.record
+            if rec is None:
+                continue
+            if parse_subscription(value) is not False:
+                if rec.subscribed is not True:
+                    results[op_id] = _adding(res, Rejected(NEVER_RESUBSCRIBE, field=OPT_OUT_FIELD))
+                continue
+            if rec.subscribed is False:
+                continue  # already opted out
+            emails = record_emails(rec)
+            if not emails:
+                results[op_id] = _adding(res, Rejected(NO_EMAIL, field=OPT_OUT_FIELD))
+                continue
+            todo[op_id] = emails[0]
+        if not todo:
+            return
+        failed = self.optouts.unsubscribe(list(todo.values()))
+        # HubSpot sets hs_email_optout, which moves updatedAt: read the contacts again so
+        # their versions are the ones the next read will see.
+        done = [op_id for op_id, email in todo.items() if email.strip() not in failed]
+        self._read_ids([r.id for op_id in done if (r := results[op_id].record) is not None])
+        for op_id, email in todo.items():
+            res = results[op_id]
+            if email.strip() in failed:
+                results[op_id] = _adding(res, failed[email.strip()])
+                continue
+            assert res.record is not None
+            raw = self._seen.get(res.record.id)
+            fresh = self._record(raw.data) if raw is not None else res.record
+            if isinstance(fresh, Record):
+                fresh.subscribed = False
+                results[op_id] = WriteResult(op_id, record=fresh, error=res.error)
 
     def _translate(self, fields: Any, create: bool) -> Translation:
         schema = self.contact_schema()
         values = dict(fields)
-        opt_out = values.pop(OPT_OUT_FIELD, None)
-        out = to_properties(values, schema, create=create)
-        if opt_out is not None:
-            out.problems.append(
-                Rejected(
-                    "HubSpot manages its own opt-out (“Unsubscribed from all email”); set it "
-                    "in HubSpot — Pairsync does not write it.",
-                    field=OPT_OUT_FIELD,
-                )
-            )
-        return out
+        values.pop(OPT_OUT_FIELD, None)  # written by _write_opt_outs, after the contact
+        return to_properties(values, schema, create=create)
 
     def _current_versions(self, ids: list[str]) -> dict[str, str]:
         """Versions of contacts as HubSpot has them now: this run's read when it is fresh,
@@ -402,7 +480,7 @@ class HubSpotApp:
         for i in stale:
             self._seen.pop(i, None)
         if stale:
-            props = self.contact_schema().read_properties()
+            props = self._read_properties()
             for start in range(0, len(stale), 100):
                 chunk = stale[start : start + 100]
                 body = {
@@ -421,7 +499,9 @@ class HubSpotApp:
             if missing:
                 self._read_ids(missing)
         return {
-            i: version_of(self._seen[i].data, self._segments(i)) for i in ids if i in self._seen
+            i: version_of(self._seen[i].data, self._segments(i), self._tag)
+            for i in ids
+            if i in self._seen
         }
 
     def _write_updates(self, ops: list[Update], results: dict[str, WriteResult]) -> None:
@@ -796,10 +876,29 @@ class HubSpotApp:
         return lst
 
 
+def _by_version(items: list[Record | Unreadable], cursor: str, *, complete: bool) -> ChangeSet:
+    """Changed contacts by id and version: the engine fetches only those it lacks, and the
+    fetch (from what was just read, no request) adds their opt-out status in one batch."""
+    return ChangeSet(
+        records=[u for u in items if isinstance(u, Unreadable)],
+        versions={r.id: r.version for r in items if isinstance(r, Record)},
+        cursor=cursor,
+        complete=complete,
+    )
+
+
 class _Exists(Exception):
     def __init__(self, contact_id: str) -> None:
         super().__init__(contact_id)
         self.contact_id = contact_id
+
+
+def _adding(result: WriteResult, error: Rejected) -> WriteResult:
+    """The result with one more field error (a real failure comes first)."""
+    issues = [e for e in (result.error, error) if isinstance(e, Rejected)]
+    if result.error is not None and not isinstance(result.error, Rejected):
+        return result
+    return WriteResult(result.op_id, record=result.record, error=_first(issues))
 
 
 def _first(issues: list[Rejected]) -> Rejected | None:

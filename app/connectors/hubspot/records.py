@@ -52,9 +52,13 @@ def parse_datetime(text: str) -> str | None:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def version_of(data: dict[str, Any], segments: Iterable[str] = ()) -> str:
-    """``updatedAt`` and the contact's lists: list membership does not move ``updatedAt``."""
+def version_of(data: dict[str, Any], segments: Iterable[str] = (), tag: str = "") -> str:
+    """``updatedAt`` and the contact's lists: list membership does not move ``updatedAt``.
+    ``tag`` names what was read (``ReadHint.tag``): a contact read for other fields is
+    another version, read again when the fields a sync uses change."""
     stamp = str(data.get("updatedAt") or data.get("properties", {}).get("lastmodifieddate") or "")
+    if tag:
+        stamp = f"{stamp}~{tag}"
     lists = sorted(segments)
     if not lists:
         return stamp
@@ -62,7 +66,9 @@ def version_of(data: dict[str, Any], segments: Iterable[str] = ()) -> str:
     return f"{stamp}#{digest}"
 
 
-def to_record(data: dict[str, Any], schema: ContactSchema, segments: frozenset[str]) -> Record:
+def to_record(
+    data: dict[str, Any], schema: ContactSchema, segments: frozenset[str], tag: str = ""
+) -> Record:
     props: dict[str, Any] = data.get("properties") or {}
 
     def get(name: str) -> str:
@@ -99,7 +105,7 @@ def to_record(data: dict[str, Any], schema: ContactSchema, segments: frozenset[s
             fields[key] = raw
     optout = get(OPT_OUT).strip().lower()
     subscribed = False if optout == "true" else (True if optout == "false" else None)
-    return Record(str(data["id"]), version_of(data, segments), fields, segments, subscribed)
+    return Record(str(data["id"]), version_of(data, segments, tag), fields, segments, subscribed)
 
 
 @dataclass

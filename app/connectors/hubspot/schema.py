@@ -155,17 +155,23 @@ class ContactSchema:
     single: dict[str, str]
     """Field key -> property name, for fields backed by exactly one property."""
 
-    def read_properties(self) -> list[str]:
-        """Every property a record needs: all fields' properties plus the status."""
-        names = set(self.single.values())
-        keys = {f.key for f in self.fields}
-        if "emails" in keys:
-            names |= {"email", "hs_additional_emails"} & set(self.properties)
-        if "phones" in keys:
+    def read_properties(
+        self, keys: Iterable[str] | None = None, *, status: bool = True
+    ) -> list[str]:
+        """The properties to ask for: those behind the fields ``keys`` (None: every field),
+        ``email`` always (binding a 409, opt-outs, results matched by address) and
+        ``hs_email_optout`` when the subscription ``status`` is wanted. HubSpot returns
+        ``hs_object_id``, ``createdate`` and ``lastmodifieddate`` whatever is asked."""
+        wanted = {f.key for f in self.fields} if keys is None else set(keys)
+        names = {self.single[k] for k in wanted if k in self.single}
+        names |= {"email"} & set(self.properties)
+        if "emails" in wanted:
+            names |= {"hs_additional_emails"} & set(self.properties)
+        if "phones" in wanted:
             names |= {p for p, _ in PHONE_SLOTS if p in self.properties}
-        if "addresses" in keys:
+        if "addresses" in wanted:
             names |= {p for p, _ in ADDRESS_PARTS if p in self.properties}
-        if OPT_OUT in self.properties:
+        if status and OPT_OUT in self.properties:
             names.add(OPT_OUT)
         return sorted(names)
 

@@ -11,7 +11,8 @@ import argparse
 from typing import Any
 
 from tests.emulators.common import run_main
-from tests.emulators.hubspot.server import HubSpotEmulator
+from tests.emulators.hubspot.scopes import parse_scopes
+from tests.emulators.hubspot.server import DEFAULT_SEARCH_DELAY, HubSpotEmulator
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,18 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search-per-second", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="contacts to create at start")
     parser.add_argument("--no-validate", action="store_true", help="skip the OpenAPI checks")
+    parser.add_argument(
+        "--scopes",
+        default="crm",
+        help="the token's scopes, comma-separated; 'crm' = the five contacts and lists scopes "
+        "(the default), 'all' adds the communication-preferences ones",
+    )
+    parser.add_argument(
+        "--search-delay",
+        type=float,
+        default=DEFAULT_SEARCH_DELAY,
+        help="seconds before a write shows in search (HubSpot indexes with a delay)",
+    )
 
 
 def _build(args: argparse.Namespace) -> Any:
@@ -31,6 +44,8 @@ def _build(args: argparse.Namespace) -> Any:
         rate_interval=args.rate_interval,
         search_per_second=args.search_per_second,
         validate=not args.no_validate,
+        scopes=parse_scopes(args.scopes),
+        search_delay=args.search_delay,
     )
     for i in range(args.seed):
         emulator.portal.seed(

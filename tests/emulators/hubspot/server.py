@@ -12,11 +12,18 @@ Endpoints (paths, shapes and status codes as ``shared/specs/hubspot/*.json`` des
   the whole batch with 400 (``validation="batch"``, as older portals do);
 * ``POST /crm/v3/objects/contacts/search`` — filters (EQ NEQ LT LTE GT GTE BETWEEN IN NOT_IN
   HAS_PROPERTY NOT_HAS_PROPERTY CONTAINS_TOKEN), one sort, ``limit`` ≤ 200, at most
-  ``search_cap`` (10,000) results per query: paging beyond answers 400;
+  ``search_cap`` (10,000) results per query: paging beyond answers 400; it sees a write only
+  ``search_delay`` seconds later (an index that lags; 0 in most tests);
 * lists: ``POST /crm/v3/lists`` (create), ``POST /crm/v3/lists/search``, ``GET
   /crm/v3/lists/{id}``, ``GET /crm/v3/lists/{id}/memberships`` (``limit`` ≤ 250),
   ``PUT …/memberships/add`` and ``…/remove`` (MANUAL/SNAPSHOT only);
-* private-app bearer token auth (401 otherwise);
+* communication preferences v4: ``POST /communication-preferences/v4/statuses/batch/
+  unsubscribe-all/read`` and ``…/batch/unsubscribe-all`` (``channel=EMAIL``, at most 100
+  email addresses), ``GET …/statuses/{email}/unsubscribe-all``: the portal-wide "opted out
+  of all email" status by address; an opt-out also sets the contact's ``hs_email_optout``
+  (which moves its ``lastmodifieddate``); nothing here re-subscribes anyone;
+* private-app bearer token auth (401 otherwise) and the token's scopes (``scopes``; 403
+  ``MISSING_SCOPES`` as HubSpot answers it, see ``scopes.py``);
 * rate limits: ``limit`` requests per ``interval`` seconds (rolling, search excluded) with
   ``X-HubSpot-RateLimit-*`` headers, search's own per-second limit, and 429s with HubSpot's
   body. Every exchange is counted (``stats``) and, when ``validate`` is on, checked against
@@ -31,12 +38,15 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.emulators.hubspot.scopes import CRM_SCOPES, missing, missing_scopes_body
 from tests.emulators.hubspot.state import (
+    EMAIL_RE,
     ApiError,
     Contact,
     Portal,
@@ -49,6 +59,13 @@ BATCH_LIMIT = 100
 PAGE_LIMIT = 100
 SEARCH_PAGE_LIMIT = 200
 MEMBERSHIP_PAGE_LIMIT = 250
+DEFAULT_SEARCH_DELAY = 3.0
+"""Seconds before search finds a write. HubSpot documents a short delay without a figure
+(connector-apis.md §1: "[unverified exact delay]"); a few seconds is what users report."""
+PREFS = "/communication-preferences/v4/statuses"
+PREFS_BATCH_LIMIT = 100
+"""[unverified] HubSpot documents no input limit for the status batches; the emulator holds
+them to the CRM's 100 (what the connector sends), so a client sending more is caught."""
 
 
 @dataclass
@@ -95,9 +112,14 @@ class HubSpotEmulator:
         validation: str = "per-input",
         retry_after: bool = False,
         validate: bool = True,
+        scopes: Iterable[str] = CRM_SCOPES,
+        search_delay: float = DEFAULT_SEARCH_DELAY,
     ) -> None:
         self.portal = Portal()
+        self.portal.search_delay_ms = int(search_delay * 1000)
         self.access_token = access_token
+        self.scopes = frozenset(scopes)
+        """What the token was granted; a request needing another scope is answered 403."""
         self.window = RateWindow(rate_limit, rate_interval)
         self.search_window = RateWindow(search_per_second, 1.0)
         self.daily_limit = daily_limit
@@ -184,6 +206,9 @@ class HubSpotEmulator:
         limited = self._rate(route, out)
         if limited is not None:
             return 429, limited
+        lacking = missing(method, path, self.scopes)
+        if lacking:
+            return 403, missing_scopes_body(lacking)
         try:
             return self._dispatch(method, path, query, body)
         except ApiError as err:
@@ -271,6 +296,8 @@ class HubSpotEmulator:
                 m := re.fullmatch(r"/crm/v3/lists/(\d+)/memberships/(add|remove)", path)
             ) and method == "PUT":
                 return 200, self._edit_members(self._get_list(m[1]), m[2], data)
+            if path.startswith(PREFS):
+                return self._prefs(method, path[len(PREFS) :], query, data)
         raise ApiError(404, "OBJECT_NOT_FOUND", f"No route for {method} {path}")
 
     def _list(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -295,7 +322,7 @@ class HubSpotEmulator:
         inputs = data.get("inputs")
         if not isinstance(inputs, list):
             raise ApiError(400, "VALIDATION_ERROR", "inputs is required")
-        if len(inputs) > BATCH_LIMIT:
+        if not inputs or len(inputs) > BATCH_LIMIT:
             raise ApiError(
                 400,
                 "VALIDATION_ERROR",
@@ -480,7 +507,9 @@ class HubSpotEmulator:
         groups = data.get("filterGroups") or []
         if len(groups) > 5 or sum(len(g.get("filters", [])) for g in groups) > 18:
             raise ApiError(400, "VALIDATION_ERROR", "Too many filter groups or filters.")
-        rows = [c for c in self.portal.live() if not groups or any(_group(g, c) for g in groups)]
+        rows = [
+            c for c in self.portal.searchable() if not groups or any(_group(g, c) for g in groups)
+        ]
         for sort in reversed(data.get("sorts") or []):
             if isinstance(sort, str):
                 name, desc = sort.lstrip("-"), sort.startswith("-")
@@ -495,6 +524,75 @@ class HubSpotEmulator:
         if after + limit < len(rows):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return out
+
+    # --- communication preferences ------------------------------------------------------------
+
+    def _prefs(
+        self, method: str, rest: str, query: dict[str, list[str]], data: Any
+    ) -> tuple[int, Any]:
+        if query.get("channel", [""])[0] != "EMAIL":
+            raise ApiError(400, "VALIDATION_ERROR", "channel must be EMAIL")
+        p = self.portal
+        started = now_iso(p.now_ms())
+        if method == "GET" and (m := re.fullmatch(r"/([^/]+)/unsubscribe-all", rest)):
+            email = unquote(m[1])
+            wide = p.wide_status(email)
+            return 200, {
+                "status": "COMPLETE",
+                "results": [wide] if wide and wide["status"] == "UNSUBSCRIBED" else [],
+                "startedAt": started,
+                "completedAt": now_iso(p.now_ms()),
+            }
+        if method != "POST" or rest not in (
+            "/batch/unsubscribe-all/read",
+            "/batch/unsubscribe-all",
+        ):
+            raise ApiError(404, "OBJECT_NOT_FOUND", f"No route for {method} {PREFS}{rest}")
+        inputs = [str(x) for x in (data or {}).get("inputs") or []]
+        if not inputs or len(inputs) > PREFS_BATCH_LIMIT:
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"Batch input size must be between 1 and {PREFS_BATCH_LIMIT}, got {len(inputs)}",
+            )
+        valid = [e for e in dict.fromkeys(inputs) if EMAIL_RE.fullmatch(e.strip())]
+        bad = [e for e in dict.fromkeys(inputs) if e not in valid]
+        if bad and not rest.endswith("/read"):
+            # Nothing is changed when one address is not one (the write has no 207).
+            raise ApiError(400, "VALIDATION_ERROR", f"Invalid email address: {bad[0]}")
+        results: list[dict[str, Any]] = []
+        for email in valid:
+            if rest.endswith("/read"):
+                wide = p.wide_status(email)
+                results.append(
+                    {"subscriberIdString": email, "wideStatuses": [wide] if wide else []}
+                )
+            else:
+                changed = p.opt_out(email)
+                results.append(
+                    {
+                        "subscriberIdString": email,
+                        "statuses": p.subscription_statuses(email, changed),
+                    }
+                )
+        out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": now_iso(p.now_ms()),
+        }
+        if bad and rest.endswith("/read"):
+            out["errors"] = [
+                _std_error(
+                    "VALIDATION_ERROR",
+                    f"Invalid email address: {e}",
+                    {"subscriberIdString": [e]},
+                )
+                for e in bad
+            ]
+            out["numErrors"] = len(bad)
+            return 207, out
+        return 200, out
 
     # --- lists ----------------------------------------------------------------------------------
 
@@ -584,6 +682,8 @@ class HubSpotEmulator:
 
 
 def _route_name(method: str, path: str) -> str:
+    if path.startswith(PREFS):
+        return "prefs read" if path.endswith("/read") or method == "GET" else "prefs write"
     if path.endswith("/contacts/search"):
         return "search"
     if m := re.fullmatch(r"/crm/v3/objects/contacts/batch/(\w+)", path):

@@ -13,7 +13,15 @@ Contacts, contact properties and contact lists, with the behaviour the vendor do
 * archived contacts are out of listings, reads and search, and come back with
   ``archived=true``;
 * lists: MANUAL and SNAPSHOT lists take members by id; DYNAMIC ones are computed from a
-  filter (a Python predicate here, seeded by tests) and refuse edits.
+  filter (a Python predicate here, seeded by tests) and refuse edits;
+* communication preferences: a portal-wide "unsubscribed from all email" status per email
+  address (kept even without a contact). An opt-out sets ``hs_email_optout`` on the
+  address's contact, which moves its ``lastmodifieddate``, and a contact created for an
+  address that opted out starts opted out. Only the contact can opt in again
+  (``resubscribe``, as through HubSpot's preferences page); the API never does;
+* search reads an index that lags behind: a contact as written is found by search (and
+  returned with the values it had then) only ``search_delay_ms`` after the write; reads by
+  id and listings see it at once.
 """
 
 from __future__ import annotations
@@ -178,7 +186,7 @@ STANDARD_PROPERTIES: tuple[dict[str, Any], ...] = (
 )
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class ApiError(Exception):
@@ -246,6 +254,16 @@ class Contact:
         return out
 
 
+SUBSCRIPTIONS = ((1, "Marketing Information"), (2, "One to One"))
+"""The portal's email subscription types (what an opt-out of all email covers)."""
+
+
+@dataclass
+class WideStatus:
+    status: str  # SUBSCRIBED | UNSUBSCRIBED
+    at: int
+
+
 @dataclass
 class ContactList:
     list_id: str
@@ -283,6 +301,13 @@ class Portal:
         }
         self.contacts: dict[str, Contact] = {}
         self.lists: dict[str, ContactList] = {}
+        self.search_delay_ms = 0
+        self._index: dict[str, Contact] = {}
+        """What search sees: each contact as it was when last indexed."""
+        self._pending: list[tuple[int, Contact]] = []
+        """Writes not yet indexed: (when search sees them, the contact as written)."""
+        self.wide: dict[str, WideStatus] = {}
+        """Lower-cased email -> its portal-wide email status."""
         self._next_id = 101
         self._next_list = 1
         self._last_ms = 0
@@ -333,8 +358,13 @@ class Portal:
         """A contact as if a user made it in HubSpot (no validation of read-only ones)."""
         with self.lock:
             now = self.now_ms() if modified_ms is None else modified_ms
-            c = Contact(self._new_id(), {k: v for k, v in properties.items() if v != ""}, now, now)
+            props = {k: v for k, v in properties.items() if v != ""}
+            wide = self.wide.get(props.get("email", "").strip().casefold())
+            if wide is not None and wide.status == "UNSUBSCRIBED":
+                props["hs_email_optout"] = "true"
+            c = Contact(self._new_id(), props, now, now)
             self.contacts[c.id] = c
+            self._queue(c)
             return c
 
     def edit(self, contact_id: str, **properties: str) -> Contact:
@@ -346,11 +376,33 @@ class Portal:
                 else:
                     c.properties[k] = v
             c.updated = self.now_ms()
+            self._queue(c)
             return c
 
     def archive(self, contact_id: str) -> None:
         with self.lock:
             self.contacts[contact_id].archived_at = self.now_ms()
+            self._queue(self.contacts[contact_id])
+
+    # --- the search index -----------------------------------------------------------------
+
+    def _queue(self, c: Contact) -> None:
+        snap = Contact(c.id, dict(c.properties), c.created, c.updated, c.archived_at)
+        self._pending.append((self.now_ms() + self.search_delay_ms, snap))
+
+    def searchable(self) -> list[Contact]:
+        """The live contacts search finds, as the index has them (see the module docstring)."""
+        with self.lock:
+            now = self.now_ms()
+            due = [p for p in self._pending if p[0] <= now]
+            if due:
+                self._pending = [p for p in self._pending if p[0] > now]
+                for _, snap in due:
+                    self._index[snap.id] = snap
+            return sorted(
+                (c for c in self._index.values() if c.archived_at is None),
+                key=lambda c: int(c.id),
+            )
 
     def add_list(
         self,
@@ -369,6 +421,64 @@ class Portal:
                 lst.members[rid] = now
             self.lists[lst.list_id] = lst
             return lst
+
+    # --- communication preferences ------------------------------------------------------
+
+    def opt_out(self, email: str, *, set_property: bool = True) -> bool:
+        """The address opts out of all email (True if it had not already). Its contact gets
+        ``hs_email_optout`` = true unless ``set_property`` is off (a test stands for a status
+        HubSpot keeps by address that the contact's property does not show)."""
+        with self.lock:
+            key = email.strip().casefold()
+            old = self.wide.get(key)
+            if old is not None and old.status == "UNSUBSCRIBED":
+                return False
+            self.wide[key] = WideStatus("UNSUBSCRIBED", self.now_ms())
+            c = self.by_email(key)
+            if c is not None and set_property:
+                self.edit(c.id, hs_email_optout="true")
+            return True
+
+    def resubscribe(self, email: str) -> None:
+        """The contact opts in again themselves (HubSpot's preferences page, a form)."""
+        with self.lock:
+            key = email.strip().casefold()
+            self.wide[key] = WideStatus("SUBSCRIBED", self.now_ms())
+            c = self.by_email(key)
+            if c is not None:
+                self.edit(c.id, hs_email_optout="false")
+
+    def wide_status(self, email: str) -> dict[str, Any] | None:
+        """The ``PublicWideStatus`` of an address (None when it never had one)."""
+        wide = self.wide.get(email.strip().casefold())
+        if wide is None:
+            return None
+        return {
+            "channel": "EMAIL",
+            "status": wide.status,
+            "subscriberIdString": email,
+            "timestamp": now_iso(wide.at),
+            "wideStatusType": "PORTAL_WIDE",
+        }
+
+    def subscription_statuses(self, email: str, changed: bool) -> list[dict[str, Any]]:
+        """``PublicStatus`` for each subscription type after an opt-out of all email."""
+        wide = self.wide[email.strip().casefold()]
+        return [
+            {
+                "channel": "EMAIL",
+                "source": "Public API",
+                "status": "UNSUBSCRIBED",
+                "subscriberIdString": email,
+                "subscriptionId": sid,
+                "subscriptionName": name,
+                "timestamp": now_iso(wide.at),
+                "setStatusSuccessReason": "UNSUBSCRIBE_FROM_ALL_OCCURRED"
+                if changed
+                else "NO_STATUS_CHANGE",
+            }
+            for sid, name in SUBSCRIPTIONS
+        ]
 
     def by_email(self, email: str) -> Contact | None:
         key = email.strip().casefold()
@@ -450,7 +560,7 @@ class Portal:
                     "error": "INVALID_DATE",
                     "message": f"{value} is not a valid {kind} (a date must be midnight UTC).",
                 }
-        elif prop["name"] == "email" and not _EMAIL.fullmatch(value.strip()):
+        elif prop["name"] == "email" and not EMAIL_RE.fullmatch(value.strip()):
             return {"error": "INVALID_EMAIL", "message": f"Email address {value} is invalid"}
         return None
 
