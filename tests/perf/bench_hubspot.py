@@ -26,6 +26,10 @@ its own: N contacts changed since the cursor (more than the 10,000 one search ca
 through), searched 200 a page at 4 searches per second: search requests, restarts, 429s,
 seconds, and whether every changed contact came back exactly once.
 
+``--opt-outs`` gives the token the communication-preferences scopes and turns Sync
+Unsubscribes on: each contact the first sync reads has its opt-out status read (one batch
+request per 100 addresses, ``prefs read``).
+
 ``--validate`` also checks every exchange against HubSpot's OpenAPI files (slower).
 """
 
@@ -43,6 +47,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from tests.emulators.hubspot.scopes import ALL_SCOPES, CRM_SCOPES
 from tests.emulators.hubspot.server import HubSpotEmulator
 
 TOKEN = "pat-na1-bench"
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rate_limit=args.limit,
         rate_interval=args.interval,
         validate=args.validate,
+        scopes=ALL_SCOPES if args.opt_outs else CRM_SCOPES,
     )
     for i in [*only_hubspot, *both]:
         emulator.portal.seed(
@@ -105,7 +111,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         assert main([*argv, "account", "add", "hubspot", "HS", "--set", f"api_base={emulator.url}",
                      "--secret-env", "HUBSPOT_TOKEN"]) == 0  # fmt: skip
-        assert main([*argv, "connection", "create", "main", "--a", "Phone", "--b", "HS"]) == 0
+        unsub = ["--unsubscribes", "on"] if args.opt_outs else []
+        assert (
+            main([*argv, "connection", "create", "main", "--a", "Phone", "--b", "HS", *unsub]) == 0
+        )
     # Account checks are not part of the sync: start counting (and the window) afresh.
     emulator.set_rate_limit(args.limit, args.interval)
     results = {}
@@ -170,13 +179,14 @@ def feed(emulator: HubSpotEmulator, count: int) -> dict[str, Any]:
     for i in range(count):
         c = emulator.portal.seed({"email": f"feed{i}@example.com"}, modified_ms=start_ms + i // 5)
         ids.append(c.id)
+    time.sleep(emulator.portal.search_delay_ms / 1000)  # until search has indexed them
     emulator.stats.by_route.clear()
     emulator.stats.rate_limited = 0
     started = time.monotonic()
     got = app.changes(first.cursor)
     seconds = time.monotonic() - started
     assert got is not None
-    returned = [r.id for r in got.records]
+    returned = [r.id for r in got.records] + list(got.versions)
     app.close()
     searches = emulator.stats.by_route["search"]
     return {
@@ -200,6 +210,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--validate", action="store_true")
+    parser.add_argument("--opt-outs", action="store_true", help="read opt-out statuses too")
     parser.add_argument("--feed", type=int, default=0, help="also measure the change feed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
