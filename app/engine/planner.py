@@ -50,8 +50,18 @@ so that change flows. See ``app.engine.undo``."""
 class Planner(RunContext):
     """Match and plan: decide every write of a run, before any is made (dry run = this)."""
 
-    PLAN_SLICE = 2000
-    """Contacts planned (and, on a run the write guard does not stop, applied) at a time."""
+    PLAN_SLICE = 0
+    """Contacts planned (and, on a run the write guard does not stop, applied) at a time;
+    0: ``slice_size()`` decides."""
+
+    def slice_size(self) -> int:
+        """At least 2,000 contacts, and at least one whole write batch of either app: an
+        app that rewrites a whole file per batch (CSV: 5,000) must not be written more
+        often because its contacts come in slices."""
+        if self.PLAN_SLICE:
+            return self.PLAN_SLICE
+        sizes = [app.info.capabilities.batch_size for app in self.apps.values()]
+        return max(2000, *sizes)
 
     def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
         """The whole plan at once: for a dry run and for the write guard, which counts every
@@ -165,10 +175,10 @@ class Planner(RunContext):
     def plan_parts(
         self, work: MatchResult, reads: dict[Side, SideRead], quiet: bool = False
     ) -> Iterator[SyncPlan]:
-        """The plan of what matching found, a slice of ``PLAN_SLICE`` contacts at a time.
+        """The plan of what matching found, a slice of ``slice_size()`` contacts at a time.
 
         Each slice holds the new pairs (merged as first-sync pairs), the notes and the
-        creates of up to ``PLAN_SLICE`` contacts. ``work`` is consumed as the slices are
+        creates of up to ``slice_size()`` contacts. ``work`` is consumed as the slices are
         made: once a slice is applied and dropped, nothing of it is held any more, so a
         first sync of 100,000 contacts never holds 100,000 planned writes (issue 18).
         Slices are independent: a new pair's or a create's plan depends only on its own
@@ -181,7 +191,7 @@ class Planner(RunContext):
         self.progress("Planning", 0, total)  # the phase is said even when it is interleaved
         while work.pairs or work.notes or work.creates:
             part = SyncPlan()
-            room = self.PLAN_SLICE
+            room = self.slice_size()
             pairs, work.pairs[:room] = work.pairs[:room], []
             room -= len(pairs)
             notes, work.notes[:room] = work.notes[:room], []

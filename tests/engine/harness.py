@@ -56,7 +56,7 @@ class Pair:
         """None: the two default all-to-all rules."""
         self.plan_slice = 3
         """Contacts planned and applied at a time on a run without the write guard (small,
-        so that every test crosses slice boundaries; the app uses ``Planner.PLAN_SLICE``)."""
+        so that every test crosses slice boundaries; the app uses ``Planner.slice_size()``)."""
 
     @property
     def state(self) -> SyncState:
