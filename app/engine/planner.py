@@ -188,7 +188,7 @@ class Planner(RunContext):
         total = len(work.pairs) + len(work.notes) + len(work.creates)
         done = 0
         say = _noop_progress if quiet else self.progress
-        self.progress("Planning", 0, total)  # the phase is said even when it is interleaved
+        say("Planning", 0, total)
         while work.pairs or work.notes or work.creates:
             part = SyncPlan()
             room = self.slice_size()

@@ -68,6 +68,7 @@ class SyncRun(Reader, Planner, Applier):
                 plan, work = self.plan_head(reads)
                 self.fill_counts(plan)
                 self.checkpoint()
+                self.progress("Planning", 0, work.left())  # then interleaved with Writing
                 self.apply(plan, reads, self.counted(self.plan_parts(work, reads, True)), work.left)
             if not dry_run:
                 # Everything the reads produced is committed: the feeds' cursors may move.
