@@ -28,4 +28,11 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> str:
+    """``__version__``, read on first use (PEP 562): reading it costs a command that never
+    shows it (a cron sync) the import of ``tomllib`` or ``importlib.metadata``."""
+    if name == "__version__":
+        version = _version()
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

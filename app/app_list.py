@@ -5,10 +5,11 @@ today), plus the cloud apps the product will support but that have no connector 
 are listed so that a user searching for "Gmail" learns where Pairsync is going, but they are
 marked unavailable and the wizard never lets anyone pick them: nothing pretends to work.
 
-The registry stays the truth for what an account needs (required settings, a secret); this
-module only adds what a person choosing an app needs to see: a sentence about it, how it is
-authorized (a folder, a file, a password, a token, a browser sign-in) and where to find a
-token. No Qt here: the GUI and tests read the same list.
+The registry is the truth for each app: what an account needs (required settings, a
+secret), a sentence about the app, and its sign-in form (``app.sign_in``: the fields, how it
+is authorized — a folder, a file, a password, a token, a browser sign-in — and where to find
+a token). This module turns it into what a person choosing an app sees. No Qt here: the GUI
+and tests read the same list.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.connectors.registry import KINDS, AppKind
+from app.sign_in import SignInForm
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,20 @@ class AppEntry:
     """Where the user finds the token or password this app asks for."""
     secret_help: str = ""
     """What to do in the app to get the token, said on the authorization page."""
+    sign_in: SignInForm | None = None
+    """The app's sign-in form as its registry entry declares it (None: the generic one)."""
+    subscriptions: bool = False
+    """A marketing app (its contacts subscribe): Sync Unsubscribes starts on with it."""
+
+    @property
+    def form(self) -> SignInForm:
+        """The sign-in form the wizard renders: the declared one, else the required settings
+        as text and, where the app needs a secret, a token with this entry's help."""
+        if self.sign_in is not None:
+            return self.sign_in
+        return SignInForm.generic(
+            self.settings, self.needs_secret, help_url=self.help_url, secret_help=self.secret_help
+        )
 
     def matches(self, query: str) -> bool:
         """Whether the search box text finds this app: by name, kind or any alias."""
@@ -47,51 +63,6 @@ class AppEntry:
         hay = " ".join((self.name, self.kind, *self.aliases)).casefold()
         return all(w in hay for w in words)
 
-
-# What a person sees about each working kind; a kind missing here still appears (with
-# registry data only), so a connector registered later is never hidden from the wizard.
-_KNOWN: dict[str, tuple[str, str, str]] = {
-    "vcard-folder": (
-        "A folder with one .vcf file per contact (vdirsyncer, Radicale, Evolution, phone exports).",
-        "folder",
-        "",
-    ),
-    "vcard-file": (
-        "One .vcf file holding many contacts (iCloud, Google Contacts, Outlook and phone exports).",
-        "file",
-        "",
-    ),
-    "csv": (
-        "A spreadsheet of contacts (Outlook and Google Contacts exports, or your own columns).",
-        "file",
-        "",
-    ),
-    "carddav": (
-        "An address book on a CardDAV server: iCloud, Nextcloud, Fastmail, Radicale…",
-        "password",
-        "https://support.apple.com/en-us/102654",
-    ),
-    "google": (
-        "Your Google or Gmail contacts, with their labels and groups.",
-        "oauth",
-        "",
-    ),
-    "hubspot": (
-        "HubSpot CRM contacts, with their properties (drop-downs too), lists and opt-outs.",
-        "token",
-        "https://developers.hubspot.com/docs/api/private-apps",
-    ),
-}
-
-_SECRET_HELP: dict[str, str] = {
-    "hubspot": (
-        "In HubSpot: Settings → Integrations → Private Apps (or Service Keys) → create one "
-        "with the scopes crm.objects.contacts.read, crm.objects.contacts.write, "
-        "crm.schemas.contacts.read, crm.lists.read and crm.lists.write (and, to sync "
-        "opt-outs, communication_preferences.statuses.batch.read and .write), then copy "
-        "its access token here."
-    ),
-}
 
 WIZARD_AUTH = frozenset({"folder", "file", "password", "token", "settings", "oauth"})
 """How the wizard can authorize an account (a registered kind with another way would be
@@ -128,20 +99,21 @@ COMING_SOON: tuple[AppEntry, ...] = (
 
 
 def _entry(spec: AppKind) -> AppEntry:
-    description, auth, help_url = _KNOWN.get(spec.kind, ("", "settings", ""))
-    if spec.kind not in _KNOWN and spec.needs_secret:
-        auth = "token"
+    form = spec.sign_in
+    secret = form.secret
     return AppEntry(
         kind=spec.kind,
         name=spec.name,
         aliases=spec.aliases,
-        description=description,
-        auth=auth,
-        available=auth in WIZARD_AUTH,
+        description=spec.description,
+        auth=form.auth,
+        available=form.auth in WIZARD_AUTH,
         settings=spec.settings,
         needs_secret=spec.needs_secret,
-        help_url=help_url,
-        secret_help=_SECRET_HELP.get(spec.kind, ""),
+        help_url=secret.help_url if secret is not None else "",
+        secret_help=secret.help if secret is not None else "",
+        sign_in=form,
+        subscriptions=spec.subscriptions,
     )
 
 

@@ -467,15 +467,17 @@ def value_from_json(data: Any) -> FieldValue | None:
     return tuple(items)
 
 
+_SNAPSHOT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""One encoder for every snapshot (``json.dumps`` with options builds one per call)."""
+
+
 def record_to_json(record: Record) -> str:
-    return json.dumps(
+    return _SNAPSHOT(
         {
             "f": {k: value_to_json(v) for k, v in record.fields.items()},
             "s": sorted(record.segments),
             "u": record.subscribed,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+        }
     )
 
 

@@ -445,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.home)
     worker = _Worker(out, _service_factory(args))
     gc.freeze()  # the imports live as long as the worker: keep them out of full collections
+    # A run keeps what it reads until it ends: collect young objects less often (as the CLI
+    # does, app.cli.RUN_GC_THRESHOLD), or the collector walks the growing heap again and again.
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     reader = threading.Thread(
         target=worker.read_commands, args=(sys.stdin,), name="commands", daemon=True
     )

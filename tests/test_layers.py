@@ -19,8 +19,9 @@ import pytest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
-VALUES = ("app.model", "app.errors", "app.printable")
-"""Plain values, typed errors and the text escaping for terminals: every layer may use them."""
+VALUES = ("app.model", "app.errors", "app.printable", "app.sign_in")
+"""Plain values, typed errors, the text escaping for terminals and the sign-in forms apps
+declare: every layer may use them."""
 
 CONNECTOR_SHARED = (
     "app.connectors.base",
@@ -40,6 +41,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "app.errors": (),
     "app.model": ("app.errors",),
     "app.printable": ("app.errors",),
+    "app.sign_in": (),
     "app.paths": ("app.errors",),
     "app.status": (),
     "app.schedule": (*VALUES, "app.status"),

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from app.connectors.base import Connector
 from app.errors import ConfigError
 from app.paths import app_paths
+from app.sign_in import SECRET, Field, Input, SignInForm
 
 if TYPE_CHECKING:  # the OAuth library is loaded only when an OAuth app is used
     import threading
@@ -43,6 +44,18 @@ class AppKind:
     oauth: Callable[[Mapping[str, str]], OAuthClient] | None = None
     """For apps signed in through the browser: the OAuth client for these settings. The
     account's secret is then the refresh token the sign-in returns."""
+    description: str = ""
+    """One sentence for a person choosing an app (the wizard's list)."""
+    subscriptions: bool = False
+    """A marketing app with its own subscription status per contact: a new connection with
+    it gets Sync Unsubscribes on by default."""
+    form: SignInForm | None = None
+    """The sign-in form the fronts render (``app.sign_in``); None: the generic one (the
+    required settings as text, then a token where the app needs a secret)."""
+
+    @property
+    def sign_in(self) -> SignInForm:
+        return self.form or SignInForm.generic(self.settings, self.needs_secret)
 
 
 def _path(settings: Mapping[str, str]) -> Path:
@@ -230,6 +243,9 @@ KINDS: dict[str, AppKind] = {
         _vcard_folder,
         _check_folder,
         optional=("subscription",),
+        description="A folder with one .vcf file per contact (vdirsyncer, Radicale, Evolution, "
+        "phone exports).",
+        form=SignInForm((Field("path", "&Folder", Input.FOLDER),)),
     ),
     "vcard-file": AppKind(
         "vcard-file",
@@ -240,6 +256,13 @@ KINDS: dict[str, AppKind] = {
         _vcard_file,
         _check_vcard_file,
         optional=("subscription",),
+        description="One .vcf file holding many contacts (iCloud, Google Contacts, Outlook and "
+        "phone exports).",
+        form=SignInForm(
+            (Field("path", "&File", Input.FILE, file_filter="vCard files (*.vcf *.vcard)"),),
+            note="Pick an existing .vcf file (an export from iCloud, Google Contacts, Outlook "
+            "or a phone), or name a new one: it is created at the first sync.",
+        ),
     ),
     "csv": AppKind(
         "csv",
@@ -250,6 +273,12 @@ KINDS: dict[str, AppKind] = {
         _csv,
         _check_csv,
         optional=("subscription", "formula_guard"),
+        description="A spreadsheet of contacts (Outlook and Google Contacts exports, or your "
+        "own columns).",
+        form=SignInForm(
+            (Field("path", "&File", Input.FILE, file_filter="CSV files (*.csv)"),),
+            note="Pick an existing CSV file, or name a new one: it is created at the first sync.",
+        ),
     ),
     "carddav": AppKind(
         "carddav",
@@ -260,6 +289,31 @@ KINDS: dict[str, AppKind] = {
         _carddav,
         _check_carddav,
         _verify_carddav,
+        optional=("addressbook", "create"),
+        description="An address book on a CardDAV server: iCloud, Nextcloud, Fastmail, Radicale…",
+        form=SignInForm(
+            (
+                Field(
+                    "url",
+                    "Server &address",
+                    Input.URL,
+                    placeholder="e.g. https://contacts.icloud.com or https://cloud.example.org",
+                ),
+                Field("username", "&User name", placeholder="your login or Apple ID"),
+                Field(
+                    "addressbook",
+                    "Address boo&k",
+                    required=False,
+                    placeholder="the first one found, if empty",
+                ),
+                Field(
+                    SECRET,
+                    "&Password",
+                    Input.PASSWORD,
+                    help_url="https://support.apple.com/en-us/102654",
+                ),
+            )
+        ),
     ),
     "google": AppKind(
         "google",
@@ -271,6 +325,19 @@ KINDS: dict[str, AppKind] = {
         _check_google,
         optional=("client_id", "client_secret", "api_base", "auth_base", "account_email"),
         oauth=_google_client,
+        description="Your Google or Gmail contacts, with their labels and groups.",
+        form=SignInForm(
+            (
+                Field(
+                    "client_id",
+                    "OAuth &client id",
+                    required=False,
+                    placeholder="…apps.googleusercontent.com, if Pairsync has none",
+                ),
+                Field("client_secret", "Client &secret", required=False),
+            ),
+            browser=True,
+        ),
     ),
     "hubspot": AppKind(
         "hubspot",
@@ -281,6 +348,33 @@ KINDS: dict[str, AppKind] = {
         _hubspot,
         _check_hubspot,
         _verify_hubspot,
+        optional=("api_base", "rate_limit"),
+        description="HubSpot CRM contacts, with their properties (drop-downs too), lists and "
+        "opt-outs.",
+        subscriptions=True,
+        form=SignInForm(
+            (
+                Field(
+                    "api_base",
+                    "API address",
+                    Input.URL,
+                    required=False,
+                    placeholder="https://api.hubapi.com, if empty",
+                ),
+                Field(
+                    SECRET,
+                    "Access &token",
+                    Input.TOKEN,
+                    help="In HubSpot: Settings → Integrations → Private Apps (or Service Keys) → "
+                    "create one with the scopes crm.objects.contacts.read, "
+                    "crm.objects.contacts.write, crm.schemas.contacts.read, crm.lists.read and "
+                    "crm.lists.write (and, to sync opt-outs, "
+                    "communication_preferences.statuses.batch.read and .write), then copy its "
+                    "access token here.",
+                    help_url="https://developers.hubspot.com/docs/api/private-apps",
+                ),
+            )
+        ),
     ),
 }
 

@@ -42,6 +42,7 @@ from app.connectors.vcard_text import (
     property_text,
     render,
     set_property,
+    written_values,
 )
 from app.errors import (
     BadData,
@@ -91,6 +92,8 @@ class _Staged:
     """An update's version before the write (a replacement must not look unchanged)."""
     index: int = 0
     """The write's place in its batch."""
+    card: Card | None = None
+    """A new card as built (its record is read from it, not from the written text)."""
 
 
 def _broken_message(filename: str, err: Broken) -> str:
@@ -439,7 +442,9 @@ class VCardFolderApp:
         self._opt_out(card, dict(op.fields))
         fields = {k: v for k, v in op.fields.items() if k in KNOWN_KEYS}
         apply_patch(card, fields, op.segments, is_new=True)
-        return self._stage(rid, path, render(card), exclusive=True)
+        staged = self._stage(rid, path, render(card), exclusive=True)
+        staged.card = card
+        return staged
 
     def _prepare_update(self, op: Update) -> Record | _Staged:
         """The record as it is when the update changes no byte, else its staged file."""
@@ -547,6 +552,10 @@ class VCardFolderApp:
 
     def _written(self, staged: _Staged, version: str) -> Record:
         self._cache.pop(staged.rid, None)
+        card = staged.card
+        got = None if card is None else written_values(card, staged.text)
+        if card is not None and got is not None:  # a new card: as reading it back would give
+            return Record(staged.rid, version, got[0], got[1], self._status(card))
         item = self._parsed(staged.rid, version, staged.text, staged.path)
         if not isinstance(item, Record):
             raise BadData(item.message, raw=item.raw)

@@ -1,10 +1,14 @@
 """vCard text, read and edited line by line: shared by every connector that stores vCards.
 
 Reading uses vobject's line and parameter parser (and its quoted-printable/charset decoding)
-on each logical line; values are then unescaped and split here. Whole-card objects from
-``vobject.readOne`` are not used because they cannot map a property back to the exact text
-it came from, and an update must keep every property it does not touch as it was written
-(PHOTO data, X- properties, Apple's ``item1.`` groups, unknown parameters, REV, UID…).
+on each logical line that needs it (quotes in the parameters, quoted-printable text); values
+are then unescaped and split here. vobject is imported on first such line: most cards never
+need it, and a sync that reads no card (no change) never pays for its import.
+
+Whole-card objects from ``vobject.readOne`` are not used because they cannot map a property
+back to the exact text it came from, and an update must keep every property it does not touch
+as it was written (PHOTO data, X- properties, Apple's ``item1.`` groups, unknown parameters,
+REV, UID…).
 
 An update (:func:`apply_patch`) therefore works on the card's lines: lines of properties
 outside the patch are copied byte for byte; only the properties of the patched fields are
@@ -20,8 +24,6 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-from vobject.base import ContentLine, ParseError, parseLine
 
 from app.model import (
     STANDARD_FIELDS,
@@ -273,6 +275,10 @@ def _logical_lines(text: str) -> list[tuple[str, str, int]]:
     return out
 
 
+class LineError(Exception):
+    """A line that is not a property of the form ``NAME;PARAMS:value`` (vobject's ParseError)."""
+
+
 def _split_line(logical: str, number: int) -> tuple[str, list[list[str]], str, str | None]:
     """(name, parameters, value, group) of a property line, as ``parseLine`` gives them.
 
@@ -280,12 +286,18 @@ def _split_line(logical: str, number: int) -> tuple[str, list[list[str]], str, s
     without quotes in its name and parameters (nearly all) is split here instead: the first
     ``:`` ends the parameters, ``;`` separates them, the first ``=`` a parameter's name from
     its values, ``,`` the values (empty ones dropped, as ``parseLine`` drops them). Anything
-    else (quotes, odd characters, a line that is not a property) goes to ``parseLine``.
+    else (quotes, odd characters, a line that is not a property) goes to ``parseLine``; a
+    line that is no property raises ``LineError``.
     ``tests/connectors/test_vcard_text_parse.py`` checks both agree.
     """
     head, colon, value = logical.partition(":")
     if not colon or "\n" in logical or not _SIMPLE_HEAD_RE.match(head):
-        return parseLine(logical, number)  # type: ignore[no-any-return]
+        from vobject.base import ParseError, parseLine
+
+        try:
+            return parseLine(logical, number)  # type: ignore[no-any-return]
+        except ParseError as err:
+            raise LineError(str(err)) from None
     name, *parts = head.split(";")
     group, dot, prop = name.rpartition(".")
     params: list[list[str]] = []
@@ -339,7 +351,7 @@ def parse_card(text: str) -> Card:
             continue
         try:
             name, params, value, group = _split_line(logical, number)
-        except ParseError:
+        except LineError:
             shown = logical if len(logical) <= 60 else logical[:57] + "..."
             reason = f"this line is not a property of the form NAME:value: {shown!r}"
             raise Broken(reason, number) from None
@@ -350,6 +362,8 @@ def parse_card(text: str) -> Card:
         if name in READ_PROPS:
             if "QUOTED-PRINTABLE" in logical.split(":", 1)[0].upper():
                 # vobject decodes quoted-printable text with the line's CHARSET.
+                from vobject.base import ContentLine
+
                 try:
                     content = ContentLine(name, params, value, group, encoded=True)
                 except Exception as err:  # QP/charset decoding problems of any kind
@@ -539,7 +553,26 @@ def format_line(
             raw = f"{text};CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:{qp}{card.newline}"
     else:
         raw = _fold(f"{text}:{value}", card.newline)
-    return Line(raw, 0, name, group, value)
+    line = Line(raw, 0, name, group, value)
+    line.params, line.singles = _as_read(params, singles)
+    return line
+
+
+def _as_read(
+    params: Sequence[tuple[str, Sequence[str]]], singles: Sequence[str]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The parameters of a line written by ``format_line`` as reading it back gives them
+    (``parse_card``): names upper-cased, each value as ``_param_value`` wrote it without its
+    quotes, empty values dropped, and a parameter left with no value read as a single."""
+    table: dict[str, list[str]] = {}
+    read_singles = list(singles)
+    for pname, values in params:
+        kept = [v for v in (_param_value(v).strip('"') for v in values) if v]
+        if kept:
+            table.setdefault(pname.upper(), []).extend(kept)
+        else:
+            read_singles.append(pname)
+    return table, read_singles
 
 
 def kept_params(line: Line | None) -> list[tuple[str, list[str]]]:
@@ -639,19 +672,23 @@ class _Editor:
 
     def replace(self, name: str, new: list[Line]) -> None:
         """Put ``new`` where the first ``name`` property was (or at the end)."""
-        old_ids = {id(line) for line in self.lines if line.name == name}
-        new_ids = {id(line) for line in new}
-        for line in self.lines:
-            if id(line) in old_ids and id(line) not in new_ids and line.group:
-                self.dropped_groups.add(line.group.lower())
-        at = next((i for i, line in enumerate(self.lines) if id(line) in old_ids), None)
-        kept = [line for line in self.lines if id(line) not in old_ids]
-        if at is None:
-            at = len(kept)
-            while at > 0 and not kept[at - 1].name and not kept[at - 1].raw.strip():
+        lines = self.lines
+        old = [i for i, line in enumerate(lines) if line.name == name]
+        if not old:  # a property the card did not have (every one of a new card's)
+            at = len(lines)
+            while at > 0 and not lines[at - 1].name and not lines[at - 1].raw.strip():
                 at -= 1  # before trailing blank lines
-        kept[at:at] = new
-        self.lines[:] = kept
+            lines[at:at] = new
+            return
+        new_ids = {id(line) for line in new}
+        for i in old:
+            line = lines[i]
+            if id(line) not in new_ids and line.group:
+                self.dropped_groups.add(line.group.lower())
+        gone = set(old)
+        kept = [line for i, line in enumerate(lines) if i not in gone]
+        kept[old[0] : old[0]] = new  # every line before the first old one was kept
+        lines[:] = kept
 
     def set_text(self, name: str, value: str, escaped: str | None = None) -> None:
         existing = self._of(name)
@@ -725,7 +762,7 @@ def property_text(card: Card, name: str) -> str | None:
             # Properties Pairsync does not map keep only their raw text: parse it now.
             logical = re.sub(r"\r?\n[ \t]", "", line.raw).rstrip("\r\n")
             try:
-                return unescape(parseLine(logical, line.number)[2])
+                return unescape(_split_line(logical, line.number)[2])
             except Exception:  # an odd line is simply no status
                 return None
     return None
@@ -862,6 +899,33 @@ def ordered_segments(card: Card) -> list[str]:
                 if cat and cat not in out:
                     out.append(cat)
     return out
+
+
+_UNSURE_RE = re.compile(r"\x00|\r(?!\n)|(?<!\r)\n|\n[ \t]*\r")
+"""Text that could read back other than it was built: a NUL, a line break that is not the
+card's CRLF (inside a value), a line of blanks (a fold that splits a run of spaces)."""
+_TOKEN_RE = re.compile(r"[A-Za-z0-9-]+")
+
+
+def written_values(card: Card, text: str) -> tuple[dict[str, FieldValue], frozenset[str]] | None:
+    """What reading ``text`` back (``card_values(parse_card(text))``) gives, for the text of a
+    card built here (``new_card``, ``apply_patch``, ``render``), taken from the card's lines
+    instead of parsing the text again: a first sync writes thousands of cards and would read
+    each one back. None when the text could read back otherwise (see ``_UNSURE_RE``; a
+    property or group name that is not a plain token): the caller parses it.
+    ``tests/connectors/test_vcard_text_written.py`` checks both agree on any values."""
+    if (
+        card.version not in ("3.0", "4.0")
+        or (card.head, card.tail) != ("BEGIN:VCARD\r\n", "END:VCARD\r\n")
+        or _UNSURE_RE.search(text)
+    ):
+        return None
+    for line in card.lines:
+        if not _TOKEN_RE.fullmatch(line.name) or (
+            line.group is not None and not _TOKEN_RE.fullmatch(line.group)
+        ):
+            return None
+    return card_values(card)
 
 
 def render(card: Card) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import phonenumbers
-
 from app.model import Address, Labeled
 
 
@@ -27,6 +25,10 @@ def canon_phone(value: str, region: str = "") -> str:
     text = value.strip()
     if not text:
         return ""
+    # Imported on the first phone (its import is a tenth of a no-change cron run's start-up,
+    # and such a run compares no phone).
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(text, region.upper() or None)
     except phonenumbers.NumberParseException:

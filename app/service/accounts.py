@@ -23,12 +23,14 @@ from app.printable import check_name
 from app.service.core import ServiceCore, unique_name
 from app.service.listing import account_info
 from app.service.types import AccountInfo
+from app.sign_in import plain
 from app.store.models import Account
 
-# How each asker words a missing setting or secret (the CLI names its options).
+# How each asker words a missing setting or secret (the CLI names its options, and what
+# the app's sign-in form calls them).
 _ASK_CLI = (
-    "A {app} account needs {keys}.",
-    "A {app} account needs a secret: use --secret-env VAR.",
+    "{An} {app} account needs {options}.",
+    "{An} {app} account needs {secret}: use --secret-env VAR.{where}",
 )
 _ASK_WINDOW = ("{app} needs: {names}.", "{app} needs a password or token.")
 _ASK_SIGN_IN = ("{app} needs: {names}.", "{app} needs a password or token to sign in again.")
@@ -43,18 +45,26 @@ def _checked(
     """The settings to store for an account of ``spec``, after every check an account
     gets: required settings present, the kind's own check (a folder exists, an address is
     HTTPS…), a secret where the app needs one. Does not contact the app (``_verified``)."""
+    form = spec.sign_in
+    an = "An" if spec.name[:1] in "AEIOU" else "A"
     missing = [k for k in spec.settings if not str(values.get(k, "")).strip()]
     if missing:
+        options = []
+        for key in missing:
+            field = form.field(key)
+            what = f" ({plain(field.label).lower()})" if field is not None else ""
+            options.append(f"--set {key}=...{what}")
         raise ConfigError(
             wording[0].format(
-                app=spec.name,
-                keys=", ".join(f"--set {k}=..." for k in missing),
-                names=", ".join(missing),
+                An=an, app=spec.name, options=", ".join(options), names=", ".join(missing)
             )
         )
     spec.check(values)
     if spec.needs_secret and not secret:
-        raise ConfigError(wording[1].format(app=spec.name))
+        field = form.secret
+        what = f"its {plain(field.label).lower()}" if field is not None else "a secret"
+        where = f" Where to find it: {field.help_url}" if field and field.help_url else ""
+        raise ConfigError(wording[1].format(An=an, app=spec.name, secret=what, where=where))
     return values
 
 

@@ -28,6 +28,7 @@ def account_info(name: str, kind: str, settings: str, has_secret: bool) -> Accou
         required=spec.settings,
         needs_secret=spec.needs_secret,
         has_secret=bool(has_secret),
+        form=spec.sign_in,
     )
 
 

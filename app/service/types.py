@@ -10,6 +10,7 @@ from typing import Any
 
 from app.model import ConnectionSettings, FieldSpec
 from app.rules.model import Rule
+from app.sign_in import SignInForm
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class AccountInfo:
     """The settings an account of this kind must have (the sign-in form asks for them)."""
     needs_secret: bool = False
     has_secret: bool = False
+    form: SignInForm = field(default_factory=SignInForm)
+    """The app's sign-in form (what "sign in again" asks for, and how)."""
 
     def as_json(self) -> dict[str, Any]:
         """As ``account list --json`` prints it."""

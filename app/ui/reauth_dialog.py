@@ -1,10 +1,12 @@
 """Signing in to an account again (SPEC §9 "Needs re-authorization").
 
 A connection whose account's credentials fail shows "Needs re-authorization"; its button
-opens this dialog for that account: the account's settings (prefilled) and, for an app with
-a password or token, a new one. The check runs off the GUI thread (a server may be asked);
-on success ``Service.reauthorize`` keeps every connection of the account with all its
-configuration, and ``reauthorized`` lists them so the window can sync them at once.
+opens this dialog for that account, rendered from the sign-in form the app declares in the
+registry (``app.sign_in``): the account's required settings (prefilled) and, for an app with
+a password or token, a new one, with where to find it. The check runs off the GUI thread
+(a server may be asked); on success ``Service.reauthorize`` keeps every connection of the
+account with all its configuration, and ``reauthorized`` lists them so the window can sync
+them at once.
 
 An app signed in through the browser (Google) has no password field: "Sign in with Google"
 opens the browser and waits (Cancel stops the wait); the new sign-in replaces the old one in
@@ -27,10 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.service import Service
+from app.sign_in import plain
 from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
-
-LABELS = {"path": "Folder or file", "url": "Server address", "username": "User name"}
 
 
 class ReauthDialog(QDialog):
@@ -57,20 +58,36 @@ class ReauthDialog(QDialog):
         )
         intro.setWordWrap(True)
         form = QFormLayout()
+        sign_in = self.info.form
         self.fields: dict[str, QLineEdit] = {}
-        for key in self.info.required:
-            edit = QLineEdit(settings.get(key, ""), self)
-            label = self.tr(LABELS.get(key, key))
+        self.browser = sign_in.browser
+        for spec in sign_in.settings if not self.browser else ():
+            if spec.key not in self.info.required:
+                continue  # what the account may change on signing in again: what it needs
+            edit = QLineEdit(settings.get(spec.key, ""), self)
+            label = self.tr(plain(spec.label))
             edit.setAccessibleName(label)
             form.addRow(label, edit)
-            self.fields[key] = edit
-        self.browser = service.signs_in_with_browser(self.info.kind)
+            self.fields[spec.key] = edit
         self.secret = QLineEdit(self)
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
-        self.secret.setAccessibleName(self.tr("Password or token"))
+        secret = sign_in.secret
         if self.info.needs_secret and not self.browser:
-            form.addRow(self.tr("Password or token"), self.secret)
+            word = self.tr(plain(secret.label)) if secret else self.tr("Password or token")
+            self.secret.setAccessibleName(word)
+            form.addRow(word, self.secret)
+            if secret is not None and (secret.help or secret.help_url):
+                steps = self.tr(secret.help)
+                if secret.help_url:
+                    steps += ' <a href="{url}">{text}</a>'.format(
+                        url=secret.help_url, text=self.tr("Where do I find this?")
+                    )
+                help_label = QLabel(steps.strip(), self)
+                help_label.setWordWrap(True)
+                help_label.setOpenExternalLinks(True)
+                form.addRow("", help_label)
         else:
+            self.secret.setAccessibleName(self.tr("Password or token"))
             self.secret.hide()
         self.error = QLabel(self)
         self.error.setWordWrap(True)

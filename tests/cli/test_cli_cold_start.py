@@ -13,9 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.cli import main
+from tests.dav import USER, DavServer
 
 QT_AND_MIGRATIONS = ("PySide6", "alembic")
+NOT_FOR_A_NO_CHANGE_SYNC = ("vobject", "phonenumbers", "tomllib")
+"""A sync that reads no card and compares no phone needs neither the vCard line parser's
+helper nor the phone library; nor does any command but ``--version`` read the version."""
 
 PROBE = """
 import json, sys
@@ -97,4 +103,37 @@ def test_no_change_sync_of_two_folders_loads_no_qt_alembic_or_keyring(
     assert len(list(b.glob("*.vcf"))) == 1
     modules, out = loaded("sync", "main")
     assert "created 0 in A, 0 in B" in out
-    assert not modules & {*QT_AND_MIGRATIONS, "keyring"}
+    assert not modules & {*QT_AND_MIGRATIONS, "keyring", *NOT_FOR_A_NO_CHANGE_SYNC}
+
+
+def test_no_change_carddav_sync_loads_no_card_parser_or_phone_library(
+    radicale: DavServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cron case of issue 18: a CardDAV sync with nothing changed on either side."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    (folder / "ann.vcf").write_bytes(
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\n"
+        b"EMAIL:ann@example.com\r\nTEL;TYPE=CELL:+44 7700 900123\r\nEND:VCARD\r\n"
+    )
+    book = radicale.new_book()
+    monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
+    for args in (
+        ["account", "add", "vcard-folder", "Phone", "--set", f"path={folder}"],
+        [
+            *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
+            *("--set", f"username={USER}", "--set", f"addressbook={book}"),
+            *("--secret-env", "DAV_PASSWORD"),
+        ],
+        ["connection", "create", "main", "--a", "Phone", "--b", "Server"],
+        ["sync", "main"],
+        ["sync", "main"],  # the server's echo of the upload
+    ):
+        assert main(args) == 0
+    capsys.readouterr()
+    modules, out = loaded("sync", "main")
+    assert "created 0 in A, 0 in B; updated 0 in A, 0 in B" in out
+    assert not modules & {*QT_AND_MIGRATIONS, *NOT_FOR_A_NO_CHANGE_SYNC}

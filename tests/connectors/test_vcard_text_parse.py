@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vobject.base import ParseError, parseLine
 
 from app.connectors import vcard_text
-from app.connectors.vcard_text import _logical_lines, _split_line, parse_card
+from app.connectors.vcard_text import LineError, _logical_lines, _split_line, parse_card
 
 NAME = st.text("ABCXYZabc019-_", min_size=0, max_size=6)
 PARAM_TEXT = st.text('abcTYPE=,;:"x -\\\t\u00e9', max_size=12)
@@ -32,7 +32,7 @@ def general(line: str) -> tuple[object, ...] | str:
 def fast(line: str) -> tuple[object, ...] | str:
     try:
         return tuple(_split_line(line, 1))
-    except ParseError:
+    except LineError:
         return "ParseError"
 
 

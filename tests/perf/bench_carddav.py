@@ -2,6 +2,7 @@
 
     python -m tests.perf.bench_carddav [--sizes 500,2000] [--repeat 3] [--json PATH]
                                        [--profile DIR] [--tools pairsync,listing,vdirsyncer]
+                                       [--whole-process [--base CHECKOUT]]
 
 vdirsyncer comes from the ``perf`` extra (``pip install -e '.[perf]'``); without it, leave it
 out of ``--tools``.
@@ -272,14 +273,14 @@ its start to its exit; the ``where`` split then holds only its CPU time (user+sy
 
 
 def whole(
-    proxy: DavProxy, command: list[str], env: dict[str, str]
+    proxy: DavProxy, command: list[str], env: dict[str, str], cwd: str | None = None
 ) -> tuple[float, dict[str, int], dict[str, float]]:
     """(wall seconds, requests by method, {"cpu": seconds}) of one fresh process."""
     env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed
     proxy.reset()
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         errors.seek(0)
@@ -290,12 +291,12 @@ def whole(
     return seconds, dict(proxy.counts), {"cpu": usage.ru_utime + usage.ru_stime}
 
 
-def startup(command: list[str], env: dict[str, str]) -> float:
+def startup(command: list[str], env: dict[str, str], cwd: str | None = None) -> float:
     """Median wall time of a trivial command in a fresh process (interpreter and imports)."""
     times = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run(command, env=env, capture_output=True, check=False)
+        subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
         times.append(time.perf_counter() - started)
     return sorted(times)[1]
 
@@ -310,6 +311,8 @@ class PairsyncTool:
         "app.connectors.vcard_folder",
     )
     profile_dir: Path | None = None
+    cwd: str | None = None
+    """The checkout whose code runs (None: this one)."""
 
     def __init__(self, work: Path, proxy: DavProxy, book: str, folder: Path) -> None:
         self.env = {
@@ -332,11 +335,13 @@ class PairsyncTool:
             ],
             ["connection", "create", "main", "--a", "Local", "--b", "Server"],
         ):
-            subprocess.run([*base, *args], env=self.env, check=True, capture_output=True)
+            subprocess.run(
+                [*base, *args], env=self.env, cwd=self.cwd, check=True, capture_output=True
+            )
 
     def sync(self, label: str = "") -> tuple[float, dict[str, int], dict[str, float]]:
         if WHOLE_PROCESS:
-            return whole(self.proxy, [*self.base, "sync", "main", "--yes"], self.env)
+            return whole(self.proxy, [*self.base, "sync", "main", "--yes"], self.env, self.cwd)
         from app.cli import main
 
         def call() -> int:
@@ -357,7 +362,7 @@ class PairsyncTool:
         return seconds, counts, split.result(seconds) | {"gc": gc_seconds}
 
     def startup(self) -> float:
-        return startup([*self.base, "health", "main"], self.env)
+        return startup([*self.base, "health", "main"], self.env, self.cwd)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -379,6 +384,23 @@ class PairsyncTool:
 class ListingTool(PairsyncTool):
     name = "listing"
     feed = False
+
+
+class BaseTool(PairsyncTool):
+    """``--base DIR`` (with ``--whole-process``): the Pairsync of another checkout (e.g.
+    ``git archive main | tar -x -C DIR``), for a before/after in the same run."""
+
+    name = "base"
+    checkout: Path | None = None
+
+    def __init__(self, work: Path, proxy: DavProxy, book: str, folder: Path) -> None:
+        assert self.checkout is not None
+        self.cwd = str(self.checkout)
+        os.environ["PYTHONPATH"] = self.cwd  # copied into the tool's environment
+        try:
+            super().__init__(work, proxy, book, folder)
+        finally:
+            del os.environ["PYTHONPATH"]
 
 
 class VdirsyncerTool:
@@ -432,6 +454,7 @@ TOOLS: dict[str, type[PairsyncTool] | type[VdirsyncerTool]] = {
     "pairsync": PairsyncTool,
     "listing": ListingTool,
     "vdirsyncer": VdirsyncerTool,
+    "base": BaseTool,
 }
 
 
@@ -497,7 +520,7 @@ def _median(values: list[float]) -> float:
 def table(steps: list[Step], other: str = "vdirsyncer") -> str:
     """Medians over the rounds (requests: the most any round sent): Pairsync (reading the
     address book through its change feed) next to ``other``."""
-    label = {"vdirsyncer": "vdirsyncer", "listing": "listing"}[other]
+    label = {"vdirsyncer": "vdirsyncer", "listing": "listing", "base": "before"}[other]
     rows = [
         f"| N | step | Pairsync s | {label} s | time ratio | Pairsync requests | "
         f"{label} requests | request ratio | Pairsync: where (median s) |",
@@ -537,8 +560,19 @@ def main() -> None:
         action="store_true",
         help="every sync in a fresh process, as cron runs it (pairsync and vdirsyncer only)",
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="CHECKOUT",
+        help="with --whole-process: also the Pairsync of this checkout (before/after)",
+    )
     args = parser.parse_args()
     wanted = tuple(t.strip() for t in args.tools.split(",") if t.strip())
+    if args.base is not None:
+        if not args.whole_process:
+            raise SystemExit("--base needs --whole-process (two versions cannot share a process)")
+        BaseTool.checkout = args.base.resolve()
+        wanted += ("base",)
     if args.whole_process:
         global WHOLE_PROCESS
         WHOLE_PROCESS = True
@@ -561,7 +595,7 @@ def main() -> None:
                 shutil.rmtree(root, ignore_errors=True)
             if args.json:  # written after every round: a long run is never lost
                 args.json.write_text(json.dumps([asdict(s) for s in steps], indent=2))
-    for other in ("vdirsyncer", "listing"):
+    for other in ("vdirsyncer", "listing", "base"):
         if other in wanted:
             print()
             print(f"load average {os.getloadavg()}", "whole process" if WHOLE_PROCESS else "")

@@ -1,8 +1,9 @@
 """Wizard steps 2 and 3 (SPEC §1.2): authorize each app. Pick a connected account or add one
-with the form the app needs — a folder or file picker for local apps, server address, user
-name and password for CardDAV, the registry's settings plus a token (with "where do I find
-this?") for token apps. "Connect" proves it works by connecting and reading the app's schema
-on a worker thread; a failure is said in words, and the page cannot be left until it works.
+with the sign-in form the app declares in the registry (``app.sign_in``) — a folder or file
+picker for local apps, server address, user name and password for CardDAV, a token (with
+"where do I find this?") for token apps, a browser sign-in for OAuth apps. "Connect" proves
+it works by connecting and reading the app's schema on a worker thread; a failure is said in
+words, and the page cannot be left until it works.
 """
 
 from __future__ import annotations
@@ -31,23 +32,19 @@ from PySide6.QtWidgets import (
 from app.errors import ConfigError
 from app.model import Side
 from app.service import AccountCheck, AppEntry, Service
+from app.sign_in import Field, Input, plain
 from app.ui.dashboard.page import MessageLabel
 from app.ui.progress_panel import ProgressPanel
 from app.ui.signals import emit
 from app.ui.tasks import Task, TaskControl, TaskRunner
 from app.ui.words import plural
 
-OPTIONAL = {
-    "carddav": ("addressbook",),
-    "google": ("client_id", "client_secret"),
-    "hubspot": ("api_base",),
-}
-"""Settings a kind accepts but does not require (the registry lists the required ones)."""
-
 
 class AccountForm(QWidget):
-    """The fields for a new account of one app kind, driven by the registry (required
-    settings, needs a secret) with pickers for paths."""
+    """The fields for a new account of one app kind, rendered from the sign-in form its
+    registry entry declares (``AppEntry.form``, plain data): text and address fields,
+    pickers for folders and files, a masked password or token with where to find it, or the
+    browser sign-in's words. Nothing here is particular to one app."""
 
     changed = Signal()
     submitted = Signal()
@@ -56,53 +53,17 @@ class AccountForm(QWidget):
     def __init__(self, entry: AppEntry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entry = entry
+        self.sign_in = entry.form
         self.edits: dict[str, QLineEdit] = {}
         self.secret_edit: QLineEdit | None = None
         self.secret_help: QLabel | None = None
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.form = form
-        labels = {
-            "path": self.tr("&Folder:") if entry.auth == "folder" else self.tr("&File:"),
-            "url": self.tr("Server &address:"),
-            "username": self.tr("&User name:"),
-            "addressbook": self.tr("Address boo&k (optional):"),
-            "client_id": self.tr("OAuth &client id (optional):"),
-            "client_secret": self.tr("Client &secret (optional):"),
-            "api_base": self.tr("API address (o&ptional):"),
-        }
-        placeholders = {
-            "url": self.tr("e.g. https://contacts.icloud.com or https://cloud.example.org"),
-            "username": self.tr("your login or Apple ID"),
-            "addressbook": self.tr("the first one found, if empty"),
-            "client_id": self.tr("…apps.googleusercontent.com, if Pairsync has none"),
-            "api_base": self.tr("https://api.hubapi.com, if empty"),
-        }
-        for key in (*entry.settings, *OPTIONAL.get(entry.kind, ())):
-            edit = QLineEdit(self)
-            edit.setPlaceholderText(placeholders.get(key, ""))
-            label_text = labels.get(key, key.replace("_", " ").capitalize() + ":")
-            edit.setAccessibleName(label_text.replace("&", "").rstrip(":"))
-            edit.textChanged.connect(self.changed)
-            edit.returnPressed.connect(self.submitted)
-            self.edits[key] = edit
-            label = QLabel(label_text, self)
-            label.setBuddy(edit)
-            if key == "path":
-                browse = QPushButton(self.tr("B&rowse…"), self)
-                browse.setAccessibleName(
-                    self.tr("Browse for the {what}").format(
-                        what=self.tr("folder") if entry.auth == "folder" else self.tr("file")
-                    )
-                )
-                browse.clicked.connect(self.browse)
-                row = QHBoxLayout()
-                row.addWidget(edit, 1)
-                row.addWidget(browse)
-                form.addRow(label, row)
-            else:
-                form.addRow(label, edit)
-        if entry.auth == "oauth":
+        for spec in self.sign_in.settings:
+            self._add_setting(spec)
+        secret = self.sign_in.secret
+        if self.sign_in.browser:
             sign_in_note = QLabel(
                 self.tr(
                     "Pairsync opens your browser to sign in with {app}: you approve there and "
@@ -113,47 +74,74 @@ class AccountForm(QWidget):
             )
             sign_in_note.setWordWrap(True)
             form.addRow("", sign_in_note)
-        elif entry.needs_secret:
-            secret = QLineEdit(self)
-            secret.setEchoMode(QLineEdit.EchoMode.Password)
-            word = (
-                self.tr("&Password:")
-                if entry.auth == "password"
-                else self.tr("Access &token:")
-                if entry.secret_help
-                else self.tr("API &key or token:")
-            )
-            secret.setAccessibleName(word.replace("&", "").rstrip(":"))
-            secret.textChanged.connect(self.changed)
-            secret.returnPressed.connect(self.submitted)
-            self.secret_edit = secret
-            label = QLabel(word, self)
-            label.setBuddy(secret)
-            form.addRow(label, secret)
-            if entry.secret_help:
-                steps = QLabel(entry.secret_help, self)
-                steps.setWordWrap(True)
-                steps.setAccessibleName(self.tr("Where to find the token"))
-                self.secret_help = steps
-                form.addRow("", steps)
-            note = self.tr("Kept only in your system's keyring, never in Pairsync's files.")
-            if entry.help_url:
-                note += ' <a href="{url}">{text}</a>'.format(
-                    url=entry.help_url, text=self.tr("Where do I find this?")
-                )
-            help_label = QLabel(note, self)
-            help_label.setWordWrap(True)
-            help_label.setOpenExternalLinks(True)
-            form.addRow("", help_label)
-        if entry.auth == "file":
-            hint = QLabel(self.file_words()[2], self)
+        elif secret is not None:
+            self._add_secret(secret)
+        if self.sign_in.note:
+            hint = QLabel(self.tr(self.sign_in.note), self)
             hint.setWordWrap(True)
             form.addRow("", hint)
 
-    def browse(self) -> None:
-        edit = self.edits["path"]
+    def _label(self, spec: Field) -> str:
+        text = self.tr(spec.label)
+        return text + (self.tr(" (optional):") if not spec.required else ":")
+
+    def _add_setting(self, spec: Field) -> None:
+        edit = QLineEdit(self)
+        edit.setPlaceholderText(self.tr(spec.placeholder))
+        label_text = self._label(spec)
+        edit.setAccessibleName(plain(label_text).rstrip(":"))
+        edit.textChanged.connect(self.changed)
+        edit.returnPressed.connect(self.submitted)
+        self.edits[spec.key] = edit
+        label = QLabel(label_text, self)
+        label.setBuddy(edit)
+        if spec.input in (Input.FOLDER, Input.FILE):
+            browse = QPushButton(self.tr("B&rowse…"), self)
+            what = self.tr("folder") if spec.input is Input.FOLDER else self.tr("file")
+            browse.setAccessibleName(self.tr("Browse for the {what}").format(what=what))
+            browse.clicked.connect(lambda _=False, spec=spec: self.browse(spec))
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            self.form.addRow(label, row)
+        else:
+            self.form.addRow(label, edit)
+
+    def _add_secret(self, spec: Field) -> None:
+        secret = QLineEdit(self)
+        secret.setEchoMode(QLineEdit.EchoMode.Password)
+        word = self._label(spec)
+        secret.setAccessibleName(plain(word).rstrip(":"))
+        secret.textChanged.connect(self.changed)
+        secret.returnPressed.connect(self.submitted)
+        self.secret_edit = secret
+        label = QLabel(word, self)
+        label.setBuddy(secret)
+        self.form.addRow(label, secret)
+        if spec.help:
+            steps = QLabel(self.tr(spec.help), self)
+            steps.setWordWrap(True)
+            steps.setAccessibleName(
+                self.tr("Where to find the {what}").format(what=plain(spec.label).lower())
+            )
+            self.secret_help = steps
+            self.form.addRow("", steps)
+        note = self.tr("Kept only in your system's keyring, never in Pairsync's files.")
+        if spec.help_url:
+            note += ' <a href="{url}">{text}</a>'.format(
+                url=spec.help_url, text=self.tr("Where do I find this?")
+            )
+        help_label = QLabel(note, self)
+        help_label.setWordWrap(True)
+        help_label.setOpenExternalLinks(True)
+        self.form.addRow("", help_label)
+
+    def browse(self, spec: Field | None = None) -> None:
+        if spec is None:  # the first folder or file field
+            spec = next(f for f in self.sign_in.settings if f.input in (Input.FOLDER, Input.FILE))
+        edit = self.edits[spec.key]
         start = edit.text().strip() or str(Path.home())
-        if self.entry.auth == "folder":
+        if spec.input is Input.FOLDER:
             path = QFileDialog.getExistingDirectory(self, self.tr("Choose the folder"), start)
         else:
             title, filters, _ = self.file_words()
@@ -165,22 +153,12 @@ class AccountForm(QWidget):
 
     def file_words(self) -> tuple[str, str, str]:
         """The file picker's title and filter, and the hint under the field, for this kind."""
-        if self.entry.kind == "vcard-file":
-            return (
-                self.tr("Choose the vCard file"),
-                self.tr("vCard files (*.vcf *.vcard);;All files (*)"),
-                self.tr(
-                    "Pick an existing .vcf file (an export from iCloud, Google Contacts, Outlook "
-                    "or a phone), or name a new one: it is created at the first sync."
-                ),
-            )
-        return (
-            self.tr("Choose the CSV file"),
-            self.tr("CSV files (*.csv);;All files (*)"),
-            self.tr(
-                "Pick an existing CSV file, or name a new one: it is created at the first sync."
-            ),
-        )
+        spec = next((f for f in self.sign_in.settings if f.input is Input.FILE), None)
+        filters = self.tr("All files (*)")
+        if spec is not None and spec.file_filter:
+            filters = self.tr(spec.file_filter) + ";;" + filters
+        title = self.tr("Choose the {app}").format(app=self.entry.name)
+        return title, filters, self.tr(self.sign_in.note)
 
     def values(self) -> dict[str, str]:
         return {k: e.text().strip() for k, e in self.edits.items() if e.text().strip()}
@@ -336,7 +314,7 @@ class AccountPage(QWizardPage):
         )
 
     def _oauth(self) -> bool:
-        return self.entry is not None and self.entry.auth == "oauth"
+        return self.entry is not None and self.entry.form.browser
 
     def _button_words(self) -> None:
         if self._oauth() and not self.existing_mode() and self.entry is not None:

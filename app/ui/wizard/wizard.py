@@ -25,8 +25,6 @@ from app.ui.wizard.configure_page import ConfigurePage
 from app.ui.wizard.preview_page import PreviewPage
 
 APPS, ACCOUNT_A, ACCOUNT_B, CONFIGURE, PREVIEW = range(5)
-MARKETING_KINDS = frozenset({"hubspot", "mailchimp"})
-"""Apps with subscriptions: Sync Unsubscribes defaults to on when either side is one."""
 
 
 class ConnectionWizard(QWizard):
@@ -88,11 +86,11 @@ class ConnectionWizard(QWizard):
         if self.draft is not None and self.draft_accounts == (a, b):
             return self.draft
         self.drop_draft()
-        kinds = {self.apps_page.entry(s).kind for s in (Side.A, Side.B)}  # type: ignore[union-attr]
+        # Sync Unsubscribes starts on when either app is a marketing app (its registry says).
+        entries = [self.apps_page.entry(s) for s in (Side.A, Side.B)]
+        marketing = any(e is not None and e.subscriptions for e in entries)
         name = self.service.suggest_connection_name(a, b)
-        self.service.create_connection(
-            name, a, b, ConnectionSettings(unsubscribes=bool(kinds & MARKETING_KINDS))
-        )
+        self.service.create_connection(name, a, b, ConnectionSettings(unsubscribes=marketing))
         self.service.set_paused(name, True)
         self.draft, self.draft_accounts = name, (a, b)
         return name
