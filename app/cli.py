@@ -20,9 +20,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.errors import AuthExpired, ConfigError, PairsyncError
 from app.printable import has_control_characters, shown
+from app.sign_in import plain
 
 if TYPE_CHECKING:
-    from app.service import AccountInfo, ConnectionFields, MappingInfo, RuleInfo, Service
+    from app.service import (
+        AccountInfo,
+        AppEntry,
+        ConnectionFields,
+        MappingInfo,
+        RuleInfo,
+        Service,
+    )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_GUARD, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
 
@@ -93,7 +101,7 @@ def build_parser() -> Parser:
         dest="action", required=True, parser_class=Parser
     )
     add = acc.add_parser("add", help="add an account")
-    add.add_argument("kind")
+    add.add_argument("kind", help="the app (pairsync account kinds lists them and their settings)")
     add.add_argument("name")
     add.add_argument(
         "--set", dest="settings", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
@@ -116,6 +124,8 @@ def build_parser() -> Parser:
         metavar="SECONDS",
         help="how long to wait for the browser sign-in (default 300)",
     )
+    kinds = acc.add_parser("kinds", help="the apps an account can be, and what adding one needs")
+    kinds.add_argument("--json", action="store_true")
     lst = acc.add_parser("list", help="list accounts")
     lst.add_argument("--json", action="store_true")
     rem = acc.add_parser("remove", help="forget an account (its app's data is not touched)")
@@ -408,6 +418,8 @@ def run(argv: Sequence[str]) -> int:
         return _restore(args)  # works while the database cannot be opened
     if args.command == "account" and args.action == "list":
         return _account_list(args)  # a plain read: no store, engine or keyring to load
+    if args.command == "account" and args.action == "kinds":
+        return _account_kinds(args)  # the registry only
     # Imports and set-up make many objects and free almost none: the collector would walk
     # them all several times for nothing (a tenth of a cron run's start-up).
     collecting = gc.isenabled()
@@ -447,6 +459,40 @@ def _account_list(args: argparse.Namespace) -> int:
             where = a.settings.get("path", "")
             print(f"{shown(a.name)}\t{shown(a.kind)}\t{shown(where)}")
     return EXIT_OK
+
+
+def _account_kinds(args: argparse.Namespace) -> int:
+    """``account kinds``: each app and the ``account add`` line its sign-in form asks for
+    (the same declaration the window's account page is drawn from)."""
+    from app.service import app_list
+
+    entries = [e for e in app_list() if e.available]
+    if args.json:
+        _print_json([{"kind": e.kind, "name": e.name, "add": _add_line(e)} for e in entries])
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.kind} ({e.name}): {e.description}".rstrip(": "))
+        print(f"  {_add_line(e)}")
+        secret = e.form.secret
+        if e.form.browser:
+            print("  Signs in through your browser (--no-browser prints the address).")
+        elif secret is not None:
+            what = plain(secret.label).lower()
+            print(f"  VAR names the environment variable holding the {what}.")
+            if secret.help_url:
+                print(f"  Where to find it: {secret.help_url}")
+    return EXIT_OK
+
+
+def _add_line(entry: AppEntry) -> str:
+    """``pairsync account add KIND NAME --set key=VALUE … [--secret-env VAR]``."""
+    parts = [f"pairsync account add {entry.kind} NAME"]
+    for f in entry.form.settings:
+        option = f"--set {f.key}={plain(f.label).upper().replace(' ', '-')}"
+        parts.append(option if f.required else f"[{option}]")
+    if entry.form.secret is not None and not entry.form.browser:
+        parts.append("--secret-env VAR")
+    return " ".join(parts)
 
 
 def _no_command(parser: Parser, args: argparse.Namespace) -> int:

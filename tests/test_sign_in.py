@@ -25,6 +25,8 @@ def test_each_apps_form_matches_what_its_account_needs(spec: AppKind) -> None:
     if form.secret is not None:
         assert form.secret.input.secret
     assert spec.description
+    # The window asks where the subscription status is kept in the app's own words.
+    assert (spec.subscription_field is not None) == ("subscription" in spec.optional)
 
 
 def test_a_kind_without_a_form_gets_the_generic_one() -> None:
@@ -47,3 +49,19 @@ def test_marketing_apps_say_so_in_the_registry() -> None:
     hubspot, csv = app_entry("hubspot"), app_entry("csv")
     assert hubspot is not None and hubspot.subscriptions
     assert csv is not None and not csv.subscriptions
+
+
+def test_no_app_is_named_in_the_window_code() -> None:
+    """What the window shows of an app comes from its registry entry: no module of
+    ``app/ui`` compares a kind with an app's name (docstrings and comments aside)."""
+    import ast
+    from pathlib import Path
+
+    kinds = set(KINDS) | {"mailchimp", "outlook"}
+    ui = Path(__file__).resolve().parent.parent / "app" / "ui"
+    named = []
+    for path in ui.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in kinds:
+                named.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert named == []

@@ -49,6 +49,10 @@ class AppKind:
     subscriptions: bool = False
     """A marketing app with its own subscription status per contact: a new connection with
     it gets Sync Unsubscribes on by default."""
+    subscription_field: Field | None = None
+    """For an app that keeps no subscription status of its own but lets the user name where
+    it is (the ``subscription`` setting): how the window asks for it ("Subscription column",
+    e.g. Newsletter)."""
     form: SignInForm | None = None
     """The sign-in form the fronts render (``app.sign_in``); None: the generic one (the
     required settings as text, then a token where the app needs a secret)."""
@@ -233,6 +237,10 @@ def _verify_hubspot(settings: Mapping[str, str], secret: str | None) -> dict[str
     return dict(settings)
 
 
+_VCARD_SUBSCRIPTION = Field(
+    "subscription", "Subscription property", required=False, placeholder="e.g. X-NEWSLETTER"
+)
+
 KINDS: dict[str, AppKind] = {
     "vcard-folder": AppKind(
         "vcard-folder",
@@ -246,6 +254,7 @@ KINDS: dict[str, AppKind] = {
         description="A folder with one .vcf file per contact (vdirsyncer, Radicale, Evolution, "
         "phone exports).",
         form=SignInForm((Field("path", "&Folder", Input.FOLDER),)),
+        subscription_field=_VCARD_SUBSCRIPTION,
     ),
     "vcard-file": AppKind(
         "vcard-file",
@@ -263,6 +272,7 @@ KINDS: dict[str, AppKind] = {
             note="Pick an existing .vcf file (an export from iCloud, Google Contacts, Outlook "
             "or a phone), or name a new one: it is created at the first sync.",
         ),
+        subscription_field=_VCARD_SUBSCRIPTION,
     ),
     "csv": AppKind(
         "csv",
@@ -278,6 +288,9 @@ KINDS: dict[str, AppKind] = {
         form=SignInForm(
             (Field("path", "&File", Input.FILE, file_filter="CSV files (*.csv)"),),
             note="Pick an existing CSV file, or name a new one: it is created at the first sync.",
+        ),
+        subscription_field=Field(
+            "subscription", "Subscription column", required=False, placeholder="e.g. Newsletter"
         ),
     ),
     "carddav": AppKind(

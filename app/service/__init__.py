@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.app_list import AccountCheck, AppEntry
+    from app.app_list import AccountCheck, AppEntry, app_list
     from app.model import ConnectionSettings
     from app.paths import PrivateLogFile
     from app.preview import Preview
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "AccountCheck": "app.app_list",
     "AppEntry": "app.app_list",
+    "app_list": "app.app_list",
     "ConnectionSettings": "app.model",
     "Preview": "app.preview",
     "PrivateLogFile": "app.paths",
@@ -170,6 +171,7 @@ __all__ = [
     "RuleMirror",
     "ScheduleEntry",
     "Service",
+    "app_list",
     "database_backups",
     "list_accounts",
     "logs_folder",

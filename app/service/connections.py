@@ -24,6 +24,7 @@ from app.rules.model import rules_from_config
 from app.service.accounts import Accounts
 from app.service.core import unique_name
 from app.service.types import AccountRef, ConnectionView, LastRun
+from app.sign_in import plain
 from app.status import ConnectionSummary, connection_status
 from app.store.connections import settings_columns, settings_of
 from app.store.models import Account, Connection
@@ -72,6 +73,13 @@ def _subscription(acc: Account) -> str | None:
     return str(json.loads(acc.settings).get("subscription", ""))
 
 
+def _account_ref(acc: Account) -> AccountRef:
+    field = app_kind(acc.kind).subscription_field
+    if field is None:
+        return AccountRef(acc.name, acc.kind, _subscription(acc))
+    return AccountRef(acc.name, acc.kind, _subscription(acc), plain(field.label), field.placeholder)
+
+
 def _app_name(kind: str) -> str:
     entry = app_entry(kind)
     return entry.name if entry is not None else kind
@@ -106,8 +114,8 @@ class Connections(Accounts):
         last = self._connections.last_run(conn.id)
         return ConnectionView(
             name=conn.name,
-            a=AccountRef(a.name, a.kind, _subscription(a)),
-            b=AccountRef(b.name, b.kind, _subscription(b)),
+            a=_account_ref(a),
+            b=_account_ref(b),
             settings=settings_of(conn),
             paused=bool(conn.paused),
             last_run=None if last is None else LastRun(last.status, last.started_at, last.message),

@@ -48,6 +48,9 @@ class AccountRef:
     subscription: str | None = None
     """The CSV column or vCard property holding the subscription status ("" when none is
     named); None when the app has no such setting (its status comes from the app)."""
+    subscription_label: str = ""
+    """How the window asks for it ("Subscription column"), from the app's registry entry."""
+    subscription_placeholder: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,9 +36,11 @@ from PySide6.QtWidgets import (
 from app.errors import PairsyncError
 from app.model import JournalRowView, RunRow
 from app.service import Service
-from app.ui.health_view import search_box, table
+from app.ui.list_parts import search_box, table
 from app.ui.paged import Column, PagedModel, local_time, value_text
+from app.ui.reader import Reader
 from app.ui.scheduler import Scheduler
+from app.ui.signals import emit
 
 CHART_RUNS = 100
 """Runs drawn in the chart (the newest ones)."""
@@ -158,15 +160,25 @@ class ActivityView(QWidget):
     """One connection's Activity. A dashboard page: ``set_connection(name)`` shows it."""
 
     def __init__(
-        self, service: Service, scheduler: Scheduler, parent: QWidget | None = None
+        self,
+        service: Service,
+        scheduler: Scheduler,
+        parent: QWidget | None = None,
+        reader: Reader | None = None,
     ) -> None:
+        """``reader``: where the runs and the journal are read (the window's, shared with
+        Health; default: one of its own over ``service``'s database)."""
         super().__init__(parent)
         self.service = service
         self.scheduler = scheduler
+        self.reader = reader or Reader(lambda: Service(service.home), self)
         self.name: str | None = None
         self.apps: dict[str, str] = {}
         self._run_numbers: dict[int, int] = {}
         """Run id → run number, for "Undo of #n" (asked once per run shown)."""
+        self._select_run: int | None = None
+        """The run to select once the runs are in (the one selected before a refresh)."""
+        self._journal_of: int | None = None
         self.confirm: Callable[[str, str], bool] = self._ask
         """Asks before an undo (tests replace it)."""
         self.chart = RunChart(self)
@@ -181,7 +193,11 @@ class ActivityView(QWidget):
             Column(_tr("Failed"), lambda r: f"{run_counts(r)[2]:,}"),
             Column(_tr("Message"), lambda r: r.message),
         ]
-        self.runs: PagedModel[RunRow] = PagedModel(run_columns, key=lambda r: r.id, parent=self)
+        self.runs: PagedModel[RunRow] = PagedModel(
+            run_columns, key=lambda r: r.id, parent=self, reader=self.reader
+        )
+        self.runs.loaded.connect(self._runs_loaded)
+        self.runs.rowsInserted.connect(lambda *_: self._ask_run_numbers())
         self.runs_view = table(self, self.runs, _tr("Runs"))
         self.runs_view.setSelectionMode(self.runs_view.SelectionMode.SingleSelection)
         journal_columns: list[Column[JournalRowView]] = [
@@ -193,8 +209,11 @@ class ActivityView(QWidget):
             Column(_tr("After"), lambda j: value_text(j.after)),
         ]
         self.journal: PagedModel[JournalRowView] = PagedModel(
-            journal_columns, key=lambda j: j.id, parent=self
+            journal_columns, key=lambda j: j.id, parent=self, reader=self.reader
         )
+        self.journal.loaded.connect(self._buttons)
+        self.runs.failed.connect(self._read_failed)
+        self.journal.failed.connect(self._read_failed)
         self.journal_view = table(self, self.journal, _tr("Field changes of the selected run"))
         self.journal_view.setSelectionMode(self.journal_view.SelectionMode.SingleSelection)
         self.search = search_box(self, self.load_journal, _tr("field changes"))
@@ -251,10 +270,39 @@ class ActivityView(QWidget):
         if run.undo_of is None or self.name is None:
             return kind
         number = self._run_numbers.get(run.undo_of)
-        if number is None:
-            undone = self.service.run(self.name, run.undo_of)
-            number = self._run_numbers[run.undo_of] = undone.run_no if undone else 0
         return _tr("{kind} of #{n}").format(kind=kind, n=number) if number else kind
+
+    def _ask_run_numbers(self) -> None:
+        """Find the numbers of the runs the listed undos undid: among the listed runs, else
+        read them (off the GUI thread; the Kind column shows them when they are in)."""
+        shown = {r.id: r.run_no for r in self.runs.rows}
+        missing: set[int] = set()
+        for r in self.runs.rows:
+            if r.undo_of is not None and r.undo_of not in self._run_numbers:
+                if r.undo_of in shown:
+                    self._run_numbers[r.undo_of] = shown[r.undo_of]
+                else:
+                    missing.add(r.undo_of)
+        self._kinds_changed()
+        name = self.name
+        if not missing or name is None:
+            return
+
+        def read(svc: Service) -> dict[int, int]:
+            found = {i: svc.run(name, i) for i in missing}
+            return {i: r.run_no if r else 0 for i, r in found.items()}
+
+        self.reader.read(read, lambda numbers: self._numbers_in(name, numbers), owner=self)
+
+    def _numbers_in(self, name: str, numbers: dict[int, int]) -> None:
+        if name == self.name:
+            self._run_numbers.update(numbers)
+            self._kinds_changed()
+
+    def _kinds_changed(self) -> None:
+        if self.runs.rowCount():
+            last = self.runs.rowCount() - 1
+            emit(self.runs.dataChanged, self.runs.index(0, 1), self.runs.index(last, 1))
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -272,26 +320,39 @@ class ActivityView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        svc, name = self.service, self.name
+        """Read the runs and the chart again (off the GUI thread); the selected run stays
+        selected once they are in."""
+        name = self.name
         if name is None:
             self.runs.load(None)
             self.chart.set_runs([])
             self.load_journal()
             return
 
-        def fetch(after: Any, limit: int) -> Sequence[RunRow]:
+        def fetch(svc: Service, after: Any, limit: int) -> Sequence[RunRow]:
             return svc.runs_page(name, before=after, limit=limit)
 
         selected = self.selected_run()
-        self.runs.load(fetch)
-        self.chart.set_runs(svc.runs_page(name, limit=CHART_RUNS))
-        row = 0
-        if selected is not None:
-            row = next((i for i, r in enumerate(self.runs.rows) if r.id == selected.id), 0)
+        self._select_run = selected.id if selected is not None else None
+        self.runs.load(fetch, keep=selected is not None)
+        self.reader.read(
+            lambda svc: svc.runs_page(name, limit=CHART_RUNS),
+            lambda runs: self.chart.set_runs(runs) if name == self.name else None,
+            slot=("chart", id(self)),
+            owner=self,
+        )
+
+    def _runs_loaded(self) -> None:
+        self._ask_run_numbers()
+        wanted = self._select_run
+        row = next((i for i, r in enumerate(self.runs.rows) if r.id == wanted), 0)
         if self.runs.rows:
-            self.runs_view.selectRow(row)
+            self.runs_view.selectRow(row)  # the reset cleared the selection: loads the journal
         else:
             self.load_journal()
+
+    def _read_failed(self, message: str) -> None:
+        self.status.setText(message)
 
     def selected_run(self) -> RunRow | None:
         rows = self.runs_view.selectionModel().selectedRows(0)
@@ -302,8 +363,9 @@ class ActivityView(QWidget):
         return self.journal.row(rows[0]) if rows else None
 
     def load_journal(self) -> None:
-        run, name, svc = self.selected_run(), self.name, self.service
+        run, name = self.selected_run(), self.name
         if run is None or name is None:
+            self._journal_of = None
             self.journal.load(None)
             self._buttons()
             return
@@ -311,12 +373,14 @@ class ActivityView(QWidget):
         created = self.created_only.isChecked()
         run_id = run.id
 
-        def fetch(after: Any, limit: int) -> Sequence[JournalRowView]:
+        def fetch(svc: Service, after: Any, limit: int) -> Sequence[JournalRowView]:
             return svc.journal_page(
                 name, run_id, search=search, created_only=created, after=after, limit=limit
             )
 
-        self.journal.load(fetch)
+        same = run_id == self._journal_of
+        self._journal_of = run_id
+        self.journal.load(fetch, keep=same)
         self._buttons()
 
     def _buttons(self) -> None:

@@ -36,6 +36,7 @@ from app.ui.health_view import HealthView
 from app.ui.main_window import MainWindow
 from app.ui.notifications import Notifier
 from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
+from app.ui.reader import Reader
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.scheduler import TICK_MS, Clock, Scheduler, utc_now
 from app.ui.tasks import TaskRunner
@@ -96,8 +97,10 @@ class Wiring(QObject):
         self.notifier = Notifier(service, self.scheduler, self.tray, self)
         self.guard = GuardPrompt(service, self.scheduler, parent_widget=window, parent=self)
 
-        self.health = HealthView(service, self.scheduler)
-        self.activity = ActivityView(service, self.scheduler)
+        # Health and Activity read the database on threads of their own, never the GUI's.
+        self.reader = Reader(runner.factory, self)
+        self.health = HealthView(service, self.scheduler, reader=self.reader)
+        self.activity = ActivityView(service, self.scheduler, reader=self.reader)
         window.dashboard.add_page(self.health, self.tr("Health"))
         window.dashboard.add_page(self.activity, self.tr("Activity"))
         self.sign_in_dialogs: dict[str, ReauthDialog] = {}
@@ -132,7 +135,9 @@ class Wiring(QObject):
             self.window.removeEventFilter(self.close_to_tray)
         if self.tray.icon is not None:
             self.tray.icon.hide()
-        return self.scheduler.shutdown(timeout_ms)
+        stopped = self.scheduler.shutdown(timeout_ms)
+        self.reader.close()
+        return stopped
 
     # --- signing in again ---------------------------------------------------------------------
 

@@ -21,109 +21,50 @@ other value" is a scheduler job (one run per connection at a time).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Sequence
+from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QCoreApplication,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
-    QPlainTextEdit,
     QPushButton,
-    QTableView,
     QTabWidget,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from app.errors import PairsyncError
-from app.model import ConflictRow, ContactRow, FailureRow, HealthCounts, NotFittingRow
+from app.model import ConflictRow, ContactRow, HealthCounts, NotFittingRow
 from app.service import ConnectionState, Service
-from app.ui.paged import PAGE, Column, PagedModel, local_time, value_text
+from app.ui.health_failed import FailedTab
+from app.ui.list_parts import AnyReader, ListTab, search_box, table
+from app.ui.paged import Column, PagedModel, local_time, value_text
+from app.ui.reader import Reader
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit
 from app.ui.status_chip import StatusChip
 
-Index: TypeAlias = QModelIndex | QPersistentModelIndex
-SEARCH_DELAY_MS = 250
-
-REASONS = {
-    "required_missing": "A required field is missing",
-    "value_not_allowed": "A value is not allowed",
-    "rejected": "The app refused the change",
-    "unreadable": "Could not be read",
-    "email_collision": "Email already used by another contact",
-    "changed_meanwhile": "Changed while syncing",
-    "not_found": "No longer exists",
-    "unavailable": "The app could not be reached",
-    "read_only": "The file is read-only",
-    "error": "Other problems",
-}
-"""Failure codes (``app.errors``) in words, for the Failed tab's groups."""
+__all__ = ["ContactsTab", "FailedTab", "HealthView", "search_box", "table"]
 
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("HealthView", text)
 
 
-def reason_group(code: str) -> str:
-    return _tr(REASONS.get(code, code.replace("_", " ").capitalize()))
-
-
-def search_box(parent: QWidget, on_search: Callable[[], None], what: str) -> QLineEdit:
-    """A search field that re-queries a moment after the user stops typing."""
-    box = QLineEdit(parent)
-    box.setPlaceholderText(_tr("Search"))
-    box.setClearButtonEnabled(True)
-    box.setAccessibleName(_tr("Search {what}").format(what=what))
-    timer = QTimer(box)
-    timer.setSingleShot(True)
-    timer.setInterval(SEARCH_DELAY_MS)
-    timer.timeout.connect(on_search)
-    box.textChanged.connect(lambda _text: timer.start())
-    box.returnPressed.connect(on_search)
-    return box
-
-
-def table(parent: QWidget, model: Any, name: str) -> QTableView:
-    view = QTableView(parent)
-    view.setModel(model)
-    view.setAccessibleName(name)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setAlternatingRowColors(True)
-    view.setWordWrap(False)
-    view.verticalHeader().setVisible(False)
-    # Uniform row heights: the view never measures rows it does not show.
-    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    view.horizontalHeader().setStretchLastSection(True)
-    view.setTabKeyNavigation(False)  # Tab leaves the list (keyboard users)
-    return view
-
-
-class ContactsTab(QWidget):
+class ContactsTab(ListTab):
     """In sync, Excluded (with its reason filter) or Duplicates."""
 
-    def __init__(self, status: str, reasons: bool, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(
+        self,
+        status: str,
+        reasons: bool,
+        parent: QWidget | None = None,
+        reader: AnyReader | None = None,
+    ) -> None:
+        super().__init__(parent, reader)
         self.status = status
-        self.service: Service | None = None
-        self.name: str | None = None
-        self.apps: dict[str, str] = {}
         what = {
             "bound": _tr("in sync"),
             "excluded": _tr("excluded"),
@@ -141,7 +82,9 @@ class ContactsTab(QWidget):
         columns += [Column(_tr("Name"), lambda r: r.name), Column(_tr("Email"), lambda r: r.email)]
         if status != "bound":
             columns.append(Column(_tr("Reason"), lambda r: r.reason))
-        self.model: PagedModel[ContactRow] = PagedModel(columns, key=lambda r: r.key, parent=self)
+        self.model: PagedModel[ContactRow] = PagedModel(
+            columns, key=lambda r: r.key, parent=self, reader=reader
+        )
         self.view = table(self, self.model, _tr("Contacts"))
         top = QHBoxLayout()
         top.addWidget(self.search, 2)
@@ -151,49 +94,51 @@ class ContactsTab(QWidget):
         layout.addWidget(self.view)
 
     def show_connection(self, service: Service, name: str | None, apps: dict[str, str]) -> None:
-        self.service, self.name, self.apps = service, name, apps
-        if self.with_reasons:
-            self._fill_reasons()
-        self.reload()
+        if self.with_reasons and name != self.name:
+            self._show_reasons([])
+        super().show_connection(service, name, apps)
+        if self.with_reasons and name is not None and self.reader is not None:
+            self.reader.read(
+                lambda svc: svc.excluded_reasons(name),
+                lambda reasons: self._show_reasons(reasons) if name == self.name else None,
+                slot=("reasons", id(self)),
+                owner=self,
+            )
 
-    def _fill_reasons(self) -> None:
+    def _show_reasons(self, reasons: list[tuple[str, int]]) -> None:
         current = self.reason.currentData()
         self.reason.blockSignals(True)
         self.reason.clear()
         self.reason.addItem(_tr("All reasons"), None)
-        if self.service is not None and self.name is not None:
-            for reason, count in self.service.excluded_reasons(self.name):
-                self.reason.addItem(f"{reason or _tr('(no reason)')} ({count:,})", reason)
+        for reason, count in reasons:
+            self.reason.addItem(f"{reason or _tr('(no reason)')} ({count:,})", reason)
         at = self.reason.findData(current)
         self.reason.setCurrentIndex(max(at, 0))
         self.reason.blockSignals(False)
 
-    def reload(self) -> None:
-        svc, name = self.service, self.name
-        if svc is None or name is None:
+    def reload(self, keep: bool = True) -> None:
+        name = self.name
+        if self.service is None or name is None:
             self.model.load(None)
             return
         search = self.search.text()
         reason = self.reason.currentData() if self.with_reasons else None
         status = self.status
 
-        def fetch(after: Any, limit: int) -> Sequence[ContactRow]:
+        def fetch(svc: Service, after: Any, limit: int) -> Sequence[ContactRow]:
             return svc.contacts_page(
                 name, status, search=search, reason=reason, after=after, limit=limit
             )
 
-        self.model.load(fetch)
+        self.model.load(fetch, keep=keep)
 
 
-class NotFittingTab(QWidget):
+class NotFittingTab(ListTab):
     """Values an app had no room for (a 4th e-mail into an app that holds 3): not failures,
     the rest of each contact is in sync; named here once."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.service: Service | None = None
-        self.name: str | None = None
-        self.apps: dict[str, str] = {}
+    def __init__(self, parent: QWidget | None = None, reader: AnyReader | None = None) -> None:
+        super().__init__(parent, reader)
         self.search = search_box(self, self.reload, _tr("not fitting"))
         columns: list[Column[NotFittingRow]] = [
             Column(_tr("App"), lambda r: self.apps.get(r.side, r.side.upper())),
@@ -202,7 +147,7 @@ class NotFittingTab(QWidget):
             Column(_tr("Not written"), lambda r: ", ".join(r.values)),
         ]
         self.model: PagedModel[NotFittingRow] = PagedModel(
-            columns, key=lambda r: r.key, parent=self
+            columns, key=lambda r: r.key, parent=self, reader=reader
         )
         self.view = table(self, self.model, _tr("Values that did not fit"))
         note = QLabel(
@@ -215,18 +160,19 @@ class NotFittingTab(QWidget):
         layout.addWidget(self.search)
         layout.addWidget(self.view)
 
-    def show_connection(self, service: Service, name: str | None, apps: dict[str, str]) -> None:
-        self.service, self.name, self.apps = service, name, apps
-        self.reload()
-
-    def reload(self) -> None:
-        svc, name = self.service, self.name
-        if svc is None or name is None:
+    def reload(self, keep: bool = True) -> None:
+        name = self.name
+        if self.service is None or name is None:
             self.model.load(None)
             return
-        rows = svc.not_fitting(name, search=self.search.text())
+        search = self.search.text()
+        found: list[list[NotFittingRow]] = []
+        """The whole list, read once with the first page (on a reader thread)."""
 
-        def fetch(after: Any, limit: int) -> Sequence[NotFittingRow]:
+        def fetch(svc: Service, after: Any, limit: int) -> Sequence[NotFittingRow]:
+            if not found:
+                found.append(svc.not_fitting(name, search=search))
+            rows = found[0]
             start = (
                 0
                 if after is None
@@ -234,275 +180,13 @@ class NotFittingTab(QWidget):
             )
             return rows[start : start + limit]
 
-        self.model.load(fetch)
+        self.model.load(fetch, keep=keep)
 
 
-class FailureTreeModel(QAbstractItemModel):
-    """Failed contacts grouped by reason: groups on top, contacts fetched per group, a page
-    at a time, as the user expands and scrolls (never all at once)."""
-
-    COLUMNS = ("Contact", "App", "Reason", "Field", "Attempts")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.groups: list[tuple[str, int]] = []
-        self.members: list[list[FailureRow]] = []
-        self.more: list[bool] = []
-        self.apps: dict[str, str] = {}
-        self._page: Callable[[str, Any, int], Sequence[FailureRow]] | None = None
-
-    def load(
-        self,
-        groups: list[tuple[str, int]],
-        page: Callable[[str, Any, int], Sequence[FailureRow]] | None,
-        apps: dict[str, str],
-    ) -> None:
-        self.beginResetModel()
-        self.groups = groups
-        self.members = [[] for _ in groups]
-        self.more = [n > 0 for _, n in groups]
-        self.apps = apps
-        self._page = page
-        self.endResetModel()
-
-    # --- structure --------------------------------------------------------------------------
-
-    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
-        if not self.hasIndex(row, column, parent):
-            return QModelIndex()
-        if not parent.isValid():
-            return self.createIndex(row, column, 0)
-        return self.createIndex(row, column, parent.row() + 1)
-
-    def parent(self, index: Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
-        if not index.isValid() or index.internalId() == 0:
-            return QModelIndex()
-        return self.createIndex(index.internalId() - 1, 0, 0)
-
-    def _group_of(self, parent: Index) -> int | None:
-        """The group a parent index stands for (None: the root or a contact)."""
-        if parent.isValid() and parent.internalId() == 0:
-            return parent.row()
-        return None
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        if not parent.isValid():
-            return len(self.groups)
-        g = self._group_of(parent)
-        return 0 if g is None or parent.column() != 0 else len(self.members[g])
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return len(self.COLUMNS)
-
-    def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        if not parent.isValid():
-            return bool(self.groups)
-        g = self._group_of(parent)
-        return g is not None and parent.column() == 0 and self.groups[g][1] > 0
-
-    def canFetchMore(self, parent: Index) -> bool:
-        g = self._group_of(parent)
-        return g is not None and self.more[g] and self._page is not None
-
-    def fetchMore(self, parent: Index) -> None:
-        g = self._group_of(parent)
-        if g is None or not self.more[g] or self._page is None:
-            return
-        have = self.members[g]
-        after = have[-1].key if have else None
-        rows = self._page(self.groups[g][0], after, PAGE)
-        self.more[g] = len(rows) >= PAGE
-        if rows:
-            group_index = self.index(g, 0)
-            self.beginInsertRows(group_index, len(have), len(have) + len(rows) - 1)
-            have.extend(rows)
-            self.endInsertRows()
-
-    # --- content ------------------------------------------------------------------------------
-
-    def failure(self, index: Index) -> FailureRow | None:
-        if not index.isValid() or index.internalId() == 0:
-            return None
-        g = index.internalId() - 1
-        rows = self.members[g] if 0 <= g < len(self.members) else []
-        return rows[index.row()] if 0 <= index.row() < len(rows) else None
-
-    def group_code(self, index: Index) -> str | None:
-        if not index.isValid():
-            return None
-        g = index.row() if index.internalId() == 0 else index.internalId() - 1
-        return self.groups[g][0] if 0 <= g < len(self.groups) else None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _tr(self.COLUMNS[section])
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role not in (
-            Qt.ItemDataRole.DisplayRole,
-            Qt.ItemDataRole.ToolTipRole,
-            Qt.ItemDataRole.AccessibleTextRole,
-        ):
-            return None
-        if index.internalId() == 0:
-            if index.column() != 0:
-                return None
-            code, count = self.groups[index.row()]
-            return _tr("{reason} ({count})").format(reason=reason_group(code), count=f"{count:,}")
-        f = self.failure(index)
-        if f is None:
-            return None
-        values = (
-            f.name,
-            self.apps.get(f.target_side, f.target_side.upper()),
-            f.message,
-            f.field,
-            str(f.attempts),
-        )
-        return values[index.column()]
-
-
-class FailedTab(QWidget):
-    retry_requested = Signal()
-    """Retry made failures due: the view asks the scheduler for a run."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.service: Service | None = None
-        self.name: str | None = None
-        self.apps: dict[str, str] = {}
-        self.search = search_box(self, self.reload, _tr("failed contacts"))
-        self.show_ignored = QCheckBox(_tr("Show ignored"), self)
-        self.show_ignored.setAccessibleName(_tr("Show ignored failures"))
-        self.show_ignored.toggled.connect(lambda _on: self.reload())
-        self.model = FailureTreeModel(self)
-        self.view = QTreeView(self)
-        self.view.setModel(self.model)
-        self.view.setAccessibleName(_tr("Failed contacts by reason"))
-        self.view.setUniformRowHeights(True)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setAllColumnsShowFocus(True)
-        self.retry_button = QPushButton(_tr("Retry"), self)
-        self.retry_button.setAccessibleName(_tr("Retry the selected contacts now"))
-        self.ignore_button = QPushButton(_tr("Ignore"), self)
-        self.ignore_button.setAccessibleName(_tr("Ignore the selected contacts"))
-        self.ignore_button.setToolTip(
-            _tr("Ignored contacts leave the Failed count and are not retried until they change.")
-        )
-        self.raw_button = QPushButton(_tr("Show raw error"), self)
-        self.raw_button.setAccessibleName(_tr("Show the app's own error message"))
-        self.raw_button.setCheckable(True)
-        self.raw = QPlainTextEdit(self)
-        self.raw.setReadOnly(True)
-        self.raw.setAccessibleName(_tr("The app's own error message"))
-        self.raw.setMaximumHeight(120)
-        self.raw.hide()
-        self.retry_button.clicked.connect(self.retry)
-        self.ignore_button.clicked.connect(self.ignore)
-        self.raw_button.toggled.connect(self._show_raw)
-        self.view.selectionModel().selectionChanged.connect(lambda *_: self._selected())
-        top = QHBoxLayout()
-        top.addWidget(self.search, 2)
-        top.addWidget(self.show_ignored)
-        buttons = QHBoxLayout()
-        for b in (self.retry_button, self.ignore_button, self.raw_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.view)
-        layout.addLayout(buttons)
-        layout.addWidget(self.raw)
-        self._selected()
-
-    def show_connection(self, service: Service, name: str | None, apps: dict[str, str]) -> None:
-        self.service, self.name, self.apps = service, name, apps
-        self.reload()
-
-    def reload(self) -> None:
-        svc, name = self.service, self.name
-        if svc is None or name is None:
-            self.model.load([], None, {})
-            return
-        search = self.search.text()
-        ignored = self.show_ignored.isChecked()
-
-        def page(code: str, after: Any, limit: int) -> Sequence[FailureRow]:
-            return svc.failures_page(
-                name, code, search=search, ignored=ignored, after=after, limit=limit
-            )
-
-        self.model.load(svc.failure_groups(name, search=search, ignored=ignored), page, self.apps)
-        self.ignore_button.setText(_tr("Stop ignoring") if ignored else _tr("Ignore"))
-        self._selected()
-
-    def selected(self) -> tuple[list[int], list[str]]:
-        """Selected contacts' failure ids, and the codes of selected whole groups."""
-        ids: list[int] = []
-        codes: list[str] = []
-        for index in self.view.selectionModel().selectedRows(0):
-            f = self.model.failure(index)
-            if f is not None:
-                ids.append(f.id)
-            else:
-                code = self.model.group_code(index)
-                if code is not None:
-                    codes.append(code)
-        return ids, codes
-
-    def _selected(self) -> None:
-        ids, codes = self.selected()
-        self.retry_button.setEnabled(bool(ids or codes))
-        self.ignore_button.setEnabled(bool(ids or codes))
-        self.raw_button.setEnabled(len(ids) == 1)
-        if self.raw_button.isChecked():
-            self._show_raw(True)
-
-    def _show_raw(self, on: bool) -> None:
-        ids, _codes = self.selected()
-        if not on or len(ids) != 1 or self.service is None or self.name is None:
-            self.raw.hide()
-            return
-        try:
-            text = self.service.failure_raw(self.name, ids[0])
-        except PairsyncError as err:
-            text = str(err)
-        self.raw.setPlainText(text or _tr("The app gave no more details."))
-        self.raw.show()
-
-    def retry(self) -> None:
-        if self.service is None or self.name is None:
-            return
-        ids, codes = self.selected()
-        if ids:
-            self.service.retry_failures(self.name, ids)
-        for code in codes:
-            self.service.retry_failures(self.name, code=code)
-        emit(self.retry_requested)
-
-    def ignore(self) -> None:
-        if self.service is None or self.name is None:
-            return
-        ids, codes = self.selected()
-        ignored = not self.show_ignored.isChecked()
-        for code in codes:
-            more = self.service.failures_page(self.name, code, ignored=not ignored, limit=1_000_000)
-            ids.extend(f.id for f in more)
-        self.service.ignore_failures(self.name, ids, ignored)
-        self.reload()
-
-
-class ConflictsTab(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.service: Service | None = None
+class ConflictsTab(ListTab):
+    def __init__(self, parent: QWidget | None = None, reader: AnyReader | None = None) -> None:
+        super().__init__(parent, reader)
         self.scheduler: Scheduler | None = None
-        self.name: str | None = None
-        self.apps: dict[str, str] = {}
         self.search = search_box(self, self.reload, _tr("conflicts"))
         columns: list[Column[ConflictRow]] = [
             Column(_tr("Contact"), lambda c: c.name),
@@ -512,7 +196,10 @@ class ConflictsTab(QWidget):
             Column(_tr("Used"), self._used),
             Column(_tr("When"), lambda c: local_time(c.at)),
         ]
-        self.model: PagedModel[ConflictRow] = PagedModel(columns, key=lambda c: c.id, parent=self)
+        self.model: PagedModel[ConflictRow] = PagedModel(
+            columns, key=lambda c: c.id, parent=self, reader=reader
+        )
+        self.model.loaded.connect(self._selected)
         self.view = table(self, self.model, _tr("Conflicts of the last 30 days"))
         self.use_other = QPushButton(_tr("Use the other value"), self)
         self.use_other.setAccessibleName(_tr("Use the other app's value for this conflict"))
@@ -546,29 +233,29 @@ class ConflictsTab(QWidget):
             return _tr("{app} (changed by you)").format(app=self.apps.get(loser, loser.upper()))
         return self.apps.get(c.winner, c.winner.upper())
 
-    def show_connection(
-        self, service: Service, scheduler: Scheduler, name: str | None, apps: dict[str, str]
-    ) -> None:
-        self.service, self.scheduler, self.name, self.apps = service, scheduler, name, apps
+    def show_scheduler(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def show_connection(self, service: Service, name: str | None, apps: dict[str, str]) -> None:
         self.model.columns[2] = Column(
             _tr("Value in {app}").format(app=apps.get("a", "A")), lambda c: self._value(c, "a")
         )
         self.model.columns[3] = Column(
             _tr("Value in {app}").format(app=apps.get("b", "B")), lambda c: self._value(c, "b")
         )
-        self.reload()
+        super().show_connection(service, name, apps)
 
-    def reload(self) -> None:
-        svc, name = self.service, self.name
-        if svc is None or name is None:
+    def reload(self, keep: bool = True) -> None:
+        name = self.name
+        if self.service is None or name is None:
             self.model.load(None)
             return
         search = self.search.text()
 
-        def fetch(after: Any, limit: int) -> Sequence[ConflictRow]:
+        def fetch(svc: Service, after: Any, limit: int) -> Sequence[ConflictRow]:
             return svc.conflicts_page(name, search=search, after=after, limit=limit)
 
-        self.model.load(fetch)
+        self.model.load(fetch, keep=keep)
         self._selected()
 
     def current(self) -> ConflictRow | None:
@@ -598,11 +285,19 @@ class HealthView(QWidget):
     sign_in_requested = Signal(str)
 
     def __init__(
-        self, service: Service, scheduler: Scheduler, parent: QWidget | None = None
+        self,
+        service: Service,
+        scheduler: Scheduler,
+        parent: QWidget | None = None,
+        reader: Reader | None = None,
     ) -> None:
+        """``reader``: where the lists, counts and status are read (the window's, shared
+        with Activity; default: one of its own over ``service``'s database)."""
         super().__init__(parent)
         self.service = service
         self.scheduler = scheduler
+        self.reader = reader or Reader(lambda: Service(service.home), self)
+        self._status_for: str | None = None
         self.name: str | None = None
         self.apps: dict[str, str] = {}
         self.state: ConnectionState | None = None
@@ -614,13 +309,16 @@ class HealthView(QWidget):
         self.sign_in_buttons: list[QPushButton] = []
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName(_tr("Health lists"))
-        self.in_sync = ContactsTab("bound", False, self)
-        self.excluded = ContactsTab("excluded", True, self)
-        self.duplicates = ContactsTab("duplicate", False, self)
-        self.failed = FailedTab(self)
-        self.conflicts = ConflictsTab(self)
-        self.not_fitting = NotFittingTab(self)
+        self.in_sync = ContactsTab("bound", False, self, self.reader)
+        self.excluded = ContactsTab("excluded", True, self, self.reader)
+        self.duplicates = ContactsTab("duplicate", False, self, self.reader)
+        self.failed = FailedTab(self, self.reader)
+        self.conflicts = ConflictsTab(self, self.reader)
+        self.conflicts.show_scheduler(scheduler)
+        self.not_fitting = NotFittingTab(self, self.reader)
         self.failed.retry_requested.connect(self._retry)
+        self.failed.failed.connect(self.summary_error)
+        self.failed.changed.connect(self.refresh_status)
         self._pages: list[tuple[QWidget, str, str]] = [
             (self.in_sync, _tr("In sync"), "in_sync"),
             (self.excluded, _tr("Excluded"), "excluded"),
@@ -665,13 +363,30 @@ class HealthView(QWidget):
         self._show_tab(self.tabs.currentIndex())
 
     def refresh_status(self) -> None:
-        if self.name is None:
+        """Read the chip's status and the tabs' counts (off the GUI thread: counting 100k
+        contacts takes a while)."""
+        name = self.name
+        if name is None:
             self.summary.setText("")
             return
-        try:
-            state = self.service.connection_state(self.name)
-            counts = self.service.health_counts(self.name)
-        except PairsyncError:
+
+        def read(svc: Service) -> tuple[ConnectionState, HealthCounts]:
+            return svc.connection_state(name), svc.health_counts(name)
+
+        self.reader.read(
+            read,
+            lambda answer: self._show_status(name, *answer),
+            lambda _message: None,  # deleted meanwhile: the window refreshes the list
+            slot=("status", id(self)),
+            owner=self,
+        )
+
+    def summary_error(self, message: str) -> None:
+        """A read or a change went wrong: say so where the status is."""
+        self.summary.setText(message)
+
+    def _show_status(self, name: str, state: ConnectionState, counts: HealthCounts) -> None:
+        if name != self.name:
             return
         self.state = state
         running = self.scheduler.running() == self.name
@@ -731,10 +446,8 @@ class HealthView(QWidget):
             return
         self._loaded.add(index)
         page = self.tabs.widget(index)
-        if isinstance(page, ContactsTab | FailedTab | NotFittingTab):
+        if isinstance(page, ListTab):
             page.show_connection(self.service, self.name, self.apps)
-        elif isinstance(page, ConflictsTab):
-            page.show_connection(self.service, self.scheduler, self.name, self.apps)
 
     # --- scheduler ------------------------------------------------------------------------------
 

@@ -170,6 +170,7 @@ def main() -> None:
 
         from app.service import ConnectionSettings, Service
         from app.ui.health_view import ContactsTab
+        from app.ui.reader import ImmediateReader
 
         app = QApplication([])
         svc = Service()
@@ -214,7 +215,7 @@ def main() -> None:
         _, t = timed(lambda: svc.conflicts_page("Main"))
         print(f"Conflicts first page: {_ms(t)}")
         # A real view: scroll from top to bottom, letting the view fetch pages itself.
-        tab = ContactsTab("bound", False)
+        tab = ContactsTab("bound", False, reader=ImmediateReader(svc))
         tab.resize(900, 700)
         tab.show()
         _, t = timed(lambda: tab.show_connection(svc, "Main", {"a": "Phone", "b": "Sheet"}))

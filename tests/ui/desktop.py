@@ -8,6 +8,7 @@ scheduler is shut down at teardown, so no worker outlives its test."""
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,22 @@ def card(
         lines.append(f"CATEGORIES:{categories}")
     lines.append("END:VCARD")
     return "\r\n".join(lines) + "\r\n"
+
+
+def settle(reader: Any, timeout: float = 20.0) -> None:
+    """Let the window take in every database read it has asked for: Health and Activity
+    read on reader threads (``app.ui.reader``), and their answers arrive as queued
+    signals. Waits without a qtbot, so plain helpers (a tab's texts, a list's cells) can
+    call it."""
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    deadline = time.monotonic() + timeout
+    while reader.busy:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the database reads did not finish")
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.002)
+    QCoreApplication.processEvents()
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], header: list[str] = HEADER) -> None:

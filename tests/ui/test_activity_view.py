@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex
 
 from app.ui.activity_view import TRASH_NOTE, ActivityView
-from tests.ui.desktop import Desk, desk, write_csv
+from tests.ui.desktop import Desk, desk, settle, write_csv
 
 __all__ = ["desk"]
 
@@ -29,6 +29,7 @@ def activity(desk: Desk, qtbot: Any) -> tuple[ActivityView, list[str]]:
 
 
 def column(model: Any, col: int) -> list[str]:
+    settle(model.reader)
     return [model.index(r, col).data() for r in range(model.rowCount())]
 
 
@@ -128,6 +129,7 @@ def test_nothing_to_undo_is_said_not_done(desk: Desk, qtbot: Any) -> None:
     desk.sync(qtbot)  # nothing changed: a run that wrote nothing
     qtbot.waitUntil(lambda: view.runs.rowCount() == 2)
     view.runs_view.selectRow(0)
+    settle(view.reader)
     assert view.journal.rowCount() == 0 and not view.undo_run_button.isEnabled()
     with qtbot.waitSignal(desk.scheduler.job_failed, timeout=20_000):
         desk.scheduler.undo(desk.name, view.runs.rows[0].id)

@@ -31,7 +31,7 @@ from app.ui.progress import ProgressDelegate
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.settings_dialog import SettingsDialog
 from tests.ui.conftest import MakeWiring, Quits
-from tests.ui.desktop import card, read_csv, write_csv
+from tests.ui.desktop import card, read_csv, settle, write_csv
 from tests.ui.test_main_window import interactive, mnemonics
 
 WAIT = 20_000
@@ -235,6 +235,7 @@ def test_a_failed_contact_shows_in_health_and_goes_after_its_fix_and_retry(
     window.dashboard.setCurrentWidget(health)  # the Health tab, for the selected connection
     tab = health.failed
     health.tabs.setCurrentWidget(tab)
+    settle(wiring.reader)  # Health reads the database off the GUI thread
     assert health.tabs.tabText(health.tabs.indexOf(tab)) == "Failed (1)"
     assert health.chip.text() == "1 failed"
     model = tab.model
@@ -274,6 +275,7 @@ def test_undo_from_the_activity_tab_restores_both_apps(
     asked: list[str] = []
     activity.confirm = lambda title, text: asked.append(text) or True
     window.dashboard.setCurrentWidget(activity)
+    settle(wiring.reader)
     assert activity.runs.rowCount() == 1 and activity.runs.index(0, 0).data() == "#1"
     assert activity.undo_run_button.isEnabled()
     undone = run(qtbot, wiring, activity.undo_run_button)
@@ -285,6 +287,7 @@ def test_undo_from_the_activity_tab_restores_both_apps(
     assert pair.rows()["ann@x.com"]["Job Title"] == ""
     assert pair.rows()["ann@x.com"]["Company"] == "X"
     qtbot.waitUntil(lambda: activity.runs.rowCount() == 2)
+    settle(wiring.reader)
     assert activity.runs.index(0, 1).data() == "Undo of #1"
     # The next sync does not copy anything back (SPEC S17).
     again = run(qtbot, wiring, window.header.sync_button)
@@ -336,6 +339,7 @@ def test_needs_sign_in_opens_the_sign_in_dialog_and_resumes(
     assert isinstance(dialog, ReauthDialog) and dialog.isVisible()
     qtbot.mouseClick(header.sign_in_button, Qt.MouseButton.LeftButton)  # the same one again
     window.dashboard.setCurrentWidget(wiring.health)
+    settle(wiring.reader)
     [health_button, _] = wiring.health.sign_in_buttons  # no secret: either account
     health_button.click()
     assert window.findChildren(ReauthDialog) == [dialog]

@@ -16,7 +16,7 @@ from app.service import ConnectionSettings, Service
 from app.ui.health_view import HealthView
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.tasks import TaskRunner
-from tests.ui.desktop import Desk, desk, write_csv
+from tests.ui.desktop import Desk, desk, settle, write_csv
 
 __all__ = ["desk"]
 
@@ -39,10 +39,12 @@ def health(desk: Desk, qtbot: Any) -> HealthView:
 
 
 def tab_texts(view: HealthView) -> list[str]:
+    settle(view.reader)
     return [view.tabs.tabText(i) for i in range(view.tabs.count())]
 
 
 def cells(model: Any, column: int) -> list[str]:
+    settle(model.reader)
     return [model.index(r, column).data() for r in range(model.rowCount())]
 
 
@@ -65,10 +67,11 @@ def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtb
     desk.put_card("bo", "Bo Bee", "bo@x.com")
     view = health(desk, qtbot)
     desk.sync(qtbot)
-    assert "Failed (1)" in tab_texts(view)
+    assert "Failed (1)" in tab_texts(view)  # settles the reads
     assert view.chip.text() == "1 failed"
     view.tabs.setCurrentWidget(view.failed)
     model = view.failed.model
+    settle(view.reader)
     [(_code, count)] = model.groups
     assert count == 1
     group = model.index(0, 0)
@@ -85,6 +88,7 @@ def test_a_failed_contact_shows_and_goes_after_its_fix_and_retry(desk: Desk, qtb
     )
     assert view.failed.raw_button.isEnabled()
     view.failed.raw_button.click()
+    qtbot.waitUntil(view.failed.raw.isVisible)
     assert view.failed.raw.isVisible() and "this is not a property" in view.failed.raw.toPlainText()
     # The user fixes the contact in the source app, then clicks Retry.
     desk.put_card("ann", "Ann Lee", "ann@x.com", "ann2@x.com")
@@ -135,17 +139,19 @@ def test_ignore_takes_a_failure_out_of_the_counts_until_the_contact_changes(
     assert "Failed (1)" in tab_texts(view)
     view.tabs.setCurrentWidget(view.failed)
     tab = view.failed
+    settle(view.reader)
     group = tab.model.index(0, 0)
     tab.view.selectionModel().select(
         group,
         QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
     )
     tab.ignore_button.click()  # a whole group at once
-    view.refresh()
+    settle(view.reader)
     assert "Failed (0)" in tab_texts(view) and view.chip.text() == "Active"
     assert desk.service.health_counts(desk.name).ignored == 1
     assert desk.service.health(desk.name).counts.failed == 0  # the CLI agrees
     tab.show_ignored.setChecked(True)
+    settle(view.reader)
     assert tab.model.groups and tab.ignore_button.text() == "Stop ignoring"
     # Not retried while ignored: later runs leave it alone.
     desk.sync(qtbot)
@@ -177,7 +183,11 @@ def test_lists_page_search_and_filter_by_reason(desk: Desk, qtbot: Any) -> None:
     model = view.in_sync.model
     assert model.rowCount() == 200 and model.canFetchMore(QModelIndex())
     model.fetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())  # one page at a time: this one waits for the first
+    settle(view.reader)
+    assert model.rowCount() == 400
     model.fetchMore(QModelIndex())
+    settle(view.reader)
     assert model.rowCount() == 450 and not model.canFetchMore(QModelIndex())
     assert cells(model, 0)[:2] == ["Person 000", "Person 001"]  # by name, no gaps
     assert len(set(cells(model, 0))) == 450
@@ -186,6 +196,7 @@ def test_lists_page_search_and_filter_by_reason(desk: Desk, qtbot: Any) -> None:
     search(view.in_sync.search, qtbot, "person 44")  # by name, any case
     assert len(cells(view.in_sync.model, 0)) == 10
     view.tabs.setCurrentWidget(view.excluded)
+    settle(view.reader)
     combo = view.excluded.reason
     assert [combo.itemText(i) for i in range(combo.count())] == ["All reasons", "no email (1)"]
     combo.setCurrentIndex(1)
@@ -207,6 +218,7 @@ def test_use_the_other_value_from_the_conflicts_tab(desk: Desk, qtbot: Any) -> N
     assert report["conflicts"] == 1 and desk.rows()["ann@x.com"]["Job Title"] == "CEO"
     view.tabs.setCurrentWidget(view.conflicts)
     tab = view.conflicts
+    settle(view.reader)
     assert tab.model.rowCount() == 1
     assert [tab.model.index(0, c).data() for c in range(5)] == [
         "Ann Lee",
@@ -224,6 +236,7 @@ def test_use_the_other_value_from_the_conflicts_tab(desk: Desk, qtbot: Any) -> N
     assert blocker.args[1]["kind"] == "use_other" and blocker.args[1]["status"] == "ok"
     assert desk.rows()["ann@x.com"]["Job Title"] == "Chief"
     assert "TITLE:Chief" in (desk.folder / "ann.vcf").read_text()
+    settle(view.reader)
     assert tab.model.index(0, 4).data() == "Sheet (changed by you)"
     tab.view.selectRow(0)
     assert not tab.use_other.isEnabled()
@@ -239,11 +252,12 @@ def test_health_pages_stay_fast_over_many_contacts(desk: Desk, qtbot: Any) -> No
     fill_index(desk.service, cid, 5_000)
     view = health(desk, qtbot)
     model = view.in_sync.model
-    assert model.rowCount() == 200 and "In sync (5,000)" in tab_texts(view)
+    assert "In sync (5,000)" in tab_texts(view) and model.rowCount() == 200
     slowest = 0.0
     while model.canFetchMore(QModelIndex()):
         start = time.perf_counter()
         model.fetchMore(QModelIndex())
+        settle(view.reader)
         slowest = max(slowest, time.perf_counter() - start)
     assert model.rowCount() == 5_000
     assert slowest < 0.25, f"a page took {slowest * 1000:.0f} ms"
@@ -268,6 +282,7 @@ def test_needs_sign_in_then_signing_in_again_resumes(
     view = health(desk, qtbot)
     report = desk.sync(qtbot)
     assert report["status"] == "auth"
+    settle(view.reader)
     assert view.chip.text() == "Needs re-authorization"
     [button] = view.sign_in_buttons
     assert button.text() == "Sign in to Server again"

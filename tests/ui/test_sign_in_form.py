@@ -4,6 +4,7 @@ masked token, where to find it, the check, the keyring — with nothing of it in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -155,3 +156,19 @@ def test_the_cli_names_what_is_missing_with_the_same_form(
         "An Example CRM account needs its access token: use --secret-env VAR. "
         "Where to find it: https://crm.example/help/tokens"
     )
+
+
+def test_account_kinds_prints_the_add_line_from_the_same_form(
+    capsys: pytest.CaptureFixture[str], example_kind: AppKind
+) -> None:
+    from app.cli import main
+
+    assert main(["account", "kinds"]) == 0
+    out = capsys.readouterr().out
+    assert "example-crm (Example CRM): A CRM that exists only in this test." in out
+    assert "pairsync account add example-crm NAME --set portal_id=PORTAL-ID --secret-env VAR" in out
+    assert "holding the access token" in out and "https://crm.example/help/tokens" in out
+    assert main(["account", "kinds", "--json"]) == 0
+    kinds = {k["kind"]: k for k in json.loads(capsys.readouterr().out)}
+    assert kinds["google"]["add"].endswith("[--set client_secret=CLIENT-SECRET]")
+    assert kinds["csv"]["add"] == "pairsync account add csv NAME --set path=FILE"

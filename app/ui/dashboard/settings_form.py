@@ -168,17 +168,9 @@ class ConnectionSettingsForm(QWidget):
         label.setVisible(shown)
         if not shown:
             return
-        is_csv = account.kind == "csv"
-        label.setText(
-            (
-                self.tr("Subscription column in {name}:")
-                if is_csv
-                else self.tr("Subscription property in {name}:")
-            ).format(name=name)
-        )
-        edit.setPlaceholderText(
-            self.tr("e.g. Newsletter") if is_csv else self.tr("e.g. X-NEWSLETTER")
-        )
+        what = self.tr(account.subscription_label or "Subscription field")
+        label.setText(self.tr("{what} in {name}:").format(what=what, name=name))
+        edit.setPlaceholderText(self.tr(account.subscription_placeholder))
         edit.setAccessibleName(label.text().rstrip(":"))
         tip = self.tr(
             "Values like subscribed/unsubscribed, yes/no, opted in/out are understood. "
