@@ -15,6 +15,7 @@ and tests read the same list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.connectors.registry import KINDS, AppKind
 from app.sign_in import SignInForm
@@ -156,3 +157,28 @@ class AccountCheck:
     segments: tuple[str, ...]
     account: str = ""
     """The account's name when an existing account was checked."""
+
+    def as_json(self) -> dict[str, Any]:
+        """As it crosses the sync worker's pipe (``app.sync_worker``: the wizard's Connect
+        reads the app there, not on a thread of the window)."""
+        return {
+            "kind": self.kind,
+            "app": self.app,
+            "settings": dict(self.settings),
+            "contacts": self.contacts,
+            "fields": self.fields,
+            "segments": list(self.segments),
+            "account": self.account,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccountCheck:
+        return cls(
+            kind=str(data["kind"]),
+            app=str(data["app"]),
+            settings={str(k): str(v) for k, v in dict(data["settings"]).items()},
+            contacts=int(data["contacts"]),
+            fields=int(data["fields"]),
+            segments=tuple(str(s) for s in data["segments"]),
+            account=str(data.get("account", "")),
+        )

@@ -39,12 +39,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from app.errors import PairsyncError
+from app.errors import ConfigError, PairsyncError
 from app.run_progress import RunProgress
+
+if TYPE_CHECKING:
+    from app.service import AccountCheck
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +335,10 @@ class _Worker:
         progress = self._progress_writer(int(job.get("id", 0)))
         if kind == "preview":
             return dict(svc.preview(name, progress=progress, should_stop=stop.is_set).as_json())
+        if kind == "check_account":
+            return svc.check_account(name, progress=progress).as_json()
+        if kind == "connect_account":
+            return self._connect_account(job, progress).as_json()
         if kind == "rules":
             counted = bool(job.get("counts")) and svc.has_synced(name)
             rules = [r.as_json() for r in svc.rules(name, counts=counted)]  # RuleInfo.from_json
@@ -342,6 +349,24 @@ class _Worker:
             [name], confirm=bool(job.get("confirm")), progress=progress, should_stop=stop.is_set
         )
         return dict(report.as_json()) | {"kind": "sync", "reason": job.get("reason", "manual")}
+
+    def _connect_account(
+        self, job: dict[str, Any], progress: Callable[[str, int, int], None]
+    ) -> AccountCheck:
+        """The wizard's Connect for an app that needs no secret (a file, a folder): read it
+        here, where a 100k-contact file costs the window nothing, then add the account
+        (replacing the page's earlier, unused try ``previous``). Never given a secret."""
+        assert self.service is not None
+        svc, kind = self.service, str(job["app"])
+        settings = {str(k): str(v) for k, v in dict(job.get("settings") or {}).items()}
+        check = svc.check_new_account(kind, settings, None, progress=progress)
+        previous = job.get("previous")
+        if previous:
+            with contextlib.suppress(ConfigError):
+                svc.remove_account(str(previous))
+        name = str(job.get("name") or "") or svc.suggest_account_name(kind, check.settings)
+        svc.add_account(kind, name, check.settings, None)
+        return replace(check, account=name)
 
     def _progress_writer(self, job_id: int) -> Callable[[str, int, int], None]:
         """The engine's progress callback: throttled ``progress`` events, with the run's

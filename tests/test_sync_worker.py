@@ -252,3 +252,33 @@ def test_the_cli_starts_a_worker_for_an_installer_built_app(books: tuple[Path, P
     assert events[-1]["event"] == "finished" and events[-1]["id"] == 7
     assert events[-1]["report"]["status"] == "ok"
     assert all(e["event"] in ("progress", "finished") for e in events)
+
+
+def test_the_wizards_connect_reads_the_app_in_the_worker(
+    books: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The wizard's Connect for a file or folder (no secret): the worker reads it, adds the
+    account in place of the page's earlier try, and answers with the check; an existing
+    account is checked there too; a path that is not there fails with the sentence."""
+    from app.service import AccountCheck
+
+    folder, _sheet = books
+    client = WorkerClient()
+    try:
+        message = {"kind": "connect_account", "name": "", "app": "vcard-folder"}
+        first, _ = run(client, message | {"settings": {"path": str(folder)}})
+        tried = AccountCheck.from_json(first["report"])
+        assert tried.contacts == 40 and tried.account and tried.account != "Phone"
+        again, progress = run(
+            client, message | {"settings": {"path": str(folder)}, "previous": tried.account}
+        )
+        check = AccountCheck.from_json(again["report"])
+        assert check.contacts == 40 and progress
+        names = sorted(a.name for a in Service().list_accounts())
+        assert names == sorted(["Phone", "Sheet", check.account])  # the first try replaced
+        existing, _ = run(client, {"kind": "check_account", "name": "Phone"})
+        assert AccountCheck.from_json(existing["report"]).account == "Phone"
+        missing, _ = run(client, message | {"settings": {"path": str(tmp_path / "nowhere")}})
+        assert missing["event"] == "failed" and "nowhere" in missing["message"]
+    finally:
+        client.close()

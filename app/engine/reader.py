@@ -144,6 +144,7 @@ class Reader(RunContext):
         out = SideRead(listed=len(listing), known=len(known), how="listing")
         changed_ids = [rid for rid, v in listing.items() if known.get(rid) != v]
         missing = [rid for rid in known if rid not in listing]
+        missing += [rid for rid in self.bound_unindexed(side, known) if rid not in listing]
         del listing  # not held while every changed record is fetched (100,000 versions)
         self.fetch_into(side, app, changed_ids, out)
         self.confirm_gone(app, missing, out)
@@ -162,6 +163,7 @@ class Reader(RunContext):
             self.take(changes.records, known, out)
             vanished = self.fetch_new(side, app, changes, known, out)
             missing = [rid for rid in known if rid not in held or rid in vanished]
+            missing += [rid for rid in self.bound_unindexed(side, known) if rid not in held]
             self.confirm_gone(app, missing, out)
             if out.gone:
                 self.find_moved(side, out, known)
@@ -176,6 +178,10 @@ class Reader(RunContext):
         ours = [rid for rid in self.state.created_since(side, position.run_id) if rid not in told]
         known = self.state.index_versions_of(side, [*reported, *deleted, *ours])
         deleted += [rid for rid in ours if rid in known]
+        # A bound record that was never indexed may have come and gone unreported too.
+        unindexed = [rid for rid in self.bound_unindexed(side, known) if rid not in told]
+        known.update(dict.fromkeys(unindexed, ""))
+        deleted += unindexed
         out = SideRead(known=self.state.count_index(side))
         self.take(changes.records, known, out)
         vanished = self.fetch_new(side, app, changes, known, out)
@@ -191,6 +197,13 @@ class Reader(RunContext):
         return out
 
     # --- shared steps ------------------------------------------------------------------------
+
+    def bound_unindexed(self, side: Side, known: dict[str, str]) -> list[str]:
+        """Bound ids the index does not hold: the source of a create that a crash interrupted
+        and the next run bound (``reconcile_intents``) before the pair was ever merged. Were
+        it deleted before that merge, no "known but not listed" check would see it go and
+        its pair would stay bound to nothing: such ids are checked like known ones."""
+        return [rid for rid in self.state.bound_unindexed(side) if rid not in known]
 
     def take(self, items: list[Record | Unreadable], known: dict[str, str], out: SideRead) -> None:
         """Keep the items whose version the index does not have (the rest did not change)."""

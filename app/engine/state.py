@@ -299,6 +299,12 @@ class SyncStateStore(Protocol):
 
     def bindings_needing_merge(self) -> list[BindingRow]: ...
 
+    def bound_unindexed(self, side: Side) -> list[str]:
+        """Ids on ``side`` of active pairs waiting for their first merge whose record was
+        never indexed (an interrupted create bound by ``resolve_intent``): the reader must
+        check they still exist, as no listing of the index would miss them."""
+        ...
+
     def active_bindings(self) -> Iterator[list[BindingRow]]:
         """Every active binding, a chunk at a time."""
         ...

@@ -388,6 +388,29 @@ class SyncState:
                 )
             ]
 
+    def bound_unindexed(self, side: Side) -> list[str]:
+        bound = Binding.id_a if side is Side.A else Binding.id_b
+        with self.sessions() as s:
+            indexed = (
+                select(IndexedRecord.record_id)
+                .where(
+                    IndexedRecord.connection_id == self.cid,
+                    IndexedRecord.side == side.value,
+                    IndexedRecord.record_id == bound,
+                )
+                .exists()
+            )
+            return list(
+                s.scalars(
+                    select(bound).where(
+                        Binding.connection_id == self.cid,
+                        Binding.needs_merge == true(),
+                        Binding.state == "active",
+                        ~indexed,
+                    )
+                )
+            )
+
     def count_index(self, side: Side) -> int:
         with self.sessions() as s:
             return int(

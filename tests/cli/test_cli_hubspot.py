@@ -343,3 +343,25 @@ def test_only_the_properties_a_sync_uses_are_read_and_a_field_mapped_later_is_re
     assert code == 0, report
     assert "tier" in asked()
     assert "Gold" in (folder / "ann.vcf").read_text()
+
+
+def test_an_edit_the_search_index_shows_late_is_synced_by_a_later_run(
+    folder_and_hubspot: Path,
+    capsys: pytest.CaptureFixture[str],
+    hubspot: HubSpotEmulator,  # noqa: F811
+) -> None:
+    """HubSpot's search finds a write seconds after it: a run right after an edit does not
+    see it yet (nothing is lost or guessed), a run after the index caught up syncs it."""
+    import time
+
+    folder = folder_and_hubspot
+    assert sync(capsys)[0] == 0
+    hubspot.portal.search_delay_ms = 1500
+    bob_id = next(c.id for c in hubspot.portal.live() if c.properties["email"] == "bob@x.com")
+    hubspot.portal.edit(bob_id, jobtitle="Engineer")
+    code, report = sync(capsys)
+    assert code == 0 and report["updated"] == {"a": 0, "b": 0}
+    time.sleep(1.6)
+    code, report = sync(capsys)
+    assert code == 0 and report["updated"] == {"a": 1, "b": 0}, report
+    assert "Engineer" in (folder / "bob.vcf").read_text()

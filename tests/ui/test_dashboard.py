@@ -291,6 +291,8 @@ def test_settings_pause_and_delete(
     assert "never changes or deletes a contact" in page.note.text()
     before = sorted(p.read_bytes() for p in books[0].glob("*.vcf"))
     qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
+    assert not page.delete_button.isEnabled()  # deleting, off the GUI thread
+    idle(qtbot, runner)
     assert service.list_connections() == []
     assert window.stack.currentWidget() is window.empty
     assert sorted(p.read_bytes() for p in books[0].glob("*.vcf")) == before

@@ -1,5 +1,7 @@
-"""HubSpot CRM contacts: ``api`` (requests, paging, pacing), ``schema`` (properties →
-fields), ``records`` (JSON ↔ Record), ``app`` (the connector)."""
+"""HubSpot CRM contacts: ``api`` (requests, paging, pacing, scopes), ``schema`` (properties
+→ fields), ``records`` (JSON ↔ Record), ``lists`` (lists as segments), ``optouts``
+(communication preferences), ``results`` (batch answers → per-contact results), ``app``
+(the connector)."""
 
 from app.connectors.hubspot.app import HubSpotApp
 

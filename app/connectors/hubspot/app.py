@@ -2,7 +2,8 @@
 
 Reading
   ``list_versions`` pages through every contact (100 a page) with the properties behind the
-  fields, so the records it saw are kept and ``fetch`` of those ids costs no request; other
+  fields a sync uses (``narrow_reads``), so the records it saw are kept and ``fetch`` of
+  those ids costs no request (beyond one opt-out lookup per 100 addresses); other
   ids are read in batches of 100 (``batch/read``: ids that are gone or archived are simply
   absent — that is how a deletion is confirmed). A version is ``updatedAt`` plus a digest
   of the contact's lists (list membership does not move ``updatedAt``).
@@ -23,9 +24,8 @@ Writing
   read when it is fresh (a minute), else by reading the contact again just before writing.
 
 Segments
-  Contact lists: MANUAL and SNAPSHOT lists are segments we add to and remove from (a name not
-  yet a list becomes a new MANUAL list); DYNAMIC lists are HubSpot's filters — read as
-  segments, never edited (a change to one is refused for that contact).
+  Contact lists (``lists.py``): static lists are segments Pairsync edits, dynamic ones are
+  read only.
 
 Unsubscribes
   The subscription status is HubSpot's "opted out of all email": from the
@@ -37,7 +37,6 @@ Unsubscribes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -49,16 +48,25 @@ from app.connectors.base import ChangeSet, ReadHint
 from app.connectors.hubspot.api import (
     BATCH,
     DEFAULT_BASE,
-    MEMBERSHIP_PAGE,
     PAGE,
     SEARCH_PAGE,
     HubSpotApi,
     HubSpotError,
+    MissingScopes,
 )
+from app.connectors.hubspot.lists import Lists
 from app.connectors.hubspot.optouts import NEVER_RESUBSCRIBE, NO_EMAIL, OptOuts, combine
 from app.connectors.hubspot.records import Translation, to_properties, to_record, version_of
+from app.connectors.hubspot.results import (
+    adding,
+    field_of,
+    first_error,
+    property_names,
+    reason,
+    trace_of,
+)
 from app.connectors.hubspot.schema import ContactSchema, build_schema
-from app.errors import Conflict, NotFitting, NotFound, Rejected, Unavailable
+from app.errors import AuthExpired, Conflict, NotFound, Rejected, Unavailable
 from app.model import (
     OPT_OUT_FIELD,
     AppInfo,
@@ -85,17 +93,6 @@ FULL_EVERY_MS = 24 * 3600 * 1000
 URL_BUDGET = 1800
 """Longest ``properties=`` list sent in a URL; beyond it, records are read by POST."""
 EXISTING = re.compile(r"Existing ID:\s*(\d+)")
-
-
-@dataclass
-class ContactList:
-    list_id: str
-    name: str
-    processing_type: str
-
-    @property
-    def editable(self) -> bool:
-        return self.processing_type in ("MANUAL", "SNAPSHOT")
 
 
 @dataclass
@@ -137,9 +134,7 @@ class HubSpotApp:
             ),
         )
         self._schema: ContactSchema | None = None
-        self._lists: dict[str, ContactList] | None = None
-        self._members: dict[str, set[str]] | None = None
-        """Contact id -> ids of the lists it is in."""
+        self.lists = Lists(self.api)
         self._seen: dict[str, _Raw] = {}
         self._bound: dict[str, dict[str, Any]] = {}
         """Creates answered by a 409, bound to the existing contact (op id -> result)."""
@@ -169,16 +164,21 @@ class HubSpotApp:
         (an empty batch update, a member added to list 0, which does not exist): HubSpot
         checks scopes before the request, so a token without a write scope is refused now
         with the scope named (:class:`MissingScopes`), not at the first sync's first write.
-        Any other refusal of those two is what they are meant to get."""
+        Any other refusal of those two is what they are meant to get (if HubSpot checked the
+        body first, the probe would prove nothing and the first write would name the scope)."""
         self.contact_schema()
         self.api.call("GET", CONTACTS, query={"limit": 1, "properties": "email"})
-        self._load_lists(refresh=True)
+        self.lists.load(refresh=True)
         for method, path, body in (
             ("POST", f"{CONTACTS}/batch/update", {"inputs": []}),
             ("PUT", "/crm/v3/lists/0/memberships/add", []),
         ):
-            with contextlib.suppress(HubSpotError):
+            try:
                 self.api.call(method, path, body=body)
+            except MissingScopes:
+                raise
+            except (HubSpotError, AuthExpired):
+                pass  # the refusal the probe expects (or one it cannot judge): no scope named
 
     def close(self) -> None:
         self.api.close()
@@ -195,56 +195,18 @@ class HubSpotApp:
         return self.contact_schema().fields
 
     def schema(self) -> Schema:
-        lists = self._load_lists()
+        lists = self.lists.load()
         return Schema(self.fields(), tuple(sorted(x.name for x in lists.values())))
 
     def prepare(self) -> None:
         self.contact_schema()
-
-    def _load_lists(self, refresh: bool = False) -> dict[str, ContactList]:
-        if self._lists is None or refresh:
-            found: dict[str, ContactList] = {}
-            offset = 0
-            while True:
-                _, data = self.api.call(
-                    "POST",
-                    "/crm/v3/lists/search",
-                    body={"offset": offset, "count": 500, "additionalProperties": []},
-                )
-                for item in data.get("lists", []):
-                    if item.get("objectTypeId") == "0-1" and not item.get("deletedAt"):
-                        found[str(item["listId"])] = ContactList(
-                            str(item["listId"]), str(item["name"]), str(item["processingType"])
-                        )
-                if not data.get("hasMore"):
-                    break
-                offset = int(data["offset"])
-            self._lists = found
-        return self._lists
-
-    def _load_members(self, refresh: bool = False) -> dict[str, set[str]]:
-        if self._members is None or refresh:
-            members: dict[str, set[str]] = {}
-            for lst in self._load_lists(refresh).values():
-                for page in self.api.pages(
-                    f"/crm/v3/lists/{lst.list_id}/memberships", {"limit": MEMBERSHIP_PAGE}
-                ):
-                    for row in page:
-                        members.setdefault(str(row["recordId"]), set()).add(lst.list_id)
-            self._members = members
-        return self._members
-
-    def _segments(self, contact_id: str) -> frozenset[str]:
-        lists = self._load_lists()
-        ids = self._load_members().get(contact_id, set())
-        return frozenset(lists[i].name for i in ids if i in lists)
 
     # --- reading ------------------------------------------------------------------------------
 
     def _record(self, data: dict[str, Any]) -> Record | Unreadable:
         rid = str(data.get("id", ""))
         try:
-            rec = to_record(data, self.contact_schema(), self._segments(rid), self._tag)
+            rec = to_record(data, self.contact_schema(), self.lists.segments(rid), self._tag)
         except (KeyError, TypeError, ValueError) as err:
             return Unreadable(
                 rid,
@@ -273,7 +235,7 @@ class HubSpotApp:
     def _listing(self) -> list[Record | Unreadable]:
         """Every contact, 100 a page, with the properties behind the fields."""
         self.contact_schema()
-        self._load_members(refresh=True)
+        self.lists.members(refresh=True)
         props = self._read_properties()
         joined = ",".join(props)
         by_post = len(joined) > URL_BUDGET
@@ -358,7 +320,7 @@ class HubSpotApp:
                 default=LAG_MS,  # no contact yet: the next search starts at 0
             )
             return _by_version(records, _cursor(max(0, newest - LAG_MS), now_ms), complete=True)
-        self._load_members(refresh=True)
+        self.lists.members(refresh=True)
         props = self._read_properties()
         seen: dict[str, Record | Unreadable] = {}
         start = since
@@ -432,13 +394,13 @@ class HubSpotApp:
                 continue
             if parse_subscription(value) is not False:
                 if rec.subscribed is not True:
-                    results[op_id] = _adding(res, Rejected(NEVER_RESUBSCRIBE, field=OPT_OUT_FIELD))
+                    results[op_id] = adding(res, Rejected(NEVER_RESUBSCRIBE, field=OPT_OUT_FIELD))
                 continue
             if rec.subscribed is False:
                 continue  # already opted out
             emails = record_emails(rec)
             if not emails:
-                results[op_id] = _adding(res, Rejected(NO_EMAIL, field=OPT_OUT_FIELD))
+                results[op_id] = adding(res, Rejected(NO_EMAIL, field=OPT_OUT_FIELD))
                 continue
             todo[op_id] = emails[0]
         if not todo:
@@ -451,7 +413,7 @@ class HubSpotApp:
         for op_id, email in todo.items():
             res = results[op_id]
             if email.strip() in failed:
-                results[op_id] = _adding(res, failed[email.strip()])
+                results[op_id] = adding(res, failed[email.strip()])
                 continue
             assert res.record is not None
             raw = self._seen.get(res.record.id)
@@ -499,7 +461,7 @@ class HubSpotApp:
             if missing:
                 self._read_ids(missing)
         return {
-            i: version_of(self._seen[i].data, self._segments(i), self._tag)
+            i: version_of(self._seen[i].data, self.lists.segments(i), self._tag)
             for i in ids
             if i in self._seen
         }
@@ -536,7 +498,7 @@ class HubSpotApp:
             if op.op_id in errors:
                 results[op.op_id] = WriteResult(op.op_id, error=errors[op.op_id])
         ok = [op for op in todo if op.op_id not in errors]
-        seg_problems = self._apply_segments(
+        seg_problems = self.lists.apply(
             [(op.op_id, op.record_id, op.add_segments, op.remove_segments) for op in ok]
         )
         need_read = [op.record_id for op in ok if op.record_id not in self._seen]
@@ -568,7 +530,7 @@ class HubSpotApp:
             results[op.op_id] = WriteResult(
                 op.op_id,
                 record=rec if isinstance(rec, Record) else None,
-                error=_first(issues),
+                error=first_error(issues),
             )
 
     def _write_creates(self, ops: list[Create], results: dict[str, WriteResult]) -> None:
@@ -627,7 +589,7 @@ class HubSpotApp:
             props.update(data["sent"])
             new = {**data["result"], "properties": props}
             self._seen[rid] = _Raw(new, self._clock(), props)
-        seg_problems = self._apply_segments(
+        seg_problems = self.lists.apply(
             [
                 (op.op_id, str(created[op.op_id]["result"]["id"]), op.segments, frozenset())
                 for op in ok
@@ -638,7 +600,7 @@ class HubSpotApp:
             rec = self._record(self._seen[rid].data)
             issues = problems.get(op.op_id, []) + seg_problems.get(op.op_id, [])
             results[op.op_id] = WriteResult(
-                op.op_id, record=rec if isinstance(rec, Record) else None, error=_first(issues)
+                op.op_id, record=rec if isinstance(rec, Record) else None, error=first_error(issues)
             )
         for op in ops:
             results.setdefault(
@@ -725,7 +687,7 @@ class HubSpotApp:
                     failed.update(f)
                 return done, failed
             if err.status == 400:
-                names = _property_names(err.body)
+                names = property_names(err.body)
                 item = inputs[0]
                 return self._retry_without(action, item, names, err.message, problems)
             failed[str(inputs[0]["objectWriteTraceId"])] = Rejected(
@@ -733,7 +695,7 @@ class HubSpotApp:
             )
             return done, failed
         for res in data.get("results", []):
-            trace = _trace_of(res, inputs)
+            trace = trace_of(res, inputs)
             if trace is not None:
                 done[trace] = {"result": res, "sent": dict(by_trace[trace]["properties"])}
         retry: list[tuple[dict[str, Any], list[str], str]] = []
@@ -798,8 +760,8 @@ class HubSpotApp:
                 Rejected(
                     f"HubSpot refused the value “{item['properties'][name]}” for "
                     f"{schema.properties[name].label if name in schema.properties else name}: "
-                    f"{_reason(message, name)}",
-                    field=_field_of(name, schema),
+                    f"{reason(message, name)}",
+                    field=field_of(name, schema),
                     raw=message[:500],
                 )
             )
@@ -815,65 +777,6 @@ class HubSpotApp:
         if action == "create" and not any(rest.get(k) for k in ("email", "firstname", "lastname")):
             return {}, {trace: problems[trace].pop()}
         return self._send_batch(action, [{**item, "properties": rest}], problems)
-
-    def _apply_segments(
-        self, changes: list[tuple[str, str, frozenset[str], frozenset[str]]]
-    ) -> dict[str, list[Rejected]]:
-        """Add/remove contacts to/from lists in one call per list and direction."""
-        problems: dict[str, list[Rejected]] = {}
-        if not any(add or remove for _, _, add, remove in changes):
-            return problems
-        lists = self._load_lists()
-        members = self._load_members()
-        by_name = {x.name.casefold(): x for x in lists.values()}
-        adds: dict[str, list[str]] = {}
-        removes: dict[str, list[str]] = {}
-        for op_id, rid, add, remove in changes:
-            for name, bucket in [(n, adds) for n in sorted(add)] + [
-                (n, removes) for n in sorted(remove)
-            ]:
-                lst = by_name.get(name.strip().casefold())
-                if lst is None and bucket is adds:
-                    lst = self._create_list(name.strip())
-                    by_name[lst.name.casefold()] = lst
-                if lst is None:
-                    continue
-                if not lst.editable:
-                    problems.setdefault(op_id, []).append(
-                        Rejected(
-                            f"The HubSpot list “{lst.name}” is an active (dynamic) list: HubSpot "
-                            "decides its members from its filters, so Pairsync cannot "
-                            "change them.",
-                            field="segments",
-                        )
-                    )
-                    continue
-                bucket.setdefault(lst.list_id, []).append(rid)
-        for action, bucket in (("add", adds), ("remove", removes)):
-            for list_id, ids in bucket.items():
-                for start in range(0, len(ids), 10_000):
-                    self.api.call(
-                        "PUT",
-                        f"/crm/v3/lists/{list_id}/memberships/{action}",
-                        body=ids[start : start + 10_000],
-                    )
-                for rid in ids:
-                    if action == "add":
-                        members.setdefault(rid, set()).add(list_id)
-                    else:
-                        members.get(rid, set()).discard(list_id)
-        return problems
-
-    def _create_list(self, name: str) -> ContactList:
-        _, data = self.api.call(
-            "POST",
-            "/crm/v3/lists",
-            body={"name": name, "objectTypeId": "0-1", "processingType": "MANUAL"},
-        )
-        item = data["list"]
-        lst = ContactList(str(item["listId"]), str(item["name"]), str(item["processingType"]))
-        self._load_lists()[lst.list_id] = lst
-        return lst
 
 
 def _by_version(items: list[Record | Unreadable], cursor: str, *, complete: bool) -> ChangeSet:
@@ -891,86 +794,6 @@ class _Exists(Exception):
     def __init__(self, contact_id: str) -> None:
         super().__init__(contact_id)
         self.contact_id = contact_id
-
-
-def _adding(result: WriteResult, error: Rejected) -> WriteResult:
-    """The result with one more field error (a real failure comes first)."""
-    issues = [e for e in (result.error, error) if isinstance(e, Rejected)]
-    if result.error is not None and not isinstance(result.error, Rejected):
-        return result
-    return WriteResult(result.op_id, record=result.record, error=_first(issues))
-
-
-def _first(issues: list[Rejected]) -> Rejected | None:
-    """One error for a result: a real failure before values that merely did not fit."""
-    if not issues:
-        return None
-    failures = [i for i in issues if not isinstance(i, NotFitting)]
-    if not failures:
-        return issues[0]
-    issues = failures
-    if len(issues) == 1:
-        return issues[0]
-    first = issues[0]
-    fields = ", ".join(sorted({i.field or "" for i in issues if i.field}))
-    return type(first)(
-        " ".join(i.message for i in issues), field=first.field, raw=f"fields: {fields}"
-    )
-
-
-def _trace_of(result: dict[str, Any], inputs: list[dict[str, Any]]) -> str | None:
-    trace = result.get("objectWriteTraceId")
-    if trace:
-        return str(trace)
-    rid = str(result.get("id", ""))
-    for i in inputs:
-        if str(i.get("id", "")) == rid:
-            return str(i["objectWriteTraceId"])
-    email = email_key(str((result.get("properties") or {}).get("email") or ""))
-    for i in inputs:
-        if email and email_key(str(i["properties"].get("email") or "")) == email:
-            return str(i["objectWriteTraceId"])
-    return None
-
-
-def _property_names(body: dict[str, Any]) -> list[str]:
-    names: list[str] = []
-    for e in body.get("errors") or []:
-        names += list((e.get("context") or {}).get("propertyName") or [])
-    names += list((body.get("context") or {}).get("propertyName") or [])
-    message = str(body.get("message", ""))
-    if not names and "[" in message:
-        try:
-            detail = json.loads(message[message.index("[") :])
-            names = [str(d["name"]) for d in detail if isinstance(d, dict) and "name" in d]
-        except (ValueError, KeyError, TypeError):
-            pass
-    return list(dict.fromkeys(names))
-
-
-def _reason(message: str, name: str) -> str:
-    if "[" in message:
-        try:
-            detail = json.loads(message[message.index("[") :])
-            for d in detail:
-                if isinstance(d, dict) and d.get("name") == name:
-                    return str(d.get("message", "")).split(": [")[0]
-        except (ValueError, TypeError):
-            pass
-    return message[:200]
-
-
-def _field_of(prop: str, schema: ContactSchema) -> str:
-    for key, name in schema.single.items():
-        if name == prop:
-            return key
-    if prop in ("email", "hs_additional_emails"):
-        return "emails"
-    if prop in ("phone", "mobilephone", "fax"):
-        return "phones"
-    if prop in ("address", "city", "state", "zip", "country"):
-        return "addresses"
-    return prop
 
 
 def _stamp(data: dict[str, Any]) -> int:

@@ -214,7 +214,9 @@ class SettingsPage(SettingsEditor):
         if self.name is None:
             return
         try:
-            minutes = self.service.connection_state(self.name).schedule.interval_minutes
+            # The connection's own row, not its state: counting 100k contacts' failures
+            # on the GUI thread just to show a number took 80 ms.
+            minutes = self.service.show_connection(self.name).settings.interval_minutes
         except PairsyncError:
             return
         self.interval.blockSignals(True)
@@ -304,5 +306,24 @@ class SettingsPage(SettingsEditor):
             return
         if not self.confirm_delete():
             return
-        self.service.delete_connection(name)
+        if self.sync_control is not None and not self.paused:
+            # Paused first, so no scheduled run starts while it is being deleted.
+            self.sync_control.pause(name)
+            self.refresh_state()
+
+        def job(svc: Service, ctl: TaskControl) -> str:
+            # Off the GUI thread: forgetting 100k contacts' sync state took 9 s.
+            svc.delete_connection(name)
+            return name
+
+        self.delete_button.setEnabled(False)
+        text = self.tr("Deleting “{name}”…").format(name=name)
+        self.run(job, self._deleted, text, on_error=self._delete_failed)
+
+    def _deleted(self, name: str) -> None:
+        self.delete_button.setEnabled(True)
         emit(self.deleted, name)
+
+    def _delete_failed(self, message: str, code: str) -> None:
+        self.delete_button.setEnabled(True)
+        self.on_error(message, code)
