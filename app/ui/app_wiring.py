@@ -94,11 +94,12 @@ class Wiring(QObject):
         else:
             self.banner = no_tray_notice(window)
             window.add_banner(self.banner)
-        self.notifier = Notifier(service, self.scheduler, self.tray, self)
+        # Health, Activity and the notifier read the database on threads of their own,
+        # never the GUI's.
+        self.reader = Reader(runner.factory, self)
+        self.notifier = Notifier(service, self.scheduler, self.tray, self, reader=self.reader)
         self.guard = GuardPrompt(service, self.scheduler, parent_widget=window, parent=self)
 
-        # Health and Activity read the database on threads of their own, never the GUI's.
-        self.reader = Reader(runner.factory, self)
         self.health = HealthView(service, self.scheduler, reader=self.reader)
         self.activity = ActivityView(service, self.scheduler, reader=self.reader)
         window.dashboard.add_page(self.health, self.tr("Health"))

@@ -35,9 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import PairsyncError
 from app.model import ConflictRow, ContactRow, HealthCounts, NotFittingRow
-from app.service import ConnectionState, Service
+from app.service import ConnectionState, ConnectionView, Service
 from app.ui.health_failed import FailedTab
 from app.ui.list_parts import AnyReader, ListTab, search_box, table
 from app.ui.paged import Column, PagedModel, local_time, value_text
@@ -346,14 +345,27 @@ class HealthView(QWidget):
     # --- showing a connection ------------------------------------------------------------
 
     def set_connection(self, name: str | None) -> None:
+        """Show ``name`` once its apps' names are read (off the GUI thread)."""
         self.name = name
         self.apps = {}
-        if name is not None:
-            try:
-                conn = self.service.show_connection(name)
-                self.apps = {"a": conn.a.account, "b": conn.b.account}
-            except PairsyncError:
-                self.name = None
+        if name is None:
+            self._connection_in(None, None)
+            return
+        self.reader.read(
+            lambda svc: svc.show_connection(name),
+            lambda conn: self._connection_in(name, conn),
+            lambda _message: self._connection_in(name, None),  # deleted meanwhile
+            slot=("connection", id(self)),
+            owner=self,
+        )
+
+    def _connection_in(self, name: str | None, conn: ConnectionView | None) -> None:
+        if name != self.name:
+            return
+        if conn is None:
+            self.name = None
+        else:
+            self.apps = {"a": conn.a.account, "b": conn.b.account}
         self.refresh()
 
     def refresh(self) -> None:

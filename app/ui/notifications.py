@@ -4,7 +4,9 @@
 * the mass-change guard stopped a run and waits for a decision (the dialog itself is
   ``app.ui.guard_dialog``; the message says why it appeared);
 * the number of failed contacts of a connection rose (compared with what it was before the
-  run, ignored failures left out), so a slow drift of failures is noticed.
+  run, ignored failures left out), so a slow drift of failures is noticed. The count is read
+  by the window's database reader, off the GUI thread (at 100k failed contacts it takes
+  tens of milliseconds, once after every run).
 
 Messages go through ``Tray.show_message``; without a system tray the tray emits them as
 ``message`` for the window to show instead.
@@ -20,6 +22,8 @@ from PySide6.QtWidgets import QSystemTrayIcon
 
 from app.errors import PairsyncError
 from app.service import Service
+from app.ui.list_parts import AnyReader
+from app.ui.reader import ImmediateReader
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit
 from app.ui.words import plural
@@ -43,24 +47,24 @@ class Notifier(QObject):
         scheduler: Scheduler,
         sink: MessageSink,
         parent: QObject | None = None,
+        *,
+        reader: AnyReader | None = None,
     ) -> None:
         super().__init__(parent)
-        self.service = service
+        self.reader: AnyReader = reader if reader is not None else ImmediateReader(service)
+        """Where failure counts are read (the window's threads; at once without one)."""
         self.sink = sink
         self.sent: list[tuple[str, str, str]] = []
         self._auth_told: set[str] = set()
         self._failed: dict[str, int] = {}
-        for name in service.connection_names():
-            self._failed[name] = self._failed_now(name)
+        self.reader.read(_all_failed, self._counted, owner=self)
         scheduler.auth_needed.connect(self.on_auth_needed)
         scheduler.guard_stopped.connect(self.on_guard)
         scheduler.run_finished.connect(self.on_run_finished)
 
-    def _failed_now(self, name: str) -> int:
-        try:
-            return self.service.connection_state(name).status.failed
-        except PairsyncError:
-            return 0
+    def _counted(self, counts: dict[str, int]) -> None:
+        for name, now in counts.items():
+            self._failed.setdefault(name, now)
 
     def _send(
         self,
@@ -98,8 +102,15 @@ class Notifier(QObject):
             self._auth_told.discard(name)
         if report.get("kind", "sync") != "sync" or status not in ("ok", "failed"):
             return
+        self.reader.read(
+            lambda service: _failed(service, name),
+            lambda now: self._compare(name, now),
+            slot=("failed", name),
+            owner=self,
+        )
+
+    def _compare(self, name: str, now: int) -> None:
         before = self._failed.get(name, 0)
-        now = self._failed_now(name)
         self._failed[name] = now
         if now > before:
             self._send(
@@ -112,3 +123,15 @@ class Notifier(QObject):
                 )
                 + self.tr("Health → Failed."),
             )
+
+
+def _failed(service: Service, name: str) -> int:
+    """A connection's failed contacts, ignored ones left out (0 when it is gone)."""
+    try:
+        return service.connection_state(name).status.failed
+    except PairsyncError:
+        return 0
+
+
+def _all_failed(service: Service) -> dict[str, int]:
+    return {name: _failed(service, name) for name in service.connection_names()}

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMainWindow
 
-from app.service import ConnectionSettings
+from app.service import ConnectionSettings, Service
 from app.ui import tray as tray_module
 from app.ui.notifications import Notifier
+from app.ui.reader import Reader
 from app.ui.tray import CloseToTray, Tray, no_tray_notice, summary_text
-from tests.ui.desktop import Desk, desk, write_csv
+from tests.ui.desktop import Desk, desk, settle, write_csv
 
 __all__ = ["desk"]
 
@@ -167,3 +168,25 @@ def test_notifications_sign_in_once_and_failures_rising(
     assert desk.service.schedule()[0].hold == "auth"
     if not tray_available:
         assert len(sent) == len(notifier.sent)  # shown by the window instead
+
+
+def test_failure_counts_are_read_off_the_gui_thread(desk: Desk, qtbot: Any) -> None:
+    """As the window wires it: the notifier's counts come from the database reader's threads
+    (at 100k failed contacts a count is tens of milliseconds), and it still tells of a rise
+    once, and not of the same count again."""
+    reader = Reader(Service)
+    try:
+        notifier = Notifier(desk.service, desk.scheduler, make_tray(desk, Calls()), reader=reader)
+        settle(reader)
+        (desk.folder / "ann.vcf").write_text(
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nnot a property\r\nEND:VCARD\r\n"
+        )
+        desk.sync(qtbot)
+        assert reader.busy or notifier.sent  # asked on a thread (or answered already)
+        settle(reader)
+        assert [k for k, _t, _x in notifier.sent] == ["failures"]
+        desk.sync(qtbot)
+        settle(reader)
+        assert len(notifier.sent) == 1
+    finally:
+        reader.close()
