@@ -1,6 +1,6 @@
 """On-demand sync benchmarks (not a pytest module: pytest's addopts ignore tests/perf).
 
-    python -m tests.perf.bench_sync [--sizes 1000,10000,100000] [--backends memory,files]
+    python -m tests.perf.bench_sync [--sizes 1000,10000,100000] [--backends memory,files,empty]
                                     [--json PATH] [--profile DIR] [--workdir DIR] [--keep]
 
 Backends
