@@ -157,6 +157,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "throughput_rps": round(requests / span, 2) if span else None,
             "ceiling_fraction": round(requests / allowed, 3) if allowed else None,
             "longest_pause_s": round(max(gaps, default=0.0), 2),
+            # Where the time between requests went: (seconds after the first request, pause).
+            "pauses_over_2s": [
+                (round(a - times[0], 1), round(b - a, 2))
+                for a, b in itertools.pairwise(times)
+                if b - a > 2.0
+            ],
         }
     if args.feed:
         results["feed"] = feed(emulator, args.feed)
