@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -500,6 +500,16 @@ def record_from_json(record_id: str, version: str, text: str) -> Record:
 def email_key(email: str) -> str:
     """The matching key of an email: trimmed and case-folded (no dot or +tag stripping)."""
     return email.strip().casefold()
+
+
+def with_emails(records: Iterable[Record], emails: Iterable[str]) -> list[Record]:
+    """The records holding any of ``emails`` (compared by ``email_key``): a connector's
+    ``find_by_email`` over the records it has at hand."""
+    keys = {email_key(e) for e in emails}
+    keys.discard("")
+    if not keys:
+        return []
+    return [r for r in records if keys & {email_key(e) for e in record_emails(r)}]
 
 
 def record_emails(record: Record) -> list[str]:

@@ -42,7 +42,7 @@ from app.model import (
     WriteResult,
     email_key,
     is_empty_value,
-    record_emails,
+    with_emails,
 )
 
 __all__ = ["STANDARD_FIELDS", "MemoryApp"]
@@ -182,8 +182,7 @@ class MemoryApp:
 
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
         self._check_outage()
-        keys = {email_key(e) for e in emails}
-        return [r for r in self.records.values() if keys & {email_key(e) for e in record_emails(r)}]
+        return with_emails(self.records.values(), emails)
 
     def changes(self, cursor: str | None) -> ChangeSet | None:
         if not self.info.capabilities.change_feed:

@@ -51,8 +51,7 @@ from app.model import (
     Unreadable,
     WriteOp,
     WriteResult,
-    email_key,
-    record_emails,
+    with_emails,
 )
 
 COARSE_CLOCK_NS = 3_000_000_000
@@ -327,15 +326,7 @@ class SingleFileApp(ABC, Generic[Book]):
         return [item for item in items if item is not None]
 
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
-        keys = {email_key(e) for e in emails}
-        keys.discard("")
-        if not keys:
-            return []
-        return [
-            rec
-            for rec in self._readable(self._load())
-            if keys & {email_key(e) for e in record_emails(rec)}
-        ]
+        return with_emails(self._readable(self._load()), emails)
 
     def prepare(self) -> None:
         """Make the ids ``list_versions`` reports permanent in the file (one atomic rewrite;

@@ -66,9 +66,8 @@ from app.model import (
     Update,
     WriteOp,
     WriteResult,
-    email_key,
     parse_subscription,
-    record_emails,
+    with_emails,
 )
 
 PRODID = "-//Pairsync//vCard folder//EN"
@@ -352,15 +351,8 @@ class VCardFolderApp:
         return out
 
     def find_by_email(self, emails: Iterable[str]) -> list[Record]:
-        keys = {email_key(e) for e in emails}
-        keys.discard("")
-        if not keys:
-            return []
-        return [
-            rec
-            for rec in (self._copy(i) for i in self._all())
-            if isinstance(rec, Record) and keys & {email_key(e) for e in record_emails(rec)}
-        ]
+        items = (self._copy(i) for i in self._all())
+        return with_emails((rec for rec in items if isinstance(rec, Record)), emails)
 
     def changes(self, cursor: str | None) -> ChangeSet | None:
         return None

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from app.model import ConflictRow, ContactRow, HealthCounts, NotFittingRow
 from app.service import ConnectionState, ConnectionView, Service
 from app.ui.health_failed import FailedTab
-from app.ui.list_parts import AnyReader, ListTab, search_box, table
+from app.ui.list_parts import AnyReader, ListTab, read_connection, search_box, table
 from app.ui.paged import Column, PagedModel, local_time, value_text
 from app.ui.reader import Reader
 from app.ui.scheduler import Scheduler
@@ -351,13 +351,7 @@ class HealthView(QWidget):
         if name is None:
             self._connection_in(None, None)
             return
-        self.reader.read(
-            lambda svc: svc.show_connection(name),
-            lambda conn: self._connection_in(name, conn),
-            lambda _message: self._connection_in(name, None),  # deleted meanwhile
-            slot=("connection", id(self)),
-            owner=self,
-        )
+        read_connection(self.reader, self, name, self._connection_in)
 
     def _connection_in(self, name: str | None, conn: ConnectionView | None) -> None:
         if name != self.name:

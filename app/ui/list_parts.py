@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
-from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QWidget
 
-from app.service import Service
+from app.service import ConnectionView, Service
 from app.ui.reader import ImmediateReader, Reader
 
 AnyReader: TypeAlias = Reader | ImmediateReader
@@ -19,6 +19,23 @@ SEARCH_DELAY_MS = 250
 
 def _tr(text: str) -> str:
     return QCoreApplication.translate("HealthView", text)
+
+
+def read_connection(
+    reader: AnyReader,
+    owner: QObject,
+    name: str,
+    done: Callable[[str, ConnectionView | None], None],
+) -> None:
+    """Read connection ``name`` off the GUI thread; ``done(name, view)`` gets None when it
+    is gone (deleted meanwhile). Only the newest read of ``owner`` is answered."""
+    reader.read(
+        lambda svc: svc.show_connection(name),
+        lambda conn: done(name, conn),
+        lambda _message: done(name, None),
+        slot=("connection", id(owner)),
+        owner=owner,
+    )
 
 
 def search_box(parent: QWidget, on_search: Callable[[], None], what: str) -> QLineEdit:
