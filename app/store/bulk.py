@@ -78,6 +78,14 @@ INSERT_BINDING = _insert(
     "bindings", "connection_id, id_a, id_b, base, rule_state, state, needs_merge, created_at"
 )
 SET_BASE = "UPDATE bindings SET base = ?, needs_merge = 0 WHERE id = ?"
+INSERT_RUN = _insert(
+    "runs", "connection_id, run_no, dry_run, status, counts, message, started_at, kind, undo_of"
+)
+PUT_CURSOR = (
+    _insert("cursors", "connection_id, side, cursor, updated_at")
+    + " ON CONFLICT (connection_id, side) DO UPDATE SET cursor = excluded.cursor,"
+    " updated_at = excluded.updated_at WHERE cursor IS NOT excluded.cursor"
+)
 SET_RULE_STATE = "UPDATE bindings SET rule_state = ? WHERE id = ?"
 SET_NEEDS_MERGE = "UPDATE bindings SET needs_merge = 1 WHERE id = ?"
 INSERT_JOURNAL = _insert(
