@@ -14,7 +14,7 @@ a default; ``tests/store/test_bulk.py`` checks they match the ORM's tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,20 @@ def stamp(conn: Connection, when: datetime) -> Any:
     dialect = conn.dialect
     process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
     return when if process is None else process(when)
+
+
+def unstamp(conn: Connection) -> Callable[[Any], datetime]:
+    """How the ORM reads back a ``DateTime`` column's stored value (the reverse of
+    :func:`stamp`), for plain-SQL reads."""
+    dialect = conn.dialect
+    process = DateTime(timezone=True).dialect_impl(dialect).result_processor(dialect, None)
+
+    def read(value: Any) -> datetime:
+        out = value if process is None else process(value)
+        assert isinstance(out, datetime)
+        return out
+
+    return read
 
 
 def _insert(table: str, columns: str) -> str:

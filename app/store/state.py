@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, true, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.engine.state import (
@@ -394,15 +394,17 @@ class SyncState:
         return out
 
     def bindings_needing_merge(self) -> list[BindingRow]:
-        with self.sessions() as s:
-            return [
-                self._row(b)
-                for b in s.scalars(
-                    select(Binding).where(
-                        Binding.connection_id == self.cid, Binding.needs_merge == true()
-                    )
-                )
-            ]
+        rows = self._rows(
+            "SELECT id, id_a, id_b, state, base, needs_merge, rule_state FROM bindings"
+            " WHERE connection_id = ? AND needs_merge = 1",
+            (self.cid,),
+        )
+        return [
+            BindingRow(
+                bid, id_a, id_b, state, json.loads(base), bool(merge), json.loads(rs or "{}")
+            )
+            for bid, id_a, id_b, state, base, merge, rs in rows
+        ]
 
     def bound_unindexed(self, side: Side) -> list[str]:
         bound = "id_a" if side is Side.A else "id_b"
@@ -424,20 +426,23 @@ class SyncState:
     # --- intents (crash safety for creates) ----------------------------------------------
 
     def open_intents(self) -> list[IntentNote]:
-        with self.sessions() as s:
-            rows = s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid))
-            return [
-                IntentNote(
-                    op_id=p.op_id,
-                    run_id=p.run_id,
-                    target_side=Side(p.target_side),
-                    source_id=p.source_id,
-                    new_id=p.new_id,
-                    emails=list(json.loads(p.emails or "[]")),
-                    rule_state=dict(json.loads(p.rule_state or "{}")),
-                )
-                for p in rows
-            ]
+        rows = self._rows(
+            "SELECT op_id, run_id, target_side, source_id, new_id, emails, rule_state"
+            " FROM pending_ops WHERE connection_id = ?",
+            (self.cid,),
+        )
+        return [
+            IntentNote(
+                op_id=op_id,
+                run_id=run_id,
+                target_side=Side(target),
+                source_id=source_id,
+                new_id=new_id,
+                emails=list(json.loads(emails or "[]")),
+                rule_state=dict(json.loads(rule_state or "{}")),
+            )
+            for op_id, run_id, target, source_id, new_id, emails, rule_state in rows
+        ]
 
     def add_intents(self, intents: Sequence[IntentNote]) -> None:
         """Commit intents in bulk (Core executemany: no ORM object per intent)."""
@@ -649,20 +654,24 @@ class SyncState:
     def due_failures(self, run_no: int) -> list[DueFailure]:
         now = utcnow()
         with self.sessions() as s:
-            rows = s.scalars(
-                select(Failure).where(
-                    Failure.connection_id == self.cid, Failure.ignored.is_not(True)
-                )
-            ).all()
+            conn = s.connection()
+            rows = conn.exec_driver_sql(
+                "SELECT side, record_id, binding_id, next_at, next_run_no FROM failures"
+                " WHERE connection_id = ? AND ignored IS NOT 1",
+                (self.cid,),
+            ).fetchall()
+            read_time = bulk.unstamp(conn)
         out = []
-        for f in rows:
-            if f.next_at is not None:
-                next_at = f.next_at if f.next_at.tzinfo else f.next_at.replace(tzinfo=now.tzinfo)
+        for side, rid, binding_id, stored_at, next_run_no in rows:
+            if stored_at is not None:
+                next_at = read_time(stored_at)
+                if next_at.tzinfo is None:
+                    next_at = next_at.replace(tzinfo=now.tzinfo)
                 if next_at <= now:
-                    out.append(f)
-            elif f.next_run_no <= run_no:
-                out.append(f)
-        return [DueFailure(Side(f.side), f.record_id, f.binding_id) for f in out]
+                    out.append(DueFailure(Side(side), rid, binding_id))
+            elif next_run_no <= run_no:
+                out.append(DueFailure(Side(side), rid, binding_id))
+        return out
 
     # --- undo and "use the other value" (app.engine.undo) --------------------------------------
 
