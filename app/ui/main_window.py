@@ -377,7 +377,7 @@ class MainWindow(QMainWindow):
             self.wizard.raise_()
             self.wizard.activateWindow()
             return
-        self.wizard = ConnectionWizard(self.service, self.runner, self)
+        self.wizard = ConnectionWizard(self.service, self.runner, self, dropped=self._list_changed)
         self.wizard.connection_created.connect(self._created)
         self.wizard.finished.connect(self._wizard_closed)
         self.wizard.open()
@@ -466,9 +466,24 @@ class MainWindow(QMainWindow):
         box.open()
 
     def _created(self, name: str) -> None:
+        """The wizard's Finish: the new connection (still paused) is resumed, which saves
+        off the GUI thread and then syncs it (without a sync control: only resumed)."""
+        if self.sync_control is not None:
+            self.sync_control.resume(name)
+        else:
+
+            def job(svc: Service, _ctl: TaskControl) -> None:
+                svc.set_paused(name, False)
+
+            self.runner.start(
+                job, on_done=self._list_changed, label="resume the connection", cancellable=False
+            )
         self.refresh()
         self.select(name)
-        emit(self.sync_requested, [name])
+
+    def _list_changed(self, _result: object) -> None:
+        """A save off the GUI thread changed the list (resumed; a draft deleted)."""
+        self.refresh()
 
     def set_sync_control(self, control: SyncControl) -> None:
         """Hand syncing, pausing and intervals to ``control`` (the scheduler)."""

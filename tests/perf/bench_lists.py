@@ -251,12 +251,14 @@ def _loading(model: Any) -> bool:
     return bool(getattr(model, "loading", False))
 
 
-def probe_steps(win: Window, contacts: int, timeout_s: float = 60) -> Steps:
-    """Run the user's steps one after another (each once the previous one's rows are shown),
-    probing the event loop all along."""
+def probe_steps(
+    win: Window, contacts: int, timeout_s: float = 60, steps: list[Step] | None = None
+) -> Steps:
+    """Run the user's steps (``user_steps``, or ``steps``) one after another (each once the
+    previous one's rows are shown), probing the event loop all along."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    steps = user_steps(win, contacts)
+    steps = steps if steps is not None else user_steps(win, contacts)
     loop = QEventLoop()
     gaps: list[float] = []
     last = [time.perf_counter()]
