@@ -17,6 +17,7 @@ this at 100,000 contacts and fails above ``STALL_LIMIT_MS``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,16 @@ class Saves:
     @property
     def worst_stall_ms(self) -> float:
         return max(self.stalls_ms.values(), default=0.0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "contacts": self.contacts,
+            "hold_s": self.hold_s,
+            "worst_stall_ms": self.worst_stall_ms,
+            "stalls_ms": self.stalls_ms,
+            "waits_ms": {k: self.steps.waits_ms.get(k, 0.0) for k in self.stalls_ms},
+            "open_ms": self.open_ms,
+        }
 
     def line(self) -> str:
         waits = ", ".join(
@@ -213,6 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--hold", type=float, default=HOLD_S, help="seconds the lock is held")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,6 +248,8 @@ def main() -> None:
         print(f"load at start {os.getloadavg()[0]:.1f}")
         result = probe_saves(win, args.contacts, args.hold)
         print(result.line())
+        if args.json:
+            args.json.write_text(json.dumps(result.as_json(), indent=2), encoding="utf-8")
         verdict = "OK" if result.worst_stall_ms <= STALL_LIMIT_MS else "TOO SLOW"
         print(f"  limit {STALL_LIMIT_MS:.0f} ms: {verdict}; load at end {os.getloadavg()[0]:.1f}")
         win.close()
