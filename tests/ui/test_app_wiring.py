@@ -338,9 +338,11 @@ def test_needs_sign_in_opens_the_sign_in_dialog_and_resumes(
     keys = mnemonics(window)
     assert len(keys) == len(set(keys)), sorted(keys)
     qtbot.mouseClick(header.chip, Qt.MouseButton.LeftButton)  # the chip itself
+    qtbot.waitUntil(lambda: "Phone" in wiring.sign_in_dialogs)  # its state read off-thread
     dialog = wiring.sign_in_dialogs["Phone"]
     assert isinstance(dialog, ReauthDialog) and dialog.isVisible()
     qtbot.mouseClick(header.sign_in_button, Qt.MouseButton.LeftButton)  # the same one again
+    qtbot.waitUntil(lambda: wiring.runner.active == 0)
     window.dashboard.setCurrentWidget(wiring.health)
     settle(wiring.reader)
     [health_button, _] = wiring.health.sign_in_buttons  # no secret: either account

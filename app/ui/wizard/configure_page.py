@@ -112,12 +112,12 @@ class ConfigurePage(QWizardPage):
         wanted = self.name_edit.text().strip()
         if wanted == self.name:
             return True
-        draft = self.draft
+        draft, current = self.draft, self.name
 
         def job(svc: Service, _ctl: TaskControl) -> str | None:
             if draft is not None:
                 return draft.rename(svc, wanted)
-            return svc.rename_connection(str(self.name), wanted).name
+            return svc.rename_connection(current, wanted).name
 
         self.renaming = True
         self.message.info(self.tr("Renaming…"))
