@@ -94,7 +94,7 @@ def test_saving_behind_a_sync_never_stalls(qtbot: Any, tmp_path: Path, pairsync_
     gc.freeze()  # as the app's scheduler does at start (see above)
     try:
         result = probe_saves(win, contacts, hold_s=1.0)
-        assert win.service.show_connection("Main").paused is False  # paused, then resumed
+        assert win.service.show_connection("Renamed").paused is False  # paused, then resumed
     finally:
         gc.unfreeze()
         win.close()
