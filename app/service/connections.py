@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from app.app_list import app_entry
 from app.connectors.registry import app_kind
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
@@ -81,6 +80,8 @@ def _account_ref(acc: Account) -> AccountRef:
 
 
 def _app_name(kind: str) -> str:
+    from app.app_list import app_entry
+
     entry = app_entry(kind)
     return entry.name if entry is not None else kind
 
