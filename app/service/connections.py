@@ -95,7 +95,11 @@ class Connections(Accounts):
         account_a: str,
         account_b: str,
         settings: ConnectionSettings | None = None,
+        *,
+        paused: bool = False,
     ) -> ConnectionView:
+        """``paused``: created paused, in the same transaction (the wizard's draft: no
+        scheduler may see it unpaused, even for a moment)."""
         name = name.strip()
         if not name:
             raise ConfigError("A connection needs a name.")
@@ -105,6 +109,7 @@ class Connections(Accounts):
             account_a,
             account_b,
             config=json.dumps({"mappings": {"off": []}}),
+            paused=paused,
             **settings_columns(settings or ConnectionSettings()),
         )
         return self.show_connection(name)

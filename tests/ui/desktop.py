@@ -118,6 +118,12 @@ class Desk:
         report: dict[str, Any] = blocker.args[1]
         return report
 
+    def wait_saved(self, qtbot: Any, timeout: int = 20_000) -> None:
+        """Wait until every pause, resume and interval asked for is in the database (they
+        are saved off the GUI thread)."""
+        names = self.service.connection_names()
+        qtbot.waitUntil(lambda: not any(self.scheduler.saving(n) for n in names), timeout=timeout)
+
     def wait_idle(self, qtbot: Any, timeout: int = 20_000) -> None:
         qtbot.waitUntil(
             lambda: self.scheduler.running() is None and not self.scheduler.queued(),

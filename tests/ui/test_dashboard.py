@@ -282,6 +282,10 @@ def test_settings_pause_and_delete(
     assert service.show_connection("Main").settings.phone_region == "GB"
 
     qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    assert page.pause_button.text().replace("&", "") == "Resume syncing"  # shown at once
+    assert not page.pause_button.isEnabled()  # while it is saved: no double pause/resume
+    idle(qtbot, runner)
+    assert page.pause_button.isEnabled()
     assert service.show_connection("Main").paused is True
     assert page.pause_button.text().replace("&", "") == "Resume syncing"
     assert window.header.chip.text() == "Paused"
