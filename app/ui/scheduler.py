@@ -28,6 +28,10 @@ Rules
 * **Held connections** are never scheduled: paused ones, ones whose account needs signing in
   again (re-authorizing triggers a run), and ones waiting for a mass-change decision.
 * **Cancel** (and pause, and quit) stops a running job at the engine's next safe point.
+* **Saves off the GUI thread.** Pause, resume and the interval are written on the window's
+  task runner (a sync's batch holds SQLite's write lock for seconds at 100k contacts). A
+  pause counts at once; each save writes the latest value asked for; ``saved`` says when
+  it landed or why not, in words.
 """
 
 from __future__ import annotations

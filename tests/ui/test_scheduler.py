@@ -17,7 +17,7 @@ from app.ui.guard_dialog import GuardPrompt
 from app.ui.notifications import Notifier
 from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
 from app.ui.scheduler import Scheduler
-from tests.ui.desktop import Desk, desk, write_csv
+from tests.ui.desktop import Desk, WriteLock, desk, write_csv
 
 __all__ = ["desk"]
 
@@ -296,37 +296,6 @@ def test_a_connection_another_process_is_syncing_is_skipped_without_spinning(
     # Sync now is the user's own decision: it runs at once, and now syncs.
     report = desk.sync(qtbot)
     assert report["status"] == "ok" and report["created"]["b"] == 1
-
-
-class WriteLock:
-    """Another process holding SQLite's write lock on the database, as the sync worker
-    does while it commits a batch (a 100k first sync held it for up to 7.5 s)."""
-
-    def __init__(self, database: Any) -> None:
-        import subprocess
-        import sys
-
-        code = (
-            "import sqlite3, sys\n"
-            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.readline()\n"
-            "c.execute('COMMIT')\n"
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(database)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        self.proc.wait(10)
 
 
 def test_pause_and_interval_never_wait_for_the_write_lock(desk: Desk, qtbot: Any) -> None:

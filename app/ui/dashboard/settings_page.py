@@ -129,6 +129,8 @@ class SettingsPage(SettingsEditor):
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(service, runner, parent)
         self.paused = False
+        self._delete_after_save: str | None = None
+        """A connection to delete once its pause is saved."""
         self.sync_control: SyncControl | None = None
         self.interval = QSpinBox(self)
         self.interval.setRange(MIN_INTERVAL, MAX_INTERVAL)
@@ -242,6 +244,15 @@ class SettingsPage(SettingsEditor):
 
     def _saved(self, name: str, what: str, error: str) -> None:
         """A pause, resume or interval of some connection was saved (or refused)."""
+        waiting = self._delete_after_save
+        if name == waiting and self.sync_control and not self.sync_control.saving(name):
+            self._delete_after_save = None
+            if error:
+                self.delete_button.setEnabled(True)
+                self.message.error(error)
+            else:
+                self._start_delete(name)
+            return
         if name != self.name:
             return
         if error:
@@ -341,19 +352,27 @@ class SettingsPage(SettingsEditor):
             return
         if not self.confirm_delete():
             return
-        if self.sync_control is not None and not self.paused:
+        self.delete_button.setEnabled(False)
+        control = self.sync_control
+        if control is not None and not self.paused:
             # Paused first, so no scheduled run starts while it is being deleted.
-            self.sync_control.pause(name)
+            control.pause(name)
             self.refresh_state()
+        if control is not None and control.saving(name):
+            # Deleted once its pause is saved: a save landing after the delete would only
+            # say "there is no connection" (``_saved`` starts it).
+            self._delete_after_save = name
+            return
+        self._start_delete(name)
 
+    def _start_delete(self, name: str) -> None:
         def job(svc: Service, ctl: TaskControl) -> str:
             # Off the GUI thread: forgetting 100k contacts' sync state took 9 s.
             svc.delete_connection(name)
             return name
 
-        self.delete_button.setEnabled(False)
         text = self.tr("Deleting “{name}”…").format(name=name)
-        self.run(job, self._deleted, text, on_error=self._delete_failed)
+        self.run(job, self._deleted, text, on_error=self._delete_failed, cancellable=False)
 
     def _deleted(self, name: str) -> None:
         self.delete_button.setEnabled(True)
