@@ -36,7 +36,6 @@ from app.ui.health_view import HealthView
 from app.ui.main_window import MainWindow
 from app.ui.notifications import Notifier
 from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
-from app.ui.reader import Reader
 from app.ui.reauth_dialog import ReauthDialog
 from app.ui.scheduler import TICK_MS, Clock, Scheduler, utc_now
 from app.ui.tasks import TaskRunner
@@ -84,7 +83,12 @@ class Wiring(QObject):
         self.progress_bar = RunProgressBar(self.progress, self.scheduler)
         window.header.attach_progress(self.progress_bar)
 
-        self.tray = Tray(service, self.scheduler, window.bring_to_front, self.quit, self)
+        # The list, the tray, Health, Activity and the notifier read the database on the
+        # window's reader threads, never the GUI's.
+        self.reader = window.reader
+        self.tray = Tray(
+            service, self.scheduler, window.bring_to_front, self.quit, self, reader=self.reader
+        )
         self.tray.message.connect(self._show_message)
         self.tray.message_clicked.connect(window.bring_to_front)
         self.close_to_tray: CloseToTray | None = None
@@ -94,9 +98,6 @@ class Wiring(QObject):
         else:
             self.banner = no_tray_notice(window)
             window.add_banner(self.banner)
-        # Health, Activity and the notifier read the database on threads of their own,
-        # never the GUI's.
-        self.reader = Reader(runner.factory, self)
         self.notifier = Notifier(service, self.scheduler, self.tray, self, reader=self.reader)
         self.guard = GuardPrompt(service, self.scheduler, parent_widget=window, parent=self)
 

@@ -163,6 +163,9 @@ class Reader(QObject):
                     log.exception("database query failed")
                     error = f"Unexpected error: {type(err).__name__}: {err}"
                 emit(self._delivery.answered, query, result, error)
+                # Not kept while idle: the query's callbacks hold widgets (the window's
+                # list), and their last reference must go in the GUI thread, never here.
+                del query, result
         finally:
             if service is not None:
                 service.close()
@@ -187,8 +190,8 @@ class Reader(QObject):
 
 class ImmediateReader:
     """A reader that runs each query at once, on the calling thread, with ``service``: for
-    a benchmark timing the queries themselves (``tests/perf/bench_health``), never the
-    window."""
+    a benchmark timing the queries themselves (``tests/perf/bench_health``) and parts
+    built without the window (a tray or notifier on their own), never the window."""
 
     busy = False
 

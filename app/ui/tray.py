@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QLabel, QMenu, QSystemTrayIc
 
 from app.service import ConnectionSummary, Service
 from app.ui.icons import pairsync_icon
+from app.ui.reader import ImmediateReader, Reader
 from app.ui.scheduler import Scheduler
 from app.ui.signals import emit
 
@@ -112,6 +113,11 @@ def summary_text(rows: list[ConnectionSummary], syncing: dict[str, int | None]) 
     return _tr("Pairsync: {parts}").format(parts=", ".join(parts))
 
 
+def _overview(service: Service) -> list[ConnectionSummary]:
+    """The tray's query (on a reader thread)."""
+    return service.connection_overview()
+
+
 class Tray(QObject):
     """The tray icon and its menu, driven by the scheduler; see the module docstring.
 
@@ -119,6 +125,9 @@ class Tray(QObject):
     stop the scheduler, then ``QApplication.quit``). When the desktop has no tray,
     ``available`` is False, no icon is created and ``show_message`` emits ``message``
     instead, for the window to show.
+
+    The connections are read through ``reader`` (the window's: off the GUI thread); without
+    one, at once with ``service``.
     """
 
     message = Signal(str, str)
@@ -132,9 +141,13 @@ class Tray(QObject):
         open_window: Callable[[], None],
         quit_app: Callable[[], None] | None = None,
         parent: QObject | None = None,
+        reader: Reader | ImmediateReader | None = None,
     ) -> None:
         super().__init__(parent)
         self.service = service
+        self.reader: Reader | ImmediateReader = (
+            reader if reader is not None else ImmediateReader(service)
+        )
         self.scheduler = scheduler
         self.open_window = open_window
         self.quit_app = quit_app or self._default_quit
@@ -217,8 +230,18 @@ class Tray(QObject):
     # --- state ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read every connection's state and update icon, tooltip and menu."""
-        rows = self._rows = self.service.connection_overview()
+        """Re-read every connection's state (on a reader thread) and then update icon,
+        tooltip and menu; only the newest answer counts."""
+        self.reader.read(
+            _overview, self._show_rows, self._not_read, slot=("tray", id(self)), owner=self
+        )
+
+    def _show_rows(self, rows: list[ConnectionSummary]) -> None:
+        self._rows = rows
+        self._show()
+
+    def _show(self) -> None:
+        rows = self._rows
         running = self.scheduler.running()
         if running is not None and self.scheduler.running_kind() == "sync":
             self._syncing.setdefault(running, None)
@@ -234,9 +257,18 @@ class Tray(QObject):
             self.icon.setIcon(badge_icon(self.state, self._base))
             self.icon.setToolTip(self.tooltip)
 
+    def _not_read(self, message: str) -> None:
+        """The database could not be read: the icon keeps its state, the tooltip says why."""
+        self.tooltip = _tr("Pairsync: could not read the connections ({reason})").format(
+            reason=message
+        )
+        if self.icon is not None:
+            self.icon.setToolTip(self.tooltip)
+
     def _started(self, name: str, kind: str) -> None:
         if kind == "sync":
             self._syncing[name] = None
+            self._show()  # syncing at once; the connections' states follow
             self.refresh()
 
     def _progress(
@@ -250,6 +282,7 @@ class Tray(QObject):
 
     def _ended(self, name: str, *_: object) -> None:
         self._syncing.pop(name, None)
+        self._show()
         self.refresh()
 
 

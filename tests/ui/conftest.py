@@ -22,6 +22,7 @@ from app.ui.app_wiring import Wiring, wire
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.ui.contacts import address_books
+from tests.ui.desktop import settle
 
 
 @pytest.fixture
@@ -87,6 +88,7 @@ def make_wiring(
         wiring = wire(win, service, runner, **options)
         win.show()
         made.append(wiring)
+        settle(wiring.reader)  # the list and the tray read the connections off the GUI thread
         return wiring
 
     yield make

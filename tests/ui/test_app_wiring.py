@@ -85,7 +85,14 @@ def no_tray(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def chip(window: MainWindow) -> str:
-    """The list row's chip, as drawn (and read by screen readers)."""
+    """The list row's chip once the list has its newest answer (it reads the connections
+    off the GUI thread)."""
+    settle(window.reader)
+    return drawn_chip(window)
+
+
+def drawn_chip(window: MainWindow) -> str:
+    """The list row's chip, as drawn now (and read by screen readers)."""
     text: str = window.model.index(window.model.row_of(NAME)).data(
         Qt.ItemDataRole.AccessibleTextRole
     )
@@ -134,7 +141,7 @@ def test_a_scheduled_run_fires_and_updates_the_list_chip(
     qtbot.waitUntil(lambda: page.message.text().startswith("✓ Saved."))
     assert service.schedule()[0].interval_minutes == 1
     chips: list[str] = []
-    window.model.dataChanged.connect(lambda *_: chips.append(chip(window)))
+    window.model.dataChanged.connect(lambda *_: chips.append(drawn_chip(window)))
     # Starting syncs what is due: the connection never synced.
     first = run(qtbot, wiring, wiring.start)
     assert first["reason"] == "scheduled" and first["created"]["b"] == 1
@@ -391,6 +398,7 @@ def test_tray_menu_and_closing_the_window(
     tray.pause_action.trigger()
     qtbot.waitUntil(lambda: not wiring.scheduler.saving(NAME))  # saved off the GUI thread
     assert service.show_connection(NAME).paused is True
+    settle(wiring.reader)  # the tray and the list read the connections off the GUI thread
     assert tray.pause_action.text() == "Resume all" and tray.state == "paused"
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
     page = window.dashboard.settings_page
@@ -570,6 +578,7 @@ def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
     page.rename_button.click()
     assert not page.rename_button.isEnabled()  # renaming, off the GUI thread
     qtbot.waitUntil(lambda: page.rename_button.isEnabled())
+    settle(window.reader)
     assert [r.name for r in window.model.rows] == ["Phone and sheet"]
     assert window.current_name() == "Phone and sheet" == window.dashboard.name
     assert "Renamed" in window.statusBar().currentMessage()
@@ -581,6 +590,7 @@ def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
     service.add_account("csv", "Other sheet", {"path": str(pair.folder.parent / "o.csv")})
     service.create_connection(NAME, "Phone", "Other sheet", ConnectionSettings())
     window.refresh()
+    settle(window.reader)
     window.select("Phone and sheet")
     page.rename_button.click()
     qtbot.waitUntil(lambda: page.rename_button.isEnabled())

@@ -20,7 +20,7 @@ from app.ui.dashboard.rules_editor import AddRuleDialog, RulesEditor
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.ui.contacts import card, read_csv, write_csv
-from tests.ui.desktop import WriteLock
+from tests.ui.desktop import WriteLock, settle
 
 WAIT = 20_000
 
@@ -270,6 +270,7 @@ def test_deleting_a_running_connection_waits_for_its_pause(
     the pause waits off the GUI thread, and the delete starts only once it is saved, so
     no save lands on a connection already gone ("there is no connection…")."""
     window.refresh()
+    settle(window.reader)
     page = window.dashboard.settings_page
     qtbot.waitUntil(lambda: page.conn is not None and page.conn.name == "Main", timeout=WAIT)
     monkeypatch.setattr(type(page), "confirm_delete", lambda self: True)
@@ -285,6 +286,7 @@ def test_deleting_a_running_connection_waits_for_its_pause(
         lock.release()
     qtbot.waitUntil(lambda: service.list_connections() == [], timeout=WAIT)
     idle(qtbot, runner)
+    settle(window.reader)  # the list reads the connections off the GUI thread
     assert window.stack.currentWidget() is window.empty
     assert not any("no connection" in m for m in messages), messages
     assert not page.message.text().startswith("⚠"), page.message.text()
@@ -300,6 +302,7 @@ def test_settings_pause_and_delete(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     window.refresh()
+    settle(window.reader)
     page = window.dashboard.settings_page
     qtbot.waitUntil(lambda: page.conn is not None and page.conn.name == "Main", timeout=WAIT)
     assert page.form.radios["two-way"].isChecked()
@@ -307,6 +310,7 @@ def test_settings_pause_and_delete(
     idle(qtbot, runner)
     assert service.show_connection("Main").settings.direction == "a-to-b"
     assert not page.form.winner.isEnabled()  # one-way: the source always wins
+    settle(window.reader)  # the list reads the connections off the GUI thread
     assert window.model.rows[0].direction == "a-to-b"
 
     page.form.region.setText("gb")
@@ -321,6 +325,7 @@ def test_settings_pause_and_delete(
     assert page.pause_button.isEnabled()
     assert service.show_connection("Main").paused is True
     assert page.pause_button.text().replace("&", "") == "Resume syncing"
+    settle(window.reader)
     assert window.header.chip.text() == "Paused"
     assert not window.header.sync_button.isEnabled()
 
@@ -331,6 +336,7 @@ def test_settings_pause_and_delete(
     assert not page.delete_button.isEnabled()  # deleting, off the GUI thread
     idle(qtbot, runner)
     assert service.list_connections() == []
+    settle(window.reader)
     assert window.stack.currentWidget() is window.empty
     assert sorted(p.read_bytes() for p in books[0].glob("*.vcf")) == before
 

@@ -12,6 +12,7 @@ from pytestqt.qtbot import QtBot
 from app.cli import main as cli_main
 from app.service import Service
 from app.ui.main_window import MainWindow
+from tests.ui.desktop import settle
 
 WAIT = 20_000
 
@@ -26,6 +27,7 @@ def test_export_then_import_from_the_file_menu(
 ) -> None:
     service.update_connection(connection, trash=True, guard_max_writes=7)
     window.refresh()
+    settle(window.reader)
     assert window.export_action.isEnabled()
     saved = tmp_path / "out" / "main.json"
     saved.parent.mkdir()
@@ -55,6 +57,7 @@ def test_a_file_that_is_not_an_export_is_refused_in_words(
     qtbot: QtBot, window: MainWindow, connection: str, service: Service, tmp_path: Path
 ) -> None:
     window.refresh()
+    settle(window.reader)
     bad = tmp_path / "notes.json"
     bad.write_text("{not json", encoding="utf-8")
     window.ask_import_path = lambda: str(bad)  # type: ignore[method-assign]
@@ -79,6 +82,7 @@ def test_cancelled_dialogs_change_nothing(
     window: MainWindow, connection: str, service: Service
 ) -> None:
     window.refresh()
+    settle(window.reader)
     window.ask_import_path = lambda: None  # type: ignore[method-assign]
     window.ask_export_path = lambda name: None  # type: ignore[method-assign]
     window.import_action.trigger()
@@ -88,5 +92,6 @@ def test_cancelled_dialogs_change_nothing(
 
 def test_export_is_off_without_a_connection(window: MainWindow) -> None:
     window.refresh()
+    settle(window.reader)
     assert not window.export_action.isEnabled()
     assert window.import_action.isEnabled()

@@ -22,6 +22,7 @@ from tests.dav import PASSWORD, USER, DavServer
 from tests.emulators.hubspot.fixtures import TOKEN, hubspot  # noqa: F401
 from tests.emulators.hubspot.server import HubSpotEmulator
 from tests.ui.contacts import card, read_csv
+from tests.ui.desktop import settle
 
 WAIT = 20_000
 
@@ -144,6 +145,7 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
         click(qtbot, finish)
     assert blocker.args[0] == "Phone and sheet" and blocker.args[1]["status"] == "ok"
     qtbot.waitUntil(lambda: window.wizard is None, timeout=WAIT)
+    settle(window.reader)  # the list reads the connections off the GUI thread
     assert window.model.row_of("Phone and sheet") == 0
     assert window.current_name() == "Phone and sheet"
     emails = {r["E-mail Address"].lower() for r in read_csv(sheet)}
