@@ -158,7 +158,8 @@ def test_a_scheduled_run_fires_and_updates_the_list_chip(
         pass  # no click: the schedule alone
     assert blocker.args[1]["reason"] == "scheduled" and blocker.args[1]["created"]["b"] == 1
     assert set(pair.rows()) == {"ann@x.com", "bo@x.com"}
-    assert any(c.startswith("Syncing ") for c in chips) and chip(window) == "Active"
+    assert any(c.startswith("Syncing ") for c in chips)
+    qtbot.waitUntil(lambda: chip(window) == "Active", timeout=WAIT)
     assert window.model.rows[0].last_run_at is not None
 
 
