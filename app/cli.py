@@ -405,7 +405,17 @@ second of a 10,000-contact first sync (1,054 collections; 45 at this threshold).
 still collected, a little later."""
 
 
+_ran_command = False
+
+
+def ran_a_command() -> bool:
+    """Whether ``main`` ran a command in this process (not the desktop app, nor its sync
+    worker): ``app.__main__`` then ends the process without the interpreter's teardown."""
+    return _ran_command
+
+
 def run(argv: Sequence[str]) -> int:
+    global _ran_command
     parser = build_parser()
     args = parser.parse_args(list(argv))
     if args.home:
@@ -414,6 +424,7 @@ def run(argv: Sequence[str]) -> int:
         os.environ["PAIRSYNC_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     if args.command is None:
         return _no_command(parser, args)
+    _ran_command = True
     if args.command == "restore":
         return _restore(args)  # works while the database cannot be opened
     if args.command == "account" and args.action == "list":

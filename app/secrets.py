@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.errors import ConfigError, KeyringError
@@ -123,10 +124,13 @@ class SecretStore:
     ``fail`` or ``null``, which store nothing.
     """
 
-    def __init__(self, allow_insecure: bool = False) -> None:
+    def __init__(self, allow_insecure: bool = False, remember_in: Path | None = None) -> None:
         self.allow_insecure = allow_insecure
+        self._remember_in = remember_in
+        """Where the backend keyring's own detection chose is remembered (None: nowhere)."""
         self._lock = threading.RLock()
         self._backend: KeyringBackend | None = None
+        self._detected = False
 
     # -- public API -------------------------------------------------------------------
 
@@ -184,12 +188,30 @@ class SecretStore:
     # -- internals --------------------------------------------------------------------
 
     def _resolve(self) -> KeyringBackend:
+        """The backend: the user's choice (``PYTHON_KEYRING_BACKEND``, keyring's config file)
+        as keyring reads it; else the one keyring's detection chose before, while it still
+        works; else keyring's detection.
+
+        Detection imports every backend keyring knows and asks each whether it works: on
+        Linux that is 50-70 ms of CPU and 150-280 ms in all (the macOS backend looks for its
+        library with ``ldconfig``, SecretService loads ``cryptography``), on every cron
+        run (issue 18). Only a secure backend that detection chose is remembered
+        (``_checked_backend``), so a secure keyring set up later replaces a file one."""
         if self._backend is not None:
             return self._backend
         with _translated("looking up", None):
             import keyring
 
-            return keyring.get_keyring()
+            detecting = False
+            if self._remember_in is not None and not _chosen_by_user():
+                detecting = True
+                remembered = _remembered(self._remember_in)
+                if remembered is not None:
+                    keyring.set_keyring(remembered)
+                    return remembered
+            backend = keyring.get_keyring()
+            self._detected = detecting
+            return backend
 
     def _checked_backend(self) -> KeyringBackend:
         """The active backend, checked once (callers hold ``self._lock``)."""
@@ -199,6 +221,8 @@ class SecretStore:
         self._refuse_if_unusable(backend)
         self._backend = backend
         log.debug("Using keyring backend %s", _class_name(backend))
+        if self._detected and self._remember_in is not None and _rememberable(backend):
+            _remember(self._remember_in, _class_name(backend))
         return backend
 
     def _refuse_if_unusable(self, backend: KeyringBackend) -> None:
@@ -220,6 +244,53 @@ class SecretStore:
         if _is_insecure(target) and not self.allow_insecure:
             name = _class_name(target)
             raise KeyringError(_INSECURE_MESSAGE.format(backend=name), raw=name)
+
+
+def _chosen_by_user() -> bool:
+    """Whether keyring would take its backend from the environment or its config file."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return True
+    from keyring.util import platform_
+
+    return (platform_.config_root() / "keyringrc.cfg").exists()
+
+
+def _remembered(path: Path) -> KeyringBackend | None:
+    """The remembered backend, if it still loads and says it works (its priority)."""
+    try:
+        name = path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        return None
+    if not name:
+        return None
+    import keyring.core
+
+    try:
+        return keyring.core.load_keyring(name)
+    except Exception:  # gone, or not usable now (no D-Bus session): detect again
+        log.debug("Remembered keyring backend %s not usable: detecting again", name)
+        return None
+
+
+def _rememberable(backend: KeyringBackend) -> bool:
+    """A plain, secure backend: a chainer reads from several (remembering its first would
+    miss secrets kept in another), and a file store should give way to a secure keyring as
+    soon as there is one."""
+    from keyring.backends import chainer as keyring_chainer
+
+    return not isinstance(backend, keyring_chainer.ChainerBackend) and not _is_insecure(backend)
+
+
+def _remember(path: Path, name: str) -> None:
+    try:
+        if path.read_text(encoding="utf-8").strip() == name:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        path.write_text(name + "\n", encoding="utf-8")
+    except OSError as err:  # only costs the next run the detection again
+        log.debug("Could not remember the keyring backend: %s", err)
 
 
 def _keyring_errors() -> Any:

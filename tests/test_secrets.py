@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
 
 import keyring
 import keyring.backend
@@ -340,3 +341,123 @@ def test_chainer_judged_by_its_first_backend(tmp_path) -> None:
     with pytest.raises(KeyringError) as info:
         SecretStore(allow_insecure=True).get("acct")
     assert str(info.value) == NO_KEYRING_MESSAGE
+
+
+# --- the remembered backend (a cron run skips keyring's detection) -----------------------
+
+
+@_unregistered
+class SharedKeyring(MemoryKeyring):
+    """A secure backend whose secrets outlive the instance (as a system keyring's do)."""
+
+    shared: ClassVar[dict[tuple[str, str], str]] = {}
+    works = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = SharedKeyring.shared
+
+    @classmethod
+    def _viable(cls) -> float:
+        if not cls.works:
+            raise RuntimeError("no D-Bus session")
+        return 1
+
+    priority = keyring.backend.properties.classproperty(_viable)  # type: ignore[assignment]
+
+
+@dataclass
+class Detection:
+    """keyring left to detect its backend: how often it did, and what it finds."""
+
+    finds: keyring.backend.KeyringBackend
+    count: int = 0
+
+
+@pytest.fixture
+def detection(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Detection:
+    """No environment variable, no keyring config file: keyring detects its backend."""
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+    monkeypatch.setattr(SharedKeyring, "shared", {})
+    monkeypatch.setattr(SharedKeyring, "works", True)
+    seen = Detection(SharedKeyring())
+
+    def detect(limit=None):  # type: ignore[no-untyped-def]
+        seen.count += 1
+        return seen.finds
+
+    monkeypatch.setattr(keyring.core, "_detect_backend", detect)
+    return seen
+
+
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+
+
+def test_the_next_run_uses_the_backend_detection_chose(
+    detection: Detection, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember = tmp_path / "keyring-backend"
+    SecretStore(remember_in=remember).set("acct", SECRET)
+    assert detection.count == 1
+    assert remember.read_text().strip() == f"{__name__}.SharedKeyring"
+    _fresh_process(monkeypatch)
+    assert SecretStore(remember_in=remember).get("acct") == SECRET
+    assert detection.count == 1  # no detection this time
+    # Without a place to remember it (tests, tools), detection as before.
+    _fresh_process(monkeypatch)
+    assert SecretStore().get("acct") == SECRET
+    assert detection.count == 2
+
+
+def test_a_remembered_backend_that_stopped_working_is_detected_again(
+    detection: Detection, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember = tmp_path / "keyring-backend"
+    SecretStore(remember_in=remember).set("acct", SECRET)
+    _fresh_process(monkeypatch)
+    monkeypatch.setattr(SharedKeyring, "works", False)  # e.g. cron, without a D-Bus session
+    elsewhere = MemoryKeyring()
+    elsewhere.store[(SERVICE_NAME, "account:acct")] = "elsewhere"
+    detection.finds = elsewhere
+    assert SecretStore(remember_in=remember).get("acct") == "elsewhere"
+    assert detection.count == 2
+    remember.write_text("no.such.Backend\n")
+    _fresh_process(monkeypatch)
+    assert SecretStore(remember_in=remember).get("acct") == "elsewhere"
+    assert detection.count == 3
+
+
+def test_a_file_backend_or_a_chainer_is_never_remembered(
+    detection: Detection, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # So a secure keyring set up later takes over from the file at once, and a chainer
+    # keeps reading from all of its backends.
+    remember = tmp_path / "keyring-backend"
+    plain = PlaintextKeyring()
+    plain.file_path = str(tmp_path / "keyring_pass.cfg")
+    detection.finds = plain
+    SecretStore(allow_insecure=True, remember_in=remember).set("acct", SECRET)
+    assert not remember.exists()
+    _fresh_process(monkeypatch)
+    chainer = ChainerBackend.__new__(ChainerBackend)
+    monkeypatch.setattr(ChainerBackend, "backends", [SharedKeyring()])
+    detection.finds = chainer
+    SecretStore(remember_in=remember).set("acct", SECRET)
+    assert not remember.exists()
+
+
+def test_the_users_own_choice_wins_over_the_remembered_one(
+    detection: Detection, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember = tmp_path / "keyring-backend"
+    SecretStore(remember_in=remember).set("acct", SECRET)
+    _fresh_process(monkeypatch)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", f"{__name__}.MemoryKeyring")
+    monkeypatch.setattr(keyring.core, "_detect_backend", lambda limit=None: keyring.core.load_env())
+    store = SecretStore(remember_in=remember)
+    assert store.backend_name() == f"{__name__}.MemoryKeyring"
+    assert store.get("acct") is None
+    assert remember.read_text().strip() == f"{__name__}.SharedKeyring"  # left as it was

@@ -110,6 +110,9 @@ class SideRead:
     cursor: str | None = None
     full_at: datetime | None = None
     """When this side was last read in full (now, if this read was complete)."""
+    cursor_run: int = 0
+    """The run that first read up to ``cursor``, when this read did not move it (0: this
+    run). Kept, so a run where nothing changed stores the very position it read."""
 
 
 def _duration(seconds: float) -> str:

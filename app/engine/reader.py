@@ -108,6 +108,8 @@ class Reader(RunContext):
                 out.feed = True
                 out.cursor = changes.cursor
                 out.full_at = self.now() if changes.complete else position.full_at
+                if changes.cursor is not None and changes.cursor == position.cursor:
+                    out.cursor_run = position.run_id
                 out.how = reason or ("expired" if changes.complete else "feed")
                 self.report.read[side.value] = len(out.changed) + len(out.unreadable)
                 return out
@@ -128,9 +130,16 @@ class Reader(RunContext):
         return ""
 
     def feed_positions(self, reads: dict[Side, SideRead]) -> dict[str, str | None]:
-        """The cursor rows to store once everything these reads produced is committed."""
+        """The cursor rows to store once everything these reads produced is committed.
+
+        A cursor that did not move keeps the run that first read up to it: the app did not
+        change since, so nothing Pairsync created after that run is newer than it (and were
+        the app's cursor to stay put through a change, the older run only asks about more
+        of Pairsync's creates, never fewer). The row is then the same, and not written."""
         return {
-            side.value: FeedPosition(read.cursor, read.full_at, self.run_id).dump()
+            side.value: FeedPosition(
+                read.cursor, read.full_at, read.cursor_run or self.run_id
+            ).dump()
             for side, read in reads.items()
             if read.feed
         }

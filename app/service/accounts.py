@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from app.app_list import AccountCheck, AppEntry, app_list
 from app.connectors.base import Connector
 from app.connectors.registry import AppKind, app_kind, browser_sign_in, normalize_settings
 from app.engine.sync import Progress
@@ -25,6 +25,9 @@ from app.service.listing import account_info
 from app.service.types import AccountInfo
 from app.sign_in import plain
 from app.store.models import Account
+
+if TYPE_CHECKING:  # the wizard's list: loaded when asked for, a sync never is (issue 18)
+    from app.app_list import AccountCheck, AppEntry
 
 # How each asker words a missing setting or secret (the CLI names its options, and what
 # the app's sign-in form calls them).
@@ -172,6 +175,8 @@ class Accounts(ServiceCore):
 
     def app_list(self, query: str = "") -> list[AppEntry]:
         """The wizard's list of apps, filtered as the user types (names and aliases)."""
+        from app.app_list import app_list
+
         return app_list(query)
 
     def check_new_account(
@@ -208,6 +213,8 @@ class Accounts(ServiceCore):
         settings: Mapping[str, str],
         progress: Progress | None,
     ) -> AccountCheck:
+        from app.app_list import AccountCheck
+
         try:
             if progress is not None:
                 progress(f"Reading {app.info.name}", 0, 0)

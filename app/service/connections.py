@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from app.app_list import app_entry
 from app.connectors.registry import app_kind
 from app.errors import ConfigError
 from app.mapping.config import MappingConfig
@@ -81,6 +80,8 @@ def _account_ref(acc: Account) -> AccountRef:
 
 
 def _app_name(kind: str) -> str:
+    from app.app_list import app_entry
+
     entry = app_entry(kind)
     return entry.name if entry is not None else kind
 
@@ -94,7 +95,11 @@ class Connections(Accounts):
         account_a: str,
         account_b: str,
         settings: ConnectionSettings | None = None,
+        *,
+        paused: bool = False,
     ) -> ConnectionView:
+        """``paused``: created paused, in the same transaction (the wizard's draft: no
+        scheduler may see it unpaused, even for a moment)."""
         name = name.strip()
         if not name:
             raise ConfigError("A connection needs a name.")
@@ -104,6 +109,7 @@ class Connections(Accounts):
             account_a,
             account_b,
             config=json.dumps({"mappings": {"off": []}}),
+            paused=paused,
             **settings_columns(settings or ConnectionSettings()),
         )
         return self.show_connection(name)

@@ -36,6 +36,10 @@ from app.store.models import Account, Connection
 from app.store.state import SyncState
 
 Apps = dict[Side, Connector]
+
+KEYRING_BACKEND_FILE = "keyring-backend"
+"""The keyring backend that served a run, so the next one skips keyring's detection
+(``app.secrets.SecretStore``)."""
 """A connection's two apps, opened: side A and side B."""
 
 
@@ -54,7 +58,10 @@ class ServiceCore:
         self._store = Store(self.paths.database)
         self._connections = ConnectionStore(self._store.sessions)
         self._health = HealthQueries(self._store.sessions)
-        self._secrets = SecretStore(allow_insecure=allow_insecure_keyring)
+        self._secrets = SecretStore(
+            allow_insecure=allow_insecure_keyring,
+            remember_in=self.paths.data / KEYRING_BACKEND_FILE,
+        )
 
     def close(self) -> None:
         self._store.backup_if_due()  # after configuration changes (app.store.integrity)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 from app.engine.sync import Progress, RunReport, SyncRun
-from app.engine.undo import Reverter, UndoReport
 from app.errors import AuthExpired, ConfigError, PairsyncError, Unavailable
 from app.mapping.config import active_mappings
 from app.model import Side
-from app.preview import Preview, PreviewRun
 from app.run_lock import ConnectionBusy
 from app.service.core import _rules, run_ceiling
 from app.service.rules import Rules
 from app.store.models import Connection
+
+if TYPE_CHECKING:  # loaded by the methods that use them: a sync needs neither (issue 18)
+    from app.engine.undo import Reverter, UndoReport
+    from app.preview import Preview
 
 
 class Runs(Rules):
@@ -130,6 +133,8 @@ class Runs(Rules):
         failures that are predictable now. Runs even when the connection is paused (the
         wizard keeps a new connection paused until the user presses Finish); it never
         writes to either app."""
+        from app.preview import Preview, PreviewRun
+
         conn = self._connections.connection(name)
         with ExitStack() as stack:
             try:
@@ -163,6 +168,8 @@ class Runs(Rules):
     @contextmanager
     def _reverting(self, conn: Connection) -> Iterator[Reverter]:
         """A Reverter over the opened apps, holding the connection's writer lock."""
+        from app.engine.undo import Reverter
+
         with self.opened(conn) as apps:
             reverter = Reverter(
                 conn.name,

@@ -14,7 +14,7 @@ a default; ``tests/store/test_bulk.py`` checks they match the ORM's tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,20 @@ def stamp(conn: Connection, when: datetime) -> Any:
     return when if process is None else process(when)
 
 
+def unstamp(conn: Connection) -> Callable[[Any], datetime]:
+    """How the ORM reads back a ``DateTime`` column's stored value (the reverse of
+    :func:`stamp`), for plain-SQL reads."""
+    dialect = conn.dialect
+    process = DateTime(timezone=True).dialect_impl(dialect).result_processor(dialect, None)
+
+    def read(value: Any) -> datetime:
+        out = value if process is None else process(value)
+        assert isinstance(out, datetime)
+        return out
+
+    return read
+
+
 def _insert(table: str, columns: str) -> str:
     names = [c.strip() for c in columns.split(",")]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
@@ -78,6 +92,14 @@ INSERT_BINDING = _insert(
     "bindings", "connection_id, id_a, id_b, base, rule_state, state, needs_merge, created_at"
 )
 SET_BASE = "UPDATE bindings SET base = ?, needs_merge = 0 WHERE id = ?"
+INSERT_RUN = _insert(
+    "runs", "connection_id, run_no, dry_run, status, counts, message, started_at, kind, undo_of"
+)
+PUT_CURSOR = (
+    _insert("cursors", "connection_id, side, cursor, updated_at")
+    + " ON CONFLICT (connection_id, side) DO UPDATE SET cursor = excluded.cursor,"
+    " updated_at = excluded.updated_at WHERE cursor IS NOT excluded.cursor"
+)
 SET_RULE_STATE = "UPDATE bindings SET rule_state = ? WHERE id = ?"
 SET_NEEDS_MERGE = "UPDATE bindings SET needs_merge = 1 WHERE id = ?"
 INSERT_JOURNAL = _insert(

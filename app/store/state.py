@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, true, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.engine.state import (
@@ -34,8 +34,6 @@ from app.store import bulk
 from app.store.models import (
     Binding,
     ConflictEntry,
-    Connection,
-    Cursor,
     Failure,
     IndexedRecord,
     JournalEntry,
@@ -100,73 +98,89 @@ class SyncState:
         self.sessions = sessions
         self.cid = connection_id
 
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """A read in plain SQL on a session's connection (``app.store.bulk``'s way): every run
+        asks these few questions, and through the ORM each cost more Python (a statement
+        compiled per process, an identity map, row objects) than SQLite took to answer."""
+        with self.sessions() as s:
+            return list(s.connection().exec_driver_sql(sql, params).fetchall())
+
     # --- connection and runs ------------------------------------------------------------
 
     def connection(self) -> ConnectionFacts:
-        with self.sessions() as s:
-            conn = s.get(Connection, self.cid)
-            assert conn is not None
-            return ConnectionFacts(
-                synced_once=bool(conn.synced_once), needs_full_read=bool(conn.needs_full_read)
-            )
+        [(synced_once, needs_full_read)] = self._rows(
+            "SELECT synced_once, needs_full_read FROM connections WHERE id = ?", (self.cid,)
+        )
+        return ConnectionFacts(synced_once=bool(synced_once), needs_full_read=bool(needs_full_read))
 
     def begin_run(
         self, dry_run: bool, kind: str = "sync", undo_of: int | None = None
     ) -> tuple[int, int]:
         with self.sessions() as s, s.begin():
-            conn = s.get(Connection, self.cid)
-            assert conn is not None
-            run_no = conn.run_count + 1
-            run = Run(
-                connection_id=self.cid, run_no=run_no, dry_run=dry_run, kind=kind, undo_of=undo_of
+            conn = s.connection()
+            [(count,)] = conn.exec_driver_sql(
+                "SELECT run_count FROM connections WHERE id = ?", (self.cid,)
+            ).fetchall()
+            run_no = (count or 0) + 1
+            started = bulk.stamp(conn, utcnow())
+            added = conn.exec_driver_sql(
+                bulk.INSERT_RUN,
+                (self.cid, run_no, dry_run, "running", "{}", "", started, kind, undo_of),
             )
-            s.add(run)
             if not dry_run:
-                conn.run_count = run_no
-            s.flush()
-            return run.id, run_no
+                conn.exec_driver_sql(
+                    "UPDATE connections SET run_count = ? WHERE id = ?", (run_no, self.cid)
+                )
+            run_id = added.lastrowid
+            assert run_id is not None
+            return int(run_id), run_no
 
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, Any], message: str, wrote: bool
     ) -> None:
         with self.sessions() as s, s.begin():
-            run = s.get(Run, run_id)
-            assert run is not None
-            run.status = status
-            run.counts = json.dumps(counts)
-            run.message = message
-            run.finished_at = utcnow()
-            conn = s.get(Connection, self.cid)
-            assert conn is not None
-            if run.kind != "sync":
+            conn = s.connection()
+            at = bulk.stamp(conn, utcnow())
+            [(kind, dry_run)] = conn.exec_driver_sql(
+                "SELECT kind, dry_run FROM runs WHERE id = ?", (run_id,)
+            ).fetchall()
+            conn.exec_driver_sql(
+                "UPDATE runs SET status = ?, counts = ?, message = ?, finished_at = ? WHERE id = ?",
+                (status, json.dumps(counts), message, at, run_id),
+            )
+            if kind != "sync":
                 return  # an undo neither reads the apps fully nor counts for the schedule
-            conn.last_run_at = run.finished_at
-            if not run.dry_run and status in ("ok", "failed"):
-                conn.synced_once = True
-                conn.needs_full_read = False
+            if not dry_run and status in ("ok", "failed"):
+                conn.exec_driver_sql(
+                    "UPDATE connections SET last_run_at = ?, synced_once = 1, needs_full_read = 0"
+                    " WHERE id = ?",
+                    (at, self.cid),
+                )
+            else:
+                conn.exec_driver_sql(
+                    "UPDATE connections SET last_run_at = ? WHERE id = ?", (at, self.cid)
+                )
 
     # --- the local index ----------------------------------------------------------------
 
     def index_versions(self, side: Side) -> dict[str, str]:
         with self.sessions() as s:
-            # Fetched a part at a time: the whole side's rows are never held next to the dict.
-            rows = s.execute(
-                select(IndexedRecord.record_id, IndexedRecord.version)
-                .where(IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value)
-                .execution_options(yield_per=CHUNK)
+            # A cursor, read as the dict is built: the side's rows are never held as a list.
+            rows = s.connection().exec_driver_sql(
+                "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?",
+                (self.cid, side.value),
             )
             return {rid: version for rid, version in rows}
 
     def index_versions_of(self, side: Side, ids: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         with self.sessions() as s:
+            conn = s.connection()
             for part in chunked(list(dict.fromkeys(ids))):
-                rows = s.execute(
-                    select(IndexedRecord.record_id, IndexedRecord.version).where(
-                        IndexedRecord.connection_id == self.cid,
-                        IndexedRecord.side == side.value,
-                        IndexedRecord.record_id.in_(part),
-                    )
+                rows = conn.exec_driver_sql(
+                    "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?"
+                    f" AND record_id IN ({', '.join('?' * len(part))})",
+                    (self.cid, side.value, *part),
                 )
                 out.update({rid: version for rid, version in rows})
         return out
@@ -212,19 +226,26 @@ class SyncState:
     # --- cursors: where each feed stopped, and which mapping set the bases belong to -----------
 
     def cursor(self, key: str) -> str | None:
-        with self.sessions() as s:
-            row = s.get(Cursor, (self.cid, key))
-            return None if row is None else row.cursor
+        rows = self._rows(
+            "SELECT cursor FROM cursors WHERE connection_id = ? AND side = ?", (self.cid, key)
+        )
+        return str(rows[0][0]) if rows else None
 
     def set_cursor(self, key: str, value: str | None) -> None:
         with self.sessions() as s, s.begin():
             self._put_cursor(s, key, value)
 
     def _put_cursor(self, s: Session, key: str, value: str | None) -> None:
+        """Store a cursor; one that did not move is not written (``updated_at``: when it
+        last moved), so a run where nothing changed adds nothing to the database's log."""
+        conn = s.connection()
         if value is None:
-            s.execute(delete(Cursor).where(Cursor.connection_id == self.cid, Cursor.side == key))
+            conn.exec_driver_sql(
+                "DELETE FROM cursors WHERE connection_id = ? AND side = ?", (self.cid, key)
+            )
         else:
-            s.merge(Cursor(connection_id=self.cid, side=key, cursor=value, updated_at=utcnow()))
+            at = bulk.stamp(conn, utcnow())
+            conn.exec_driver_sql(bulk.PUT_CURSOR, (self.cid, key, value, at))
 
     def active_bindings(self) -> Iterator[list[BindingRow]]:
         """Every active binding, a chunk at a time (re-planning after a configuration change)."""
@@ -249,16 +270,11 @@ class SyncState:
             yield [self._row(b) for b in rows]
 
     def ids_with_status(self, side: Side, status: str) -> list[str]:
-        with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(IndexedRecord.record_id).where(
-                        IndexedRecord.connection_id == self.cid,
-                        IndexedRecord.side == side.value,
-                        IndexedRecord.status == status,
-                    )
-                )
-            )
+        rows = self._rows(
+            "SELECT record_id FROM records WHERE connection_id = ? AND side = ? AND status = ?",
+            (self.cid, side.value, status),
+        )
+        return [rid for (rid,) in rows]
 
     def keys_of(self, side: Side, ids: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -378,67 +394,55 @@ class SyncState:
         return out
 
     def bindings_needing_merge(self) -> list[BindingRow]:
-        with self.sessions() as s:
-            return [
-                self._row(b)
-                for b in s.scalars(
-                    select(Binding).where(
-                        Binding.connection_id == self.cid, Binding.needs_merge == true()
-                    )
-                )
-            ]
+        rows = self._rows(
+            "SELECT id, id_a, id_b, state, base, needs_merge, rule_state FROM bindings"
+            " WHERE connection_id = ? AND needs_merge = 1",
+            (self.cid,),
+        )
+        return [
+            BindingRow(
+                bid, id_a, id_b, state, json.loads(base), bool(merge), json.loads(rs or "{}")
+            )
+            for bid, id_a, id_b, state, base, merge, rs in rows
+        ]
 
     def bound_unindexed(self, side: Side) -> list[str]:
-        bound = Binding.id_a if side is Side.A else Binding.id_b
-        with self.sessions() as s:
-            indexed = (
-                select(IndexedRecord.record_id)
-                .where(
-                    IndexedRecord.connection_id == self.cid,
-                    IndexedRecord.side == side.value,
-                    IndexedRecord.record_id == bound,
-                )
-                .exists()
-            )
-            return list(
-                s.scalars(
-                    select(bound).where(
-                        Binding.connection_id == self.cid,
-                        Binding.needs_merge == true(),
-                        Binding.state == "active",
-                        ~indexed,
-                    )
-                )
-            )
+        bound = "id_a" if side is Side.A else "id_b"
+        rows = self._rows(
+            f"SELECT b.{bound} FROM bindings AS b WHERE b.connection_id = ? AND b.needs_merge = 1"
+            " AND b.state = 'active' AND NOT EXISTS (SELECT 1 FROM records AS r WHERE"
+            f" r.connection_id = ? AND r.side = ? AND r.record_id = b.{bound})",
+            (self.cid, self.cid, side.value),
+        )
+        return [rid for (rid,) in rows]
 
     def count_index(self, side: Side) -> int:
-        with self.sessions() as s:
-            return int(
-                s.scalar(
-                    select(func.count()).where(
-                        IndexedRecord.connection_id == self.cid, IndexedRecord.side == side.value
-                    )
-                )
-                or 0
-            )
+        [(count,)] = self._rows(
+            "SELECT count(*) FROM records WHERE connection_id = ? AND side = ?",
+            (self.cid, side.value),
+        )
+        return int(count or 0)
 
     # --- intents (crash safety for creates) ----------------------------------------------
 
     def open_intents(self) -> list[IntentNote]:
-        with self.sessions() as s:
-            rows = s.scalars(select(PendingOp).where(PendingOp.connection_id == self.cid))
-            return [
-                IntentNote(
-                    op_id=p.op_id,
-                    run_id=p.run_id,
-                    target_side=Side(p.target_side),
-                    source_id=p.source_id,
-                    new_id=p.new_id,
-                    emails=list(json.loads(p.emails or "[]")),
-                    rule_state=dict(json.loads(p.rule_state or "{}")),
-                )
-                for p in rows
-            ]
+        rows = self._rows(
+            "SELECT op_id, run_id, target_side, source_id, new_id, emails, rule_state"
+            " FROM pending_ops WHERE connection_id = ?",
+            (self.cid,),
+        )
+        return [
+            IntentNote(
+                op_id=op_id,
+                run_id=run_id,
+                target_side=Side(target),
+                source_id=source_id,
+                new_id=new_id,
+                emails=list(json.loads(emails or "[]")),
+                rule_state=dict(json.loads(rule_state or "{}")),
+            )
+            for op_id, run_id, target, source_id, new_id, emails, rule_state in rows
+        ]
 
     def add_intents(self, intents: Sequence[IntentNote]) -> None:
         """Commit intents in bulk (Core executemany: no ORM object per intent)."""
@@ -650,20 +654,24 @@ class SyncState:
     def due_failures(self, run_no: int) -> list[DueFailure]:
         now = utcnow()
         with self.sessions() as s:
-            rows = s.scalars(
-                select(Failure).where(
-                    Failure.connection_id == self.cid, Failure.ignored.is_not(True)
-                )
-            ).all()
+            conn = s.connection()
+            rows = conn.exec_driver_sql(
+                "SELECT side, record_id, binding_id, next_at, next_run_no FROM failures"
+                " WHERE connection_id = ? AND ignored IS NOT 1",
+                (self.cid,),
+            ).fetchall()
+            read_time = bulk.unstamp(conn)
         out = []
-        for f in rows:
-            if f.next_at is not None:
-                next_at = f.next_at if f.next_at.tzinfo else f.next_at.replace(tzinfo=now.tzinfo)
+        for side, rid, binding_id, stored_at, next_run_no in rows:
+            if stored_at is not None:
+                next_at = read_time(stored_at)
+                if next_at.tzinfo is None:
+                    next_at = next_at.replace(tzinfo=now.tzinfo)
                 if next_at <= now:
-                    out.append(f)
-            elif f.next_run_no <= run_no:
-                out.append(f)
-        return [DueFailure(Side(f.side), f.record_id, f.binding_id) for f in out]
+                    out.append(DueFailure(Side(side), rid, binding_id))
+            elif next_run_no <= run_no:
+                out.append(DueFailure(Side(side), rid, binding_id))
+        return out
 
     # --- undo and "use the other value" (app.engine.undo) --------------------------------------
 
@@ -701,19 +709,12 @@ class SyncState:
         ]
 
     def created_since(self, side: Side, run_id: int) -> list[str]:
-        with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(JournalEntry.record_id)
-                    .where(
-                        JournalEntry.run_id >= run_id,
-                        JournalEntry.connection_id == self.cid,
-                        JournalEntry.side == side.value,
-                        JournalEntry.action == "create",
-                    )
-                    .distinct()
-                )
-            )
+        rows = self._rows(
+            "SELECT DISTINCT record_id FROM journal WHERE run_id >= ? AND connection_id = ?"
+            " AND side = ? AND action = 'create'",
+            (run_id, self.cid, side.value),
+        )
+        return [rid for (rid,) in rows]
 
     def index_meta(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Index status and reason of these records (kept when a record is re-indexed)."""

@@ -71,7 +71,7 @@ class Wiring(QObject):
         """Ends the event loop (``QApplication.quit`` in the app; tests record the call)."""
         self.quitting = False
         self.scheduler = Scheduler(
-            service, worker=worker, tick_ms=tick_ms, clock=clock, parent=self
+            service, worker=worker, tick_ms=tick_ms, clock=clock, runner=runner, parent=self
         )
         window.set_sync_control(self.scheduler)
         window.on_quit = self.quit

@@ -45,6 +45,8 @@ class ProgressPanel(QWidget):
         self._run = RunProgress()
         self.label.setText(text)
         self.bar.setRange(0, 0)
+        # A save cannot be taken back half-way: no Cancel that would only pretend.
+        self.cancel_button.setVisible(task.cancellable)
         self.cancel_button.setEnabled(True)
         task.signals.progress.connect(self.on_progress)
         task.signals.finished.connect(self.on_finished)

@@ -28,6 +28,10 @@ Rules
 * **Held connections** are never scheduled: paused ones, ones whose account needs signing in
   again (re-authorizing triggers a run), and ones waiting for a mass-change decision.
 * **Cancel** (and pause, and quit) stops a running job at the engine's next safe point.
+* **Saves off the GUI thread.** Pause, resume and the interval are written on the window's
+  task runner (a sync's batch holds SQLite's write lock for seconds at 100k contacts). A
+  pause counts at once; each save writes the latest value asked for; ``saved`` says when
+  it landed or why not, in words.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, SignalInstance, Slot
 
 from app.errors import PairsyncError
-from app.service import Service
+from app.service import ConnectionSettings, Service
 from app.sync_worker import WorkerClient, WorkerOptions
 from app.ui.signals import emit
+from app.ui.tasks import TaskControl, TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,54 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Saves:
+    """What the user asked to save per connection (paused, interval) and how many saves of
+    each are still on their way. Shared by the GUI thread (``want``, ``done``) and the
+    task threads (``write``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._write = threading.Lock()
+        self._wanted: dict[tuple[str, str], object] = {}
+        self._count: dict[tuple[str, str], int] = {}
+
+    def want(self, name: str, key: str, value: object) -> None:
+        with self._lock:
+            self._wanted[(name, key)] = value
+            self._count[(name, key)] = self._count.get((name, key), 0) + 1
+
+    def wanted(self, name: str, key: str) -> object | None:
+        """The value on its way for ``key``, or None when nothing is being saved."""
+        with self._lock:
+            return self._wanted.get((name, key))
+
+    def pending(self, name: str) -> bool:
+        with self._lock:
+            return any(n == name for n, _key in self._count)
+
+    def write(self, svc: Service, name: str, key: str) -> object:
+        """Save the latest wanted value (on a task thread). Returns what was saved."""
+        with self._write:
+            with self._lock:
+                value = self._wanted.get((name, key))
+            if key == "paused":
+                svc.set_paused(name, bool(value))
+            else:
+                svc.update_connection(name, **{key: value})
+            return value
+
+    def done(self, name: str, key: str) -> object | None:
+        """One save of ``key`` ended; the value still on its way (None: none is)."""
+        with self._lock:
+            left = self._count.get((name, key), 1) - 1
+            if left > 0:
+                self._count[(name, key)] = left
+                return self._wanted.get((name, key))
+            self._count.pop((name, key), None)
+            self._wanted.pop((name, key), None)
+            return None
+
+
 class SyncControl(Protocol):
     """What the main window and the dashboard use of the scheduler: every sync, pause and
     interval change of the window goes through it, so there is one writer."""
@@ -164,6 +217,19 @@ class SyncControl(Protocol):
     def resume_all(self) -> None: ...
 
     def set_interval(self, name: str, minutes: int) -> None: ...
+
+    def saving(self, name: str) -> bool:
+        """Whether a pause, resume or interval of ``name`` is still being saved."""
+        ...
+
+    def paused(self, name: str) -> bool:
+        """Whether ``name`` is paused, counting a pause or resume still being saved."""
+        ...
+
+    @property
+    def saved(self) -> SignalInstance:
+        """connection, what (pause | resume | interval), the error's sentence ("" if saved)"""
+        ...
 
     def running(self) -> str | None:
         """The connection whose job runs now."""
@@ -188,6 +254,8 @@ class Scheduler(QObject):
     """connection, message: an account of it needs signing in again"""
     states_changed = Signal()
     """Pause, interval, a run's end…: whatever shows connection states should re-read them"""
+    saved = Signal(str, str, str)
+    """connection, what (pause | resume | interval), the error's sentence ("" once saved)"""
     busy_changed = Signal(bool)
 
     _submit = Signal(object)
@@ -199,14 +267,23 @@ class Scheduler(QObject):
         worker: WorkerOptions | None = None,
         tick_ms: int = TICK_MS,
         clock: Clock = utc_now,
+        runner: TaskRunner | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """``service``: the GUI thread's own Service (schedule reads, pause, interval).
+        """``service``: the GUI thread's own Service (schedule reads).
         ``worker`` says how to start the sync worker process (default: the same folders and
         keyring policy as ``service``). ``clock`` says what time it is when deciding what is
-        due (UTC; tests move it forward instead of waiting)."""
+        due (UTC; tests move it forward instead of waiting). ``runner``: the window's task
+        runner, which saves pauses and intervals off the GUI thread (default: one of its
+        own over the same folders)."""
         super().__init__(parent)
         self.service = service
+        home, insecure = service.home, service.allow_insecure_keyring
+        self._own_runner = runner is None
+        self.runner = runner or TaskRunner(
+            lambda: Service(home, allow_insecure_keyring=insecure), self, max_threads=1
+        )
+        self._saves = Saves()
         self.tick_ms = tick_ms
         self.clock = clock
         self._queue: list[Job] = []
@@ -254,18 +331,20 @@ class Scheduler(QObject):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop: drop the queue, cancel the running job at its next safe point, wait for the
-        worker thread to end. Returns False if it did not end in time."""
+        worker thread to end, and for the pauses and intervals being saved (the app waits
+        for the window's runner at its end). Returns False if it did not end in time."""
         self._timer.stop()
         self._queue.clear()
         self._stop_current()
+        saved = self.runner.wait(timeout_ms) if self._own_runner else True
         if not self._started:
-            return True
+            return saved
         self._started = False
         self._thread.quit()
         ended = bool(self._thread.wait(timeout_ms))
         if ended:
             self._worker.close()
-        return ended
+        return ended and saved
 
     # --- what runs when ----------------------------------------------------------------------
 
@@ -326,6 +405,9 @@ class Scheduler(QObject):
             return
 
     def _paused(self, name: str) -> bool:
+        wanted = self._saves.wanted(name, "paused")
+        if wanted is not None:  # a pause or resume on its way to the database
+            return bool(wanted)
         try:
             return self.service.is_paused(name)
         except PairsyncError:
@@ -370,33 +452,71 @@ class Scheduler(QObject):
 
     def pause(self, name: str) -> None:
         """Pause one connection: nothing is read or written until it is resumed; a run of
-        it stops at its next safe point."""
-        self.service.set_paused(name, True)
+        it stops at its next safe point. It counts as paused at once; the flag is saved off
+        the GUI thread (``saved`` says when)."""
         self._queue = [j for j in self._queue if not (j.name == name and j.kind == "sync")]
         if self._current is not None and self._current.name == name:
             self._stop_current()
-        self._changed()
+        self._save(name, "pause", "paused", True)
 
     def resume(self, name: str) -> None:
-        """Resume one connection and sync it now (a full read, SPEC §9)."""
-        self.service.set_paused(name, False)
-        self._changed()
-        self.sync_now([name])
+        """Resume one connection and sync it now (a full read, SPEC §9), once saved."""
+        self._save(name, "resume", "paused", False)
 
     def pause_all(self) -> None:
-        for name in self.service.connection_names(paused=False):
-            self.pause(name)
+        for name in self.service.connection_names():
+            if not self._paused(name):
+                self.pause(name)
 
     def resume_all(self) -> None:
-        for name in self.service.connection_names(paused=True):
-            self.resume(name)
+        for name in self.service.connection_names():
+            if self._paused(name):
+                self.resume(name)
 
     def all_paused(self) -> bool:
         names = self.service.connection_names()
-        return bool(names) and not self.service.connection_names(paused=False)
+        return bool(names) and all(self._paused(n) for n in names)
 
     def set_interval(self, name: str, minutes: int) -> None:
-        self.service.set_interval(name, minutes)
+        """Save how often ``name`` syncs (a wrong value is refused here, in words)."""
+        checked = ConnectionSettings(interval_minutes=minutes).interval_minutes
+        self._save(name, "interval", "interval_minutes", checked)
+
+    def saving(self, name: str) -> bool:
+        return self._saves.pending(name)
+
+    def paused(self, name: str) -> bool:
+        return self._paused(name)
+
+    # --- saves, off the GUI thread --------------------------------------------------------------
+
+    def _save(self, name: str, what: str, key: str, value: object) -> None:
+        """Save one column of a connection on the task runner. The GUI thread never waits
+        for SQLite's write lock (a sync's batch holds it: a pause waited up to 1.7 s).
+        Each save writes the *latest* value the user asked for, under one lock, so a quick
+        Pause-Resume lands as Resume whatever order the threads run in."""
+        saves = self._saves
+        saves.want(name, key, value)
+
+        def job(svc: Service, _ctl: TaskControl) -> object:
+            return saves.write(svc, name, key)
+
+        self.runner.start(
+            job,
+            on_done=lambda result: self._saved(name, what, key, result, ""),
+            on_error=lambda message, _code: self._saved(name, what, key, None, message),
+            label=f"{what} {name}",
+            cancellable=False,
+        )
+        self._changed()
+
+    def _saved(self, name: str, what: str, key: str, value: object, error: str) -> None:
+        left = self._saves.done(name, key)
+        emit(self.saved, name, what, error)
+        if error:
+            emit(self.job_failed, name, what, error)
+        elif what == "resume" and left is None and value is False:
+            self.sync_now([name])
         self._changed()
 
     def _changed(self) -> None:

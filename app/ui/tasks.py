@@ -187,10 +187,13 @@ class Task(QRunnable):
         factory: ServiceFactory,
         label: str = "",
         worker: SharedWorker | None = None,
+        *,
+        cancellable: bool = True,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.job = job
+        self.cancellable = cancellable
         self.factory = factory
         self.worker = worker
         self.label = label
@@ -199,7 +202,9 @@ class Task(QRunnable):
         self.done = threading.Event()
 
     def cancel(self) -> None:
-        self.control.cancel()
+        """Stop at the job's next check; a save (``cancellable=False``) always completes."""
+        if self.cancellable:
+            self.control.cancel()
 
     def run(self) -> None:  # on a worker thread
         service: Service | None = None
@@ -266,10 +271,15 @@ class TaskRunner(QObject):
         on_cancelled: Callable[[], None] | None = None,
         on_finished: Callable[[], None] | None = None,
         label: str = "",
+        cancellable: bool = True,
     ) -> Task:
         """Run ``job`` off the GUI thread; the callbacks run in the GUI thread. Connect
-        bound methods of widgets: Qt drops the call if the widget is gone by then."""
-        task = Task(job, self.factory, label, self.worker)
+        bound methods of widgets: Qt drops the call if the widget is gone by then.
+
+        ``cancellable=False`` is for saves (a pause, a rename, a new connection): closing
+        the window (``cancel_all``) does not drop one the user already asked for, and
+        ``wait`` lets it finish before the app ends."""
+        task = Task(job, self.factory, label, self.worker, cancellable=cancellable)
         s = task.signals
         if on_progress is not None:
             s.progress.connect(on_progress)

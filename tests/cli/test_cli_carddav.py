@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,52 @@ def test_account_add_refuses_a_url_that_is_no_book_on_xandikos(
     assert json.loads(cli(capsys, "account", "list", "--json")[1]) == []
     book = xandikos.new_book()
     assert cli(capsys, *add, "--set", f"addressbook={book}")[0] == 0
+
+
+def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, but the run rows and the connections' run counters."""
+    with sqlite3.connect(database) as db:
+        names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {
+            name: sorted(db.execute(f'SELECT * FROM "{name}"'), key=repr)
+            for name in names
+            if name not in ("runs", "connections")
+        }
+
+
+def test_a_run_where_nothing_changed_writes_only_its_run_row(
+    radicale: DavServer,
+    tmp_path: Path,
+    pairsync_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scheduled run that finds nothing to do leaves the index, the cursors (their times
+    included) and the CardDAV mirror file as they were: no write but the run's own row."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for name in ("ann", "zed"):
+        (folder / f"{name}.vcf").write_text(card(name, f"{name.title()} Lee", f"EMAIL:{name}@x"))
+    book = radicale.new_book()
+    radicale.put(f"{book}bea.vcf", card("bea-uid", "Bea Bo", "EMAIL:bea@x.com"))
+    monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
+    assert cli(capsys, "account", "add", "vcard-folder", "Phone", "--set", f"path={folder}")[0] == 0
+    code, _, err = cli(
+        capsys,
+        *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
+        *("--set", f"username={USER}", "--set", f"addressbook={book}"),
+        *("--secret-env", "DAV_PASSWORD"),
+    )
+    assert code == 0, err
+    assert cli(capsys, "connection", "create", "main", "--a", "Phone", "--b", "Server")[0] == 0
+    assert sync(capsys)["created"] == {"a": 1, "b": 2}
+    sync(capsys)  # hears the echo of its own writes
+    database = pairsync_home / "pairsync.db"
+    [mirror] = pairsync_home.rglob("carddav-*.json")
+    tables, saved = _tables(database), mirror.stat()
+    assert tables["cursors"]
+
+    report = sync(capsys)
+    assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
+    assert _tables(database) == tables
+    assert (mirror.stat().st_ino, mirror.stat().st_mtime_ns) == (saved.st_ino, saved.st_mtime_ns)

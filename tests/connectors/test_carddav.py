@@ -204,11 +204,18 @@ def test_quiet_feed_costs_one_request_and_confirms_the_mirror(
     full = first.changes(None)
     assert full is not None and full.cursor
     first.close()
-    # Next run, nothing changed: one sync-collection REPORT from the stored cursor.
+    [mirror] = cache.glob("carddav-*.json")
+    saved = mirror.stat()
+    # Next run, nothing changed: one sync-collection REPORT from the stored cursor, and the
+    # cache file (every card's text) is not written again.
     again = make_app(server, book, cache)
     quiet = again.changes(full.cursor)
     assert quiet is not None and quiet.versions == {} and quiet.deleted == []
     assert again.client.sent == 1
+    again.close()
+    assert (mirror.stat().st_ino, mirror.stat().st_mtime_ns) == (saved.st_ino, saved.st_mtime_ns)
+    again = make_app(server, book, cache)
+    assert again.changes(full.cursor) == quiet
     # The mirror is the server's state now: a card the feed did not report is written
     # without reading it again (one PUT).
     rec = only(again.fetch(["c3"]))

@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -251,12 +251,14 @@ def _loading(model: Any) -> bool:
     return bool(getattr(model, "loading", False))
 
 
-def probe_steps(win: Window, contacts: int, timeout_s: float = 60) -> Steps:
-    """Run the user's steps one after another (each once the previous one's rows are shown),
-    probing the event loop all along."""
+def probe_steps(
+    win: Window, contacts: int, timeout_s: float = 60, steps: list[Step] | None = None
+) -> Steps:
+    """Run the user's steps (``user_steps``, or ``steps``) one after another (each once the
+    previous one's rows are shown), probing the event loop all along."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    steps = user_steps(win, contacts)
+    steps = steps if steps is not None else user_steps(win, contacts)
     loop = QEventLoop()
     gaps: list[float] = []
     last = [time.perf_counter()]
@@ -335,6 +337,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--gc-log", action="store_true", help="print each collection's pause")
+    parser.add_argument("--json", type=Path, help="also write the last round's result as JSON")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory() as tmp:
@@ -360,6 +363,8 @@ def main() -> None:
         for _ in range(args.rounds):
             result = probe_steps(win, args.contacts)
             print(result.line())
+            if args.json:
+                args.json.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
             verdict = "OK" if result.worst_stall_ms <= STALL_LIMIT_MS else "TOO SLOW"
             print(f"  limit {STALL_LIMIT_MS:.0f} ms: {verdict}")
             win.wiring.window.dashboard.setCurrentWidget(win.wiring.window.dashboard.settings_page)

@@ -17,6 +17,8 @@ fails above ``STALL_LIMIT_MS``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import tempfile
@@ -206,6 +208,7 @@ def _preview_report(preview: Any) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,10 +230,14 @@ def main() -> None:
             f"wrote {args.contacts:,} cards and {args.contacts // 2:,} rows and opened the "
             f"window in {time.perf_counter() - t0:.1f} s"
         )
+        results = {}
         for result in (probe_preview(win, args.contacts), probe_sync(win, args.contacts)):
             print(result.line())
             verdict = "OK" if result.worst_stall_ms <= STALL_LIMIT_MS else "TOO SLOW"
             print(f"  limit {STALL_LIMIT_MS:.0f} ms: {verdict}")
+            results[result.what] = dataclasses.asdict(result)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         win.close()
         del app
 

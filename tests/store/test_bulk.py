@@ -15,12 +15,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.engine.state import BatchOutcome, IndexEntry, IntentNote, JournalNote, NewBinding
+from app.engine.state import (
+    BatchOutcome,
+    DueFailure,
+    IndexEntry,
+    IntentNote,
+    JournalNote,
+    NewBinding,
+)
 from app.model import Record, Side
 from app.store import bulk
 from app.store.connections import ConnectionStore
 from app.store.db import Store
-from app.store.models import Base, Binding, JournalEntry, PendingOp
+from app.store.models import Base, Binding, Failure, JournalEntry, PendingOp
 from app.store.state import SyncState
 
 INSERTS = {
@@ -87,3 +94,41 @@ def test_bulk_rows_read_back_through_the_orm(tmp_path: Path) -> None:
     assert state.index_versions(Side.A) == {"a1": "v1"}
     assert state.key_holders(Side.B, ["x@example.com"]) == {"x@example.com": {"b1"}}
     store.close()
+
+
+def test_due_failures_read_in_plain_sql_keep_the_retry_schedule(tmp_path: Path) -> None:
+    """Retry times stored by the ORM are read back in plain SQL as the ORM would: a failure
+    is due by its date once it has one, by its run number otherwise, never when ignored."""
+    store = Store(tmp_path / "pairsync.db")
+    conns = ConnectionStore(store.sessions)
+    conns.add_account("A", "memory", {}, False)
+    conns.add_account("B", "memory", {}, False)
+    conns.add_connection("c", "A", "B")
+    cid = conns.connection("c").id
+    now = datetime.now(UTC)
+    rows = {
+        "past": dict(next_at=now - timedelta(hours=1), next_run_no=99),
+        "future": dict(next_at=now + timedelta(hours=1), next_run_no=0),
+        "run-due": dict(next_at=None, next_run_no=5),
+        "run-later": dict(next_at=None, next_run_no=6),
+        "ignored": dict(next_at=None, next_run_no=0, ignored=True),
+    }
+    with store.sessions() as s, s.begin():
+        for rid, values in rows.items():
+            s.add(
+                Failure(
+                    connection_id=cid,
+                    side="a",
+                    record_id=rid,
+                    target_side="b",
+                    binding_id=7 if rid == "past" else None,
+                    code="rejected",
+                    message="m",
+                    **values,
+                )
+            )
+    due = SyncState(store.sessions, cid).due_failures(5)
+    assert sorted(due, key=lambda d: d.record_id) == [
+        DueFailure(Side.A, "past", 7),
+        DueFailure(Side.A, "run-due", None),
+    ]

@@ -130,6 +130,8 @@ def test_a_scheduled_run_fires_and_updates_the_list_chip(
     page = window.dashboard.settings_page
     assert page.interval.isEnabled() and page.interval.value() == 5
     page.interval.setValue(1)
+    assert page.message.text() == "Saving…"  # off the GUI thread
+    qtbot.waitUntil(lambda: page.message.text().startswith("✓ Saved."))
     assert service.schedule()[0].interval_minutes == 1
     chips: list[str] = []
     window.model.dataChanged.connect(lambda *_: chips.append(chip(window)))
@@ -336,9 +338,11 @@ def test_needs_sign_in_opens_the_sign_in_dialog_and_resumes(
     keys = mnemonics(window)
     assert len(keys) == len(set(keys)), sorted(keys)
     qtbot.mouseClick(header.chip, Qt.MouseButton.LeftButton)  # the chip itself
+    qtbot.waitUntil(lambda: "Phone" in wiring.sign_in_dialogs)  # its state read off-thread
     dialog = wiring.sign_in_dialogs["Phone"]
     assert isinstance(dialog, ReauthDialog) and dialog.isVisible()
     qtbot.mouseClick(header.sign_in_button, Qt.MouseButton.LeftButton)  # the same one again
+    qtbot.waitUntil(lambda: wiring.runner.active == 0)
     window.dashboard.setCurrentWidget(wiring.health)
     settle(wiring.reader)
     [health_button, _] = wiring.health.sign_in_buttons  # no secret: either account
@@ -385,6 +389,7 @@ def test_tray_menu_and_closing_the_window(
     assert run(qtbot, wiring, tray.sync_action.trigger)["created"]["b"] == 1
     # Pause all: the window, the dashboard and the list follow.
     tray.pause_action.trigger()
+    qtbot.waitUntil(lambda: not wiring.scheduler.saving(NAME))  # saved off the GUI thread
     assert service.show_connection(NAME).paused is True
     assert tray.pause_action.text() == "Resume all" and tray.state == "paused"
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
@@ -563,6 +568,8 @@ def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
     answers = iter(["  Phone and sheet  ", NAME])
     monkeypatch.setattr(type(page), "ask_new_name", lambda self: next(answers))
     page.rename_button.click()
+    assert not page.rename_button.isEnabled()  # renaming, off the GUI thread
+    qtbot.waitUntil(lambda: page.rename_button.isEnabled())
     assert [r.name for r in window.model.rows] == ["Phone and sheet"]
     assert window.current_name() == "Phone and sheet" == window.dashboard.name
     assert "Renamed" in window.statusBar().currentMessage()
@@ -576,5 +583,6 @@ def test_rename_from_the_settings_tab_keeps_the_connection_and_its_history(
     window.refresh()
     window.select("Phone and sheet")
     page.rename_button.click()
+    qtbot.waitUntil(lambda: page.rename_button.isEnabled())
     assert "already exists" in page.message.text()
     assert sorted(r.name for r in window.model.rows) == sorted([NAME, "Phone and sheet"])

@@ -20,6 +20,7 @@ from app.ui.dashboard.rules_editor import AddRuleDialog, RulesEditor
 from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.ui.contacts import card, read_csv, write_csv
+from tests.ui.desktop import WriteLock
 
 WAIT = 20_000
 
@@ -257,6 +258,38 @@ def test_preview_can_be_cancelled(
     assert not view.running and view.start_button.isEnabled()
 
 
+def test_deleting_a_running_connection_waits_for_its_pause(
+    qtbot: QtBot,
+    window: MainWindow,
+    runner: TaskRunner,
+    service: Service,
+    connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Delete pauses the connection first; while another process holds the write lock
+    the pause waits off the GUI thread, and the delete starts only once it is saved, so
+    no save lands on a connection already gone ("there is no connection…")."""
+    window.refresh()
+    page = window.dashboard.settings_page
+    qtbot.waitUntil(lambda: page.conn is not None and page.conn.name == "Main", timeout=WAIT)
+    monkeypatch.setattr(type(page), "confirm_delete", lambda self: True)
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    lock = WriteLock(service.paths.database)
+    try:
+        qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
+        assert not page.delete_button.isEnabled() and not page.pause_button.isEnabled()
+        qtbot.wait(300)
+        assert [c.name for c in service.list_connections()] == ["Main"]  # behind the lock
+    finally:
+        lock.release()
+    qtbot.waitUntil(lambda: service.list_connections() == [], timeout=WAIT)
+    idle(qtbot, runner)
+    assert window.stack.currentWidget() is window.empty
+    assert not any("no connection" in m for m in messages), messages
+    assert not page.message.text().startswith("⚠"), page.message.text()
+
+
 def test_settings_pause_and_delete(
     qtbot: QtBot,
     window: MainWindow,
@@ -282,6 +315,10 @@ def test_settings_pause_and_delete(
     assert service.show_connection("Main").settings.phone_region == "GB"
 
     qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    assert page.pause_button.text().replace("&", "") == "Resume syncing"  # shown at once
+    assert not page.pause_button.isEnabled()  # while it is saved: no double pause/resume
+    idle(qtbot, runner)
+    assert page.pause_button.isEnabled()
     assert service.show_connection("Main").paused is True
     assert page.pause_button.text().replace("&", "") == "Resume syncing"
     assert window.header.chip.text() == "Paused"

@@ -101,12 +101,14 @@ def test_pause_all_and_resume_all(
     window = wiring.window
     window.refresh()
     window.pause_all_action.trigger()
+    qtbot.waitUntil(lambda: not wiring.scheduler.saving("Main"))  # saved off the GUI thread
     assert service.show_connection("Main").paused is True
     assert window.pause_all_action.text().replace("&", "") == "Resume all"
     assert not window.sync_all_action.isEnabled()  # nothing to sync: all paused
     window.sync_all_action.trigger()
     assert wiring.scheduler.queued() == []
     window.pause_all_action.trigger()
+    qtbot.waitUntil(lambda: not wiring.scheduler.saving("Main"))
     assert service.show_connection("Main").paused is False
     assert wiring.scheduler.queued() == ["Main"]  # resuming syncs (once syncing started)
 

@@ -17,7 +17,7 @@ from app.ui.guard_dialog import GuardPrompt
 from app.ui.notifications import Notifier
 from app.ui.progress import ProgressDelegate, RunProgressBar, SyncProgress
 from app.ui.scheduler import Scheduler
-from tests.ui.desktop import Desk, desk, write_csv
+from tests.ui.desktop import Desk, WriteLock, desk, write_csv
 
 __all__ = ["desk"]
 
@@ -103,9 +103,10 @@ def test_sync_now_while_running_coalesces_into_one_follow_up(desk: Desk, qtbot: 
 def test_paused_connections_never_run(desk: Desk, qtbot: Any) -> None:
     desk.put_card("ann", "Ann Lee", "ann@x.com")
     desk.scheduler.pause_all()
-    assert desk.scheduler.all_paused()
+    assert desk.scheduler.all_paused()  # at once, while the flag is being saved
     desk.scheduler.start()
     assert desk.scheduler.sync_now() == [] and desk.scheduler.sync_now([desk.name]) == []
+    desk.wait_saved(qtbot)
     [entry] = desk.service.schedule()
     assert entry.hold == "paused" and entry.due_at is None
     qtbot.wait(200)
@@ -179,6 +180,7 @@ def test_interval_is_per_connection_and_survives_a_restart(desk: Desk, qtbot: An
     desk.scheduler.set_interval(desk.name, 15)
     with pytest.raises(ConfigError):
         desk.scheduler.set_interval(desk.name, 61)
+    desk.wait_saved(qtbot)
     [before] = desk.service.schedule()
     again = Service()  # as after a restart
     try:
@@ -294,3 +296,85 @@ def test_a_connection_another_process_is_syncing_is_skipped_without_spinning(
     # Sync now is the user's own decision: it runs at once, and now syncs.
     report = desk.sync(qtbot)
     assert report["status"] == "ok" and report["created"]["b"] == 1
+
+
+def test_pause_and_interval_never_wait_for_the_write_lock(desk: Desk, qtbot: Any) -> None:
+    """While a sync holds SQLite's write lock, Pause and the interval return at once: the
+    connection counts as paused (no run starts), and both land once the lock is free."""
+    import time
+
+    saved: list[tuple[str, str, str]] = []
+    desk.scheduler.saved.connect(lambda *args: saved.append(args))
+    lock = WriteLock(desk.service.paths.database)
+    try:
+        started = time.perf_counter()
+        desk.scheduler.pause(desk.name)
+        desk.scheduler.set_interval(desk.name, 9)
+        took = time.perf_counter() - started
+        assert desk.scheduler.paused(desk.name) and desk.scheduler.saving(desk.name)
+        assert desk.scheduler.sync_now([desk.name]) == []  # paused at once
+        qtbot.wait(300)
+        assert saved == []  # still waiting for the lock, off the GUI thread
+    finally:
+        lock.release()
+    assert took < 0.1
+    desk.wait_saved(qtbot)
+    view = desk.service.show_connection(desk.name)
+    assert view.paused is True and view.settings.interval_minutes == 9
+    assert sorted(what for _n, what, error in saved if not error) == ["interval", "pause"]
+
+
+def test_a_quick_pause_and_resume_lands_as_the_last_click(desk: Desk, qtbot: Any) -> None:
+    desk.put_card("ann", "Ann Lee", "ann@x.com")
+    desk.scheduler.start()
+    desk.wait_idle(qtbot)
+    lock = WriteLock(desk.service.paths.database)  # the saves queue up behind it
+    try:
+        desk.scheduler.pause(desk.name)
+        desk.scheduler.resume(desk.name)
+        desk.scheduler.pause(desk.name)
+        assert desk.scheduler.paused(desk.name)
+    finally:
+        lock.release()
+    desk.wait_saved(qtbot)
+    assert desk.service.is_paused(desk.name) is True
+    qtbot.wait(300)
+    assert desk.scheduler.running() is None and desk.scheduler.queued() == []
+    runs = len(desk.reports)
+    with qtbot.waitSignal(desk.scheduler.run_finished, timeout=20_000):
+        desk.scheduler.resume(desk.name)  # resuming syncs, once saved
+        desk.scheduler.pause(desk.name)
+        desk.scheduler.resume(desk.name)
+    desk.wait_saved(qtbot)
+    assert desk.service.is_paused(desk.name) is False and len(desk.reports) == runs + 1
+
+
+def test_a_refused_save_is_said_in_words(desk: Desk, qtbot: Any) -> None:
+    failed: list[tuple[str, str, str]] = []
+    desk.scheduler.job_failed.connect(lambda *args: failed.append(args))
+    desk.service.delete_connection(desk.name)  # gone meanwhile (the CLI, another window)
+    with qtbot.waitSignal(desk.scheduler.saved, timeout=20_000) as blocker:
+        desk.scheduler.pause(desk.name)
+    name, what, error = blocker.args
+    assert (name, what) == (desk.name, "pause") and "no connection named" in error
+    assert failed == [(desk.name, "pause", error)]
+    assert not desk.scheduler.saving(desk.name)
+
+
+def test_shutting_down_mid_save_keeps_the_save(desk: Desk, qtbot: Any) -> None:
+    """Quit while a pause waits for the write lock: the scheduler's shutdown waits for
+    it, and closing the window (``cancel_all``) does not drop it."""
+    import threading
+
+    lock = WriteLock(desk.service.paths.database)
+    desk.scheduler.pause(desk.name)  # waits for the lock on the runner's one thread
+    desk.scheduler.set_interval(desk.name, 9)  # not started yet: queued behind it
+    desk.scheduler.runner.cancel_all()
+    threading.Timer(0.5, lock.release).start()
+    assert desk.scheduler.shutdown(30_000)  # returns once both are saved
+    again = Service()
+    try:
+        view = again.show_connection(desk.name)
+        assert view.paused is True and view.settings.interval_minutes == 9
+    finally:
+        again.close()

@@ -61,6 +61,7 @@ def test_menu_actions_work_with_and_without_a_tray(
     assert tray.state == "ok" and "in sync" in tray.tooltip
     # Pause all / Resume all
     tray.pause_action.trigger()
+    desk.wait_saved(qtbot)  # saved off the GUI thread
     assert desk.service.show_connection(desk.name).paused
     assert tray.pause_action.text() == "Resume all" and tray.state == "paused"
     assert not tray.sync_action.isEnabled()
@@ -97,6 +98,7 @@ def test_the_icon_shows_the_worst_state(desk: Desk, qtbot: Any, tmp_path: Path) 
     assert tray.state == "needs_sign_in"
     assert "need(s) sign-in" in tray.tooltip
     desk.scheduler.pause("Cloudy")
+    desk.wait_saved(qtbot)
     assert tray.state == "paused"  # paused is worse than in sync
     desk.service.set_paused("Cloudy", False)
     desk.service.delete_connection("Cloudy")

@@ -110,20 +110,20 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     # 4. Configure: the connection exists, paused, with the defaults shown.
     assert wizard.currentId() == CONFIGURE
     configure = wizard.configure_page
+    qtbot.waitUntil(configure.isComplete, timeout=WAIT)  # created off the GUI thread
     name = configure.name_edit.text()
     assert name == "cards ⇄ contacts"
     assert service.show_connection(name).paused is True
-    qtbot.waitUntil(configure.isComplete, timeout=WAIT)
     assert [r.id for r in configure.rules.model.rows] == ["ra", "rb"]
     assert any(r.key == "emails=email" for r in configure.mappings.model.rows)
     configure.settings.form.checks["trash"].click()  # saved at once, off the GUI thread
     qtbot.waitUntil(configure.isComplete, timeout=WAIT)
     assert service.show_connection(name).settings.trash is True
     configure.name_edit.setText("Phone and sheet")
-    next_page(qtbot, wizard)
+    next_page(qtbot, wizard)  # renamed off the GUI thread, then on to the preview
+    qtbot.waitUntil(lambda: wizard.currentId() == PREVIEW, timeout=WAIT)
 
     # 5. Preview: counts from a dry run; nothing written yet.
-    assert wizard.currentId() == PREVIEW
     preview_page = wizard.preview_page
     qtbot.waitUntil(preview_page.isComplete, timeout=WAIT)
     preview = preview_page.view.preview
@@ -195,9 +195,9 @@ def test_cancel_deletes_the_draft_and_keeps_connected_accounts(
     assert len(service.list_connections()) == 1
     click(qtbot, wizard.button(QWizard.WizardButton.CancelButton))
     qtbot.waitUntil(lambda: window.wizard is None, timeout=WAIT)
-    assert service.list_connections() == []
+    qtbot.waitUntil(lambda: service.list_connections() == [], timeout=WAIT)  # off the GUI thread
     assert sorted(a.name for a in service.list_accounts()) == ["cards", "contacts"]
-    assert window.stack.currentWidget() is window.empty
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.empty, timeout=WAIT)
 
     # Next time, the connected accounts are offered (and checked at once).
     wizard = open_wizard(qtbot, window)

@@ -227,8 +227,9 @@ class CardDavApp(Groups):
                     # The mirror stood at this very cursor: with the delta it is the server's
                     # state now (as after a refresh), so later writes need not re-read cards.
                     self._confirmed.update(self._entries)
-                    self._token = token
-                    self._dirty = True
+                    if token != self._token:  # a quiet feed leaves the cache file as it is
+                        self._token = token
+                        self._dirty = True
                 self._read_bodies(
                     [n for n in delta if n in self._entries and not self._entries[n].known]
                 )

@@ -335,6 +335,11 @@ class Mirror(Discovery):
     def _child(self, href: str) -> str | None:
         """The resource name of a member of the book, or None for anything else."""
         assert self._book is not None
+        url = self._book.url
+        if href.startswith(url):  # the usual answer: no parsing of thousands of hrefs
+            rest = href[len(url) :]
+            if rest and not any(ch in rest for ch in "%/?#"):
+                return rest
         if not self._book_path:
             self._book_path = unquote(self._book.path)
         path = unquote(urlsplit(href).path)

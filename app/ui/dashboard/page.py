@@ -81,6 +81,7 @@ class ConnectionPage(QWidget):
         *,
         on_error: Callable[[str, str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        cancellable: bool = True,
     ) -> Task:
         """Run ``job`` off the GUI thread with this page's progress line; errors land in the
         message label (and reload the page, so it never shows a state that was refused)."""
@@ -92,6 +93,7 @@ class ConnectionPage(QWidget):
             on_cancelled=on_cancelled or self.on_cancelled,
             on_finished=self._finished,
             label=text,
+            cancellable=cancellable,
         )
         self.progress.attach(task, text)
         return task

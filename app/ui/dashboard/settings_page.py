@@ -129,6 +129,8 @@ class SettingsPage(SettingsEditor):
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(service, runner, parent)
         self.paused = False
+        self._delete_after_save: str | None = None
+        """A connection to delete once its pause is saved."""
         self.sync_control: SyncControl | None = None
         self.interval = QSpinBox(self)
         self.interval.setRange(MIN_INTERVAL, MAX_INTERVAL)
@@ -170,6 +172,7 @@ class SettingsPage(SettingsEditor):
 
     def set_sync_control(self, control: SyncControl) -> None:
         self.sync_control = control
+        control.saved.connect(self._saved)
         self._enable()
 
     def _enable(self) -> None:
@@ -197,12 +200,15 @@ class SettingsPage(SettingsEditor):
         the form is left as the user has it."""
         if self.name is None or self.conn is None:
             return
+        control = self.sync_control
         try:
-            paused = self.service.is_paused(self.name)
+            paused = control.paused(self.name) if control else self.service.is_paused(self.name)
         except PairsyncError:
             return  # deleted meanwhile: the window refreshes the list
         self._show_paused(paused)
-        if not self.interval.hasFocus():
+        # One save at a time from here: a double click never pauses and resumes at once.
+        self.pause_button.setEnabled(control is not None and not control.saving(self.name))
+        if not self.interval.hasFocus() and not (control and control.saving(self.name)):
             self._show_interval()
 
     def _show_paused(self, paused: bool) -> None:
@@ -224,6 +230,8 @@ class SettingsPage(SettingsEditor):
         self.interval.blockSignals(False)
 
     def set_interval(self, minutes: int) -> None:
+        """Save the interval (off the GUI thread, through the sync control); ``_saved``
+        says how it went."""
         if self.name is None or self.sync_control is None:
             return
         try:
@@ -232,16 +240,37 @@ class SettingsPage(SettingsEditor):
             self.message.error(str(err))
             self._show_interval()
             return
-        self.message.success(
-            self.tr("Saved. {name} syncs every {n} min while Pairsync runs.").format(
-                name=self.name, n=minutes
+        self.message.info(self.tr("Saving…"))
+
+    def _saved(self, name: str, what: str, error: str) -> None:
+        """A pause, resume or interval of some connection was saved (or refused)."""
+        waiting = self._delete_after_save
+        if name == waiting and self.sync_control and not self.sync_control.saving(name):
+            self._delete_after_save = None
+            if error:
+                self.delete_button.setEnabled(True)
+                self.message.error(error)
+            else:
+                self._start_delete(name)
+            return
+        if name != self.name:
+            return
+        if error:
+            self.message.error(error)
+            self._show_interval()
+        elif what == "interval":
+            self.message.success(
+                self.tr("Saved. {name} syncs every {n} min while Pairsync runs.").format(
+                    name=name, n=self.interval.value()
+                )
             )
-        )
+        self.refresh_state()
 
     def toggle_pause(self) -> None:
         """Pause (a running sync stops at its next safe point) or resume (a full read at
-        once, SPEC §9)."""
-        if self.name is None or self.sync_control is None:
+        once, SPEC §9). The button shows the new state at once and stays off until it is
+        saved."""
+        if self.name is None or self.sync_control is None or not self.pause_button.isEnabled():
             return
         if self.paused:
             self.sync_control.resume(self.name)
@@ -285,12 +314,29 @@ class SettingsPage(SettingsEditor):
         wanted = self.ask_new_name()
         if wanted is None or wanted.strip() == name:
             return
-        try:
-            new = self.service.rename_connection(name, wanted).name
-        except PairsyncError as err:
-            self.message.error(str(err))
-            return
-        emit(self.renamed, name, new)
+
+        def job(svc: Service, ctl: TaskControl) -> tuple[str, str]:
+            # Off the GUI thread: a write waits for SQLite's lock while a sync of another
+            # connection commits a batch.
+            return name, svc.rename_connection(name, wanted).name
+
+        self.rename_button.setEnabled(False)  # one rename at a time
+        self.run(
+            job,
+            self._renamed,
+            self.tr("Renaming…"),
+            on_error=self._rename_failed,
+            cancellable=False,
+        )
+
+    def _renamed(self, names: tuple[str, str]) -> None:
+        self.rename_button.setEnabled(True)
+        old, new = names
+        emit(self.renamed, old, new)
+
+    def _rename_failed(self, message: str, code: str) -> None:
+        self.rename_button.setEnabled(True)
+        self.message.error(message)
 
     def delete(self) -> None:
         name = self.name
@@ -306,19 +352,27 @@ class SettingsPage(SettingsEditor):
             return
         if not self.confirm_delete():
             return
-        if self.sync_control is not None and not self.paused:
+        self.delete_button.setEnabled(False)
+        control = self.sync_control
+        if control is not None and not self.paused:
             # Paused first, so no scheduled run starts while it is being deleted.
-            self.sync_control.pause(name)
+            control.pause(name)
             self.refresh_state()
+        if control is not None and control.saving(name):
+            # Deleted once its pause is saved: a save landing after the delete would only
+            # say "there is no connection" (``_saved`` starts it).
+            self._delete_after_save = name
+            return
+        self._start_delete(name)
 
+    def _start_delete(self, name: str) -> None:
         def job(svc: Service, ctl: TaskControl) -> str:
             # Off the GUI thread: forgetting 100k contacts' sync state took 9 s.
             svc.delete_connection(name)
             return name
 
-        self.delete_button.setEnabled(False)
         text = self.tr("Deleting “{name}”…").format(name=name)
-        self.run(job, self._deleted, text, on_error=self._delete_failed)
+        self.run(job, self._deleted, text, on_error=self._delete_failed, cancellable=False)
 
     def _deleted(self, name: str) -> None:
         self.delete_button.setEnabled(True)

@@ -17,20 +17,25 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.errors import PairsyncError
 from app.service import Service
 from app.ui.dashboard.mappings_editor import MappingsEditor
 from app.ui.dashboard.page import ConnectionPage, MessageLabel
 from app.ui.dashboard.rules_editor import RulesEditor
 from app.ui.dashboard.settings_page import SettingsEditor
-from app.ui.tasks import TaskRunner
+from app.ui.signals import emit
+from app.ui.tasks import TaskControl, TaskRunner
+from app.ui.wizard.draft import Draft
 
 
 class ConfigurePage(QWizardPage):
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(parent)
         self.service = service
+        self.runner = runner
         self.name: str | None = None
+        self.draft: Draft | None = None
+        self.renaming = False
+        """A new name is being saved: Next waits for it."""
         self.setTitle(self.tr("Configure the connection"))
         self.setSubTitle(
             self.tr(
@@ -68,30 +73,78 @@ class ConfigurePage(QWizardPage):
     def pages(self) -> tuple[ConnectionPage, ...]:
         return (self.settings, self.rules, self.mappings)
 
-    def show_connection(self, name: str) -> None:
-        """Edit the (paused, new) connection ``name``."""
-        self.name = name
+    def creating(self) -> None:
+        """The connection is being created (off the GUI thread): nothing to edit yet."""
+        self.name, self.draft = None, None
+        self.name_edit.clear()
+        self.name_edit.setEnabled(False)
+        self.tabs.setEnabled(False)
+        self.message.info(self.tr("Creating the connection…"))
+        emit(self.completeChanged)
+
+    def create_failed(self, message: str, code: str) -> None:
+        self.message.error(message)
+
+    def show_connection(self, name: str, draft: Draft | None = None) -> None:
+        """Edit the (paused, new) connection ``name``; ``draft`` renames it."""
+        self.name, self.draft = name, draft
         self.name_edit.setText(name)
+        self.name_edit.setEnabled(True)
+        self.tabs.setEnabled(True)
         self.message.clear_message()
         for page in self.pages():
             page.set_connection(name)
+        emit(self.completeChanged)
 
     def isComplete(self) -> bool:
-        return bool(self.name_edit.text().strip()) and not any(p.pending for p in self.pages())
+        return (
+            self.name is not None
+            and not self.renaming
+            and bool(self.name_edit.text().strip())
+            and not any(p.pending for p in self.pages())
+        )
 
     def validatePage(self) -> bool:
-        """Apply a new name (the connection has never synced, so it is simply re-created
-        under it)."""
-        if self.name is None:
+        """Apply a new name (the connection has never synced, so only its name changes),
+        off the GUI thread: Next goes on once it is saved (``_renamed``)."""
+        if self.name is None or self.renaming:
             return False
         wanted = self.name_edit.text().strip()
-        if wanted != self.name:
-            try:
-                self.service.rename_connection(self.name, wanted)
-            except PairsyncError as err:
-                self.message.error(str(err))
-                return False
-            self.name = wanted
-            for page in self.pages():
-                page.name = wanted
-        return True
+        if wanted == self.name:
+            return True
+        draft, current = self.draft, self.name
+
+        def job(svc: Service, _ctl: TaskControl) -> str | None:
+            if draft is not None:
+                return draft.rename(svc, wanted)
+            return svc.rename_connection(current, wanted).name
+
+        self.renaming = True
+        self.message.info(self.tr("Renaming…"))
+        emit(self.completeChanged)
+        self.runner.start(
+            job,
+            on_done=self._renamed,
+            on_error=self._rename_failed,
+            label="rename the connection",
+            cancellable=False,
+        )
+        return False
+
+    def _renamed(self, new: str | None) -> None:
+        self.renaming = False
+        self.message.clear_message()
+        if new is None:  # the draft was dropped meanwhile (Back, Cancel)
+            return
+        self.name = new
+        for page in self.pages():
+            page.name = new
+        emit(self.completeChanged)
+        wizard = self.wizard()
+        if wizard is not None and wizard.currentPage() is self:
+            wizard.next()
+
+    def _rename_failed(self, message: str, code: str) -> None:
+        self.renaming = False
+        self.message.error(message)
+        emit(self.completeChanged)
