@@ -16,7 +16,6 @@ instead, so nothing is ever lost, only less compact.
 from __future__ import annotations
 
 import marshal
-import pickle
 from collections.abc import Iterator, MutableMapping
 
 from app.model import Address, FieldValue, Labeled, Record
@@ -56,6 +55,8 @@ def pack(record: Record) -> bytes:
 
 def _pickled(record: Record) -> bytes:
     """The rare record holding a value no connector makes: kept whole."""
+    import pickle  # only for such a record (a sync's start-up does not load it)
+
     return marshal.dumps((pickle.dumps(record, pickle.HIGHEST_PROTOCOL),))
 
 
@@ -64,6 +65,8 @@ def unpack(record_id: str, data: bytes) -> Record:
     that is held)."""
     packed = marshal.loads(data)
     if len(packed) == 1:
+        import pickle
+
         record: Record = pickle.loads(packed[0])
         record.id = record_id
         return record
