@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from app.connectors.base import ChangeSet
@@ -44,6 +44,7 @@ from app.model import (
     is_empty_value,
     with_emails,
 )
+from app.packed import PackedRecords
 
 __all__ = ["STANDARD_FIELDS", "MemoryApp"]
 
@@ -52,7 +53,12 @@ KEEP_CURSORS = 64
 
 
 class MemoryApp:
-    """Connector over a dict. Tests reach into ``records`` to play the user."""
+    """Connector over a dict. Tests reach into ``records`` to play the user.
+
+    Each record is stored packed (``app.packed``: about 380 bytes instead of 1.6 KB), as a
+    server stores records serialised: every read hands out a new ``Record`` (changing it
+    changes nothing stored, as with a real app), and two 100,000-contact apps fit in the
+    memory a real sync has (issue 18)."""
 
     def __init__(
         self,
@@ -75,7 +81,7 @@ class MemoryApp:
             ),
         )
         self._fields = fields
-        self.records: dict[str, Record] = {}
+        self._records = PackedRecords()
         self.unreadable: dict[str, Unreadable] = {}
         self._counter = itertools.count(1)
         # Fault injection: record id or create-email -> error to raise for that record.
@@ -99,6 +105,19 @@ class MemoryApp:
         self.feed_bodies = feed_bodies
         """The feed sends whole records (like Google's); False: ids and versions only (like
         sync-collection's ETags)."""
+
+    @property
+    def records(self) -> PackedRecords:
+        """id -> record (each read unpacks a new ``Record``; store one to change it)."""
+        return self._records
+
+    @records.setter
+    def records(self, records: Mapping[str, Record]) -> None:
+        if isinstance(records, PackedRecords):
+            self._records = records
+            return
+        self._records = PackedRecords()
+        self._records.update(records)
 
     # --- helpers for tests ---------------------------------------------------------------
 
@@ -164,9 +183,8 @@ class MemoryApp:
     def list_versions(self) -> dict[str, str]:
         self._check_outage()
         self.list_calls += 1
-        out = {
-            rid: r.version for rid, r in self.records.items() if rid not in self.hide_from_listing
-        }
+        records = self.records
+        out = {rid: records.version(rid) for rid in records if rid not in self.hide_from_listing}
         out.update({rid: u.version for rid, u in self.unreadable.items()})
         return out
 
@@ -220,7 +238,7 @@ class MemoryApp:
         self._states.clear()
 
     def _versions(self) -> dict[str, str]:
-        out = {rid: r.version for rid, r in self.records.items()}
+        out = {rid: self.records.version(rid) for rid in self.records}
         out.update({rid: u.version for rid, u in self.unreadable.items()})
         return out
 

@@ -65,7 +65,7 @@ class Applier(RunContext):
             self.write_total = planned + left()
             self.commit_notes(part.notes, done_ids)
             self.apply_plan(part, done_ids)
-            self.release(part, reads)
+            self.release(part, reads, done_ids)
         self.apply_rest(reads, done_ids)
 
     def apply_plan(self, plan: SyncPlan, done: dict[Side, set[str]]) -> None:
@@ -85,17 +85,25 @@ class Applier(RunContext):
         index = [self.entry(n.side, n.record, n.status, n.reason) for n in notes]
         self.state.commit(BatchOutcome(self.run_id, self.run_no, index=index))
 
-    def release(self, part: SyncPlan, reads: dict[Side, SideRead]) -> None:
-        """Forget a committed slice's records: this run holds them nowhere any more."""
+    def release(
+        self, part: SyncPlan, reads: dict[Side, SideRead], done: dict[Side, set[str]]
+    ) -> None:
+        """Forget a committed slice's records: this run holds them nowhere any more (not
+        even their ids among those done: ``apply_rest`` looks only at what is still held)."""
         gone: list[tuple[Side, str]] = [(n.side, n.record.id) for n in part.notes]
         gone += [(c.source, c.record.id) for c in part.creates]
         for p in part.pairs:
             gone += [(Side.A, p.record_a.id), (Side.B, p.record_b.id)]
         for side, rid in gone:
-            rec = reads[side].changed.pop(rid, None)
+            done[side].discard(rid)
+            changed = reads[side].changed
+            keys = changed.match_keys.get(rid)
+            if keys is None:
+                continue
+            changed.discard(rid)
             held = self.changed_keys.get(side)
-            if rec is not None and held is not None:
-                for k in keys_of(rec):
+            if held is not None:
+                for k in keys:
                     holders = held.get(k)
                     if holders is not None and rid in holders:
                         holders.remove(rid)
@@ -570,7 +578,8 @@ class Applier(RunContext):
     def apply_rest(self, reads: dict[Side, SideRead], done: dict[Side, set[str]]) -> None:
         """Changed records that needed no write (e.g. an edit to an unmapped field)."""
         for side in (Side.A, Side.B):
-            rest = [r for rid, r in reads[side].changed.items() if rid not in done[side]]
+            changed = reads[side].changed
+            rest = [changed[rid] for rid in changed if rid not in done[side]]
             if not rest:
                 continue
             bound = self.state.bindings_for(side, [r.id for r in rest])

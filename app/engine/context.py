@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from app.connectors.base import Connector
+from app.engine.held import Held
 from app.engine.match import keys_of
 from app.engine.state import FailureNote, IndexEntry, SyncStateStore
 from app.errors import PairsyncError, Unavailable
@@ -93,7 +94,8 @@ class RunReport:
 class SideRead:
     """What one side's read produced this run."""
 
-    changed: dict[str, Record] = field(default_factory=dict)
+    changed: Held = field(default_factory=Held)
+    """id -> record read this run, held packed until its slice is planned (see ``held``)."""
     unreadable: list[Unreadable] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     moved: dict[str, tuple[str, int]] = field(default_factory=dict)

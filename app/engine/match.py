@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.engine.state import SyncStateStore
 from app.model import Record, Side, email_key, record_emails
+from app.packed import PackedRecords
+
+if TYPE_CHECKING:
+    from app.engine.held import Held
 
 
 class _Read(Protocol):
-    changed: dict[str, Record]
+    @property
+    def changed(self) -> Held: ...
+
     gone: list[str]
     known: int
     """How many records of the side the index held when it was read (0: no key holders)."""
@@ -29,42 +35,57 @@ def keys_of(record: Record) -> list[str]:
 
 @dataclass(slots=True)
 class MatchResult:
-    pairs: list[tuple[Record, Record]] = field(default_factory=list)
-    notes: list[tuple[Side, Record, str, str]] = field(default_factory=list)
-    creates: list[tuple[Side, Record]] = field(default_factory=list)
+    """What matching found, by id: the records stay packed where they are held (this run's
+    reads, or ``found``) until their slice is planned (``record``)."""
+
+    reads: Mapping[Side, _Read]
+    found: dict[Side, PackedRecords]
+    """Records matched that this run did not read (from the local index)."""
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    """(id on A, id on B)."""
+    notes: list[tuple[Side, str, str, str]] = field(default_factory=list)
+    creates: list[tuple[Side, str]] = field(default_factory=list)
 
     def left(self) -> int:
         """Contacts still to plan that may be written (pairs and creates)."""
         return len(self.pairs) + len(self.creates)
+
+    def take(self, side: Side, rid: str) -> Record:
+        """The record of ``rid``, unpacked for its slice (one from ``found`` is forgotten
+        there: the slice holds it now; one read stays held until its slice is applied)."""
+        found = self.found[side]
+        if rid in found:
+            return found.pop(rid)
+        return self.reads[side].changed[rid]
 
 
 class Matcher:
     def __init__(
         self,
         state: SyncStateStore,
-        reads: Mapping[Side, Any],
-        unbound: dict[Side, dict[str, Record]],
+        reads: Mapping[Side, _Read],
+        unbound: dict[Side, dict[str, None]],
+        found: dict[Side, PackedRecords],
         app_names: Mapping[Side, str] | None = None,
         future: Mapping[Side, Mapping[str, list[str]]] | None = None,
     ) -> None:
-        """``future``: per side, the match keys records will have once this run's planned
-        updates are written (they count instead of what the index or the read says)."""
+        """``unbound``: per side, the ids to match, in order; their records are this run's
+        reads or, for those it did not read, ``found``. ``future``: per side, the match
+        keys records will have once this run's planned updates are written (they count
+        instead of what the index or the read says)."""
         self.state = state
         self.reads = reads
         self.unbound = unbound
+        self.found = found
         self.names = app_names or {Side.A: "side A", Side.B: "side B"}
         self.mem: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
         self.skip: dict[Side, set[str]] = {}
-        self.keys: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
-        """The match keys of this run's changed records, as read (computed once)."""
         for side in (Side.A, Side.B):
             read = reads[side]
             planned = (future or {}).get(side, {})
             self.skip[side] = set(read.changed) | set(read.gone) | set(planned)
-            own = self.keys[side]
-            for rid, rec in read.changed.items():
-                own[rid] = keys_of(rec)
-                for k in planned.get(rid) or own[rid]:
+            for rid, keys in read.changed.match_keys.items():
+                for k in planned.get(rid) or keys:
                     self._hold(side, k, rid)
             for rid, keys in planned.items():
                 if rid not in read.changed:
@@ -94,14 +115,8 @@ class Matcher:
         ]
 
     def match(self, avoid_duplicates: bool) -> MatchResult:
-        result = MatchResult()
-        keys = {
-            s: {
-                rid: self.keys[s][rid] if self.reads[s].changed.get(rid) is r else keys_of(r)
-                for rid, r in self.unbound[s].items()
-            }
-            for s in (Side.A, Side.B)
-        }
+        result = MatchResult(self.reads, self.found)
+        keys = {s: self._keys(s) for s in (Side.A, Side.B)}
         for side in (Side.A, Side.B):
             for rid in self.unbound[side]:
                 if rid not in self.reads[side].changed:
@@ -142,21 +157,21 @@ class Matcher:
                         break
 
         bound_now: dict[Side, set[str]] = {Side.A: set(), Side.B: set()}
-        load: dict[Side, list[tuple[Record, str]]] = {Side.A: [], Side.B: []}
+        load: dict[Side, list[tuple[str, str]]] = {Side.A: [], Side.B: []}
         for side in (Side.A, Side.B):
             other = side.other
-            for rid, rec in self.unbound[side].items():
+            for rid in self.unbound[side]:
                 if rid in bound_now[side]:
                     continue
                 if rid in dup[side]:
-                    result.notes.append((side, rec, "duplicate", dup[side][rid]))
+                    result.notes.append((side, rid, "duplicate", dup[side][rid]))
                     continue
                 ks = keys[side][rid]
                 if not ks:
                     if avoid_duplicates:
-                        result.notes.append((side, rec, "excluded", "no email"))
+                        result.notes.append((side, rid, "excluded", "no email"))
                     else:
-                        result.creates.append((side, rec))
+                        result.creates.append((side, rid))
                     continue
                 verdict: tuple[str, str] | None = None
                 for k in ks:
@@ -185,30 +200,33 @@ class Matcher:
                             verdict = ("bind", y)
                     break
                 if verdict is None:
-                    result.creates.append((side, rec))
+                    result.creates.append((side, rid))
                 elif verdict[0] == "bind":
                     y = verdict[1]
                     bound_now[side].add(rid)
                     bound_now[other].add(y)
-                    load[other].append((rec, y))
+                    load[other].append((rid, y))
                 else:
-                    result.notes.append((side, rec, verdict[0], verdict[1]))
+                    result.notes.append((side, rid, verdict[0], verdict[1]))
         # Counterparts: from this run's reads, the unbound set, or the index.
         for side in (Side.A, Side.B):
             other = side.other
-            wanted = [y for _, y in load[other]]
             missing = [
                 y
-                for y in wanted
-                if y not in self.reads[other].changed and y not in self.unbound[other]
+                for _, y in load[other]
+                if y not in self.reads[other].changed and y not in self.found[other]
             ]
-            from_index = self.state.load_records(other, missing) if missing else {}
-            for rec, y in load[other]:
-                partner = (
-                    self.reads[other].changed.get(y)
-                    or self.unbound[other].get(y)
-                    or from_index[y][0]
-                )
-                pair = (rec, partner) if side is Side.A else (partner, rec)
-                result.pairs.append(pair)
+            if missing:
+                for y, (rec, _status) in self.state.load_records(other, missing).items():
+                    self.found[other][y] = rec
+            for rid, y in load[other]:
+                result.pairs.append((rid, y) if side is Side.A else (y, rid))
         return result
+
+    def _keys(self, side: Side) -> dict[str, list[str]]:
+        """The match keys of every unbound record of ``side`` (those read: as read)."""
+        read = self.reads[side].changed.match_keys
+        found = self.found[side]
+        return {
+            rid: read[rid] if rid in read else keys_of(found[rid]) for rid in self.unbound[side]
+        }

@@ -33,6 +33,7 @@ from app.model import (
     Record,
     Side,
 )
+from app.packed import PackedRecords
 from app.rules.evaluate import unsubscribe_patches
 
 RULES_KEY = "~rules"
@@ -121,12 +122,12 @@ class Planner(RunContext):
         for b in self.state.bindings_by_id(retry_ids):
             if b.state == "active" and b.id not in tomb_ids:
                 pair_rows.setdefault(b.id, b)
-        # Unbound records to match.
-        unbound: dict[Side, dict[str, Record]] = {Side.A: {}, Side.B: {}}
-        for side in (Side.A, Side.B):
-            for rid, rec in reads[side].changed.items():
-                if rid not in bindings[side]:
-                    unbound[side][rid] = rec
+        # Unbound records to match (ids: the records stay packed until their slice).
+        unbound: dict[Side, dict[str, None]] = {
+            side: dict.fromkeys(rid for rid in reads[side].changed if rid not in bindings[side])
+            for side in (Side.A, Side.B)
+        }
+        found: dict[Side, PackedRecords] = {Side.A: PackedRecords(), Side.B: PackedRecords()}
         retry_creates: dict[Side, list[str]] = {Side.A: [], Side.B: []}
         for f in due:
             if f.binding_id is None:
@@ -150,6 +151,7 @@ class Planner(RunContext):
             self.state,
             reads,
             unbound,
+            found,
             {s: self.app_name(s) for s in (Side.A, Side.B)},
             future=self.planned_keys(plan),
         )
@@ -169,7 +171,8 @@ class Planner(RunContext):
                 still_bound = self.state.bindings_for(side, list(loaded))
                 for rid, (rec, _status) in loaded.items():
                     if rid not in still_bound and rid not in reads[side].gone:
-                        unbound[side][rid] = rec
+                        unbound[side][rid] = None
+                        found[side][rid] = rec
         return plan, matcher.match(self.settings.avoid_duplicates)
 
     def plan_parts(
@@ -198,7 +201,8 @@ class Planner(RunContext):
             room -= len(notes)
             creates, work.creates[:room] = work.creates[:room], []
             matched: list[PairPlan] = []
-            for rec_a, rec_b in pairs:
+            for id_a, id_b in pairs:
+                rec_a, rec_b = work.take(Side.A, id_a), work.take(Side.B, id_b)
                 done += 1
                 self.planning_step(say, done, total)
                 if not (
@@ -211,13 +215,13 @@ class Planner(RunContext):
                     part.notes.append(Note(Side.B, rec_b, "excluded", NO_RULE))
                     continue
                 matched.append(self.plan_pair(0, rec_a, rec_b, None))
-            for side, rec, status, reason in notes:
+            for side, rid, status, reason in notes:
                 done += 1
-                part.notes.append(Note(side, rec, status, reason))
-            for side, rec in creates:
+                part.notes.append(Note(side, work.take(side, rid), status, reason))
+            for side, rid in creates:
                 done += 1
                 self.planning_step(say, done, total)
-                self.plan_one_create(part, side, rec)
+                self.plan_one_create(part, side, work.take(side, rid))
             if matched:
                 self.hold_back_email_collisions(SyncPlan(pairs=matched), reads)
                 part.pairs.extend(matched)
@@ -323,8 +327,8 @@ class Planner(RunContext):
         held = self.changed_keys.get(side)
         if held is None:
             held = {}
-            for rid, rec in reads[side].changed.items():
-                for k in keys_of(rec):
+            for rid, keys in reads[side].changed.match_keys.items():
+                for k in keys:
                     held.setdefault(k, []).append(rid)
             self.changed_keys[side] = held
         return {k: held[k] for k in wanted if k in held}

@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 
 from app.connectors.base import ChangeSet, Connector
 from app.engine.context import RunContext, SideRead
-from app.engine.match import keys_of
 from app.model import Record, Side, Unreadable
 
 FULL_READ_EVERY = timedelta(days=1)
@@ -284,7 +283,7 @@ class Reader(RunContext):
         duplicate. Matched by email first, then, for what is left, by the person's name
         (an edited email); only one-to-one matches count: a key shared by two gone or two
         new records moves nothing."""
-        new = {rid: rec for rid, rec in out.changed.items() if rid not in known}
+        new = [rid for rid in out.changed if rid not in known]
         if not new:
             return
         bound = self.state.bindings_for(side, out.gone)
@@ -295,17 +294,17 @@ class Reader(RunContext):
         gone = set(out.gone)
         moved = self._pair_up(
             {rid: old_keys.get(rid, []) for rid in olds},
-            {rid: keys_of(rec) for rid, rec in new.items()},
-            lambda keys: self._other_holders(side, out, new, gone, keys),
+            {rid: out.changed.match_keys[rid] for rid in new},
+            lambda keys: self._other_holders(side, out, set(new), gone, keys),
         )
         left_old = [rid for rid in olds if rid not in moved.values()]
-        left_new = {rid: rec for rid, rec in new.items() if rid not in moved}
+        left_new = [rid for rid in new if rid not in moved]
         if left_old and left_new:
             snapshots = self.state.load_records(side, left_old)
             moved.update(
                 self._pair_up(
                     {rid: [_person(snapshots[rid][0])] for rid in left_old if rid in snapshots},
-                    {rid: [_person(rec)] for rid, rec in left_new.items()},
+                    {rid: [_person(out.changed[rid])] for rid in left_new},
                     lambda keys: {},
                 )
             )
@@ -318,7 +317,7 @@ class Reader(RunContext):
         self,
         side: Side,
         out: SideRead,
-        new: dict[str, Record],
+        new: set[str],
         gone: set[str],
         keys: set[str],
     ) -> dict[str, set[str]]:
@@ -327,9 +326,9 @@ class Reader(RunContext):
             k: {rid for rid in holders if rid not in gone and rid not in out.changed}
             for k, holders in self.state.key_holders(side, keys).items()
         }
-        for rid, rec in out.changed.items():
+        for rid, held in out.changed.match_keys.items():
             if rid not in new:
-                for k in keys_of(rec):
+                for k in held:
                     if k in keys:
                         others.setdefault(k, set()).add(rid)
         return others

@@ -124,13 +124,12 @@ class CsvApp(SingleFileApp[_Table]):
         row = table.rows[entry.pos]
         if entry.problem is not None:
             return Unreadable(rid, entry.version, entry.problem, _printable(row.raw or ""))
-        rec = table.records.get(entry.pos)
-        if rec is None or rec.id != rid:
-            assert table.layout is not None
-            cells = row.cells
-            rec = _Codec(table.layout, self.formula_guard).read(rid, entry.version, cells)
-            rec.subscribed = self._status(table, cells)
-            table.records[entry.pos] = rec
+        # Decoded anew each time, never cached: the engine keeps what it needs of a record
+        # (packed), and a cache would hold every fetched contact twice (issue 18).
+        assert table.layout is not None
+        cells = row.cells
+        rec = _Codec(table.layout, self.formula_guard).read(rid, entry.version, cells)
+        rec.subscribed = self._status(table, cells)
         return rec
 
     def _status_col(self, table: _Table) -> int | None:
@@ -254,7 +253,6 @@ class CsvApp(SingleFileApp[_Table]):
             work.header_raw = body + work.delimiter + cell + (newline or work.newline)
         work.header.append(ID_HEADER)
         work.layout = _build_layout(work.header)
-        work.records = {}
         assert work.layout.id_col is not None
         return work.layout.id_col
 
@@ -340,9 +338,6 @@ class CsvApp(SingleFileApp[_Table]):
         _add(work, rid, pos, version, None, True)
         record = codec.read(rid, version, cells)
         record.subscribed = self._status(work, cells)
-        # Not cached: the engine keeps what it needs of a written record; a later read of
-        # this row decodes its cells again.
-        work.records.pop(pos, None)
         return record, problem, True
 
     def _check_encoding(self, work: _Table, cells: list[str], old: list[str]) -> None:

@@ -18,9 +18,6 @@ from app.connectors.csv.formats import (
 )
 from app.connectors.decoding import ESCAPED_BYTE, Encoding, decode_csv
 from app.connectors.single_file import Sink
-from app.model import (
-    Record,
-)
 
 # --- the file as text -------------------------------------------------------------------
 
@@ -115,7 +112,6 @@ class _Table:
     layout: _Layout | None = None
     entries: dict[str, _Entry] = field(default_factory=dict)
     ids_by_pos: dict[int, str] = field(default_factory=dict)
-    records: dict[int, Record] = field(default_factory=dict)
 
     def copy(self) -> _Table:
         return _Table(
@@ -130,7 +126,6 @@ class _Table:
             layout=self.layout,
             entries=dict(self.entries),
             ids_by_pos=dict(self.ids_by_pos),
-            records=dict(self.records),
         )
 
 
@@ -277,7 +272,6 @@ def _index(table: _Table) -> None:
     if table.header is None:
         table.entries = {}
         table.ids_by_pos = {}
-        table.records = {}
         table.layout = None
         return
     indexer = _Indexer(table)
@@ -296,7 +290,6 @@ class _Indexer:
         assert table.header is not None
         table.entries = {}
         table.ids_by_pos = {}
-        table.records = {}
         table.layout = _build_layout(table.header)
         self.table = table
         self.occurrences: dict[str, int] = {}
