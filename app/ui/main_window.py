@@ -330,7 +330,11 @@ class MainWindow(QMainWindow):
         if select is not None:
             self._to_select = select
         self.reader.read(
-            _overview, self._show_rows, self._not_read, slot=("connection list", id(self))
+            _overview,
+            self._show_rows,
+            self._not_read,
+            slot=("connection list", id(self)),
+            owner=self,
         )
 
     def _show_rows(self, rows: list[ConnectionSummary]) -> None:
