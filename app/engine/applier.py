@@ -11,7 +11,7 @@ from app.engine.context import (
     SideRead,
     _same,
 )
-from app.engine.match import keys_of
+from app.engine.match import keys_of, let_go
 from app.engine.plan import Note, PairPlan, PlannedCreate, PlannedUpdate, SyncPlan
 from app.engine.planner import NO_RULE, RULES_KEY, not_fitting_base
 from app.engine.state import (
@@ -104,11 +104,7 @@ class Applier(RunContext):
             held = self.changed_keys.get(side)
             if held is not None:
                 for k in keys:
-                    holders = held.get(k)
-                    if holders is not None and rid in holders:
-                        holders.remove(rid)
-                        if not holders:
-                            del held[k]
+                    let_go(held, k, rid)
 
     def apply_notes(
         self, plan: SyncPlan, reads: dict[Side, SideRead], done: dict[Side, set[str]]

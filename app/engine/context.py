@@ -12,7 +12,7 @@ from typing import Any
 
 from app.connectors.base import Connector
 from app.engine.held import Held
-from app.engine.match import keys_of
+from app.engine.match import Holders, keys_of
 from app.engine.state import FailureNote, IndexEntry, SyncStateStore
 from app.errors import PairsyncError, Unavailable
 from app.mapping.canonical import canon_text
@@ -189,7 +189,7 @@ class RunContext:
         """What was actually written so far (a cancelled run reports these counts)."""
         self.touching: Side | None = None
         """The app being read or written right now: named when it turns out unavailable."""
-        self.changed_keys: dict[Side, dict[str, list[str]]] = {}
+        self.changed_keys: dict[Side, Holders] = {}
         """Per side, match key -> this run's changed records holding it (built when needed)."""
         self.replan_only: set[int] = set()
         """Bindings planned only because the configuration changed (nothing was read)."""

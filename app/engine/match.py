@@ -33,6 +33,40 @@ def keys_of(record: Record) -> list[str]:
     return list(dict.fromkeys(k for k in (email_key(e) for e in record_emails(record)) if k))
 
 
+Holders = dict[str, str | list[str]]
+"""Match key -> the id holding it, or the ids when several do. Most keys have one holder,
+and a run holds an entry per key of every contact it read: a lone id costs no list (about
+70 bytes a key, 16 MB at 100,000 contacts on each side)."""
+
+
+def hold(holders: Holders, key: str, rid: str) -> None:
+    """``rid`` holds ``key`` (once)."""
+    held = holders.get(key)
+    if held is None:
+        holders[key] = rid
+    elif isinstance(held, str):
+        if held != rid:
+            holders[key] = [held, rid]
+    elif rid not in held:
+        held.append(rid)
+
+
+def holders_of(holders: Holders, key: str) -> list[str]:
+    held = holders.get(key)
+    if held is None:
+        return []
+    return [held] if isinstance(held, str) else held
+
+
+def let_go(holders: Holders, key: str, rid: str) -> None:
+    """``rid`` no longer holds ``key``."""
+    held = holders.get(key)
+    if held == rid or (isinstance(held, list) and held == [rid]):
+        del holders[key]
+    elif isinstance(held, list) and rid in held:
+        held.remove(rid)
+
+
 @dataclass(slots=True)
 class MatchResult:
     """What matching found, by id: the records stay packed where they are held (this run's
@@ -78,7 +112,7 @@ class Matcher:
         self.unbound = unbound
         self.found = found
         self.names = app_names or {Side.A: "side A", Side.B: "side B"}
-        self.mem: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        self.mem: dict[Side, Holders] = {Side.A: {}, Side.B: {}}
         self.skip: dict[Side, set[str]] = {}
         for side in (Side.A, Side.B):
             read = reads[side]
@@ -93,13 +127,7 @@ class Matcher:
                         self._hold(side, k, rid)
 
     def _hold(self, side: Side, key: str, rid: str) -> None:
-        """``rid`` holds ``key`` (a list, not a set: most keys have one holder, and a run
-        holds one entry per key of every contact it read)."""
-        held = self.mem[side].get(key)
-        if held is None:
-            self.mem[side][key] = [rid]
-        elif rid not in held:
-            held.append(rid)
+        hold(self.mem[side], key, rid)
 
     def duplicates_to_recheck(self, side: Side) -> list[str]:
         """Contacts held in Duplicates, matched again every run.
@@ -133,7 +161,7 @@ class Matcher:
 
         def holders(side: Side, key: str) -> set[str]:
             return (indexed[side].get(key, set()) - self.skip[side]) | set(
-                self.mem[side].get(key, ())
+                holders_of(self.mem[side], key)
             )
 
         # Which of the other side's holders are already bound (one query per side).

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.connectors.memory import MemoryApp
+from app.engine.match import Holders, hold, holders_of, let_go
 from app.mapping.canonical import canon_phone
 from app.model import Labeled, WriteOp, WriteResult
 from tests.engine.harness import Pair
@@ -83,3 +84,18 @@ def test_a_first_sync_holds_a_slice_not_the_address_book(tmp_path: Path) -> None
     # its place in the matching result: ≈ 600 bytes. The same records held as objects cost
     # ≈ 1,450; the whole plan held until the last write cost ≈ 2,000.
     assert per_contact < 800, f"{per_contact:.0f} bytes held per contact"
+
+
+def test_key_holders_keep_a_lone_id_without_a_list() -> None:
+    held: Holders = {}
+    hold(held, "a@x", "r1")
+    hold(held, "a@x", "r1")
+    assert held == {"a@x": "r1"} and holders_of(held, "a@x") == ["r1"]
+    hold(held, "a@x", "r2")
+    assert holders_of(held, "a@x") == ["r1", "r2"] and holders_of(held, "b@x") == []
+    let_go(held, "a@x", "r1")
+    let_go(held, "a@x", "r3")
+    assert holders_of(held, "a@x") == ["r2"]
+    let_go(held, "a@x", "r2")
+    let_go(held, "b@x", "r2")
+    assert held == {}

@@ -332,7 +332,7 @@ class CsvApp(SingleFileApp[_Table]):
             work.rows.append(row)
         else:
             work.rows[pos] = row
-        old_id = work.ids_by_pos.get(pos)
+        old_id = work.ids_by_pos[pos] if pos < len(work.ids_by_pos) else None
         if old_id is not None and old_id != rid:
             work.entries.pop(old_id, None)
         _add(work, rid, pos, version, None, True)
