@@ -38,7 +38,8 @@ while True:
     c.execute("BEGIN IMMEDIATE")
     c.executemany(
         "INSERT INTO journal (run_id, connection_id, side, record_id, action, field, before,"
-        " after) VALUES (?, ?, 'b', ?, 'update', 'title', '\\"a\\"', '\\"b\\"')",
+        " after, at) VALUES (?, ?, 'b', ?, 'update', 'title', '\\"a\\"', '\\"b\\"',"
+        " datetime('now'))",
         [(run[0], run[1], f"w{i}-{k}") for k in range(2000)],
     )
     c.execute("COMMIT")
@@ -95,6 +96,8 @@ def main() -> None:
         try:
             print(f"load at start {os.getloadavg()[0]:.1f}")
             result = probe_steps(win, args.contacts, 120, steps=refresh_steps(win))
+            if writer is not None and writer.poll() is not None:
+                raise RuntimeError("the writer process stopped: no figure with a writer")
         finally:
             if writer is not None:
                 writer.terminate()
