@@ -92,10 +92,22 @@ class PackedRecords(MutableMapping[str, Record]):
     __slots__ = ("_packed",)
 
     def __init__(self) -> None:
-        self._packed: dict[str, bytes] = {}
+        self._packed: dict[str, bytes | Record] = {}
+        """Packed bytes, or the record itself once ``take`` unpacked it for good."""
 
     def __getitem__(self, record_id: str) -> Record:
-        return unpack(record_id, self._packed[record_id])
+        got = self._packed[record_id]
+        return got if isinstance(got, Record) else unpack(record_id, got)
+
+    def take(self, record_id: str) -> Record:
+        """The record, unpacked for good: whoever takes it holds it anyway (a plan), so it
+        is kept as that object instead of its bytes, and every later read returns it."""
+        got = self._packed[record_id]
+        if isinstance(got, Record):
+            return got
+        record = unpack(record_id, got)
+        self._packed[record_id] = record
+        return record
 
     def __setitem__(self, record_id: str, record: Record) -> None:
         self._packed[record_id] = pack(record)
@@ -114,7 +126,10 @@ class PackedRecords(MutableMapping[str, Record]):
 
     def version(self, record_id: str) -> str:
         """The version of ``record_id`` (without building the record)."""
-        packed = marshal.loads(self._packed[record_id])
+        got = self._packed[record_id]
+        if isinstance(got, Record):
+            return got.version
+        packed = marshal.loads(got)
         if len(packed) == 1:
             return self[record_id].version
         version: str = packed[0]

@@ -87,3 +87,10 @@ def test_a_read_is_a_copy_and_a_store_keeps_the_change() -> None:
     held["r1"] = got
     assert held["r1"].fields["title"] == "CEO"
     assert held.discard("r1") and not held.discard("r1") and len(held) == 0
+
+
+def test_a_taken_record_is_held_as_that_object() -> None:
+    held = PackedRecords()
+    held["r1"] = Record("r1", "v1", {"title": "CTO"})
+    taken = held.take("r1")
+    assert held["r1"] is taken and held.take("r1") is taken and held.version("r1") == "v1"

@@ -86,11 +86,13 @@ class MatchResult:
 
     def take(self, side: Side, rid: str) -> Record:
         """The record of ``rid``, unpacked for its slice (one from ``found`` is forgotten
-        there: the slice holds it now; one read stays held until its slice is applied)."""
+        there: the slice holds it now; one read stays held, as the slice's object, until
+        the slice is applied: a whole plan, for a dry run or the guard, holds each record
+        once, not also packed)."""
         found = self.found[side]
         if rid in found:
             return found.pop(rid)
-        return self.reads[side].changed[rid]
+        return self.reads[side].changed.take(rid)
 
 
 class Matcher:
