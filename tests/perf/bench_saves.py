@@ -197,7 +197,9 @@ def save_steps(win: Window, holder: Holder, hold_s: float) -> list[Step]:
         state["wizard"].reject()
 
     def dropped() -> int:
-        return 1 if window.model.rowCount() == 1 and window.wizard is None else 0
+        # The draft's delete (a task) has landed; the list is read off the GUI thread, so
+        # its row count says nothing about when.
+        return 1 if window.wizard is None and window.runner.active == 0 else 0
 
     def resumed() -> int:
         return 1 if saved() and not page.paused else 0
