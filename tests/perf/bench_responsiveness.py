@@ -132,6 +132,9 @@ def open_window(root: Path, contacts: int) -> Window:
     wiring = wire(window, service, runner, quit_app=lambda: None)
     window.resize(1000, 700)
     window.show()
+    from tests.ui.desktop import settle
+
+    settle(wiring.reader)  # the list reads the connections off the GUI thread
     window.select("Main")
     return Window(service, runner, wiring, folder, sheet)
 
