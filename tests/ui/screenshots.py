@@ -43,6 +43,7 @@ from app.ui.main_window import MainWindow
 from app.ui.tasks import TaskRunner
 from tests.conftest import MemoryKeyring
 from tests.ui.contacts import address_books, card, read_csv, write_csv
+from tests.ui.desktop import settle as settle_reads
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -121,6 +122,16 @@ def idle(wiring: Wiring) -> bool:
     return wiring.scheduler.running() is None and not wiring.scheduler.queued()
 
 
+def count_runs(wiring: Wiring) -> list[str]:
+    """The connections whose runs finished, in order. ``idle`` alone does not tell that a
+    run happened: a new connection's first sync is started by the scheduler's timer a moment
+    after the wizard closes, so the window looks idle before it (a shot taken then shows
+    "Starting (step 1 of 5)" and the next ones a run still going)."""
+    finished: list[str] = []
+    wiring.scheduler.run_finished.connect(lambda name, _report: finished.append(name))
+    return finished
+
+
 def wired_window(service: Service, runner: TaskRunner, with_tray: bool) -> Wiring:
     tray.system_tray_available = lambda: with_tray  # type: ignore[assignment]
     window = MainWindow(service, runner)
@@ -161,6 +172,7 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     window = wiring.window
     wiring.start()
     shot = Shooter(out, suffix)
+    finished = count_runs(wiring)
 
     shot(window, "01-main-window-empty")
     window.new_action.trigger()
@@ -201,7 +213,8 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     if not only_main:
         shot(wizard, "06-wizard-preview")
     wizard.button(QWizard.WizardButton.FinishButton).click()
-    wait_until(lambda: window.wizard is None and idle(wiring))
+    wait_until(lambda: window.wizard is None and len(finished) >= 1 and idle(wiring), 120)
+    settle_reads(wiring.reader)
     board = window.dashboard
     shot(window, "07-main-window-dashboard")
     if only_main:
@@ -252,14 +265,19 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     some_trouble(folder, sheet)
     board.setCurrentWidget(board.settings_page)
     window.header.sync_button.click()
-    wait_until(lambda: idle(wiring))
+    wait_until(lambda: len(finished) >= 2 and idle(wiring), 120)
     health = wiring.health
     board.setCurrentWidget(health)
     health.tabs.setCurrentWidget(health.failed)
     failed = health.failed
+    # Health reads on reader threads (app.ui.reader): its groups arrive as answers, and a
+    # group's rows are read when it is expanded.
+    settle_reads(wiring.reader)
+    wait_until(lambda: failed.model.rowCount() > 0)
     for row in range(failed.model.rowCount()):
         failed.view.expand(failed.model.index(row, 0))
     wait_until(lambda: failed.model.rowCount(failed.model.index(0, 0)) > 0)
+    settle_reads(wiring.reader)
     failed.view.selectionModel().select(
         failed.model.index(0, 0, failed.model.index(0, 0)),
         QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
@@ -268,7 +286,10 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
         failed.view.resizeColumnToContents(column)
     shot(window, "16-dashboard-health-failed")
     board.setCurrentWidget(wiring.activity)
+    settle_reads(wiring.reader)
+    wait_until(lambda: wiring.activity.runs_view.model().rowCount() > 0)
     wiring.activity.runs_view.selectRow(0)
+    settle_reads(wiring.reader)
     shot(window, "17-dashboard-activity")
     board.setCurrentWidget(board.settings_page)
 
