@@ -17,12 +17,14 @@ fails above ``STALL_LIMIT_MS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,27 +210,37 @@ def _preview_report(preview: Any) -> dict[str, Any]:
     return {} if preview is None else dict(preview.report)
 
 
+@contextlib.contextmanager
+def offscreen_desktop() -> Iterator[Path]:
+    """A temp folder holding PAIRSYNC_HOME and a file keyring (the sync worker process reads
+    the same file), with an offscreen QApplication: what every window benchmark's ``main()``
+    runs in. Qt is imported only here, after the environment is set."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["PAIRSYNC_HOME"] = str(Path(tmp) / "home")
+        os.environ["PAIRSYNC_TEST_KEYRING"] = str(Path(tmp) / "keyring.json")
+        os.environ["PYTHON_KEYRING_BACKEND"] = "tests.file_keyring.FileKeyring"
+        import keyring
+        from PySide6.QtWidgets import QApplication
+
+        from tests.file_keyring import FileKeyring
+
+        keyring.set_keyring(FileKeyring())
+        app = QApplication([])
+        try:
+            yield Path(tmp)
+        finally:
+            del app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["PAIRSYNC_HOME"] = str(Path(tmp) / "home")
-        # The sync worker process reads the same keyring (a file in the temp folder).
-        os.environ["PAIRSYNC_TEST_KEYRING"] = str(Path(tmp) / "keyring.json")
-        os.environ["PYTHON_KEYRING_BACKEND"] = "tests.file_keyring.FileKeyring"
-        import keyring
-
-        from tests.file_keyring import FileKeyring
-
-        keyring.set_keyring(FileKeyring())
-        from PySide6.QtWidgets import QApplication
-
-        app = QApplication([])
+    with offscreen_desktop() as tmp:
         t0 = time.perf_counter()
-        win = open_window(Path(tmp), args.contacts)
+        win = open_window(tmp, args.contacts)
         print(
             f"wrote {args.contacts:,} cards and {args.contacts // 2:,} rows and opened the "
             f"window in {time.perf_counter() - t0:.1f} s"
@@ -242,7 +254,6 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
         win.close()
-        del app
 
 
 if __name__ == "__main__":

@@ -21,15 +21,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.perf.bench_lists import Step, Steps, open_index_window, probe_steps
-from tests.perf.bench_responsiveness import STALL_LIMIT_MS, Window
+from tests.perf.bench_lists import Step, Steps, open_index_window_as_the_app, probe_steps
+from tests.perf.bench_responsiveness import STALL_LIMIT_MS, Window, offscreen_desktop
 
 HOLD_S = 1.0
 LOCK = "hold the lock"
@@ -239,25 +237,8 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=HOLD_S, help="seconds the lock is held")
     parser.add_argument("--json", type=Path, help="also write the result as JSON")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["PAIRSYNC_HOME"] = str(Path(tmp) / "home")
-        os.environ["PAIRSYNC_TEST_KEYRING"] = str(Path(tmp) / "keyring.json")
-        os.environ["PYTHON_KEYRING_BACKEND"] = "tests.file_keyring.FileKeyring"
-        import gc
-
-        import keyring
-        from PySide6.QtWidgets import QApplication
-
-        from tests.file_keyring import FileKeyring
-
-        keyring.set_keyring(FileKeyring())
-        app = QApplication([])
-        t0 = time.perf_counter()
-        win = open_index_window(Path(tmp), args.contacts)
-        print(f"filled the index and opened the window in {time.perf_counter() - t0:.1f} s")
-        gc.collect()
-        gc.freeze()  # as the app's scheduler does at start
+    with offscreen_desktop() as tmp:
+        win = open_index_window_as_the_app(tmp, args.contacts)
         print(f"load at start {os.getloadavg()[0]:.1f}")
         result = probe_saves(win, args.contacts, args.hold)
         print(result.line())
@@ -266,7 +247,6 @@ def main() -> None:
         verdict = "OK" if result.worst_stall_ms <= STALL_LIMIT_MS else "TOO SLOW"
         print(f"  limit {STALL_LIMIT_MS:.0f} ms: {verdict}; load at end {os.getloadavg()[0]:.1f}")
         win.close()
-        del app
 
 
 if __name__ == "__main__":
