@@ -90,12 +90,14 @@ class Preview:
 
 
 class PreviewRun(SyncRun):
-    """A dry run that keeps what it read and planned (and changes nothing else)."""
+    """A dry run that breaks down each slice of its plan as it is planned (and changes
+    nothing else): the slices are not kept, so a preview of 100,000 contacts holds no more
+    than a dry run does (issue 18)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kept_reads: dict[Side, SideRead] = {}
-        self.kept_plan: SyncPlan | None = None
+        self.breakdown: Breakdown | None = None
 
     def read_side(self, side: Side) -> SideRead:
         out = super().read_side(side)
@@ -104,17 +106,109 @@ class PreviewRun(SyncRun):
 
     def fill_counts(self, plan: SyncPlan) -> None:
         super().fill_counts(plan)
-        self.kept_plan = plan
+        if self.breakdown is None:
+            self.breakdown = Breakdown(self.app_names(), self.app_fields())
+        self.breakdown.add(plan)
+
+    def app_names(self) -> dict[Side, str]:
+        return {side: self.apps[side].info.name for side in (Side.A, Side.B)}
+
+    def app_fields(self) -> dict[Side, tuple[FieldSpec, ...]]:
+        return {side: self.apps[side].fields() for side in (Side.A, Side.B)}
 
     def preview(self) -> Preview:
-        report = self.run(dry_run=True)
-        return summarize(
-            report.as_json(),
-            self.kept_plan,
-            self.kept_reads,
-            {side: self.apps[side].info.name for side in (Side.A, Side.B)},
-            {side: self.apps[side].fields() for side in (Side.A, Side.B)},
-        )
+        report = self.run(dry_run=True).as_json()
+        breakdown = self.breakdown
+        if breakdown is None or report["status"] == "cancelled":
+            # Stopped before the plan was whole: only what the reads say.
+            breakdown = Breakdown(self.app_names(), self.app_fields())
+        return breakdown.preview(report, self.kept_reads)
+
+
+class Failures:
+    """Predicted failures of one kind, as slices add them: all counted, the first
+    ``FAILURE_LIST_LIMIT`` kept."""
+
+    __slots__ = ("count", "first", "reasons")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[PredictedFailure] = []
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, failure: PredictedFailure) -> None:
+        self.count += 1
+        self.reasons[failure.reason] += 1
+        if len(self.first) < FAILURE_LIST_LIMIT:
+            self.first.append(failure)
+
+
+class Breakdown:
+    """What a preview shows beyond the counts, gathered from a plan's slices in the order
+    they are planned. The result is the same as from the whole plan at once: exclusions by
+    reason, then the failures listed as the plan would list them (unreadable records, every
+    create's, every pair's)."""
+
+    def __init__(self, names: dict[Side, str], fields: dict[Side, tuple[FieldSpec, ...]]) -> None:
+        self.names = names
+        self.required = {
+            side: [f for f in specs if f.required and f.writable] for side, specs in fields.items()
+        }
+        self.excluded: Counter[str] = Counter()
+        self.dormant = 0
+        self.creates = Failures()
+        self.pairs = Failures()
+
+    def add(self, plan: SyncPlan) -> None:
+        """Break down one slice (or a whole plan)."""
+        self.excluded.update(n.reason for n in plan.notes if n.status == "excluded")
+        self.dormant += sum(1 for p in plan.pairs if p.dormant)
+        for create in plan.creates:
+            name = create.record.display_name()
+            for problem in create.problems:
+                self.creates.add(
+                    PredictedFailure(problem.target.value, name, problem.message, problem.field)
+                )
+            for spec in self.required[create.target]:
+                if is_empty_value(create.fields.get(spec.key)):
+                    self.creates.add(
+                        PredictedFailure(
+                            create.target.value,
+                            name,
+                            f"Required field {spec.label.lower()} is missing in "
+                            f"{self.names[create.target]}.",
+                            spec.key,
+                        )
+                    )
+        for pair in plan.pairs:
+            for problem in pair.problems:
+                self.pairs.add(
+                    PredictedFailure(
+                        problem.target.value,
+                        problem.record.display_name(),
+                        problem.message,
+                        problem.field,
+                    )
+                )
+
+    def preview(self, report: dict[str, Any], reads: dict[Side, SideRead]) -> Preview:
+        preview = Preview(report=report, apps={s.value: n for s, n in self.names.items()})
+        excluded = Counter(self.excluded)
+        if self.dormant:
+            excluded[NO_RULE] += 2 * self.dormant  # both contacts of a pair no rule selects
+        preview.excluded_by_reason = dict(excluded.most_common())
+        unreadable = Failures()
+        for side, read in reads.items():
+            for bad in read.unreadable:
+                unreadable.add(PredictedFailure(side.value, bad.id, bad.message))
+        kinds = (unreadable, self.creates, self.pairs)
+        reasons: Counter[str] = Counter()
+        for kind in kinds:
+            reasons.update(kind.reasons)
+        preview.failure_count = sum(kind.count for kind in kinds)
+        preview.failure_reasons = dict(reasons.most_common())
+        preview.failures = [f for kind in kinds for f in kind.first][:FAILURE_LIST_LIMIT]
+        return preview
 
 
 def summarize(
@@ -124,47 +218,9 @@ def summarize(
     names: dict[Side, str],
     fields: dict[Side, tuple[FieldSpec, ...]],
 ) -> Preview:
-    """Break a dry run's plan down into exclusions by reason and predictable failures."""
-    preview = Preview(report=report, apps={s.value: n for s, n in names.items()})
-    failures: list[PredictedFailure] = []
-    for side, read in reads.items():
-        for bad in read.unreadable:
-            failures.append(PredictedFailure(side.value, bad.id, bad.message))
+    """Break a dry run's whole plan down into exclusions by reason and predictable
+    failures."""
+    breakdown = Breakdown(names, fields)
     if plan is not None:
-        excluded: Counter[str] = Counter(n.reason for n in plan.notes if n.status == "excluded")
-        dormant = sum(1 for p in plan.pairs if p.dormant)
-        if dormant:
-            excluded[NO_RULE] += 2 * dormant  # both contacts of a pair no rule selects
-        preview.excluded_by_reason = dict(excluded.most_common())
-        required = {side: [f for f in fields[side] if f.required and f.writable] for side in fields}
-        for create in plan.creates:
-            name = create.record.display_name()
-            for problem in create.problems:
-                failures.append(
-                    PredictedFailure(problem.target.value, name, problem.message, problem.field)
-                )
-            for spec in required[create.target]:
-                if is_empty_value(create.fields.get(spec.key)):
-                    failures.append(
-                        PredictedFailure(
-                            create.target.value,
-                            name,
-                            f"Required field {spec.label.lower()} is missing in "
-                            f"{names[create.target]}.",
-                            spec.key,
-                        )
-                    )
-        for pair in plan.pairs:
-            for problem in pair.problems:
-                failures.append(
-                    PredictedFailure(
-                        problem.target.value,
-                        problem.record.display_name(),
-                        problem.message,
-                        problem.field,
-                    )
-                )
-    preview.failure_count = len(failures)
-    preview.failure_reasons = dict(Counter(f.reason for f in failures).most_common())
-    preview.failures = failures[:FAILURE_LIST_LIMIT]
-    return preview
+        breakdown.add(plan)
+    return breakdown.preview(report, reads)

@@ -28,6 +28,8 @@ def _sync(backend: str, phase: str, peak: float, base: float = 50.0) -> dict[str
 def test_memory_goals_use_the_first_sync_and_the_worst_later_run() -> None:
     rows = memory_rows(
         [
+            _sync("empty", "dry", 240),
+            _sync("empty", "preview", 310),
             _sync("empty", "first", 295),
             _sync("empty", "resync", 170),
             _sync("empty", "edit_a", 210),
@@ -37,10 +39,12 @@ def test_memory_goals_use_the_first_sync_and_the_worst_later_run() -> None:
     )
     assert [(r.goal.split(",")[0], r.met) for r in rows] == [
         ("first sync", True),
+        ("dry run / preview of the first sync", False),
         ("later runs", False),
         ("first sync", False),
     ]
-    assert rows[1].measured.startswith("210 MB") and "400 MB" in rows[2].measured
+    assert rows[1].measured == "310 MB (max of dry/preview)"
+    assert rows[2].measured.startswith("210 MB") and "400 MB" in rows[3].measured
     small = memory_rows([{**_sync("empty", "first", 900), "size": 5_000}], 5_000)
     assert small[0].met is None  # a 5k figure proves nothing about 100k
 

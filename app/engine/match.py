@@ -79,20 +79,25 @@ class MatchResult:
     """(id on A, id on B)."""
     notes: list[tuple[Side, str, str, str]] = field(default_factory=list)
     creates: list[tuple[Side, str]] = field(default_factory=list)
+    whole: bool = False
+    """Planned all at once (``Planner.make_plan``, for the write guard): the plan holds every
+    record it takes until the run ends, so a record read is then held as the plan's object
+    instead of also packed. Planned a slice at a time (a first sync, a dry run), a slice
+    takes new objects that go with it; the packed copy stays until the slice is released."""
 
     def left(self) -> int:
         """Contacts still to plan that may be written (pairs and creates)."""
         return len(self.pairs) + len(self.creates)
 
     def take(self, side: Side, rid: str) -> Record:
-        """The record of ``rid``, unpacked for its slice (one from ``found`` is forgotten
-        there: the slice holds it now; one read stays held, as the slice's object, until
-        the slice is applied: a whole plan, for a dry run or the guard, holds each record
-        once, not also packed)."""
+        """The record of ``rid``, unpacked for its slice. One from ``found`` is forgotten
+        there (the slice holds it now); one read stays held packed until its slice is
+        released, or, for a ``whole`` plan, as the plan's object (held once, not twice)."""
         found = self.found[side]
         if rid in found:
             return found.pop(rid)
-        return self.reads[side].changed.take(rid)
+        changed = self.reads[side].changed
+        return changed.take(rid) if self.whole else changed[rid]
 
 
 class Matcher:

@@ -68,9 +68,10 @@ class Planner(RunContext):
         return max(2000, *sizes)
 
     def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
-        """The whole plan at once: for a dry run and for the write guard, which counts every
-        write before any is made."""
+        """The whole plan at once: for the write guard, which counts every write before any
+        is made. (A dry run counts slice by slice instead: see ``SyncRun.run``.)"""
         plan, work = self.plan_head(reads)
+        work.whole = True
         for part in self.plan_parts(work, reads):
             plan.absorb(part)
         return plan
@@ -620,7 +621,9 @@ class Planner(RunContext):
         )
 
     def fill_counts(self, plan: SyncPlan) -> None:
-        """The report's counts of a plan (a dry run keeps the plan here: see ``preview``)."""
+        """The report's counts of a plan, or of each slice of a dry run's plan as it is
+        planned (a preview also breaks each down here, then lets it go: see
+        ``app.preview``)."""
         self.add_counts(plan)
 
     def add_counts(self, plan: SyncPlan) -> None:

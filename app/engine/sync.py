@@ -54,14 +54,24 @@ class SyncRun(Reader, Planner, Applier):
                 self.report.failed += sum(len(r.unreadable) for r in reads.values())
             self.check_shrink(reads, confirm)
             self.checkpoint()
-            if dry_run or self.guard_applies(confirm):
-                # The whole plan first: a dry run shows it, the guard counts it.
+            if dry_run:
+                # Planned, counted and shown a slice at a time, as a first sync applies it,
+                # and no slice is kept: a dry run of 100,000 contacts holds its reads, never
+                # 100,000 planned writes (issue 18). The guard then judges the counts.
+                head, work = self.plan_head(reads)
+                self.fill_counts(head)
+                del head
+                for part in self.plan_parts(work, reads):
+                    self.fill_counts(part)
+                self.check_writes(confirm)
+                self.checkpoint()
+            elif self.guard_applies(confirm):
+                # The whole plan first: the guard counts it before anything is written.
                 plan = self.make_plan(reads)
                 self.fill_counts(plan)
-                self.check_writes(plan, confirm)
+                self.check_writes(confirm)
                 self.checkpoint()
-                if not dry_run:
-                    self.apply(plan, reads)
+                self.apply(plan, reads)
             else:
                 # A first sync (or --yes): what matching found is planned and applied a
                 # slice at a time, in bounded memory, and writing starts early.
@@ -175,19 +185,21 @@ class SyncRun(Reader, Planner, Applier):
         sync (everything is new) nor with --yes."""
         return not confirm and self.state.connection().synced_once
 
-    def check_writes(self, plan: SyncPlan, confirm: bool) -> None:
+    def check_writes(self, confirm: bool) -> None:
+        """The mass-change guard, on the counts of the whole plan (``fill_counts``)."""
         if not self.guard_applies(confirm):
             return
-        writes = plan.write_count()
-        if writes > self.settings.guard_max_writes:
+        creates = sum(self.report.created.values())
+        updates = sum(self.report.updated.values())
+        if creates + updates > self.settings.guard_max_writes:
             raise GuardStop(
-                f"Stopped before writing: this run would create {len(plan.creates)} and update "
-                f"{len(plan.updates())} contacts, more than the limit of "
+                f"Stopped before writing: this run would create {creates} and update "
+                f"{updates} contacts, more than the limit of "
                 f"{self.settings.guard_max_writes}. Nothing was written. Run again with --yes "
                 "if this is intended.",
                 {
-                    "creates": len(plan.creates),
-                    "updates": len(plan.updates()),
+                    "creates": creates,
+                    "updates": updates,
                     "limit": self.settings.guard_max_writes,
                 },
             )

@@ -22,7 +22,9 @@ title, notes, an extra email or a segment, so they are updated on both sides) an
 Phases, each in a fresh subprocess so that peak RSS (``ru_maxrss``) is per phase:
 ``first`` (first sync), ``resync`` (nothing changed), ``edit_a`` (1 % of A's contacts get a
 new title; for files the .vcf files are rewritten), ``edit_b`` (1 % of B's contacts get a new
-title). Edits are made by a separate, unmeasured subprocess before the measured one.
+title). ``--phases dry,preview,first,...`` adds a dry run and the wizard's preview of the first
+sync (each before ``first``, on the same data: neither writes). Edits are made by a separate,
+unmeasured subprocess before the measured one.
 
 For each phase: wall time and process CPU time of the sync call, peak RSS of the process,
 records read/created/updated (from the RunReport), records/s, and a split of the time into
@@ -59,6 +61,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("first", "resync", "edit_a", "edit_b")
+PREVIEWS = ("dry", "preview")
+"""Optional phases (``--phases``), run before ``first`` on the same data: a dry run
+(``sync --dry-run``) and the wizard's preview (``Service.preview``: a dry run kept and
+broken down). Neither writes, so the first sync after them starts from the same state."""
 MUTATION = {"edit_a": "a", "edit_b": "b"}
 MEMORY_NOTE = (
     "memory backend: one subprocess per phase; the MemoryApp records are pickled to disk "
@@ -549,8 +555,22 @@ def memory_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, An
         pair.settings,
         Progress(f"memory {phase}"),
     )
-    report, wall, cpu = _measure(lambda: run.run(), profile)
-    _save_memory(folder, pair)  # after the measurement
+    if phase == "preview":
+        from app.preview import PreviewRun
+
+        run = PreviewRun(
+            "c",
+            pair.state,
+            {Side.A: pair.a, Side.B: pair.b},
+            pair.mappings,
+            pair.settings,
+            Progress(f"memory {phase}"),
+        )
+        report, wall, cpu = _measure(lambda: _PreviewReport(run.preview()), profile)
+    else:
+        report, wall, cpu = _measure(lambda: run.run(dry_run=phase == "dry"), profile)
+    if phase not in PREVIEWS:
+        _save_memory(folder, pair)  # after the measurement
     pair.store.close()
     out = _result(report, wall, cpu, base, timers, outside=0.0)
     out.update({"load_peak_rss_mb": round(load_peak, 1), "peak_is_sync_only": reset})
@@ -680,7 +700,9 @@ def files_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, Any
     progress = Progress(f"files {phase}")
 
     def go() -> Any:
-        reports = service.sync(["bench"], confirm=False, progress=progress)
+        if phase == "preview":
+            return _PreviewReport(service.preview("bench", progress=progress))
+        reports = service.sync(["bench"], dry_run=phase == "dry", confirm=False, progress=progress)
         return reports[0]
 
     report, wall, cpu = _measure(go, profile)
@@ -691,6 +713,18 @@ def files_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, Any
 
 
 # --- measuring -----------------------------------------------------------------------------
+
+
+class _PreviewReport:
+    """A ``Preview`` seen as a run report (``as_json``), plus its breakdown's size."""
+
+    def __init__(self, preview: Any) -> None:
+        self.preview = preview
+
+    def as_json(self) -> dict[str, Any]:
+        out = dict(self.preview.report)
+        out["failed"] = max(int(out.get("failed", 0)), self.preview.failure_count)
+        return out
 
 
 def _measure(fn: Callable[[], Any], profile: Path | None) -> tuple[Any, float, float]:
@@ -826,7 +860,12 @@ def run_child(backend: str, size: int, phase: str, folder: Path, profile: Path |
 
 
 def bench(
-    backend: str, size: int, workdir: Path, profile_dir: Path | None, keep: bool
+    backend: str,
+    size: int,
+    workdir: Path,
+    profile_dir: Path | None,
+    keep: bool,
+    phases: tuple[str, ...] = PHASES,
 ) -> list[dict[str, Any]]:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{backend}-{size}-", dir=workdir))
     rows = []
@@ -834,7 +873,7 @@ def bench(
         print(f"== {backend} N={size}: setting up in {folder}", file=sys.stderr, flush=True)
         setup = run_child(backend, size, "setup", folder, None)
         print(f"   setup took {setup['wall_s']:.1f}s", file=sys.stderr, flush=True)
-        for phase in PHASES:
+        for phase in phases:
             edited = None
             if phase in MUTATION:
                 edited = run_child(backend, size, f"mutate_{MUTATION[phase]}", folder, None)[
@@ -926,6 +965,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sizes", default="1000,10000", help="comma-separated contact counts")
     p.add_argument("--backends", default="memory,files", help="memory,files,empty")
+    p.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated, in order, of {','.join(PREVIEWS + PHASES)} (dry and preview "
+        "write nothing: put them before first to measure a first sync's dry run and preview)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/*.prof")
     p.add_argument("--workdir", metavar="DIR", help="where temp folders go (default: system tmp)")
@@ -951,6 +996,10 @@ def main(argv: list[str] | None = None) -> int:
     for b in backends:
         if b not in ("memory", "files", "empty"):
             p.error(f"unknown backend {b!r}")
+    phases = tuple(s.strip() for s in args.phases.split(",") if s.strip())
+    for ph in phases:
+        if ph not in PREVIEWS + PHASES:
+            p.error(f"unknown phase {ph!r}")
     if args.what_if_cheap_schema:
         os.environ["BENCH_CHEAP_SCHEMA"] = "1"
         print("WHAT-IF: schema() patched to read no records (experiment)", file=sys.stderr)
@@ -961,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for backend in backends:
         for size in sizes:
-            rows.extend(bench(backend, size, workdir, profile_dir, args.keep))
+            rows.extend(bench(backend, size, workdir, profile_dir, args.keep, phases))
     print()
     if "memory" in backends:
         print(MEMORY_NOTE)
@@ -991,6 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
             "what_if_cheap_schema": bool(args.what_if_cheap_schema),
             "sizes": sizes,
             "backends": backends,
+            "phases": phases,
         }
         Path(args.json).write_text(
             json.dumps({"meta": meta, "results": rows}, indent=2), encoding="utf-8"
