@@ -44,7 +44,7 @@ from app.model import (
     is_empty_value,
     with_emails,
 )
-from app.packed import PackedRecords
+from app.packed import DeflatedRecords
 
 __all__ = ["STANDARD_FIELDS", "MemoryApp"]
 
@@ -55,10 +55,11 @@ KEEP_CURSORS = 64
 class MemoryApp:
     """Connector over a dict. Tests reach into ``records`` to play the user.
 
-    Each record is stored packed (``app.packed``: about 380 bytes instead of 1.6 KB), as a
-    server stores records serialised: every read hands out a new ``Record`` (changing it
-    changes nothing stored, as with a real app), and two 100,000-contact apps fit in the
-    memory a real sync has (issue 18)."""
+    Each record is stored packed and deflated (``app.packed.DeflatedRecords``: about 100
+    bytes instead of 1.6 KB as objects), as a server stores records serialised and
+    compressed: every read hands out a new ``Record`` (changing it changes nothing stored,
+    as with a real app), and two 100,000-contact apps fit beside a sync in the memory a
+    re-sync may take (issue 18)."""
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class MemoryApp:
             ),
         )
         self._fields = fields
-        self._records = PackedRecords()
+        self._records = DeflatedRecords()
         self.unreadable: dict[str, Unreadable] = {}
         self._counter = itertools.count(1)
         # Fault injection: record id or create-email -> error to raise for that record.
@@ -107,16 +108,16 @@ class MemoryApp:
         sync-collection's ETags)."""
 
     @property
-    def records(self) -> PackedRecords:
+    def records(self) -> DeflatedRecords:
         """id -> record (each read unpacks a new ``Record``; store one to change it)."""
         return self._records
 
     @records.setter
     def records(self, records: Mapping[str, Record]) -> None:
-        if isinstance(records, PackedRecords):
+        if isinstance(records, DeflatedRecords):
             self._records = records
             return
-        self._records = PackedRecords()
+        self._records = DeflatedRecords()
         self._records.update(records)
 
     # --- helpers for tests ---------------------------------------------------------------
