@@ -3,7 +3,7 @@
 What a run reads of its connection (settings, mapping and rule configuration, the two
 accounts) comes through these, not ORM objects: a sync never loads SQLAlchemy (issue 18).
 The columns are the ORM models' (``app.store.models``, the schema's definition); a test checks
-the two agree (``tests/store/test_rows.py``).
+the two agree (``tests/store/test_sqlite.py``).
 """
 
 from __future__ import annotations
