@@ -19,10 +19,11 @@ from app.service import ConnectionSettings, Service
 from tests.ui.desktop import card, read_csv, write_csv
 
 HOLD = (
-    "import sys, time; from filelock import FileLock; "
-    "lock = FileLock(sys.argv[1]); lock.acquire(timeout=5); print('held', flush=True); "
-    "time.sleep(60)"
+    "import sys, time; from pathlib import Path; from app.run_lock import held\n"
+    "with held(Path(sys.argv[1])) as ours:\n"
+    "    print('held' if ours else 'busy', flush=True); time.sleep(60)"
 )
+"""Another process holding a lock file, as a running sync does (or ``busy`` if it cannot)."""
 
 
 @pytest.fixture
@@ -49,6 +50,47 @@ def hold_lock(svc: Service) -> subprocess.Popen[str]:
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
+
+
+def test_a_lock_is_held_once_per_file_even_within_a_process(tmp_path: Path) -> None:
+    """A second open of the same lock file is refused, in this process too (the desktop app
+    runs undo on a thread while its worker process syncs); the first holder's exit frees it."""
+    from app.run_lock import held
+
+    path = tmp_path / "x.lock"
+    with held(path) as first:
+        assert first
+        with held(path) as second:
+            assert not second
+        with held(tmp_path / "y.lock") as other:
+            assert other
+    with held(path) as again:
+        assert again
+
+
+def test_an_older_pairsync_holding_the_lock_with_filelock_is_respected(
+    service: Service,
+) -> None:
+    """Pairsync used the filelock package before: an upgraded ``pairsync sync`` from cron
+    must still skip while the not-yet-restarted desktop app (old code) writes, and the other
+    way round. Both are the same OS call on the same file."""
+    filelock = pytest.importorskip("filelock")
+    path = lock_path(service.paths.data / "locks", service._connections.connection("Main").id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = filelock.FileLock(str(path))
+    old.acquire(timeout=0)
+    try:
+        [report] = service.sync(["Main"])
+        assert report.status == "busy"
+    finally:
+        old.release()
+    holder = hold_lock(service)
+    try:
+        with pytest.raises(filelock.Timeout):
+            filelock.FileLock(str(path)).acquire(timeout=0)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_run_skips_a_connection_another_process_is_writing(
@@ -141,6 +183,7 @@ def test_a_second_connection_over_the_same_apps_waits_for_the_first(
     service.create_connection("Second", "Phone again", "Sheet again", ConnectionSettings())
     key = f"path:{os.path.realpath(tmp_path / 'contacts.csv')}"
     path = storage_lock_path(service.paths.data / "locks", key)
+    path.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
     )

@@ -26,10 +26,12 @@ NOT_FOR_A_SYNC = (
     "app.preview",
     "app.engine.undo",
     "app.app_list",
+    "filelock",
     "sqlalchemy",
     "app.store.health",
 )
-"""The wizard's preview and app list and Undo: loaded by the methods that use them. Nor
+"""The wizard's preview and app list and Undo: loaded by the methods that use them. The run
+lock is the standard library's (``app.run_lock``): filelock cost 13-50 ms to import. Nor
 SQLAlchemy (more than half of a cron run's import CPU): a sync runs on a plain ``sqlite3``
 connection, and the ORM (Alembic's schema, the editors, Health) loads only where used."""
 
