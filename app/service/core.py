@@ -75,6 +75,14 @@ class ServiceCore:
 
         return HealthQueries(self._store.sessions)
 
+    def load_editors(self) -> None:
+        """Load what the editors, the schedule and Health read through (SQLAlchemy's ORM and
+        the Health read model) now rather than on first use. A sync never needs them, so a
+        cron run never pays for them; the desktop app calls this at start, before its window
+        shows, so that its first schedule tick or Health read on the GUI thread does not
+        stop the window for the third of a second SQLAlchemy takes to import."""
+        _ = self._health
+
     def close(self) -> None:
         self._store.backup_if_due()  # after configuration changes (app.store.integrity)
         self._store.close()

@@ -227,3 +227,32 @@ def test_what_stops_with_an_exception_exits_normally() -> None:
     assert "pairsync" in done.stdout
     assert "HANDLERS RAN" in done.stderr
     assert "TEARDOWN" in done.stderr
+
+
+def test_the_desktop_app_loads_the_orm_at_start_not_on_its_first_read(tmp_path: Path) -> None:
+    """A Service opens without SQLAlchemy (a sync never needs it); the desktop app asks for
+    it at start (``load_editors``), so its first schedule tick or Health read on the GUI
+    thread never stops the window to import it."""
+    probe = (
+        "import sys; from app.service import Service; s = Service(sys.argv[1]); "
+        "before = 'sqlalchemy' in sys.modules; s.load_editors(); "
+        "print(before, 'sqlalchemy.orm' in sys.modules, 'app.store.health' in sys.modules); "
+        "s.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # A new home's database is created by Alembic (SQLAlchemy then loaded); open it again.
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr
