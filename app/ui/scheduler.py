@@ -18,7 +18,10 @@ Rules
 * **Coalescing.** A trigger for a connection already waiting in the queue merges with it. A
   trigger while that connection is running queues *one* follow-up run (the running one may
   have read that app before the change the user is thinking of); any further triggers merge
-  into that follow-up. A scheduled tick never queues a connection that is running or queued.
+  into that follow-up. A scheduled tick never queues a connection that is running or queued,
+  nor one whose pause or resume is still being saved: a resume syncs once it is saved, and
+  a tick that read the flag already in the database first would run it twice (the wizard's
+  Finish did: a scheduled run, then the resume's as its follow-up).
 * **When a connection is due** comes from ``Service.schedule()``: the last sync run stored in
   the database + the connection's interval (1–60 min), doubled for every unreachable or
   rate-limited run in a row (at most an hour, at least the app's Retry-After). Nothing is
@@ -375,8 +378,11 @@ class Scheduler(QObject):
         self._timer.start(max(wait, 50))
 
     def _taken(self, name: str) -> bool:
-        """Running, queued, or cooling down after a job that could not even run."""
+        """Running, queued, cooling down after a job that could not even run, or being
+        paused or resumed (the save's answer decides: a resume then syncs it)."""
         if self._cooldown.get(name, 0.0) > time.monotonic():
+            return True
+        if self._saves.wanted(name, "paused") is not None:
             return True
         return (self._current is not None and self._current.name == name) or any(
             j.name == name and j.kind == "sync" for j in self._queue

@@ -56,18 +56,18 @@ def server_cards(server: DavServer, book: str) -> dict[str, Any]:
     return out
 
 
-def test_vcard_folder_with_radicale(
+@pytest.fixture
+def phone_and_server(
     radicale: DavServer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[Path, str]:
+    """An empty vCard folder ("Phone") and an empty Radicale address book ("Server"),
+    connected as "main" through the CLI as a user would: the test fills both, then syncs."""
     folder = tmp_path / "cards"
     folder.mkdir()
-    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "EMAIL:ann@x.com", "TITLE:CEO"))
-    (folder / "zed.vcf").write_text(card("zed", "Zed Zee", "EMAIL:zed@x.com"))
     book = radicale.new_book()
-    radicale.put(f"{book}bea.vcf", card("bea-uid", "Bea Bo", "EMAIL:bea@x.com", "X-KEEP:me"))
     monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
     assert cli(capsys, "account", "add", "vcard-folder", "Phone", "--set", f"path={folder}")[0] == 0
     code, _, err = cli(
@@ -78,6 +78,18 @@ def test_vcard_folder_with_radicale(
     )
     assert code == 0, err
     assert cli(capsys, "connection", "create", "main", "--a", "Phone", "--b", "Server")[0] == 0
+    return folder, book
+
+
+def test_vcard_folder_with_radicale(
+    radicale: DavServer,
+    phone_and_server: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder, book = phone_and_server
+    (folder / "ann.vcf").write_text(card("ann", "Ann Lee", "EMAIL:ann@x.com", "TITLE:CEO"))
+    (folder / "zed.vcf").write_text(card("zed", "Zed Zee", "EMAIL:zed@x.com"))
+    radicale.put(f"{book}bea.vcf", card("bea-uid", "Bea Bo", "EMAIL:bea@x.com", "X-KEEP:me"))
 
     report = sync(capsys)
     assert report["created"] == {"a": 1, "b": 2}
@@ -100,7 +112,8 @@ def test_vcard_folder_with_radicale(
 
     report = sync(capsys)  # S17: nothing to do
     assert report["created"] == {"a": 0, "b": 0} and report["updated"] == {"a": 0, "b": 0}
-    code, out, _ = cli(capsys, "health", "main", "--json")
+    code, out, err = cli(capsys, "health", "main", "--json")
+    assert code == 0, err
     assert json.loads(out)["counts"]["in_sync"] == 3
 
 
@@ -254,29 +267,16 @@ def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 def test_a_run_where_nothing_changed_writes_only_its_run_row(
     radicale: DavServer,
-    tmp_path: Path,
+    phone_and_server: tuple[Path, str],
     pairsync_home: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A scheduled run that finds nothing to do leaves the index, the cursors (their times
     included) and the CardDAV mirror file as they were: no write but the run's own row."""
-    folder = tmp_path / "cards"
-    folder.mkdir()
+    folder, book = phone_and_server
     for name in ("ann", "zed"):
         (folder / f"{name}.vcf").write_text(card(name, f"{name.title()} Lee", f"EMAIL:{name}@x"))
-    book = radicale.new_book()
     radicale.put(f"{book}bea.vcf", card("bea-uid", "Bea Bo", "EMAIL:bea@x.com"))
-    monkeypatch.setenv("DAV_PASSWORD", radicale.auth[1])  # type: ignore[index]
-    assert cli(capsys, "account", "add", "vcard-folder", "Phone", "--set", f"path={folder}")[0] == 0
-    code, _, err = cli(
-        capsys,
-        *("account", "add", "carddav", "Server", "--set", f"url={radicale.url}"),
-        *("--set", f"username={USER}", "--set", f"addressbook={book}"),
-        *("--secret-env", "DAV_PASSWORD"),
-    )
-    assert code == 0, err
-    assert cli(capsys, "connection", "create", "main", "--a", "Phone", "--b", "Server")[0] == 0
     assert sync(capsys)["created"] == {"a": 1, "b": 2}
     sync(capsys)  # hears the echo of its own writes
     database = pairsync_home / "pairsync.db"

@@ -141,6 +141,22 @@ def wired_window(service: Service, runner: TaskRunner, with_tray: bool) -> Wirin
     return wiring
 
 
+def some_changes(folder: Path, sheet: Path) -> None:
+    """After the first sync, as a user's week goes: a new customer and a changed title in
+    the folder, a new row and a changed phone in the CSV (the Preview's pending work)."""
+    (folder / "fay.vcf").write_text(card("fay", "Fay Green", "fay@x.com", categories="Customers"))
+    carol = (folder / "carol.vcf").read_text()
+    (folder / "carol.vcf").write_text(carol.replace("END:VCARD", "TITLE:Buyer\r\nEND:VCARD"))
+    rows = read_csv(sheet)
+    header = list(rows[0])  # every column, also those Pairsync added
+    for row in rows:
+        if row["E-mail Address"] == "eve@x.com":
+            row["Mobile Phone"] = "+44 7700 900456"
+    gil = dict.fromkeys(header, "")
+    gil.update({"First Name": "Gil", "Last Name": "Moss", "E-mail Address": "gil@x.com"})
+    write_csv(sheet, header, [[r[c] for c in header] for r in [*rows, gil]])
+
+
 def some_trouble(folder: Path, sheet: Path) -> None:
     """After the first sync: a card cut off (unreadable), a contact with two emails (the
     CSV holds one), and Ann's job title changed in both apps (a conflict)."""
@@ -256,12 +272,13 @@ def run(out: Path, suffix: str, only_main: bool) -> list[Path]:
     shot(map_dialog, "12-dashboard-add-mapping-refused")
     map_dialog.reject()
 
+    some_changes(folder, sheet)
     board.setCurrentWidget(board.preview_view)
     board.preview_view.start()
     wait_until(lambda: not board.preview_view.running)
     shot(window, "13-dashboard-preview")
 
-    # Health and Activity, after a second sync that met some trouble.
+    # Health and Activity, after a second sync (those changes) that met some trouble.
     some_trouble(folder, sheet)
     board.setCurrentWidget(board.settings_page)
     window.header.sync_button.click()

@@ -349,6 +349,35 @@ def test_a_quick_pause_and_resume_lands_as_the_last_click(desk: Desk, qtbot: Any
     assert desk.service.is_paused(desk.name) is False and len(desk.reports) == runs + 1
 
 
+def test_a_resume_syncs_once_when_the_timer_reads_the_schedule_before_the_save_answers(
+    desk: Desk, qtbot: Any
+) -> None:
+    """Resume saves the flag on a task thread and then syncs. The schedule's timer may read
+    the database after the flag landed but before the save's answer reaches the GUI thread
+    (as after the wizard's Finish): the never-synced connection is due, and it must not run
+    twice (once scheduled, then once more as the resume's follow-up)."""
+    import time
+
+    desk.put_card("ann", "Ann Lee", "ann@x.com")
+    desk.scheduler.pause(desk.name)  # the wizard's draft is paused until Finish
+    desk.scheduler.start()
+    desk.wait_saved(qtbot)
+    qtbot.wait(200)
+    assert desk.reports == []
+    desk.scheduler.resume(desk.name)
+    deadline = time.monotonic() + 20
+    while desk.service.is_paused(desk.name):  # landed; its answer not taken in yet
+        assert time.monotonic() < deadline, "the resume was not saved"
+        time.sleep(0.01)
+    desk.scheduler.check_due()  # the timer's tick, before the answer
+    desk.wait_saved(qtbot)
+    desk.wait_idle(qtbot)
+    qtbot.wait(500)  # the schedule settles: nothing more is due
+    desk.wait_idle(qtbot)
+    assert len(desk.reports) == 1, [r.get("reason") for r in desk.reports]
+    assert desk.reports[0]["created"]["b"] == 1
+
+
 def test_a_refused_save_is_said_in_words(desk: Desk, qtbot: Any) -> None:
     failed: list[tuple[str, str, str]] = []
     desk.scheduler.job_failed.connect(lambda *args: failed.append(args))
