@@ -50,14 +50,8 @@ if sys.platform == "win32":
     _BUSY = frozenset({errno.EACCES, errno.EDEADLK})
     """What ``_locking`` answers when another handle holds the byte."""
 
-    def _lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # byte 0: the file is never written
-        except OSError as error:
-            if error.errno in _BUSY:
-                return False
-            raise
-        return True
+    def _try_lock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # byte 0: the file is never written
 
     def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
@@ -68,17 +62,22 @@ else:
     _BUSY = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
     """``flock`` says EWOULDBLOCK; some network file systems say EACCES."""
 
-    def _lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno in _BUSY:
-                return False
-            raise
-        return True
+    def _try_lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _lock(fd: int) -> bool:
+    """Take the lock on ``fd`` if no one holds it; never waits."""
+    try:
+        _try_lock(fd)
+    except OSError as error:
+        if error.errno in _BUSY:
+            return False
+        raise
+    return True
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from app.app_list import AppEntry
 from app.model import Side
 from app.service import Service
 from app.ui.app_wiring import Wiring
+from app.ui.dashboard.preview_view import PreviewView
 from app.ui.main_window import MainWindow
 from app.ui.wizard.account_page import AccountForm
 from app.ui.wizard.apps_page import EntryRole
@@ -76,6 +77,10 @@ def test_wizard_vcard_folder_to_csv_end_to_end(
     wiring.start()  # syncing runs as in the app: the draft connection is paused until Finish
     folder, sheet = books
     wizard = open_wizard(qtbot, window)
+    # Opening builds what the first pages show: Configure's editors (most of the wizard's
+    # widgets) and the preview are built when their page is entered.
+    assert wizard.configure_page.pages() == ()
+    assert wizard.preview_page.findChild(PreviewView) is None
 
     # 1. Apps, found by alias as the user types.
     assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()

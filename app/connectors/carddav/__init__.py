@@ -56,8 +56,9 @@ the server refuses (4xx) fails that op alone (:class:`Rejected`); 401, 429 and u
 servers raise for the whole app.
 
 Modules: ``dav`` (requests and answers on the wire), ``discovery`` (finding the book),
-``mirror`` (the local copy and every card request), ``groups`` (group cards), ``app`` (the
-connector).
+``mirror`` (the local copy and every card request), ``cache_file`` (the mirror's file, read
+in layers: a run where nothing changed decodes its header only), ``groups`` (group cards),
+``app`` (the connector).
 """
 
 from app.connectors.carddav.app import CardDavApp

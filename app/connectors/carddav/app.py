@@ -21,7 +21,6 @@ from app.connectors.carddav.discovery import AddressBook
 from app.connectors.carddav.groups import Groups, _ensure_uid
 from app.connectors.carddav.mirror import (
     WORKERS,
-    _Entry,
     _Group,
     _Invalid,
     _member_key,
@@ -112,7 +111,8 @@ class CardDavApp(Groups):
         self._book: AddressBook | None = None
         self._proven = False
         """The server answered for ``_book`` with our credentials (see :meth:`check`)."""
-        self._entries: dict[str, _Entry] = {}
+        self._entries = {}
+        self._confirm_unread = False
         self._token: str | None = None
         self._sync: bool | None = None
         self._loaded = False
@@ -125,9 +125,9 @@ class CardDavApp(Groups):
         """Records handed out, by (id, version): what the engine based its patches on."""
         self._based_on: dict[str, Record] = {}
         """The record each update op was applied to, by op id (to merge after a 412)."""
-        self._groups: dict[str, _Group] = {}
-        self._membership: dict[str, list[str]] = {}
-        self._uids: dict[str, list[str]] = {}
+        self._group_map: dict[str, _Group] = {}
+        self._member_map: dict[str, list[str]] = {}
+        self._uid_map: dict[str, list[str]] = {}
         self._indexed = False
         """``_groups``/``_membership``/``_uids`` describe ``_entries`` as they are now."""
         self._book_path = ""
@@ -159,13 +159,7 @@ class CardDavApp(Groups):
     def fetch(self, ids: Sequence[str]) -> list[Record | Unreadable]:
         self._load()
         names = [name_of(rid) for rid in ids]
-        stale = [
-            n
-            for n in dict.fromkeys(names)
-            if n not in self._confirmed
-            or self._entries.get(n) is None
-            or self._entries[n].text is None
-        ]
+        stale = self._stale(names)
         if stale:
             self._read_bodies(stale)
         return self._items(names)
@@ -215,6 +209,14 @@ class CardDavApp(Groups):
                 delta, token = self._sync_collection(cursor)
             except _Invalid:
                 delta, token = {}, ""
+            if token and not delta:  # a quiet feed: nothing of the mirror is read
+                if cursor == self._token:
+                    self._confirm_all()
+                    if token != self._token:
+                        self._token = token
+                        self._dirty = True
+                self._save()
+                return ChangeSet(cursor=token)
             if token:
                 old_groups = dict(self._groups)
                 deleted_groups = [n for n, e in delta.items() if e is None and n in old_groups]
@@ -226,7 +228,7 @@ class CardDavApp(Groups):
                 if cursor == self._token:
                     # The mirror stood at this very cursor: with the delta it is the server's
                     # state now (as after a refresh), so later writes need not re-read cards.
-                    self._confirmed.update(self._entries)
+                    self._confirm_all()
                     if token != self._token:  # a quiet feed leaves the cache file as it is
                         self._token = token
                         self._dirty = True
@@ -284,14 +286,7 @@ class CardDavApp(Groups):
             else:
                 names.append(name_of(op.record_id))
         updates = [names[i] for i, op in enumerate(ops) if isinstance(op, Update)]
-        stale = [
-            n
-            for n in dict.fromkeys(updates)
-            if n not in self._confirmed
-            or self._entries.get(n) is None
-            or self._entries[n].text is None
-        ]
-        self._read_bodies(stale)
+        self._read_bodies(self._stale(updates))
 
         # 1. The new text of every card, or the op's outcome right away.
         texts: dict[int, tuple[str, str | None]] = {}

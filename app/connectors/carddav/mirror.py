@@ -1,16 +1,13 @@
 """The mirror: a local copy of the book (resource name → ETag, UID, groups, card text, plus
-the collection's sync-token) kept in a cache file, and every request that reads or writes
-cards. Listing asks ``sync-collection`` since the stored token, else one PROPFIND of ETags;
-bodies come in ``addressbook-multiget`` batches; writes are conditional PUTs."""
+the collection's sync-token) kept in a cache file (``cache_file``: read in layers, so a run
+decodes only what it uses), and every request that reads or writes cards. Listing asks
+``sync-collection`` since the stored token, else one PROPFIND of ETags; bodies come in
+``addressbook-multiget`` batches; writes are conditional PUTs."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from app.connectors.carddav import cache_file
+from app.connectors.carddav.cache_file import _Entry, _Group
 from app.connectors.carddav.dav import (
     CARDDAV,
     DAV,
@@ -60,9 +59,6 @@ MULTIGET_BATCH = 100
 """Cards per addressbook-multiget request (keeps every request and answer bounded)."""
 WORKERS = 2
 """Requests in flight at once (PUTs of one batch, multiget batches of a full read)."""
-CACHE_FORMAT = 1
-CACHE_TEXT_LIMIT = 256 * 1024
-"""Card texts longer than this are not kept in the cache file (fetched when needed)."""
 MAX_SYNC_ROUNDS = 1000
 LOCKED_TRIES = 8
 VCARD_TYPE = "text/vcard; charset=utf-8"
@@ -91,65 +87,6 @@ def _member_key(value: str) -> str:
 
 def _member_value(uid: str) -> str:
     return uid if uid[:4].lower() == "urn:" else f"urn:uuid:{uid}"
-
-
-@dataclass(slots=True)
-class _Group:
-    name: str
-    members: tuple[str, ...]
-    """MEMBER values as written (``urn:uuid:…``)."""
-    prop: str
-    """The property naming members: MEMBER or X-ADDRESSBOOKSERVER-MEMBER."""
-
-
-@dataclass(slots=True)
-class _Entry:
-    """What we know of one resource of the book, for one ETag."""
-
-    etag: str
-    text: str | None = None
-    known: bool = False
-    """``uid`` and ``group`` describe this ETag's card."""
-    uid: str = ""
-    group: _Group | None = None
-    error: str | None = None
-    """Why the server could not send this card (it stays unreadable until it changes)."""
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"e": self.etag}
-        if self.known:
-            out["k"] = 1
-            out["u"] = self.uid
-            if self.group is not None:
-                out["g"] = [self.group.name, list(self.group.members), self.group.prop]
-        if self.text is not None and len(self.text) <= CACHE_TEXT_LIMIT:
-            out["t"] = self.text
-        if self.error:
-            out["x"] = self.error
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> _Entry:
-        entry = cls(str(data["e"]))
-        text = data.get("t")
-        entry.text = text if isinstance(text, str) else None
-        error = data.get("x")
-        entry.error = error if isinstance(error, str) else None
-        if data.get("k"):
-            entry.known = True
-            entry.uid = str(data.get("u", ""))
-            group = data.get("g")
-            if isinstance(group, list) and len(group) == 3:
-                entry.group = _Group(str(group[0]), tuple(map(str, group[1])), str(group[2]))
-        return entry
-
-
-def _entry_hook(data: dict[str, object]) -> object:
-    """``json.loads`` hook reading the mirror file: an entry's object becomes an _Entry."""
-    return _Entry.from_json(data) if isinstance(data.get("e"), str) else data
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _describe_card(entry: _Entry, card: Card | None) -> None:
@@ -202,7 +139,11 @@ class Mirror(Discovery):
 
     cache_dir: Path | None
     workers: int
-    _entries: dict[str, _Entry]
+    _entry_map: dict[str, _Entry]
+    _unread: cache_file.Index | None
+    """The cache file's index, not decoded yet (see the module docstring)."""
+    _confirm_unread: bool
+    """Every entry of ``_unread`` is confirmed once decoded (a quiet feed confirmed them)."""
     _token: str | None
     _sync: bool | None
     _loaded: bool
@@ -210,12 +151,52 @@ class Mirror(Discovery):
     _confirmed: set[str]
     _parsed: dict[str, tuple[str, Record | Unreadable]]
     _seen: dict[tuple[str, str], Record]
-    _groups: dict[str, _Group]
-    _membership: dict[str, list[str]]
-    _uids: dict[str, list[str]]
+    _group_map: dict[str, _Group]
+    _member_map: dict[str, list[str]]
+    _uid_map: dict[str, list[str]]
     _indexed: bool
 
     # --- the mirror ----------------------------------------------------------------------
+
+    @property
+    def _entries(self) -> dict[str, _Entry]:
+        """Resource name → entry; the cache file's index is decoded on first use."""
+        if self._unread is not None:
+            self._decode_index()
+        return self._entry_map
+
+    @_entries.setter
+    def _entries(self, entries: dict[str, _Entry]) -> None:
+        self._entry_map, self._unread = entries, None
+
+    def _decode_index(self) -> None:
+        unread, self._unread = self._unread, None
+        assert unread is not None
+        try:
+            self._entry_map = unread()
+        except (ValueError, KeyError, TypeError, AttributeError):  # damaged: a full read
+            log.warning("CardDAV cache damaged: the address book is read again")
+            self._entry_map, self._token, self._sync = {}, None, None
+            return
+        if self._confirm_unread:
+            self._confirmed.update(self._entry_map)
+        self._indexed = False
+
+    def _confirm_all(self) -> None:
+        """The server just said every entry of the mirror is current (its ETag)."""
+        if self._unread is not None:
+            self._confirm_unread = True  # no need to decode the index for that
+        else:
+            self._confirmed.update(self._entry_map)
+
+    def _stale(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` whose text must be read from the server before use."""
+        entries = self._entries
+        return [
+            n
+            for n in dict.fromkeys(names)
+            if (entry := entries.get(n)) is None or n not in self._confirmed or entry.text is None
+        ]
 
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None or self._book is None:
@@ -232,50 +213,32 @@ class Mirror(Discovery):
         if path is None:
             return book
         try:
-            # Entries are made as the file is decoded (not a dict each first, then converted).
-            data = json.loads(path.read_text(encoding="utf-8"), object_hook=_entry_hook)
-            if data.get("format") != CACHE_FORMAT or data.get("book") != book.url:
+            head, unread = cache_file.read(path.read_bytes())
+            if head.get("book") != book.url:
                 return book
-            entries = data["entries"]
-            if not all(isinstance(e, _Entry) for e in entries.values()):
-                raise ValueError("not a mirror entry")
-            self._entries = {str(name): entry for name, entry in entries.items()}
-            self._token = data.get("token") or None
-            self._sync = data.get("sync")
-            versions = tuple(str(v) for v in data.get("versions", ()))
-            book = AddressBook(book.url, book.name, versions, bool(self._sync))
-            self._book = book
+            token, sync = head.get("token") or None, head.get("sync")
+            versions = tuple(str(v) for v in head.get("versions", ()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self._entries, self._token, self._sync = {}, None, None
+            return book  # no mirror: a full read
+        self._unread, self._confirm_unread = unread, False
+        self._token, self._sync = token, sync
+        book = AddressBook(book.url, book.name, versions, bool(sync))
+        self._book = book
         self._indexed = False
-        self._index()
         return book
 
     def _save(self) -> None:
         path = self._cache_file()
         if path is None or not self._dirty or self._book is None:
             return
-        data = {
-            "format": CACHE_FORMAT,
+        head = {
             "book": self._book.url,
             "token": self._token,
             "sync": self._sync,
             "versions": list(self._book.vcard_versions),
-            "entries": {name: e.to_json() for name, e in self._entries.items()},
         }
-        # One shot, so the C encoder runs (json.dump to a file runs the pure Python one,
-        # ten times slower on a book of thousands of cards).
-        payload = _JSON.encode(data).encode("utf-8")
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".carddav.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(payload)
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            cache_file.write(path, head, self._entries)
             self._dirty = False
         except OSError as err:  # a cache that cannot be written only costs a full read
             log.warning("CardDAV cache not saved (%s)", err.strerror)
@@ -307,19 +270,41 @@ class Mirror(Discovery):
         """Groups, memberships and UIDs of the mirror (after any change to it)."""
         if self._indexed:
             return
+        entries = self._entries
         self._indexed = True
-        self._groups, self._membership, self._uids = {}, {}, {}
-        for name in sorted(self._entries):
-            entry = self._entries[name]
+        groups: dict[str, _Group] = {}
+        membership: dict[str, list[str]] = {}
+        uids: dict[str, list[str]] = {}
+        for name in sorted(entries):
+            entry = entries[name]
             if entry.group is not None:
-                self._groups[name] = entry.group
+                groups[name] = entry.group
             elif entry.uid:
-                self._uids.setdefault(_member_key(entry.uid), []).append(name)
-        for group in self._groups.values():
+                uids.setdefault(_member_key(entry.uid), []).append(name)
+        for group in groups.values():
             for member in group.members:
-                names = self._membership.setdefault(_member_key(member), [])
+                names = membership.setdefault(_member_key(member), [])
                 if group.name not in names:
                     names.append(group.name)
+        self._group_map, self._member_map, self._uid_map = groups, membership, uids
+
+    @property
+    def _groups(self) -> dict[str, _Group]:
+        """Group cards by resource name, as the mirror is now."""
+        self._index()
+        return self._group_map
+
+    @property
+    def _membership(self) -> dict[str, list[str]]:
+        """Member key (UID) → names of the groups it is in, as the mirror is now."""
+        self._index()
+        return self._member_map
+
+    @property
+    def _uids(self) -> dict[str, list[str]]:
+        """UID key → resource names of the contact cards with it, as the mirror is now."""
+        self._index()
+        return self._uid_map
 
     @property
     def group_mode(self) -> bool:
@@ -455,6 +440,7 @@ class Mirror(Discovery):
     def _refresh(self) -> None:
         """Bring the mirror up to date with the server (one request when nothing changed)."""
         self._load()
+        entries = self._entries  # decoded first: a damaged index drops the token with it
         if self._token and self._sync is not False:
             try:
                 changes, token = self._sync_collection(self._token)
@@ -463,7 +449,7 @@ class Mirror(Discovery):
                         self._drop(name)
                     else:
                         self._mark(name, etag)
-                self._confirmed.update(self._entries)
+                self._confirm_all()
                 if token != self._token:
                     self._token = token
                     self._dirty = True
@@ -475,7 +461,7 @@ class Mirror(Discovery):
             self._apply_listing(listing)
             self._token = full_token
             self._dirty = True
-        self._read_bodies([n for n, e in self._entries.items() if not e.known])
+        self._read_bodies([n for n, e in entries.items() if not e.known])
         self._index()
         self._save()
 

@@ -127,6 +127,9 @@ class AppPicker(QWidget):
         size = self.fontMetrics().height() * 2
         self.view.setIconSize(QSize(size, size))
         self.view.setSpacing(2)
+        # One icon size, one line each: the view measures one row, not every row with every
+        # role (that was most of building the first page, which opens with the wizard).
+        self.view.setUniformItemSizes(True)
         self.view.selectionModel().selectionChanged.connect(lambda *_: emit(self.picked))
         self.empty = QLabel(self.tr("No app matches. Try another name."), self)
         self.empty.hide()

@@ -1,6 +1,9 @@
 """Wizard step 5 (SPEC §1.4): the preview. A dry run on a worker thread with a progress bar
 and Cancel; Finish ("Start syncing") is only possible once the user has seen what the first
-sync will do, and, with Avoid Duplicates off, has said yes to the contacts it will create."""
+sync will do, and, with Avoid Duplicates off, has said yes to the contacts it will create.
+
+The preview's view is built when the page is first entered, not with the wizard (which
+opens faster for it)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ class PreviewPage(QWizardPage):
     def __init__(self, service: Service, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(parent)
         self.service = service
+        self.runner = runner
+        self._view: PreviewView | None = None
         self.setTitle(self.tr("Preview"))
         self.setSubTitle(
             self.tr(
@@ -23,14 +28,20 @@ class PreviewPage(QWizardPage):
                 "Start syncing when it looks right."
             )
         )
-        self.view = PreviewView(service, runner, self)
-        self.view.finished.connect(self._finished)
         self.confirm = QCheckBox(self)
         self.confirm.toggled.connect(self.completeChanged)
         self.confirm.hide()
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.confirm)
+        self._layout = QVBoxLayout(self)
+        self._layout.addWidget(self.confirm)
+
+    @property
+    def view(self) -> PreviewView:
+        """The preview's view, built on first use."""
+        if self._view is None:
+            self._view = PreviewView(self.service, self.runner, self)
+            self._view.finished.connect(self._finished)
+            self._layout.insertWidget(0, self._view, 1)
+        return self._view
 
     def start(self, name: str) -> None:
         self.confirm.hide()
@@ -59,9 +70,12 @@ class PreviewPage(QWizardPage):
         emit(self.completeChanged)
 
     def isComplete(self) -> bool:
-        if self.view.running or self.view.preview is None:
+        view = self._view
+        if view is None or view.running or view.preview is None:
             return False
         return self.confirm.isHidden() or self.confirm.isChecked()
 
     def cleanupPage(self) -> None:
-        self.view.cancel()
+        """Tell a running preview to stop (Back, Cancel, closing)."""
+        if self._view is not None:
+            self._view.cancel()

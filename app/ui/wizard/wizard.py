@@ -145,7 +145,7 @@ class ConnectionWizard(QWizard):
         """Finish keeps the connection (the window resumes it and starts its first sync);
         Cancel (or closing) deletes it. Either way the preview, if still running, is told
         to stop."""
-        self.preview_page.view.cancel()
+        self.preview_page.cleanupPage()
         for page in self.account_pages.values():
             page.cleanupPage()
         name = self.configure_page.name if self.draft is not None else None
