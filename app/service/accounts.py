@@ -24,7 +24,7 @@ from app.service.core import ServiceCore, unique_name
 from app.service.listing import account_info
 from app.service.types import AccountInfo
 from app.sign_in import plain
-from app.store.models import Account
+from app.store.rows import AccountRow
 
 if TYPE_CHECKING:  # the wizard's list: loaded when asked for, a sync never is (issue 18)
     from app.app_list import AccountCheck, AppEntry
@@ -76,7 +76,7 @@ def _verified(spec: AppKind, values: dict[str, str], secret: str | None) -> dict
     return values if spec.verify is None else spec.verify(values, secret)
 
 
-def _info(acc: Account) -> AccountInfo:
+def _info(acc: AccountRow) -> AccountInfo:
     return account_info(acc.name, acc.kind, acc.settings, bool(acc.has_secret))
 
 

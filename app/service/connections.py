@@ -26,7 +26,7 @@ from app.service.types import AccountRef, ConnectionView, LastRun
 from app.sign_in import plain
 from app.status import ConnectionSummary, connection_status
 from app.store.connections import settings_columns, settings_of
-from app.store.models import Account, Connection
+from app.store.rows import AccountRow, ConnectionRow
 
 EXPORT_VERSION = 1
 ON_OFF = {"on": True, "off": False}
@@ -66,13 +66,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _subscription(acc: Account) -> str | None:
+def _subscription(acc: AccountRow) -> str | None:
     if "subscription" not in app_kind(acc.kind).optional:
         return None
     return str(json.loads(acc.settings).get("subscription", ""))
 
 
-def _account_ref(acc: Account) -> AccountRef:
+def _account_ref(acc: AccountRow) -> AccountRef:
     field = app_kind(acc.kind).subscription_field
     if field is None:
         return AccountRef(acc.name, acc.kind, _subscription(acc))
@@ -114,7 +114,7 @@ class Connections(Accounts):
         )
         return self.show_connection(name)
 
-    def _view(self, conn: Connection) -> ConnectionView:
+    def _view(self, conn: ConnectionRow) -> ConnectionView:
         a = self._connections.account_by_id(conn.account_a_id)
         b = self._connections.account_by_id(conn.account_b_id)
         last = self._connections.last_run(conn.id)

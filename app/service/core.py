@@ -15,7 +15,9 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.connectors.base import Connector, NarrowsReads
 from app.connectors.registry import app_kind, storage_of
@@ -31,16 +33,20 @@ from app.run_lock import writer_lock
 from app.secrets import SecretStore
 from app.store.connections import ConnectionStore, settings_of
 from app.store.db import Store
-from app.store.health import HealthQueries
-from app.store.models import Account, Connection
+from app.store.rows import AccountRow, ConnectionRow
 from app.store.state import SyncState
 
+if TYPE_CHECKING:  # SQLAlchemy's: loaded by the first Health read, never by a sync
+    from app.store.health import HealthQueries
+
 Apps = dict[Side, Connector]
+"""A connection's two apps, opened: side A and side B."""
+Accounts = dict[Side, AccountRow]
+"""A connection's two accounts, read once per run: side A's and side B's."""
 
 KEYRING_BACKEND_FILE = "keyring-backend"
 """The keyring backend that served a run, so the next one skips keyring's detection
 (``app.secrets.SecretStore``)."""
-"""A connection's two apps, opened: side A and side B."""
 
 
 class ServiceCore:
@@ -56,12 +62,26 @@ class ServiceCore:
         """The folder asked for (None: PAIRSYNC_HOME or the platform's folders)."""
         self.paths: AppPaths = app_paths(home).ensure()
         self._store = Store(self.paths.database)
-        self._connections = ConnectionStore(self._store.sessions)
-        self._health = HealthQueries(self._store.sessions)
+        self._connections = ConnectionStore(self._store)
         self._secrets = SecretStore(
             allow_insecure=allow_insecure_keyring,
             remember_in=self.paths.data / KEYRING_BACKEND_FILE,
         )
+
+    @cached_property
+    def _health(self) -> HealthQueries:
+        """The Health read model, on the ORM (made on first use: a sync never asks)."""
+        from app.store.health import HealthQueries
+
+        return HealthQueries(self._store.sessions)
+
+    def load_editors(self) -> None:
+        """Load what the editors, the schedule and Health read through (SQLAlchemy's ORM and
+        the Health read model) now rather than on first use. A sync never needs them, so a
+        cron run never pays for them; the desktop app calls this at start, before its window
+        shows, so that its first schedule tick or Health read on the GUI thread does not
+        stop the window for the third of a second SQLAlchemy takes to import."""
+        _ = self._health
 
     def close(self) -> None:
         self._store.backup_if_due()  # after configuration changes (app.store.integrity)
@@ -79,23 +99,32 @@ class ServiceCore:
 
     # --- opening the apps ------------------------------------------------------------------
 
-    def _connector(self, account: Account) -> Connector:
+    def _connector(self, account: AccountRow) -> Connector:
         spec = app_kind(account.kind)
         secret = self._secrets.get(account.name) if account.has_secret else None
         if spec.needs_secret and not secret:
             raise AuthExpired(f"Account {account.name!r} needs to be authorized again.")
         return spec.build(json.loads(account.settings), secret)
 
+    def _accounts(self, conn: ConnectionRow) -> Accounts:
+        return {
+            Side.A: self._connections.account_by_id(conn.account_a_id),
+            Side.B: self._connections.account_by_id(conn.account_b_id),
+        }
+
     @contextmanager
-    def opened(self, conn: Connection | str) -> Iterator[Apps]:
+    def opened(self, conn: ConnectionRow | str, accounts: Accounts | None = None) -> Iterator[Apps]:
         """A connection's two apps, open for the ``with`` block and closed after it, whatever
-        happens (an app that fails to open closes the one opened before it)."""
+        happens (an app that fails to open closes the one opened before it). ``accounts``:
+        the connection's two, when the caller has read them already (a run reads them once
+        for its apps and its locks)."""
         if isinstance(conn, str):
             conn = self._connections.connection(conn)
+        accounts = accounts or self._accounts(conn)
         apps: Apps = {}
         try:
-            apps[Side.A] = self._connector(self._connections.account_by_id(conn.account_a_id))
-            apps[Side.B] = self._connector(self._connections.account_by_id(conn.account_b_id))
+            apps[Side.A] = self._connector(accounts[Side.A])
+            apps[Side.B] = self._connector(accounts[Side.B])
             yield apps
         finally:
             for app in apps.values():
@@ -103,24 +132,24 @@ class ServiceCore:
 
     # --- what runs and editors share -------------------------------------------------------
 
-    def _writer(self, conn: Connection) -> AbstractContextManager[None]:
+    def _writer(
+        self, conn: ConnectionRow, accounts: Accounts | None = None
+    ) -> AbstractContextManager[None]:
         """The connection's one-writer lock and its two apps' storage locks
         (``app.run_lock``), held while a run writes."""
+        accounts = accounts or self._accounts(conn)
         storages = [
             storage_of(acc.kind, json.loads(acc.settings))
-            for acc in (
-                self._connections.account_by_id(conn.account_a_id),
-                self._connections.account_by_id(conn.account_b_id),
-            )
+            for acc in (accounts[Side.A], accounts[Side.B])
         ]
         return writer_lock(self.paths.data / "locks", conn.id, conn.name, storages)
 
-    def _state(self, conn: Connection) -> SyncState:
-        return SyncState(self._store.sessions, conn.id)
+    def _state(self, conn: ConnectionRow) -> SyncState:
+        return SyncState(self._store.db, conn.id)
 
     def _views(
         self,
-        conn: Connection,
+        conn: ConnectionRow,
         apps: Apps,
         direction: Direction | None = None,
         config: MappingConfig | None = None,
@@ -138,11 +167,11 @@ class ServiceCore:
             region=conn.phone_region,
         )
 
-    def _run_settings(self, conn: Connection) -> ConnectionSettings:
+    def _run_settings(self, conn: ConnectionRow) -> ConnectionSettings:
         return settings_of(conn)
 
     def _narrow(
-        self, conn: Connection, apps: Apps, mappings: list[FieldMapping], rules: list[Rule]
+        self, conn: ConnectionRow, apps: Apps, mappings: list[FieldMapping], rules: list[Rule]
     ) -> None:
         """Tell the apps that can read less (``NarrowsReads``: HubSpot asks for properties
         by name) what a sync or preview of this connection uses of them; Undo and the
@@ -165,11 +194,11 @@ def run_ceiling() -> float:
     return value if 0 < value < float("inf") else RUN_CEILING
 
 
-def _rules(conn: Connection) -> list[Rule]:
+def _rules(conn: ConnectionRow) -> list[Rule]:
     return rules_from_config(json.loads(conn.config or "{}"))
 
 
-def _mapping_config(conn: Connection) -> MappingConfig:
+def _mapping_config(conn: ConnectionRow) -> MappingConfig:
     return MappingConfig.from_json(json.loads(conn.config or "{}").get("mappings"))
 
 

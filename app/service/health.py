@@ -8,7 +8,7 @@ from the apps. Retry and Ignore change only Pairsync's own failure records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.connectors.registry import app_kind
 from app.model import (
@@ -24,8 +24,16 @@ from app.schedule import ConnectionState, RunFacts, ScheduleEntry, next_run
 from app.service.runs import Runs
 from app.service.types import HealthReport
 from app.status import connection_status
-from app.store.health import CONFLICT_DAYS
-from app.store.models import Connection, utcnow
+from app.store.rows import ConnectionRow
+from app.store.sqlite import utcnow
+
+
+def _conflicts_since() -> datetime:
+    """Where Health's conflict lists start (``app.store.health``: loaded by Health's first
+    read, never by a sync)."""
+    from app.store.health import CONFLICT_DAYS
+
+    return utcnow() - timedelta(days=CONFLICT_DAYS)
 
 
 class Health(Runs):
@@ -35,7 +43,7 @@ class Health(Runs):
         """Everything ``pairsync health`` shows about one connection."""
         return HealthReport.from_json(self._health.report(self._connections.connection(name)))
 
-    def _run_facts(self, conn: Connection) -> list[RunFacts]:
+    def _run_facts(self, conn: ConnectionRow) -> list[RunFacts]:
         return [
             RunFacts(
                 r.status,
@@ -107,7 +115,7 @@ class Health(Runs):
         """The numbers on the Health tabs."""
         cid = self._connections.connection(name).id
         q = self._health
-        since = utcnow() - timedelta(days=CONFLICT_DAYS)
+        since = _conflicts_since()
         return HealthCounts(
             in_sync=q.contacts_count(cid, "bound", side="a"),
             excluded=q.contacts_count(cid, "excluded"),
@@ -190,7 +198,7 @@ class Health(Runs):
     ) -> list[ConflictRow]:
         """Field and rule conflicts of the last 30 days, newest first."""
         cid = self._connections.connection(name).id
-        since = utcnow() - timedelta(days=CONFLICT_DAYS)
+        since = _conflicts_since()
         return self._health.conflicts_page(
             cid, search=search, since=since, after=after, limit=limit
         )

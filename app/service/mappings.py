@@ -33,7 +33,7 @@ from app.service.types import (
     MappingChoices,
     MappingInfo,
 )
-from app.store.models import Connection
+from app.store.rows import ConnectionRow
 
 
 def _mapping_info(view: MappingView) -> MappingInfo:
@@ -118,7 +118,7 @@ class Mappings(Connections):
                 self._check_rules_allow(conn, apps, config)
         self._save_mappings(conn, config)
 
-    def _check_rules_allow(self, conn: Connection, apps: Apps, config: MappingConfig) -> None:
+    def _check_rules_allow(self, conn: ConnectionRow, apps: Apps, config: MappingConfig) -> None:
         """A mapping may not write a field an enabled rule sets (SPEC §3)."""
         clash = rule_edit.rule_clash(
             _rules(conn), self._views(conn, apps, config=config), Direction.parse(conn.direction)
@@ -130,7 +130,7 @@ class Mappings(Connections):
         conn = self._connections.connection(name)
         self._save_mappings(conn, remove_custom(_mapping_config(conn), key))
 
-    def _save_mappings(self, conn: Connection, config: MappingConfig) -> None:
+    def _save_mappings(self, conn: ConnectionRow, config: MappingConfig) -> None:
         data = json.loads(conn.config or "{}")
         data["mappings"] = config.to_json()
         self._connections.update_connection(conn.name, config=json.dumps(data))

@@ -19,7 +19,7 @@ from app.rules.model import Rule, RuleDraft, mirror, mirror_problem, rules_to_co
 from app.service.core import Apps, _rules
 from app.service.mappings import Mappings
 from app.service.types import RuleInfo, RuleMirror
-from app.store.models import Connection
+from app.store.rows import ConnectionRow
 
 
 class Rules(Mappings):
@@ -48,10 +48,12 @@ class Rules(Mappings):
         """Whether the connection has run once (so its contacts are indexed and counted)."""
         return self._has_synced(self._connections.connection(name))
 
-    def _has_synced(self, conn: Connection) -> bool:
+    def _has_synced(self, conn: ConnectionRow) -> bool:
         return self._connections.last_run(conn.id) is not None
 
-    def _rule_context(self, conn: Connection) -> tuple[dict[Side, str], dict[Side, dict[str, Any]]]:
+    def _rule_context(
+        self, conn: ConnectionRow
+    ) -> tuple[dict[Side, str], dict[Side, dict[str, Any]]]:
         """App names and field specs for sentences and typed filters; account names stand in
         when an app cannot be opened right now (e.g. it needs signing in again)."""
         names: dict[Side, str] = {}
@@ -82,7 +84,7 @@ class Rules(Mappings):
         self._save_rules(conn, rules)
         return self.rules(name)[at]
 
-    def _check_rule(self, conn: Connection, apps: Apps, rule: Rule) -> None:
+    def _check_rule(self, conn: ConnectionRow, apps: Apps, rule: Rule) -> None:
         rule_edit.check_rule(
             rule,
             {s: Schema(a.fields()) for s, a in apps.items()},
@@ -132,7 +134,7 @@ class Rules(Mappings):
         self._save_rules(conn, rules)
         return self.rules(name, counts=False)[i]
 
-    def _save_rules(self, conn: Connection, rules: list[Rule]) -> None:
+    def _save_rules(self, conn: ConnectionRow, rules: list[Rule]) -> None:
         data = json.loads(conn.config or "{}")
         data["rules"] = rules_to_config(rules)
         self._connections.update_connection(conn.name, config=json.dumps(data, ensure_ascii=False))

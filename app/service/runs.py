@@ -19,7 +19,7 @@ from app.model import Side
 from app.run_lock import ConnectionBusy
 from app.service.core import _rules, run_ceiling
 from app.service.rules import Rules
-from app.store.models import Connection
+from app.store.rows import ConnectionRow
 
 if TYPE_CHECKING:  # loaded by the methods that use them: a sync needs neither (issue 18)
     from app.engine.undo import Reverter, UndoReport
@@ -69,16 +69,17 @@ class Runs(Rules):
 
     def _sync_one(
         self,
-        conn: Connection,
+        conn: ConnectionRow,
         *,
         dry_run: bool,
         confirm: bool,
         progress: Progress | None,
         should_stop: Callable[[], bool] | None = None,
     ) -> RunReport:
+        accounts = self._accounts(conn)  # read once: for the apps, and for their locks
         with ExitStack() as stack:
             try:
-                apps = stack.enter_context(self.opened(conn))
+                apps = stack.enter_context(self.opened(conn, accounts))
                 mappings = active_mappings(self._views(conn, apps))
                 rules = _rules(conn)
                 self._narrow(conn, apps, mappings, rules)
@@ -102,7 +103,7 @@ class Runs(Rules):
                 )
                 if dry_run:
                     return run.run(dry_run=True, confirm=confirm)
-                with self._writer(conn):
+                with self._writer(conn, accounts):
                     report = run.run(dry_run=False, confirm=confirm)
                 self._store.backup_if_due()
                 return report
@@ -110,7 +111,9 @@ class Runs(Rules):
                 return RunReport(connection=conn.name, status="busy", message=str(err))
         raise AssertionError("unreachable")  # pragma: no cover (mypy: ExitStack may swallow)
 
-    def _not_started(self, conn: Connection, status: str, message: str, dry_run: bool) -> RunReport:
+    def _not_started(
+        self, conn: ConnectionRow, status: str, message: str, dry_run: bool
+    ) -> RunReport:
         """A run that could not start (an account needs signing in, an app cannot be
         opened) is recorded like any other run: Activity lists it, the status chip shows
         it, and the schedule holds (sign-in) or backs off instead of retrying blindly."""
@@ -166,7 +169,7 @@ class Runs(Rules):
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
-    def _reverting(self, conn: Connection) -> Iterator[Reverter]:
+    def _reverting(self, conn: ConnectionRow) -> Iterator[Reverter]:
         """A Reverter over the opened apps, holding the connection's writer lock."""
         from app.engine.undo import Reverter
 

@@ -1,66 +1,18 @@
-"""A batch's rows in plain SQL: the statements ``SyncState.commit`` sends many rows at a time.
+"""The engine's fixed statements in plain SQL: what ``SyncState`` sends, many rows at a time.
 
 A first sync of 10,000 contacts writes about 100,000 rows (index entries, their keys,
 bindings, journal lines, intents). Through SQLAlchemy's Core ``executemany`` each row went
 through the compiled statement's parameter processing (a dict per row, type processors, key
 lookups): about a second and a half of CPU at 10k, more than SQLite took to store them. Here
-each row is a tuple in the column order of a fixed statement, sent with
-``Connection.exec_driver_sql`` on the session's own connection: same transaction, same
-order, and SQLAlchemy's error handling (a full disk still says so in one sentence).
+each row is a tuple in the column order of a fixed statement, sent with ``executemany`` on
+the DB-API connection (``app.store.sqlite.send``) inside ``SyncState``'s transaction.
 
 The statements name their columns, so they stay correct when a migration adds a column with
-a default; ``tests/store/test_bulk.py`` checks they match the ORM's tables.
+a default; ``tests/store/test_bulk.py`` checks they match the ORM's tables (the schema's
+definition) and that what they store reads back through the ORM.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Connection, DateTime
-
-CHUNK = 500
-
-
-def batched(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    """Parameter sets a chunk at a time: a big executemany never holds them all at once
-    (same statements, same transaction, same order)."""
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def send(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Execute ``sql`` once per row (tuples in the statement's column order)."""
-    for part in batched(rows):
-        conn.exec_driver_sql(sql, part)
-
-
-def stamp(conn: Connection, when: datetime) -> Any:
-    """``when`` as the ORM stores a ``DateTime`` column (so ORM reads parse it back)."""
-    dialect = conn.dialect
-    process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
-    return when if process is None else process(when)
-
-
-def unstamp(conn: Connection) -> Callable[[Any], datetime]:
-    """How the ORM reads back a ``DateTime`` column's stored value (the reverse of
-    :func:`stamp`), for plain-SQL reads."""
-    dialect = conn.dialect
-    process = DateTime(timezone=True).dialect_impl(dialect).result_processor(dialect, None)
-
-    def read(value: Any) -> datetime:
-        out = value if process is None else process(value)
-        assert isinstance(out, datetime)
-        return out
-
-    return read
 
 
 def _insert(table: str, columns: str) -> str:
@@ -113,3 +65,18 @@ INSERT_INTENT = _insert(
     "op_id, connection_id, run_id, target_side, source_id, new_id, emails, rule_state, created_at",
 )
 DELETE_INTENT = "DELETE FROM pending_ops WHERE op_id = ?"
+FIND_FAILURE = (
+    "SELECT id, attempts, ignored, source_version FROM failures"
+    " WHERE connection_id = ? AND side = ? AND record_id = ?"
+)
+INSERT_FAILURE = _insert(
+    "failures",
+    "connection_id, side, record_id, target_side, binding_id, name, code, message, field, raw,"
+    " attempts, next_run_no, next_at, source_version, ignored, first_at, last_at",
+)
+UPDATE_FAILURE = (
+    "UPDATE failures SET target_side = ?, binding_id = ?, name = ?, code = ?, message = ?,"
+    " field = ?, raw = ?, attempts = ?, next_run_no = ?, next_at = ?, source_version = ?,"
+    " ignored = ?, last_at = ? WHERE id = ?"
+)
+SET_STATE = "UPDATE bindings SET state = ? WHERE id = ?"

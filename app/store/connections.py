@@ -1,8 +1,12 @@
 """Accounts and connections as the user set them up: the facade's view of those tables.
 
-Rows come back detached (the session factory does not expire on commit), so callers read
-them freely; every change is its own short transaction. How each connection is doing
-(Health, Activity) is read by ``app.store.health``.
+Reads are plain SQL on the DB-API connection (``app.store.sqlite``) and hand back typed rows
+(``app.store.rows``): a sync reads its connection and two accounts through them and never
+loads SQLAlchemy (issue 18). Changes (add, remove, rename, settings) and the reads only the
+editors need (the last run, the index for rule counts) still go through the ORM
+(``app.store.models``, imported when first used), whose column defaults fill a new row.
+Every change is its own short transaction. How each connection is doing (Health, Activity)
+is read by ``app.store.health``.
 """
 
 from __future__ import annotations
@@ -10,64 +14,74 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Any
 
 from app.errors import ConfigError
 from app.model import ConnectionSettings, Direction, Record, Side, record_from_json
-from app.store.models import Account, Binding, Connection, IndexedRecord, Run
+from app.store.rows import SELECT_ACCOUNT, SELECT_CONNECTION, AccountRow, ConnectionRow
+
+if TYPE_CHECKING:
+    from app.store.db import Store
+    from app.store.models import Run
+
+_NO_ACCOUNT = "There is no account named {!r} (see: pairsync account list)."
+_NO_CONNECTION = "There is no connection named {!r} (see: pairsync connection list)."
 
 
 class ConnectionStore:
     """The accounts and connections tables (secrets stay in the keyring)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
 
     # --- accounts --------------------------------------------------------------------------
 
     def add_account(
         self, name: str, kind: str, settings: dict[str, str], has_secret: bool
-    ) -> Account:
-        with self.sessions() as s, s.begin():
+    ) -> AccountRow:
+        from sqlalchemy import select
+
+        from app.store.models import Account
+
+        with self.store.session() as s, s.begin():
             if s.scalar(select(Account.id).where(Account.name == name)) is not None:
                 raise ConfigError(f"An account named {name!r} already exists.")
-            acc = Account(
-                name=name, kind=kind, settings=json.dumps(settings), has_secret=has_secret
+            s.add(
+                Account(name=name, kind=kind, settings=json.dumps(settings), has_secret=has_secret)
             )
-            s.add(acc)
-        return acc
+        return self.account(name)
 
-    def find_account(self, name: str) -> Account | None:
-        with self.sessions() as s:
-            return s.scalar(select(Account).where(Account.name == name))
+    def find_account(self, name: str) -> AccountRow | None:
+        rows = self.db.rows(f"{SELECT_ACCOUNT} WHERE name = ?", (name,))
+        return AccountRow.read(rows[0]) if rows else None
 
-    def account(self, name: str) -> Account:
+    def account(self, name: str) -> AccountRow:
         acc = self.find_account(name)
         if acc is None:
-            raise ConfigError(f"There is no account named {name!r} (see: pairsync account list).")
+            raise ConfigError(_NO_ACCOUNT.format(name))
         return acc
 
-    def account_by_id(self, account_id: int) -> Account:
-        with self.sessions() as s:
-            acc = s.get(Account, account_id)
-        assert acc is not None
-        return acc
+    def account_by_id(self, account_id: int) -> AccountRow:
+        [row] = self.db.rows(f"{SELECT_ACCOUNT} WHERE id = ?", (account_id,))
+        return AccountRow.read(row)
 
-    def accounts(self) -> list[Account]:
-        with self.sessions() as s:
-            return list(s.scalars(select(Account).order_by(Account.name)))
+    def accounts(self) -> list[AccountRow]:
+        return [AccountRow.read(r) for r in self.db.rows(f"{SELECT_ACCOUNT} ORDER BY name")]
 
-    def remove_account(self, name: str) -> Account:
-        with self.sessions() as s, s.begin():
-            acc = s.scalar(select(Account).where(Account.name == name))
-            if acc is None:
+    def remove_account(self, name: str) -> AccountRow:
+        from sqlalchemy import select
+
+        from app.store.models import Account, Connection
+
+        acc = self.find_account(name)
+        with self.store.session() as s, s.begin():
+            row = s.scalar(select(Account).where(Account.name == name))
+            if row is None or acc is None:
                 raise ConfigError(f"There is no account named {name!r}.")
             used = s.scalars(
                 select(Connection.name).where(
-                    (Connection.account_a_id == acc.id) | (Connection.account_b_id == acc.id)
+                    (Connection.account_a_id == row.id) | (Connection.account_b_id == row.id)
                 )
             ).all()
             if used:
@@ -75,42 +89,45 @@ class ConnectionStore:
                     f"Account {name!r} is used by connection(s) {', '.join(used)}; delete those "
                     "first."
                 )
-            s.delete(acc)
+            s.delete(row)
         return acc
 
     # --- connections -----------------------------------------------------------------------
 
     def add_connection(self, name: str, account_a: str, account_b: str, **values: Any) -> None:
-        with self.sessions() as s, s.begin():
+        from sqlalchemy import select
+
+        from app.store.models import Account, Connection
+
+        with self.store.session() as s, s.begin():
             if s.scalar(select(Connection.id).where(Connection.name == name)) is not None:
                 raise ConfigError(f"A connection named {name!r} already exists.")
             a = s.scalar(select(Account).where(Account.name == account_a))
             b = s.scalar(select(Account).where(Account.name == account_b))
             for wanted, acc in ((account_a, a), (account_b, b)):
                 if acc is None:
-                    raise ConfigError(
-                        f"There is no account named {wanted!r} (see: pairsync account list)."
-                    )
+                    raise ConfigError(_NO_ACCOUNT.format(wanted))
             assert a is not None and b is not None
             if a.id == b.id:
                 raise ConfigError("A connection needs two different accounts.")
             s.add(Connection(name=name, account_a_id=a.id, account_b_id=b.id, **values))
 
-    def connection(self, name: str) -> Connection:
-        with self.sessions() as s:
-            conn = s.scalar(select(Connection).where(Connection.name == name))
-        if conn is None:
-            raise ConfigError(
-                f"There is no connection named {name!r} (see: pairsync connection list)."
-            )
-        return conn
+    def connection(self, name: str) -> ConnectionRow:
+        rows = self.db.rows(f"{SELECT_CONNECTION} WHERE name = ?", (name,))
+        if not rows:
+            raise ConfigError(_NO_CONNECTION.format(name))
+        return ConnectionRow.read(rows[0])
 
-    def connections(self) -> list[Connection]:
-        with self.sessions() as s:
-            return list(s.scalars(select(Connection).order_by(Connection.name)))
+    def connections(self) -> list[ConnectionRow]:
+        rows = self.db.rows(f"{SELECT_CONNECTION} ORDER BY name")
+        return [ConnectionRow.read(r) for r in rows]
 
     def update_connection(self, name: str, **values: Any) -> None:
-        with self.sessions() as s, s.begin():
+        from sqlalchemy import select
+
+        from app.store.models import Connection
+
+        with self.store.session() as s, s.begin():
             conn = s.scalar(select(Connection).where(Connection.name == name))
             if conn is None:
                 raise ConfigError(f"There is no connection named {name!r}.")
@@ -119,7 +136,11 @@ class ConnectionStore:
 
     def rename_connection(self, name: str, new_name: str) -> None:
         """Only the name changes: runs, bindings, index and history hang on the id."""
-        with self.sessions() as s, s.begin():
+        from sqlalchemy import select
+
+        from app.store.models import Connection
+
+        with self.store.session() as s, s.begin():
             conn = s.scalar(select(Connection).where(Connection.name == name))
             if conn is None:
                 raise ConfigError(f"There is no connection named {name!r}.")
@@ -128,14 +149,22 @@ class ConnectionStore:
             conn.name = new_name
 
     def delete_connection(self, name: str) -> None:
-        with self.sessions() as s, s.begin():
+        from sqlalchemy import select
+
+        from app.store.models import Connection
+
+        with self.store.session() as s, s.begin():
             conn = s.scalar(select(Connection).where(Connection.name == name))
             if conn is None:
                 raise ConfigError(f"There is no connection named {name!r}.")
             s.delete(conn)
 
     def last_run(self, connection_id: int) -> Run | None:
-        with self.sessions() as s:
+        from sqlalchemy import select
+
+        from app.store.models import Run
+
+        with self.store.session() as s:
             return s.scalar(
                 select(Run)
                 .where(Run.connection_id == connection_id, Run.dry_run.is_(False))
@@ -148,34 +177,16 @@ class ConnectionStore:
     ) -> Iterator[list[tuple[Record, bool]]]:
         """Every indexed contact of one side with whether it is bound (an active binding),
         a chunk at a time: rule counts come from here, without reading the apps."""
-        col = Binding.id_a if side == "a" else Binding.id_b
-        bound = (
-            select(Binding.id)
-            .where(
-                Binding.connection_id == connection_id,
-                Binding.state == "active",
-                col == IndexedRecord.record_id,
-            )
-            .exists()
-        )
+        bound = "id_a" if side == "a" else "id_b"
         last = ""
         while True:
-            with self.sessions() as s:
-                rows = s.execute(
-                    select(
-                        IndexedRecord.record_id,
-                        IndexedRecord.version,
-                        IndexedRecord.snapshot,
-                        bound,
-                    )
-                    .where(
-                        IndexedRecord.connection_id == connection_id,
-                        IndexedRecord.side == side,
-                        IndexedRecord.record_id > last,
-                    )
-                    .order_by(IndexedRecord.record_id)
-                    .limit(chunk)
-                ).all()
+            rows = self.db.rows(
+                "SELECT r.record_id, r.version, r.snapshot, EXISTS (SELECT 1 FROM bindings AS b"
+                f" WHERE b.connection_id = ? AND b.state = 'active' AND b.{bound} = r.record_id)"
+                " FROM records AS r WHERE r.connection_id = ? AND r.side = ? AND r.record_id > ?"
+                " ORDER BY r.record_id LIMIT ?",
+                (connection_id, connection_id, side, last, chunk),
+            )
             if not rows:
                 return
             last = rows[-1][0]
@@ -184,7 +195,11 @@ class ConnectionStore:
     # --- re-authorization -----------------------------------------------------------------
 
     def update_account(self, name: str, *, settings: str, has_secret: bool) -> None:
-        with self.sessions() as s, s.begin():
+        from sqlalchemy import select
+
+        from app.store.models import Account
+
+        with self.store.session() as s, s.begin():
             acc = s.scalar(select(Account).where(Account.name == name))
             if acc is None:
                 raise ConfigError(f"There is no account named {name!r}.")
@@ -192,20 +207,14 @@ class ConnectionStore:
             acc.has_secret = has_secret
 
     def connections_using(self, account_id: int) -> list[str]:
-        with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(Connection.name)
-                    .where(
-                        (Connection.account_a_id == account_id)
-                        | (Connection.account_b_id == account_id)
-                    )
-                    .order_by(Connection.name)
-                )
-            )
+        rows = self.db.rows(
+            "SELECT name FROM connections WHERE account_a_id = ? OR account_b_id = ? ORDER BY name",
+            (account_id, account_id),
+        )
+        return [name for (name,) in rows]
 
 
-def settings_of(conn: Connection) -> ConnectionSettings:
+def settings_of(conn: ConnectionRow) -> ConnectionSettings:
     """A connection row's settings as the one settings type (``app.model``)."""
     return ConnectionSettings(
         direction=Direction.parse(conn.direction),

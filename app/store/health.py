@@ -30,13 +30,13 @@ from app.model import (
 from app.store.models import (
     Binding,
     ConflictEntry,
-    Connection,
     Failure,
     IndexedRecord,
     JournalEntry,
     RecordKey,
     Run,
 )
+from app.store.rows import ConnectionRow
 
 CONFLICT_DAYS = 30
 """Health's Conflicts tab shows this many days (SPEC §10)."""
@@ -489,7 +489,7 @@ class HealthQueries:
 
     # --- the whole report (``pairsync health``) ------------------------------------------
 
-    def report(self, conn: Connection) -> dict[str, Any]:
+    def report(self, conn: ConnectionRow) -> dict[str, Any]:
         """Everything ``pairsync health`` shows about one connection, as JSON values."""
         cid = conn.id
         # Pairs in sync: bound and in a rule's scope (a dormant pair is Excluded); counted

@@ -1,5 +1,13 @@
 """The tables. Secrets are never stored here (see ``app.secrets``).
 
+These ORM models are the schema's definition: Alembic's migrations are checked against them
+(``tests/store/test_migrations.py``), and the editors of accounts and connections and the
+Health read model work through them. A sync does not: the engine's state
+(``app.store.state``) and the connection it runs (``app.store.connections``'s reads) are plain
+SQL on the DB-API connection, because importing SQLAlchemy was more than half of a cron-run
+sync's start-up (issue 18). The plain statements name these tables' columns;
+``tests/store/test_bulk.py`` checks they agree.
+
 The local index (``records`` + ``record_keys``) holds the last snapshot of every contact of
 both apps as the engine last agreed on it; it lets a re-sync read only what changed and lets
 mappings or rules be re-planned without reading the apps again.
@@ -7,7 +15,7 @@ mappings or rules be re-planned without reading the apps again.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
@@ -22,9 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from app.store.sqlite import utcnow
 
 
 class Base(DeclarativeBase):

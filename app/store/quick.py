@@ -11,22 +11,22 @@ which migrates or says what is wrong. Read-only: never creates, migrates or writ
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.store.integrity import check_database
+from app.store.rows import SELECT_ACCOUNT, AccountRow
 
 SCHEMA_HEAD = "0004"
 """The newest migration's revision. A new migration changes it (a test checks they agree)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRow:
-    name: str
-    kind: str
-    settings: str
-    """JSON, as stored."""
-    has_secret: bool
+def revision_of(conn: sqlite3.Connection) -> str | None:
+    """The schema revision of an open database (None: never migrated)."""
+    try:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.OperationalError:  # no such table: never migrated
+        return None
+    return str(rows[0][0]) if len(rows) == 1 else None
 
 
 def _open_current(database: Path) -> sqlite3.Connection | None:
@@ -40,11 +40,11 @@ def _open_current(database: Path) -> sqlite3.Connection | None:
         return None
     try:
         conn.execute("PRAGMA busy_timeout=10000")
-        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        current = revision_of(conn)
     except sqlite3.Error:
         conn.close()
         return None
-    if len(rows) != 1 or str(rows[0][0]) != SCHEMA_HEAD:
+    if current != SCHEMA_HEAD:
         conn.close()
         return None
     return conn
@@ -56,11 +56,9 @@ def read_accounts(database: Path) -> list[AccountRow] | None:
     if conn is None:
         return None
     try:
-        rows = conn.execute(
-            "SELECT name, kind, settings, has_secret FROM accounts ORDER BY name"
-        ).fetchall()
+        rows = conn.execute(f"{SELECT_ACCOUNT} ORDER BY name").fetchall()
     except sqlite3.Error:
         return None
     finally:
         conn.close()
-    return [AccountRow(str(n), str(k), str(s or "{}"), bool(h)) for n, k, s, h in rows]
+    return [AccountRow.read(row) for row in rows]

@@ -1,20 +1,22 @@
 """The engine's memory in SQLite: the local index, bindings, failures, intents, journal.
 
 ``SyncState`` implements ``app.engine.state.SyncStateStore``, the protocol the engine sees
-(plain notes in, plain values out; never an ORM row). Each method that changes data commits
-its own short transaction; ``commit`` makes a whole batch outcome durable at once.
+(plain notes in, plain values out; never an ORM row), in plain SQL on the DB-API connection
+(``app.store.sqlite``): a sync never loads SQLAlchemy (issue 18: it was more than half of a
+cron run's start-up). Each method that changes data commits its own short transaction;
+``commit`` makes a whole batch outcome durable at once. The tables are defined by the ORM
+models (``app.store.models``, Alembic's schema); ``tests/store/test_bulk.py`` checks that what
+is stored here reads back through them as the ORM itself would have stored it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from typing import Any
 
 from app.engine.state import (
     BatchOutcome,
@@ -31,26 +33,26 @@ from app.engine.state import (
 )
 from app.model import Record, Side, record_from_json
 from app.store import bulk
-from app.store.models import (
-    Binding,
-    ConflictEntry,
-    Failure,
-    IndexedRecord,
-    JournalEntry,
-    PendingOp,
-    RecordKey,
-    Run,
+from app.store.sqlite import (
+    CHUNK,
+    Database,
+    chunked,
+    placeholders,
+    send,
+    stamp,
+    unstamp,
     utcnow,
 )
 
-CHUNK = bulk.CHUNK
+_BINDING = "id, id_a, id_b, state, base, needs_merge, rule_state"
+"""A binding's columns in the order ``_binding`` reads them."""
 
-BINDINGS = cast(Table, Binding.__table__)
 
-
-def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _binding(row: Sequence[Any]) -> BindingRow:
+    bid, id_a, id_b, state, base, merge, rule_state = row
+    return BindingRow(
+        bid, id_a, id_b, state, json.loads(base), bool(merge), json.loads(rule_state or "{}")
+    )
 
 
 _text = json.JSONEncoder(ensure_ascii=False).encode
@@ -89,21 +91,23 @@ class SyncState:
     conflicts, runs, the field-level journal and the write-ahead intents (pending creates)
     that make a crash lose and duplicate nothing.
 
-    The engine's only door to the database (it never writes SQL and never sees an ORM row);
-    the facade makes one per run (``ServiceCore._state``). Each change is its own short
-    transaction; ``commit`` makes a batch's whole outcome (bindings, bases, journal, cursors)
-    durable together. Bulk statements, a part at a time, for a first sync's hot paths."""
+    The engine's only door to the database (it never writes SQL and never sees a row of it);
+    the facade makes one per run (``ServiceCore._state``), tests over a ``Store``'s ``db``.
+    Each change is its own short transaction; ``commit`` makes a batch's whole outcome
+    (bindings, bases, journal, cursors) durable together. Bulk statements (``app.store.bulk``),
+    a chunk at a time, for a first sync's hot paths."""
 
-    def __init__(self, sessions: sessionmaker[Session], connection_id: int) -> None:
-        self.sessions = sessions
+    def __init__(self, db: Database, connection_id: int) -> None:
+        self.db = db
         self.cid = connection_id
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """A read in plain SQL on a session's connection (``app.store.bulk``'s way): every run
-        asks these few questions, and through the ORM each cost more Python (a statement
-        compiled per process, an identity map, row objects) than SQLite took to answer."""
-        with self.sessions() as s:
-            return list(s.connection().exec_driver_sql(sql, params).fetchall())
+        return self.db.rows(sql, params)
+
+    def _in(self, sql: str, head: tuple[Any, ...], ids: Iterable[Any]) -> Iterator[Any]:
+        """Rows of ``sql`` (ending in ``IN ({})``) for ``ids``, a chunk of ids at a time."""
+        for part in chunked(dict.fromkeys(ids)):
+            yield from self.db.rows(sql.format(placeholders(len(part))), (*head, *part))
 
     # --- connection and runs ------------------------------------------------------------
 
@@ -116,19 +120,17 @@ class SyncState:
     def begin_run(
         self, dry_run: bool, kind: str = "sync", undo_of: int | None = None
     ) -> tuple[int, int]:
-        with self.sessions() as s, s.begin():
-            conn = s.connection()
-            [(count,)] = conn.exec_driver_sql(
+        with self.db.transaction() as conn:
+            [(count,)] = conn.execute(
                 "SELECT run_count FROM connections WHERE id = ?", (self.cid,)
             ).fetchall()
             run_no = (count or 0) + 1
-            started = bulk.stamp(conn, utcnow())
-            added = conn.exec_driver_sql(
+            added = conn.execute(
                 bulk.INSERT_RUN,
-                (self.cid, run_no, dry_run, "running", "{}", "", started, kind, undo_of),
+                (self.cid, run_no, dry_run, "running", "{}", "", stamp(utcnow()), kind, undo_of),
             )
             if not dry_run:
-                conn.exec_driver_sql(
+                conn.execute(
                     "UPDATE connections SET run_count = ? WHERE id = ?", (run_no, self.cid)
                 )
             run_id = added.lastrowid
@@ -138,89 +140,68 @@ class SyncState:
     def finish_run(
         self, run_id: int, status: str, counts: dict[str, Any], message: str, wrote: bool
     ) -> None:
-        with self.sessions() as s, s.begin():
-            conn = s.connection()
-            at = bulk.stamp(conn, utcnow())
-            [(kind, dry_run)] = conn.exec_driver_sql(
+        with self.db.transaction() as conn:
+            at = stamp(utcnow())
+            [(kind, dry_run)] = conn.execute(
                 "SELECT kind, dry_run FROM runs WHERE id = ?", (run_id,)
             ).fetchall()
-            conn.exec_driver_sql(
+            conn.execute(
                 "UPDATE runs SET status = ?, counts = ?, message = ?, finished_at = ? WHERE id = ?",
                 (status, json.dumps(counts), message, at, run_id),
             )
             if kind != "sync":
                 return  # an undo neither reads the apps fully nor counts for the schedule
             if not dry_run and status in ("ok", "failed"):
-                conn.exec_driver_sql(
+                conn.execute(
                     "UPDATE connections SET last_run_at = ?, synced_once = 1, needs_full_read = 0"
                     " WHERE id = ?",
                     (at, self.cid),
                 )
             else:
-                conn.exec_driver_sql(
-                    "UPDATE connections SET last_run_at = ? WHERE id = ?", (at, self.cid)
-                )
+                conn.execute("UPDATE connections SET last_run_at = ? WHERE id = ?", (at, self.cid))
 
     # --- the local index ----------------------------------------------------------------
 
     def index_versions(self, side: Side) -> dict[str, str]:
-        with self.sessions() as s:
-            # A cursor, read as the dict is built: the side's rows are never held as a list.
-            rows = s.connection().exec_driver_sql(
-                "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?",
-                (self.cid, side.value),
-            )
+        # A cursor, read as the dict is built: the side's rows are never held as a list.
+        with self.db.reading(
+            "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?",
+            (self.cid, side.value),
+        ) as rows:
             return {rid: version for rid, version in rows}
 
     def index_versions_of(self, side: Side, ids: Iterable[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        with self.sessions() as s:
-            conn = s.connection()
-            for part in chunked(list(dict.fromkeys(ids))):
-                rows = conn.exec_driver_sql(
-                    "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?"
-                    f" AND record_id IN ({', '.join('?' * len(part))})",
-                    (self.cid, side.value, *part),
-                )
-                out.update({rid: version for rid, version in rows})
-        return out
+        return {
+            rid: version
+            for rid, version in self._in(
+                "SELECT record_id, version FROM records WHERE connection_id = ? AND side = ?"
+                " AND record_id IN ({})",
+                (self.cid, side.value),
+                ids,
+            )
+        }
 
     def load_records(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[Record, str]]:
         """Snapshots from the index: id -> (record, status)."""
-        out: dict[str, tuple[Record, str]] = {}
-        id_list = list(ids)
-        with self.sessions() as s:
-            for part in chunked(id_list):
-                rows = s.execute(
-                    select(
-                        IndexedRecord.record_id,
-                        IndexedRecord.version,
-                        IndexedRecord.snapshot,
-                        IndexedRecord.status,
-                    ).where(
-                        IndexedRecord.connection_id == self.cid,
-                        IndexedRecord.side == side.value,
-                        IndexedRecord.record_id.in_(part),
-                    )
-                )
-                for rid, version, snap, status in rows:
-                    out[rid] = (record_from_json(rid, version, snap), status)
-        return out
+        return {
+            rid: (record_from_json(rid, version, snap), status)
+            for rid, version, snap, status in self._in(
+                "SELECT record_id, version, snapshot, status FROM records"
+                " WHERE connection_id = ? AND side = ? AND record_id IN ({})",
+                (self.cid, side.value),
+                ids,
+            )
+        }
 
     def key_holders(self, side: Side, keys: Iterable[str]) -> dict[str, set[str]]:
-        key_list = list(set(keys))
         out: dict[str, set[str]] = {}
-        with self.sessions() as s:
-            for part in chunked(key_list):
-                rows = s.execute(
-                    select(RecordKey.key, RecordKey.record_id).where(
-                        RecordKey.connection_id == self.cid,
-                        RecordKey.side == side.value,
-                        RecordKey.key.in_(part),
-                    )
-                )
-                for key, rid in rows:
-                    out.setdefault(key, set()).add(rid)
+        for key, rid in self._in(
+            "SELECT key, record_id FROM record_keys WHERE connection_id = ? AND side = ?"
+            " AND key IN ({})",
+            (self.cid, side.value),
+            set(keys),
+        ):
+            out.setdefault(key, set()).add(rid)
         return out
 
     # --- cursors: where each feed stopped, and which mapping set the bases belong to -----------
@@ -232,42 +213,32 @@ class SyncState:
         return str(rows[0][0]) if rows else None
 
     def set_cursor(self, key: str, value: str | None) -> None:
-        with self.sessions() as s, s.begin():
-            self._put_cursor(s, key, value)
+        with self.db.transaction() as conn:
+            self._put_cursor(conn, key, value)
 
-    def _put_cursor(self, s: Session, key: str, value: str | None) -> None:
+    def _put_cursor(self, conn: sqlite3.Connection, key: str, value: str | None) -> None:
         """Store a cursor; one that did not move is not written (``updated_at``: when it
         last moved), so a run where nothing changed adds nothing to the database's log."""
-        conn = s.connection()
         if value is None:
-            conn.exec_driver_sql(
+            conn.execute(
                 "DELETE FROM cursors WHERE connection_id = ? AND side = ?", (self.cid, key)
             )
         else:
-            at = bulk.stamp(conn, utcnow())
-            conn.exec_driver_sql(bulk.PUT_CURSOR, (self.cid, key, value, at))
+            conn.execute(bulk.PUT_CURSOR, (self.cid, key, value, stamp(utcnow())))
 
     def active_bindings(self) -> Iterator[list[BindingRow]]:
         """Every active binding, a chunk at a time (re-planning after a configuration change)."""
         last = 0
         while True:
-            with self.sessions() as s:
-                rows = list(
-                    s.scalars(
-                        select(Binding)
-                        .where(
-                            Binding.connection_id == self.cid,
-                            Binding.state == "active",
-                            Binding.id > last,
-                        )
-                        .order_by(Binding.id)
-                        .limit(CHUNK * 4)
-                    )
-                )
+            rows = self._rows(
+                f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND state = 'active'"
+                " AND id > ? ORDER BY id LIMIT ?",
+                (self.cid, last, CHUNK * 4),
+            )
             if not rows:
                 return
-            last = rows[-1].id
-            yield [self._row(b) for b in rows]
+            last = rows[-1][0]
+            yield [_binding(row) for row in rows]
 
     def ids_with_status(self, side: Side, status: str) -> list[str]:
         rows = self._rows(
@@ -278,37 +249,31 @@ class SyncState:
 
     def keys_of(self, side: Side, ids: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        with self.sessions() as s:
-            for part in chunked(list(ids)):
-                rows = s.execute(
-                    select(RecordKey.record_id, RecordKey.key)
-                    .where(
-                        RecordKey.connection_id == self.cid,
-                        RecordKey.side == side.value,
-                        RecordKey.record_id.in_(part),
-                    )
-                    .order_by(RecordKey.position)
-                )
-                for rid, key in rows:
-                    out.setdefault(rid, []).append(key)
+        for rid, key in self._in(
+            "SELECT record_id, key FROM record_keys WHERE connection_id = ? AND side = ?"
+            " AND record_id IN ({}) ORDER BY position",
+            (self.cid, side.value),
+            ids,
+        ):
+            out.setdefault(rid, []).append(key)
         return out
 
-    def _put_index(self, s: Session, entries: Sequence[IndexEntry]) -> None:
+    def _put_index(self, conn: sqlite3.Connection, entries: Sequence[IndexEntry]) -> None:
         """Upsert index rows and their keys in bulk (the hot path of a first sync)."""
         if not entries:
             return
-        conn, cid = s.connection(), self.cid
+        cid = self.cid
         # Indexed as processed: an earlier failure of this contact is over. (A failure of
         # this same batch is written after the index, so it stays.)
-        bulk.send(
+        send(
             conn,
             bulk.DELETE_RECORD_FAILURE,
             ((cid, e.side.value, e.record.id) for e in entries if e.status != "failed"),
         )
-        bulk.send(conn, bulk.DELETE_KEYS, ((cid, e.side.value, e.record.id) for e in entries))
+        send(conn, bulk.DELETE_KEYS, ((cid, e.side.value, e.record.id) for e in entries))
         # One row per record, in the order records first appear, from its last entry.
         last = {(e.side.value, e.record.id): n for n, e in enumerate(entries)}
-        bulk.send(
+        send(
             conn,
             bulk.UPSERT_RECORD,
             (
@@ -331,80 +296,50 @@ class SyncState:
             for e in entries
             for pos, key in enumerate(dict.fromkeys(e.keys))
         }
-        bulk.send(
+        send(
             conn,
             bulk.INSERT_KEY,
             ((cid, side, rid, key, pos) for (side, rid, key), pos in keys.items()),
         )
 
-    def _drop_index(self, s: Session, side: Side, ids: Iterable[str]) -> None:
-        for part in chunked(list(ids)):
-            s.execute(
-                delete(IndexedRecord).where(
-                    IndexedRecord.connection_id == self.cid,
-                    IndexedRecord.side == side.value,
-                    IndexedRecord.record_id.in_(part),
-                )
+    def _drop_index(self, conn: sqlite3.Connection, side: Side, ids: Iterable[str]) -> None:
+        for part in chunked(ids):
+            where = (
+                f"WHERE connection_id = ? AND side = ? AND record_id IN ({placeholders(len(part))})"
             )
-            s.execute(
-                delete(RecordKey).where(
-                    RecordKey.connection_id == self.cid,
-                    RecordKey.side == side.value,
-                    RecordKey.record_id.in_(part),
-                )
-            )
+            conn.execute(f"DELETE FROM records {where}", (self.cid, side.value, *part))
+            conn.execute(f"DELETE FROM record_keys {where}", (self.cid, side.value, *part))
 
     # --- bindings -----------------------------------------------------------------------
 
-    @staticmethod
-    def _row(b: Binding) -> BindingRow:
-        return BindingRow(
-            b.id,
-            b.id_a,
-            b.id_b,
-            b.state,
-            json.loads(b.base),
-            b.needs_merge,
-            json.loads(b.rule_state or "{}"),
-        )
-
     def bindings_for(self, side: Side, ids: Iterable[str]) -> dict[str, BindingRow]:
-        col = Binding.id_a if side is Side.A else Binding.id_b
+        column = "id_a" if side is Side.A else "id_b"
         out: dict[str, BindingRow] = {}
-        with self.sessions() as s:
-            for part in chunked(list(ids)):
-                for b in s.scalars(
-                    select(Binding).where(Binding.connection_id == self.cid, col.in_(part))
-                ):
-                    out[b.id_a if side is Side.A else b.id_b] = self._row(b)
+        for row in self._in(
+            f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND {column} IN ({{}})",
+            (self.cid,),
+            ids,
+        ):
+            b = _binding(row)
+            out[b.id_on(side)] = b
         return out
 
     def bindings_by_id(self, ids: Iterable[int]) -> list[BindingRow]:
-        out: list[BindingRow] = []
-        with self.sessions() as s:
-            for part in chunked(list(ids)):
-                out.extend(
-                    self._row(b)
-                    for b in s.scalars(
-                        select(Binding).where(
-                            Binding.connection_id == self.cid, Binding.id.in_(part)
-                        )
-                    )
-                )
-        return out
+        return [
+            _binding(row)
+            for row in self._in(
+                f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND id IN ({{}})",
+                (self.cid,),
+                ids,
+            )
+        ]
 
     def bindings_needing_merge(self) -> list[BindingRow]:
         rows = self._rows(
-            "SELECT id, id_a, id_b, state, base, needs_merge, rule_state FROM bindings"
-            " WHERE connection_id = ? AND needs_merge = 1",
+            f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND needs_merge = 1",
             (self.cid,),
         )
-        return [
-            BindingRow(
-                bid, id_a, id_b, state, json.loads(base), bool(merge), json.loads(rs or "{}")
-            )
-            for bid, id_a, id_b, state, base, merge, rs in rows
-        ]
+        return [_binding(row) for row in rows]
 
     def bound_unindexed(self, side: Side) -> list[str]:
         bound = "id_a" if side is Side.A else "id_b"
@@ -445,13 +380,12 @@ class SyncState:
         ]
 
     def add_intents(self, intents: Sequence[IntentNote]) -> None:
-        """Commit intents in bulk (Core executemany: no ORM object per intent)."""
+        """Commit intents in bulk, one transaction, before the creates are sent."""
         if not intents:
             return
-        with self.sessions() as s, s.begin():
-            conn = s.connection()
-            at = bulk.stamp(conn, utcnow())
-            bulk.send(
+        with self.db.transaction() as conn:
+            at = stamp(utcnow())
+            send(
                 conn,
                 bulk.INSERT_INTENT,
                 (
@@ -480,28 +414,28 @@ class SyncState:
         rule_state: dict[str, Any] | None = None,
     ) -> None:
         """An interrupted create: bind it if the app has it, else forget the intent."""
-        with self.sessions() as s, s.begin():
+        with self.db.transaction() as conn:
             if new_id is not None:
                 id_a, id_b = (source_id, new_id) if source is Side.A else (new_id, source_id)
-                exists = s.scalar(
-                    select(Binding.id).where(
-                        Binding.connection_id == self.cid,
-                        (Binding.id_a == id_a) | (Binding.id_b == id_b),
-                    )
-                )
+                exists = conn.execute(
+                    "SELECT id FROM bindings WHERE connection_id = ? AND (id_a = ? OR id_b = ?)",
+                    (self.cid, id_a, id_b),
+                ).fetchone()
                 if exists is None:
-                    s.add(
-                        Binding(
-                            connection_id=self.cid,
-                            id_a=id_a,
-                            id_b=id_b,
-                            needs_merge=state == "active",
-                            base="{}",
-                            state=state,
-                            rule_state=_text(rule_state or {}),
-                        )
+                    conn.execute(
+                        bulk.INSERT_BINDING,
+                        (
+                            self.cid,
+                            id_a,
+                            id_b,
+                            "{}",
+                            _text(rule_state or {}),
+                            state,
+                            state == "active",
+                            stamp(utcnow()),
+                        ),
                     )
-            s.execute(delete(PendingOp).where(PendingOp.op_id == op_id))
+            conn.execute(bulk.DELETE_INTENT, (op_id,))
 
     # --- committing what a run did -----------------------------------------------------------
 
@@ -510,11 +444,11 @@ class SyncState:
         o = outcome
         run_id, run_no, matched = o.run_id, o.run_no, o.matched
         now = utcnow()
-        with self.sessions() as s, s.begin():
-            conn, cid = s.connection(), self.cid
-            at = bulk.stamp(conn, now)
-            self._put_index(s, o.index)
-            bulk.send(
+        at = stamp(now)
+        cid = self.cid
+        with self.db.transaction() as conn:
+            self._put_index(conn, o.index)
+            send(
                 conn,
                 bulk.INSERT_BINDING,
                 (
@@ -531,22 +465,11 @@ class SyncState:
                     for nb in o.new_bindings
                 ),
             )
-            bulk.send(conn, bulk.SET_BASE, ((json.dumps(base), bid) for bid, base in o.bases))
-            bulk.send(
-                conn,
-                bulk.SET_RULE_STATE,
-                ((_text(st), bid) for bid, st in o.rule_states),
-            )
-            bulk.send(conn, bulk.SET_NEEDS_MERGE, ((bid,) for bid in o.replan))
-            if o.tombstones:
-                table = BINDINGS
-                s.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("bid"))
-                    .values(state=bindparam("new_state")),
-                    [{"bid": t.binding_id, "new_state": t.state} for t in o.tombstones],
-                )
-            bulk.send(
+            send(conn, bulk.SET_BASE, ((json.dumps(base), bid) for bid, base in o.bases))
+            send(conn, bulk.SET_RULE_STATE, ((_text(st), bid) for bid, st in o.rule_states))
+            send(conn, bulk.SET_NEEDS_MERGE, ((bid,) for bid in o.replan))
+            send(conn, bulk.SET_STATE, ((t.state, t.binding_id) for t in o.tombstones))
+            send(
                 conn,
                 bulk.SET_STATUS,
                 (
@@ -557,28 +480,28 @@ class SyncState:
             for rb in o.rebound:
                 # The contact is back under another id: its binding follows it.
                 column = "id_a" if rb.side is Side.A else "id_b"
-                s.execute(
-                    update(Binding).where(Binding.id == rb.binding_id).values({column: rb.new_id})
+                conn.execute(
+                    f"UPDATE bindings SET {column} = ? WHERE id = ?", (rb.new_id, rb.binding_id)
                 )
             by_side: dict[Side, list[str]] = {}
             for ref in o.dropped:
                 by_side.setdefault(ref.side, []).append(ref.record_id)
             for side, rids in by_side.items():
-                self._drop_index(s, side, rids)
-            bulk.send(
+                self._drop_index(conn, side, rids)
+            send(
                 conn,
                 bulk.DELETE_FAILURES,
                 ((cid, ref.side.value, ref.record_id) for ref in o.cleared),
             )
-            for part in chunked(list(o.clear_binding_failures)):
-                s.execute(
-                    delete(Failure).where(
-                        Failure.connection_id == self.cid, Failure.binding_id.in_(part)
-                    )
+            for part in chunked(o.clear_binding_failures):
+                conn.execute(
+                    "DELETE FROM failures WHERE connection_id = ?"
+                    f" AND binding_id IN ({placeholders(len(part))})",
+                    (cid, *part),
                 )
             for f in o.failures:
-                self._put_failure(s, f, run_no, now)
-            bulk.send(
+                self._put_failure(conn, f, run_no, now)
+            send(
                 conn,
                 bulk.INSERT_JOURNAL,
                 (
@@ -596,7 +519,7 @@ class SyncState:
                     for j in o.journal
                 ),
             )
-            bulk.send(
+            send(
                 conn,
                 bulk.INSERT_CONFLICT,
                 (
@@ -613,61 +536,55 @@ class SyncState:
                     for c in o.conflicts
                 ),
             )
-            bulk.send(conn, bulk.DELETE_INTENT, ((op,) for op in o.done_intents))
+            send(conn, bulk.DELETE_INTENT, ((op,) for op in o.done_intents))
             for key, value in o.cursors.items():
-                self._put_cursor(s, key, value)
+                self._put_cursor(conn, key, value)
 
-    def _put_failure(self, s: Session, f: FailureNote, run_no: int, now: datetime) -> None:
-        row = s.scalar(
-            select(Failure).where(
-                Failure.connection_id == self.cid,
-                Failure.side == f.side.value,
-                Failure.record_id == f.record_id,
-            )
+    def _put_failure(
+        self, conn: sqlite3.Connection, f: FailureNote, run_no: int, now: datetime
+    ) -> None:
+        """A failure's row: a new one, or the contact's earlier one with one attempt more
+        (an Ignore holds only while the contact is the version the user ignored)."""
+        row = conn.execute(bulk.FIND_FAILURE, (self.cid, f.side.value, f.record_id)).fetchone()
+        attempts = 1 if row is None else (row[1] or 0) + 1
+        ignored = row is not None and bool(row[2]) and row[3] == f.source_version
+        next_run_no, next_at = backoff(attempts, run_no, now)
+        values = (
+            f.target_side.value,
+            f.binding_id,
+            _storable(f.name[:500]),
+            f.code,
+            _storable(f.message),
+            _storable(f.field or ""),
+            _storable(f.raw[:4000]),
+            attempts,
+            next_run_no,
+            None if next_at is None else stamp(next_at),
+            f.source_version,
+            ignored,
         )
+        at = stamp(now)
         if row is None:
-            row = Failure(
-                connection_id=self.cid,
-                side=f.side.value,
-                record_id=f.record_id,
-                attempts=0,
-                ignored=False,
-                first_at=now,
+            conn.execute(
+                bulk.INSERT_FAILURE,
+                (self.cid, f.side.value, f.record_id, *values, at, at),
             )
-            s.add(row)
-        if row.ignored and row.source_version != f.source_version:
-            row.ignored = False  # the contact changed since the user chose Ignore
-        row.attempts = (row.attempts or 0) + 1
-        row.target_side = f.target_side.value
-        row.binding_id = f.binding_id
-        row.name = _storable(f.name[:500])
-        row.code = f.code
-        row.message = _storable(f.message)
-        row.field = _storable(f.field or "")
-        row.raw = _storable(f.raw[:4000])
-        row.source_version = f.source_version
-        row.last_at = now
-        row.next_run_no, row.next_at = backoff(row.attempts, run_no, now)
+        else:
+            conn.execute(bulk.UPDATE_FAILURE, (*values, at, row[0]))
 
     # --- failures ---------------------------------------------------------------------------
 
     def due_failures(self, run_no: int) -> list[DueFailure]:
         now = utcnow()
-        with self.sessions() as s:
-            conn = s.connection()
-            rows = conn.exec_driver_sql(
-                "SELECT side, record_id, binding_id, next_at, next_run_no FROM failures"
-                " WHERE connection_id = ? AND ignored IS NOT 1",
-                (self.cid,),
-            ).fetchall()
-            read_time = bulk.unstamp(conn)
+        rows = self._rows(
+            "SELECT side, record_id, binding_id, next_at, next_run_no FROM failures"
+            " WHERE connection_id = ? AND ignored IS NOT 1",
+            (self.cid,),
+        )
         out = []
         for side, rid, binding_id, stored_at, next_run_no in rows:
             if stored_at is not None:
-                next_at = read_time(stored_at)
-                if next_at.tzinfo is None:
-                    next_at = next_at.replace(tzinfo=now.tzinfo)
-                if next_at <= now:
+                if unstamp(stored_at) <= now:
                     out.append(DueFailure(Side(side), rid, binding_id))
             elif next_run_no <= run_no:
                 out.append(DueFailure(Side(side), rid, binding_id))
@@ -677,35 +594,37 @@ class SyncState:
 
     def run_row(self, run_id: int) -> RunFacts | None:
         """A run of this connection (None when it is another connection's or unknown)."""
-        with self.sessions() as s:
-            run = s.get(Run, run_id)
-        if run is None or run.connection_id != self.cid:
+        rows = self._rows(
+            "SELECT id, dry_run, status FROM runs WHERE id = ? AND connection_id = ?",
+            (run_id, self.cid),
+        )
+        if not rows:
             return None
-        return RunFacts(run.id, bool(run.dry_run), run.status)
+        [(rid, dry_run, status)] = rows
+        return RunFacts(rid, bool(dry_run), status)
 
     def journal_of(
         self, run_id: int, records: Iterable[tuple[Side, str]] | None = None
     ) -> list[JournalRow]:
         """What a run wrote, in the order it wrote it; only these records when given."""
         wanted = None if records is None else {(side.value, rid) for side, rid in records}
-        with self.sessions() as s:
-            rows = s.scalars(
-                select(JournalEntry)
-                .where(JournalEntry.run_id == run_id, JournalEntry.connection_id == self.cid)
-                .order_by(JournalEntry.id)
-            ).all()
+        rows = self._rows(
+            "SELECT id, side, record_id, action, field, before, after FROM journal"
+            " WHERE run_id = ? AND connection_id = ? ORDER BY id",
+            (run_id, self.cid),
+        )
         return [
             JournalRow(
-                j.id,
-                Side(j.side),
-                j.record_id,
-                j.action,
-                j.field,
-                None if j.before is None else json.loads(j.before),
-                None if j.after is None else json.loads(j.after),
+                jid,
+                Side(side),
+                rid,
+                action,
+                field,
+                None if before is None else json.loads(before),
+                None if after is None else json.loads(after),
             )
-            for j in rows
-            if wanted is None or (j.side, j.record_id) in wanted
+            for jid, side, rid, action, field, before, after in rows
+            if wanted is None or (side, rid) in wanted
         ]
 
     def created_since(self, side: Side, run_id: int) -> list[str]:
@@ -718,37 +637,32 @@ class SyncState:
 
     def index_meta(self, side: Side, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Index status and reason of these records (kept when a record is re-indexed)."""
-        out: dict[str, tuple[str, str]] = {}
-        with self.sessions() as s:
-            for part in chunked(list(ids)):
-                rows = s.execute(
-                    select(
-                        IndexedRecord.record_id, IndexedRecord.status, IndexedRecord.reason
-                    ).where(
-                        IndexedRecord.connection_id == self.cid,
-                        IndexedRecord.side == side.value,
-                        IndexedRecord.record_id.in_(part),
-                    )
-                )
-                for rid, status, reason in rows:
-                    out[rid] = (status, reason)
-        return out
+        return {
+            rid: (status, reason)
+            for rid, status, reason in self._in(
+                "SELECT record_id, status, reason FROM records WHERE connection_id = ?"
+                " AND side = ? AND record_id IN ({})",
+                (self.cid, side.value),
+                ids,
+            )
+        }
 
     def conflict(self, conflict_id: int) -> ConflictFacts | None:
-        with self.sessions() as s:
-            row = s.get(ConflictEntry, conflict_id)
-        if row is None or row.connection_id != self.cid:
-            return None
-        return ConflictFacts(
-            row.id, row.run_id, row.binding_id, row.field, Side(row.winner), row.resolved_run_id
+        rows = self._rows(
+            "SELECT id, run_id, binding_id, field, winner, resolved_run_id FROM conflicts"
+            " WHERE id = ? AND connection_id = ?",
+            (conflict_id, self.cid),
         )
+        if not rows:
+            return None
+        [(cid, run_id, binding_id, field, winner, resolved)] = rows
+        return ConflictFacts(cid, run_id, binding_id, field, Side(winner), resolved)
 
     def resolve_conflict(self, conflict_id: int, run_id: int) -> None:
-        with self.sessions() as s, s.begin():
-            s.execute(
-                update(ConflictEntry)
-                .where(ConflictEntry.id == conflict_id, ConflictEntry.connection_id == self.cid)
-                .values(resolved_run_id=run_id)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE conflicts SET resolved_run_id = ? WHERE id = ? AND connection_id = ?",
+                (run_id, conflict_id, self.cid),
             )
 
 

@@ -201,6 +201,7 @@ def main(
     if service is None:
         instance.release()
         return 2
+    service.load_editors()  # now, before the window shows: not on its first schedule tick
 
     def worker_service() -> Service:
         return Service(home, allow_insecure_keyring=allow_insecure_keyring)

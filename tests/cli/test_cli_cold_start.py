@@ -22,9 +22,18 @@ QT_AND_MIGRATIONS = ("PySide6", "alembic")
 NOT_FOR_A_NO_CHANGE_SYNC = ("vobject", "phonenumbers", "tomllib")
 """A sync that reads no card and compares no phone needs neither the vCard line parser's
 helper nor the phone library; nor does any command but ``--version`` read the version."""
-NOT_FOR_A_SYNC = ("app.preview", "app.engine.undo", "app.app_list", "filelock")
+NOT_FOR_A_SYNC = (
+    "app.preview",
+    "app.engine.undo",
+    "app.app_list",
+    "filelock",
+    "sqlalchemy",
+    "app.store.health",
+)
 """The wizard's preview and app list and Undo: loaded by the methods that use them. The run
-lock is the standard library's (``app.run_lock``): filelock cost 13-50 ms to import."""
+lock is the standard library's (``app.run_lock``): filelock cost 13-50 ms to import. Nor
+SQLAlchemy (more than half of a cron run's import CPU): a sync runs on a plain ``sqlite3``
+connection, and the ORM (Alembic's schema, the editors, Health) loads only where used."""
 
 PROBE = """
 import json, sys
@@ -112,6 +121,31 @@ def test_no_change_sync_of_two_folders_loads_no_qt_alembic_or_keyring(
     assert not modules & set(NOT_FOR_A_SYNC)
 
 
+def test_no_change_sync_of_a_folder_and_a_csv_file_loads_no_sqlalchemy(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder, sheet = tmp_path / "cards", tmp_path / "contacts.csv"
+    folder.mkdir()
+    (folder / "ann.vcf").write_bytes(
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nN:Lee;Ann;;;\r\n"
+        b"EMAIL:ann@example.com\r\nEND:VCARD\r\n"
+    )
+    sheet.write_text("Name,Email\r\nBob Roe,bob@example.com\r\n", encoding="utf-8")
+    for args in (
+        ["account", "add", "vcard-folder", "Cards", "--set", f"path={folder}"],
+        ["account", "add", "csv", "Sheet", "--set", f"path={sheet}"],
+        ["connection", "create", "main", "--a", "Cards", "--b", "Sheet"],
+        ["sync", "main"],
+    ):
+        assert main(args) == 0
+    capsys.readouterr()
+    assert "ann@example.com" in sheet.read_text(encoding="utf-8")
+    modules, out = loaded("sync")  # every connection, as a cron line without a name
+    assert "main (ok): created 0 in A, 0 in B; updated 0 in A, 0 in B" in out
+    assert not modules & {*QT_AND_MIGRATIONS, "keyring", *NOT_FOR_A_SYNC}
+
+
 def test_no_change_carddav_sync_loads_no_card_parser_or_phone_library(
     radicale: DavServer,
     tmp_path: Path,
@@ -193,3 +227,32 @@ def test_what_stops_with_an_exception_exits_normally() -> None:
     assert "pairsync" in done.stdout
     assert "HANDLERS RAN" in done.stderr
     assert "TEARDOWN" in done.stderr
+
+
+def test_the_desktop_app_loads_the_orm_at_start_not_on_its_first_read(tmp_path: Path) -> None:
+    """A Service opens without SQLAlchemy (a sync never needs it); the desktop app asks for
+    it at start (``load_editors``), so its first schedule tick or Health read on the GUI
+    thread never stops the window to import it."""
+    probe = (
+        "import sys; from app.service import Service; s = Service(sys.argv[1]); "
+        "before = 'sqlalchemy' in sys.modules; s.load_editors(); "
+        "print(before, 'sqlalchemy.orm' in sys.modules, 'app.store.health' in sys.modules); "
+        "s.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # A new home's database is created by Alembic (SQLAlchemy then loaded); open it again.
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr

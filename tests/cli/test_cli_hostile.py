@@ -323,3 +323,84 @@ def test_a_redirect_to_another_server_is_refused_naming_both(
         assert "€" not in done.stderr and "pässw" not in done.stderr
     finally:
         other.close()
+
+
+def _two_folders_synced(home: Path, tmp_path: Path) -> Path:
+    """A connection of two card folders (outside ``home``), synced once; side A's folder."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "ann.vcf").write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ann\r\nFN:Ann Lee\r\nEMAIL:ann@example.com\r\n"
+        "END:VCARD\r\n"
+    )
+    h = ("--home", str(home))
+    for args in (
+        ("account", "add", "vcard-folder", "A", "--set", f"path={a}"),
+        ("account", "add", "vcard-folder", "B", "--set", f"path={b}"),
+        ("connection", "create", "main", "--a", "A", "--b", "B"),
+        ("sync", "main"),
+    ):
+        done = pairsync(*h, *args)
+        assert done.returncode == 0, done.stderr
+    return a
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 MB file system (tmpfs): room for a database, then filled on purpose."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_sync_that_fills_the_disk_is_one_sentence(small_disk: Path, tmp_path: Path) -> None:
+    """The sync path runs on the plain sqlite3 connection (issue 18): a full disk there is
+    the same sentence as everywhere else, and the database is as the last commit left it."""
+    home = small_disk / "home"
+    a = _two_folders_synced(home, tmp_path)
+    for n in range(100):  # far more than the 32 kB left
+        (a / f"c{n}.vcf").write_text(
+            f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c{n}\r\nFN:Contact {n} {'x' * 1000}\r\n"
+            f"EMAIL:c{n}@example.com\r\nNOTE:{'y' * 2000}\r\nEND:VCARD\r\n"
+        )
+    room = os.statvfs(small_disk)
+    filler = small_disk / "filler"  # leave 32 kB free
+    filler.write_bytes(b"\0" * max(0, room.f_bavail * room.f_frsize - 32 * 1024))
+    line = one_sentence(pairsync("--home", str(home), "sync", "main"))
+    assert "disk is full" in line, line
+    filler.unlink()
+    done = pairsync("--home", str(home), "sync", "main")
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "b").glob("*.vcf"))) == 101  # each contact once
+
+
+def test_a_sync_on_a_read_only_database_is_one_sentence(tmp_path: Path) -> None:
+    """The database file alone read-only (its folder writable): the sync's first write on
+    the plain sqlite3 connection says so in the same sentence as everywhere else."""
+    home = tmp_path / "home"
+    _two_folders_synced(home, tmp_path)
+    database = home / "pairsync.db"
+    bound = subprocess.run(
+        ["mount", "--bind", str(database), str(database)], capture_output=True, check=False
+    )
+    if bound.returncode != 0:
+        pytest.skip("cannot bind-mount a file here (needs root)")
+    try:
+        subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(database)], capture_output=True, check=True
+        )
+        line = one_sentence(pairsync("--home", str(home), "sync", "main"))
+    finally:
+        subprocess.run(["umount", "-l", str(database)], check=False)
+    assert "read-only" in line, line

@@ -60,7 +60,7 @@ class Pair:
 
     @property
     def state(self) -> SyncState:
-        return SyncState(self.store.sessions, self.cid)
+        return SyncState(self.store.db, self.cid)
 
     def run(self, *, dry_run: bool = False, confirm: bool = False) -> RunReport:
         run = SyncRun(

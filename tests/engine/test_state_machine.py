@@ -98,7 +98,7 @@ class CrashingState(SyncState):
     """The engine's store, dying before or after its ``at``-th durable step."""
 
     def __init__(self, base: SyncState, at: int, after: bool) -> None:
-        super().__init__(base.sessions, base.cid)
+        super().__init__(base.db, base.cid)
         self.left = at
         self.after = after
 

@@ -75,7 +75,7 @@ def bench(n: int) -> None:
         print(f"    created in B: {r.created['b']}, excluded: {r.excluded}")
         r = timed("no-change re-sync", p.run)
         assert p.run().updated == {"a": 0, "b": 0}
-        catalog = ConnectionStore(p.store.sessions)
+        catalog = ConnectionStore(p.store)
         ruleset = RuleSet(p.rules, p.settings.direction)
         counts = timed(
             "rule counts from the index",

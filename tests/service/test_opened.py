@@ -112,3 +112,25 @@ def test_every_path_closes_what_it_opens(
     service.sync(["main"])
     assert counting.opened > 0
     assert counting.closed == counting.opened
+
+
+def test_a_sync_reads_its_two_accounts_once(tmp_path: Path, service: Service) -> None:
+    """A run reads the connection's accounts once, for its apps and for their locks (it
+    read each twice before), all on the plain connection the sync runs on."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "bea.vcf").write_text(CARD)
+    service.add_account("vcard-folder", "A", {"path": str(a)})
+    service.add_account("vcard-folder", "B", {"path": str(b)})
+    service.create_connection("main", "A", "B", _options())
+    statements: list[str] = []
+    service._store.db.connection().set_trace_callback(statements.append)
+    [report] = service.sync(["main"])
+    assert report.status == "ok" and report.created["b"] == 1
+    # (The rolling backup's fingerprint reads the whole table after the run: not these.)
+    reads = [s for s in statements if "FROM accounts WHERE id" in s]
+    assert sorted(reads) == [
+        "SELECT id, name, kind, settings, has_secret FROM accounts WHERE id = 1",
+        "SELECT id, name, kind, settings, has_secret FROM accounts WHERE id = 2",
+    ]

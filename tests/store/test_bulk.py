@@ -54,12 +54,12 @@ def test_inserts_name_every_column_the_orm_would_fill(name: str) -> None:
 
 def test_bulk_rows_read_back_through_the_orm(tmp_path: Path) -> None:
     store = Store(tmp_path / "pairsync.db")
-    conns = ConnectionStore(store.sessions)
+    conns = ConnectionStore(store)
     conns.add_account("A", "memory", {}, False)
     conns.add_account("B", "memory", {}, False)
     conns.add_connection("c", "A", "B")
     cid = conns.connection("c").id
-    state = SyncState(store.sessions, cid)
+    state = SyncState(store.db, cid)
     run_id, run_no = state.begin_run(False)
     before = datetime.now(UTC) - timedelta(seconds=1)
     state.add_intents([IntentNote("op1", run_id, Side.B, "a1", None, ["x@example.com"])])
@@ -100,7 +100,7 @@ def test_due_failures_read_in_plain_sql_keep_the_retry_schedule(tmp_path: Path) 
     """Retry times stored by the ORM are read back in plain SQL as the ORM would: a failure
     is due by its date once it has one, by its run number otherwise, never when ignored."""
     store = Store(tmp_path / "pairsync.db")
-    conns = ConnectionStore(store.sessions)
+    conns = ConnectionStore(store)
     conns.add_account("A", "memory", {}, False)
     conns.add_account("B", "memory", {}, False)
     conns.add_connection("c", "A", "B")
@@ -127,7 +127,7 @@ def test_due_failures_read_in_plain_sql_keep_the_retry_schedule(tmp_path: Path) 
                     **values,
                 )
             )
-    due = SyncState(store.sessions, cid).due_failures(5)
+    due = SyncState(store.db, cid).due_failures(5)
     assert sorted(due, key=lambda d: d.record_id) == [
         DueFailure(Side.A, "past", 7),
         DueFailure(Side.A, "run-due", None),

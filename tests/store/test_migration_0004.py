@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 
-from app.store.db import Store, alembic_config, make_engine
+from app.store.db import Store
+from app.store.orm import alembic_config, make_engine
 
 
 def test_upgrade_from_0003_sets_the_desktop_defaults(tmp_path: Path) -> None:

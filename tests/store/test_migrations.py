@@ -7,8 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from app.store.db import Store, current_revision, head_revision, make_engine, migrate
+from app.store.db import Store
 from app.store.models import Base
+from app.store.orm import current_revision, head_revision, make_engine, migrate
 
 
 def test_empty_file_upgrades_to_head(tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 def test_upgrade_from_the_first_schema_keeps_data_and_a_backup(tmp_path: Path) -> None:
     from alembic import command
 
-    from app.store.db import alembic_config
+    from app.store.orm import alembic_config
 
     path = tmp_path / "pairsync.db"
     engine = make_engine(path)

@@ -124,7 +124,7 @@ def idle(wiring: Wiring) -> bool:
 
 def count_runs(wiring: Wiring) -> list[str]:
     """The connections whose runs finished, in order. ``idle`` alone does not tell that a
-    run happened: a new connection's first sync is started by the scheduler's timer a moment
+    run happened: a new connection's first sync starts once its resume is saved, a moment
     after the wizard closes, so the window looks idle before it (a shot taken then shows
     "Starting (step 1 of 5)" and the next ones a run still going)."""
     finished: list[str] = []
