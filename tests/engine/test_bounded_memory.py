@@ -17,7 +17,7 @@ from pathlib import Path
 from app.connectors.memory import MemoryApp
 from app.engine.match import Holders, hold, holders_of, let_go
 from app.mapping.canonical import canon_phone
-from app.model import Labeled, WriteOp, WriteResult
+from app.model import FieldValue, Labeled, WriteOp, WriteResult
 from tests.engine.harness import Pair
 
 SLICE = 200
@@ -34,6 +34,20 @@ class Sink(MemoryApp):
         return results
 
 
+def person(i: int) -> dict[str, FieldValue]:
+    """Contact number ``i``: each has its own name, email and phone."""
+    return {
+        "full_name": f"Person Number{i}",
+        "given_name": "Person",
+        "family_name": f"Number{i}",
+        "emails": (Labeled(f"person.{i}@example.com", "work"),),
+        "phones": (Labeled(f"+44 7700 9{i:05d}", "mobile"),),
+        "organization": "Acme",
+        "title": "Engineer",
+        "notes": f"Note about person {i}, who is a contact worth keeping.",
+    }
+
+
 def held_at_writes(tmp_path: Path, count: int) -> int:
     """The most bytes traced (allocated by the run and still alive) at any of its writes."""
     pair = Pair(tmp_path / f"n{count}", batch_size=100)
@@ -41,18 +55,7 @@ def held_at_writes(tmp_path: Path, count: int) -> int:
     sink = Sink("App B", batch_size=100)
     pair.b = sink
     for i in range(count):
-        pair.a.add(
-            {
-                "full_name": f"Person Number{i}",
-                "given_name": "Person",
-                "family_name": f"Number{i}",
-                "emails": (Labeled(f"person.{i}@example.com", "work"),),
-                "phones": (Labeled(f"+44 7700 9{i:05d}", "mobile"),),
-                "organization": "Acme",
-                "title": "Engineer",
-                "notes": f"Note about person {i}, who is a contact worth keeping.",
-            }
-        )
+        pair.a.add(person(i))
     peak = 0
 
     def measure(op: WriteOp) -> None:

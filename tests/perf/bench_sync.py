@@ -547,7 +547,9 @@ def memory_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, An
     base = rss_now_mb()
     load_peak = peak_rss_mb()
     reset = reset_peak_rss()
-    run = SyncRun(
+    from app.preview import PreviewRun
+
+    run = (PreviewRun if phase == "preview" else SyncRun)(
         "c",
         pair.state,
         {Side.A: pair.a, Side.B: pair.b},
@@ -555,18 +557,9 @@ def memory_phase(folder: Path, phase: str, profile: Path | None) -> dict[str, An
         pair.settings,
         Progress(f"memory {phase}"),
     )
-    if phase == "preview":
-        from app.preview import PreviewRun
-
-        run = PreviewRun(
-            "c",
-            pair.state,
-            {Side.A: pair.a, Side.B: pair.b},
-            pair.mappings,
-            pair.settings,
-            Progress(f"memory {phase}"),
-        )
-        report, wall, cpu = _measure(lambda: _PreviewReport(run.preview()), profile)
+    if isinstance(run, PreviewRun):
+        preview_run = run
+        report, wall, cpu = _measure(lambda: _PreviewReport(preview_run.preview()), profile)
     else:
         report, wall, cpu = _measure(lambda: run.run(dry_run=phase == "dry"), profile)
     if phase not in PREVIEWS:

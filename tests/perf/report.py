@@ -141,49 +141,29 @@ def _verdict(value: float, limit: float) -> bool:
 def memory_rows(results: list[dict[str, Any]], size: int) -> list[Row]:
     rows = []
     at = f"N={size:,}, one process per phase"
+
+    def peak_row(runs: list[dict[str, Any]], goal: str, limit: int, note: str = "") -> Row:
+        peak = max(r["peak_rss_mb"] for r in runs)
+        if not note and len(runs) > 1:
+            note = f" (max of {'/'.join(r['phase'] for r in runs)})"
+        verdict = _verdict(peak, limit) if size >= 100_000 else None
+        return Row(goal, f"{peak:.0f} MB{note}", f"≤ {limit} MB at 100k", verdict, at)
+
     for backend, label in (("empty", "vCard folder → empty CSV"), ("memory", "memory ↔ memory")):
         mine = [r for r in results if r["backend"] == backend and r["size"] == size]
         first = [r for r in mine if r["phase"] == "first"]
         dry = [r for r in mine if r["phase"] in ("dry", "preview")]
         later = [r for r in mine if r["phase"] in ("resync", "edit_a", "edit_b")]
         if first:
-            peak = first[0]["peak_rss_mb"]
             note = ""
             if backend == "memory":
                 note = f" (the two test apps alone: {first[0]['base_rss_mb']:.0f} MB)"
-            rows.append(
-                Row(
-                    f"first sync, peak RSS, {label}",
-                    f"{peak:.0f} MB{note}",
-                    "≤ 300 MB at 100k",
-                    _verdict(peak, 300) if size >= 100_000 else None,
-                    at,
-                )
-            )
+            rows.append(peak_row(first, f"first sync, peak RSS, {label}", 300, note))
         if dry:
-            peak = max(r["peak_rss_mb"] for r in dry)
-            phases = "/".join(r["phase"] for r in dry)
-            rows.append(
-                Row(
-                    f"dry run / preview of the first sync, peak RSS, {label}",
-                    f"{peak:.0f} MB (max of {phases})",
-                    "≤ 300 MB at 100k",
-                    _verdict(peak, 300) if size >= 100_000 else None,
-                    at,
-                )
-            )
+            goal = f"dry run / preview of the first sync, peak RSS, {label}"
+            rows.append(peak_row(dry, goal, 300))
         if later:
-            peak = max(r["peak_rss_mb"] for r in later)
-            phases = "/".join(r["phase"] for r in later)
-            rows.append(
-                Row(
-                    f"later runs, peak RSS, {label}",
-                    f"{peak:.0f} MB (max of {phases})",
-                    "≤ 200 MB at 100k",
-                    _verdict(peak, 200) if size >= 100_000 else None,
-                    at,
-                )
-            )
+            rows.append(peak_row(later, f"later runs, peak RSS, {label}", 200))
     return rows
 
 
