@@ -79,11 +79,11 @@ class MatchResult:
     """(id on A, id on B)."""
     notes: list[tuple[Side, str, str, str]] = field(default_factory=list)
     creates: list[tuple[Side, str]] = field(default_factory=list)
-    whole: bool = False
-    """Planned all at once (``Planner.make_plan``, for the write guard): the plan holds every
-    record it takes until the run ends, so a record read is then held as the plan's object
-    instead of also packed. Planned a slice at a time (a first sync, a dry run), a slice
-    takes new objects that go with it; the packed copy stays until the slice is released."""
+    keep_taken: bool = True
+    """A record taken stays held, as the slice's object instead of its bytes, until the slice
+    is released (a real run applies it, then ``Applier.release``; a whole plan holds each
+    record once, not also packed). A dry run releases nothing: it sets this off, and each
+    slice's records go with the slice while their packed bytes stay."""
 
     def left(self) -> int:
         """Contacts still to plan that may be written (pairs and creates)."""
@@ -91,13 +91,12 @@ class MatchResult:
 
     def take(self, side: Side, rid: str) -> Record:
         """The record of ``rid``, unpacked for its slice. One from ``found`` is forgotten
-        there (the slice holds it now); one read stays held packed until its slice is
-        released, or, for a ``whole`` plan, as the plan's object (held once, not twice)."""
+        there (the slice holds it now); one read is held as described at ``keep_taken``."""
         found = self.found[side]
         if rid in found:
             return found.pop(rid)
         changed = self.reads[side].changed
-        return changed.take(rid) if self.whole else changed[rid]
+        return changed.take(rid) if self.keep_taken else changed[rid]
 
 
 class Matcher:

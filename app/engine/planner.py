@@ -71,7 +71,6 @@ class Planner(RunContext):
         """The whole plan at once: for the write guard, which counts every write before any
         is made. (A dry run counts slice by slice instead: see ``SyncRun.run``.)"""
         plan, work = self.plan_head(reads)
-        work.whole = True
         for part in self.plan_parts(work, reads):
             plan.absorb(part)
         return plan

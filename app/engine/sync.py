@@ -59,6 +59,7 @@ class SyncRun(Reader, Planner, Applier):
                 # and no slice is kept: a dry run of 100,000 contacts holds its reads, never
                 # 100,000 planned writes (issue 18). The guard then judges the counts.
                 head, work = self.plan_head(reads)
+                work.keep_taken = False
                 self.fill_counts(head)
                 del head
                 for part in self.plan_parts(work, reads):
