@@ -89,6 +89,15 @@ def duration_text(run: RunRow) -> str:
     return _tr("{m} min {s} s").format(m=int(seconds // 60), s=int(seconds % 60))
 
 
+def time_axis_format(first: QDateTime, last: QDateTime, ticks: int) -> str:
+    """The x axis's label format for a span ``first``..``last`` cut into ``ticks`` labels:
+    seconds when ticks are under a minute apart (two runs seconds apart), and the day only
+    when the span crosses one, so that no two labels read the same."""
+    step = (last.toMSecsSinceEpoch() - first.toMSecsSinceEpoch()) / max(1, ticks - 1)
+    time = "HH:mm:ss" if step < 60_000 else "HH:mm"
+    return time if first.date() == last.date() else f"dd MMM {time}"
+
+
 def _msecs(when: datetime) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -113,7 +122,7 @@ class RunChart(QChartView):
         }
         names = {"created": _tr("Created"), "updated": _tr("Updated"), "failed": _tr("Failed")}
         self.x_axis = QDateTimeAxis()
-        self.x_axis.setFormat("dd MMM HH:mm")
+        self.x_axis.setFormat("dd MMM HH:mm")  # set_runs picks one that fits the span
         self.y_axis = QValueAxis()
         self.y_axis.setLabelFormat("%d")
         chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
@@ -146,9 +155,22 @@ class RunChart(QChartView):
             first, last = _msecs(ordered[0].started_at), _msecs(ordered[-1].started_at)
             if last - first < 60_000:
                 first, last = first - 30_000, last + 30_000
-            self.x_axis.setRange(
-                QDateTime.fromMSecsSinceEpoch(first), QDateTime.fromMSecsSinceEpoch(last)
+            start, end = QDateTime.fromMSecsSinceEpoch(first), QDateTime.fromMSecsSinceEpoch(last)
+            self.x_axis.setFormat(time_axis_format(start, end, self.x_axis.tickCount()))
+            self.x_axis.setRange(start, end)
+
+    def tick_labels(self) -> list[str]:
+        """The x axis's labels as drawn: ``tickCount`` evenly spaced times from its min to
+        its max, in its format (tests)."""
+        first = self.x_axis.min().toMSecsSinceEpoch()
+        last = self.x_axis.max().toMSecsSinceEpoch()
+        n = self.x_axis.tickCount()
+        return [
+            QDateTime.fromMSecsSinceEpoch(first + (last - first) * i // (n - 1)).toString(
+                self.x_axis.format()
             )
+            for i in range(n)
+        ]
 
     def points(self, key: str) -> list[tuple[int, float]]:
         """The drawn points of one series (tests, accessibility)."""
