@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     load_start = os.getloadavg()
     started = time.perf_counter()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pairsync-report-", dir=args.workdir) as tmp:
         rows = collect(sizes, parts, Path(tmp))
     load_end = os.getloadavg()
