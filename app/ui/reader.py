@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from itertools import count
@@ -50,8 +50,8 @@ class _Query:
 class _Delivery(QObject):
     """Lives in the GUI thread; emitted from the readers, so its slot runs there."""
 
-    answered = Signal(object, object, object)
-    """the query, the result (or None), the error sentence (or None)"""
+    answered = Signal()
+    """an answer is waiting in ``Reader._answers``"""
 
 
 class Reader(QObject):
@@ -78,6 +78,10 @@ class Reader(QObject):
         self._delivery = _Delivery(self)
         self._delivery.answered.connect(self._answered)
         self._outstanding = 0
+        self._answers: deque[tuple[_Query, Any, str | None]] = deque()
+        """(query, result, error sentence) handed to the GUI thread: a thread puts its
+        answer here and lets go of it *before* it signals, so the last reference to the
+        query's callbacks (widgets) always goes in the GUI thread."""
 
     @property
     def busy(self) -> bool:
@@ -162,15 +166,19 @@ class Reader(QObject):
                 except Exception as err:
                     log.exception("database query failed")
                     error = f"Unexpected error: {type(err).__name__}: {err}"
-                emit(self._delivery.answered, query, result, error)
-                # Not kept while idle: the query's callbacks hold widgets (the window's
-                # list), and their last reference must go in the GUI thread, never here.
+                # The query's callbacks hold widgets (the window's list), and a Qt object
+                # freed here crashes the app: the answer is handed over and this thread's
+                # references dropped before the GUI thread is told, never after it (it may
+                # have answered and let go of its own by then).
+                self._answers.append((query, result, error))
                 del query, result
+                emit(self._delivery.answered)
         finally:
             if service is not None:
                 service.close()
 
-    def _answered(self, query: _Query, result: Any, error: str | None) -> None:
+    def _answered(self) -> None:
+        query, result, error = self._answers.popleft()  # one per signal, oldest first
         try:
             if self._latest.get(query.slot) != query.ticket:
                 return  # a newer query of its slot was asked meanwhile
