@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from app.errors import PairsyncError
 from app.service import Service
@@ -178,8 +179,12 @@ class TaskControl:
             emit(self._signals.progress, phase, done, total)
 
 
-class Task(QRunnable):
-    """One job on the pool. Keep a reference until ``finished`` (the runner does)."""
+Outcome = tuple[str, tuple[Any, ...]]
+"""How a job ended: the name of the ``TaskSignals`` signal that says so and its arguments."""
+
+
+class Task:
+    """One job on the pool. The runner keeps it until its outcome is delivered."""
 
     def __init__(
         self,
@@ -190,8 +195,6 @@ class Task(QRunnable):
         *,
         cancellable: bool = True,
     ) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
         self.job = job
         self.cancellable = cancellable
         self.factory = factory
@@ -206,7 +209,8 @@ class Task(QRunnable):
         if self.cancellable:
             self.control.cancel()
 
-    def run(self) -> None:  # on a worker thread
+    def execute(self) -> Outcome:  # on a pool thread
+        """Run the job; its outcome is delivered in the GUI thread (``deliver``)."""
         service: Service | None = None
         try:
             self.control.check()
@@ -217,22 +221,33 @@ class Task(QRunnable):
             else:
                 service = open_service(self.factory)
                 result = self.job(service, self.control)
-            if self.control.cancelled:
-                emit(self.signals.cancelled)
-            else:
-                emit(self.signals.succeeded, result)
+            return ("cancelled", ()) if self.control.cancelled else ("succeeded", (result,))
         except TaskCancelled:
-            emit(self.signals.cancelled)
+            return ("cancelled", ())
         except PairsyncError as err:
-            emit(self.signals.failed, str(err), err.code)
+            return ("failed", (str(err), err.code))
         except Exception as err:
             log.exception("task %s failed", self.label or self.job)
-            emit(self.signals.failed, f"Unexpected error: {type(err).__name__}: {err}", "error")
+            return ("failed", (f"Unexpected error: {type(err).__name__}: {err}", "error"))
         finally:
             if service is not None:
                 service.close()
             self.done.set()
+
+    def deliver(self, outcome: Outcome) -> None:  # in the GUI thread
+        """Emit the outcome's signal, then ``finished`` (always the last)."""
+        kind, args = outcome
+        try:
+            emit(getattr(self.signals, kind), *args)
+        finally:
             emit(self.signals.finished)
+
+
+class _Delivery(QObject):
+    """Lives in the GUI thread; emitted from the pool's threads, so its slot runs there."""
+
+    ended = Signal()
+    """a task's outcome is waiting in ``TaskRunner._ended``"""
 
 
 class TaskRunner(QObject):
@@ -256,6 +271,15 @@ class TaskRunner(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self._tasks: set[Task] = set()
+        self._to_start: deque[Task] = deque()
+        self._ended: deque[tuple[Task, Outcome]] = deque()
+        """Tasks whose job has returned, handed to the GUI thread. A pool thread lets go of
+        its task *before* it signals: a job and its callbacks hold widgets, and a Qt object
+        freed on a pool thread crashes the app, so their last reference must go in the GUI
+        thread (the pool never holds a task: it runs ``_work``, which takes one from
+        ``_to_start``; a QRunnable handed to PySide's pool was kept for the pool's life)."""
+        self._delivery = _Delivery(self)
+        self._delivery.ended.connect(self._deliver)
 
     @property
     def active(self) -> int:
@@ -291,18 +315,29 @@ class TaskRunner(QObject):
             s.cancelled.connect(on_cancelled)
         if on_finished is not None:
             s.finished.connect(on_finished)
-        s.finished.connect(lambda: self._forget(task))
         was_idle = not self._tasks
         self._tasks.add(task)
         if was_idle:
             emit(self.busy_changed, True)
-        self.pool.start(task)
+        self._to_start.append(task)
+        self.pool.start(self._work)
         return task
 
-    def _forget(self, task: Task) -> None:
-        self._tasks.discard(task)
-        if not self._tasks:
-            emit(self.busy_changed, False)
+    def _work(self) -> None:  # on a pool thread: one per ``start``
+        task = self._to_start.popleft()
+        outcome = task.execute()
+        self._ended.append((task, outcome))
+        del task, outcome
+        emit(self._delivery.ended)
+
+    def _deliver(self) -> None:
+        task, outcome = self._ended.popleft()  # one per signal, oldest first
+        try:
+            task.deliver(outcome)
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                emit(self.busy_changed, False)
 
     def cancel_all(self) -> None:
         for task in list(self._tasks):

@@ -5,21 +5,20 @@ as the sentence; idle threads end and close their Service."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject
+from PySide6.QtCore import QObject
 
 from app.errors import ConfigError
 from app.service import Service
 from app.ui import reader as reader_module
-from app.ui import signals
 from app.ui.reader import Reader
 from tests.ui.desktop import settle
+from tests.ui.last_reference import Witness, held_after_emit
 
 
 @pytest.fixture
@@ -96,53 +95,18 @@ def test_idle_threads_end_and_the_next_query_starts_one(
 
 def test_a_query_and_its_callbacks_are_let_go_in_the_gui_thread(reader: Reader) -> None:
     """The callbacks of a query hold widgets (a list's model, a view); the last reference to
-    them must go in the GUI thread: a Qt object freed on a reader thread crashes the app.
-    A full suite once segfaulted in ``Reader._serve`` right after it had emitted an answer
-    (helper-25, 2026-12-02, near the end of test_health_view.py; not reproduced in reruns):
-    the thread dropped its reference to the query only after the emit, so when the GUI
-    thread had already answered and let go of its own, the thread's was the last one.
-
-    That order is made here: a trace on the reader's thread holds it just after its emit
-    returns until the GUI thread has answered."""
-    gui = threading.get_ident()
-    answered = threading.Event()
-    go_on = threading.Event()
-    freed_on: list[int] = []
-
-    class Holder:
-        """Stands for a widget the answer goes to."""
-
-        def done(self, answer: int) -> None:
-            answered.set()
-
-        def __del__(self) -> None:
-            freed_on.append(threading.get_ident())
-
-    def hold_after_emit(frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code is not signals.emit.__code__:
-            return None
-
-        def on_return(frame: Any, event: str, arg: Any) -> Any:
-            if event == "return":
-                go_on.wait(10)
-            return on_return
-
-        return on_return
-
-    threading.settrace(hold_after_emit)
-    try:
-        holder = Holder()
+    them must go in the GUI thread. A full suite once segfaulted in ``Reader._serve`` right
+    after it had emitted an answer (helper-25, 2026-12-02, near the end of
+    test_health_view.py; not reproduced in reruns): the thread dropped its reference to the
+    query only after the emit, so when the GUI thread had already answered and let go of its
+    own, the thread's was the last one. That order is made here."""
+    witness = Witness()
+    with held_after_emit():
+        holder = witness.holder()
         reader.read(lambda svc: 1, holder.done)
         del holder  # only the query holds it now
-        deadline = time.monotonic() + 10
-        while not answered.is_set() and time.monotonic() < deadline:
-            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        assert answered.is_set()
-        QCoreApplication.processEvents()  # the delivery's arguments go
-    finally:
-        threading.settrace(None)  # type: ignore[arg-type]
-        go_on.set()
+        witness.wait_answered()
     settle(reader)
     with reader._lock:
         assert reader._lock.wait_for(lambda: reader._idle_threads == reader._threads, 5)
-    assert freed_on == [gui]
+    assert witness.freed_on == [threading.get_ident()]
