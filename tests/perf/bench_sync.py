@@ -22,9 +22,11 @@ title, notes, an extra email or a segment, so they are updated on both sides) an
 Phases, each in a fresh subprocess so that peak RSS (``ru_maxrss``) is per phase:
 ``first`` (first sync), ``resync`` (nothing changed), ``edit_a`` (1 % of A's contacts get a
 new title; for files the .vcf files are rewritten), ``edit_b`` (1 % of B's contacts get a new
-title). ``--phases dry,preview,first,...`` adds a dry run and the wizard's preview of the first
-sync (each before ``first``, on the same data: neither writes). Edits are made by a separate,
-unmeasured subprocess before the measured one.
+title). ``bulk_a`` / ``bulk_b`` (optional, after ``resync``) give *every* contact of A or
+B a new title: a later run with 100 % changed, which the mass-change guard (here at its
+largest) plans whole. ``--phases dry,preview,first,...`` adds a dry run and the wizard's
+preview of the first sync (each before ``first``, on the same data: neither writes). Edits
+are made by a separate, unmeasured subprocess before the measured one.
 
 For each phase: wall time and process CPU time of the sync call, peak RSS of the process,
 records read/created/updated (from the RunReport), records/s, and a split of the time into
@@ -65,7 +67,9 @@ PREVIEWS = ("dry", "preview")
 """Optional phases (``--phases``), run before ``first`` on the same data: a dry run
 (``sync --dry-run``) and the wizard's preview (``Service.preview``: a dry run kept and
 broken down). Neither writes, so the first sync after them starts from the same state."""
-MUTATION = {"edit_a": "a", "edit_b": "b"}
+MUTATION = {"edit_a": ("a", 100), "edit_b": ("b", 100), "bulk_a": ("a", 1), "bulk_b": ("b", 1)}
+"""A phase that edits first: the side edited, and one contact in how many gets a new title."""
+BULKS = ("bulk_a", "bulk_b")
 MEMORY_NOTE = (
     "memory backend: one subprocess per phase; the MemoryApp records are pickled to disk "
     "between phases (peak RSS includes the in-memory apps' data, see 'base')"
@@ -524,11 +528,11 @@ def memory_setup(folder: Path, size: int) -> None:
     pair.store.close()
 
 
-def memory_mutate(folder: Path, side: str, tag: str) -> int:
+def memory_mutate(folder: Path, side: str, tag: str, one_in: int) -> int:
     pair = _memory_pair(folder, create=False)
     app = pair.a if side == "a" else pair.b
     ids = sorted(app.records)
-    chosen = random.Random(f"{tag}-{len(ids)}").sample(ids, max(1, round(len(ids) / 100)))
+    chosen = random.Random(f"{tag}-{len(ids)}").sample(ids, max(1, round(len(ids) / one_in)))
     for n, rid in enumerate(chosen):
         app.edit(rid, title=f"Edited title {tag} {n}")
     _save_memory(folder, pair)
@@ -605,11 +609,13 @@ def files_setup(folder: Path, size: int, empty_b: bool = False) -> None:
     service.close()
 
 
-def files_mutate(folder: Path, side: str, tag: str) -> int:
+def files_mutate(folder: Path, side: str, tag: str, one_in: int) -> int:
     if side == "a":
         cards = folder / "cards"
         names = sorted(p.name for p in cards.iterdir() if p.suffix.lower() == ".vcf")
-        chosen = random.Random(f"{tag}-{len(names)}").sample(names, max(1, round(len(names) / 100)))
+        chosen = random.Random(f"{tag}-{len(names)}").sample(
+            names, max(1, round(len(names) / one_in))
+        )
         title_re = re.compile(r"^TITLE[;:][^\r\n]*", re.M)
         for n, name in enumerate(chosen):
             path = cards / name
@@ -632,7 +638,7 @@ def files_mutate(folder: Path, side: str, tag: str) -> int:
     col = [h.strip().lower() for h in header].index("job title")
     positions = [i for i, r in enumerate(body) if any(c.strip() for c in r)]
     chosen = random.Random(f"{tag}-{len(positions)}").sample(
-        positions, max(1, round(len(positions) / 100))
+        positions, max(1, round(len(positions) / one_in))
     )
     for n, pos in enumerate(chosen):
         row = body[pos]
@@ -811,9 +817,9 @@ def child_main(args: argparse.Namespace) -> int:
             files_setup(folder, args.size, empty_b=args.backend == "empty")
         out = {"wall_s": round(time.perf_counter() - t0, 3)}
     elif args.phase.startswith("mutate_"):
-        side = args.phase[-1]
+        side, one_in = MUTATION[args.phase.removeprefix("mutate_")]
         mutate = memory_mutate if args.backend == "memory" else files_mutate
-        out = {"edited": mutate(folder, side, args.phase)}
+        out = {"edited": mutate(folder, side, args.phase, one_in)}
     else:
         profile = Path(args.profile_out) if args.profile_out else None
         phase_fn = memory_phase if args.backend == "memory" else files_phase
@@ -869,9 +875,7 @@ def bench(
         for phase in phases:
             edited = None
             if phase in MUTATION:
-                edited = run_child(backend, size, f"mutate_{MUTATION[phase]}", folder, None)[
-                    "edited"
-                ]
+                edited = run_child(backend, size, f"mutate_{phase}", folder, None)["edited"]
             print(f"== {backend} N={size}: {phase}", file=sys.stderr, flush=True)
             prof = profile_dir / f"{backend}-{size}-{phase}.prof" if profile_dir else None
             res = run_child(backend, size, phase, folder, prof)
@@ -961,8 +965,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--phases",
         default=",".join(PHASES),
-        help=f"comma-separated, in order, of {','.join(PREVIEWS + PHASES)} (dry and preview "
-        "write nothing: put them before first to measure a first sync's dry run and preview)",
+        help=f"comma-separated, in order, of {','.join(PREVIEWS + PHASES + BULKS)} (dry and "
+        "preview write nothing: put them before first to measure a first sync's dry run and "
+        "preview)",
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/*.prof")
@@ -991,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown backend {b!r}")
     phases = tuple(s.strip() for s in args.phases.split(",") if s.strip())
     for ph in phases:
-        if ph not in PREVIEWS + PHASES:
+        if ph not in PREVIEWS + PHASES + BULKS:
             p.error(f"unknown phase {ph!r}")
     if args.what_if_cheap_schema:
         os.environ["BENCH_CHEAP_SCHEMA"] = "1"
