@@ -209,7 +209,7 @@ class Applier(RunContext):
                 matched=True,  # merged as a first sync until the pair's base is committed
             )
         )
-        rows = self.state.bindings_for(Side.A, [p.record_a.id for p in pairs])
+        rows = self.state.pairs_for(Side.A, [p.record_a.id for p in pairs])
         for p in pairs:
             p.binding_id = rows[p.record_a.id].id
             for u in p.updates:
@@ -578,7 +578,7 @@ class Applier(RunContext):
             rest = [changed[rid] for rid in changed if rid not in done[side]]
             if not rest:
                 continue
-            bound = self.state.bindings_for(side, [r.id for r in rest])
+            bound = self.state.pairs_for(side, [r.id for r in rest])
             for start in range(0, len(rest), 500):
                 chunk = rest[start : start + 500]
                 entries = []

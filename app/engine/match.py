@@ -8,7 +8,7 @@ local index (SQL), so a re-sync never loads the whole address book.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,6 +67,14 @@ def let_go(holders: Holders, key: str, rid: str) -> None:
         held.remove(rid)
 
 
+PairIds = tuple[str, str]
+"""A matched pair: (id on A, id on B)."""
+NoteIds = tuple[Side, str, str, str]
+"""A contact not synced: (side, id, status, reason)."""
+CreateIds = tuple[Side, str]
+"""A contact to create in the other app: (its side, its id)."""
+
+
 @dataclass(slots=True)
 class MatchResult:
     """What matching found, by id: the records stay packed where they are held (this run's
@@ -75,10 +83,9 @@ class MatchResult:
     reads: Mapping[Side, _Read]
     found: dict[Side, PackedRecords]
     """Records matched that this run did not read (from the local index)."""
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    """(id on A, id on B)."""
-    notes: list[tuple[Side, str, str, str]] = field(default_factory=list)
-    creates: list[tuple[Side, str]] = field(default_factory=list)
+    pairs: list[PairIds] = field(default_factory=list)
+    notes: list[NoteIds] = field(default_factory=list)
+    creates: list[CreateIds] = field(default_factory=list)
     keep_taken: bool = True
     """A record taken stays held, as the slice's object instead of its bytes, until the slice
     is released (a real run applies it, then ``Applier.release``; a whole plan holds each
@@ -88,6 +95,30 @@ class MatchResult:
     def left(self) -> int:
         """Contacts still to plan that may be written (pairs and creates)."""
         return len(self.pairs) + len(self.creates)
+
+    def peek(self, side: Side, rid: str) -> Record:
+        """The record of ``rid``, unpacked, left where it is held (counting, not applying)."""
+        found = self.found[side]
+        return found[rid] if rid in found else self.reads[side].changed[rid]
+
+    def slices(
+        self, size: int, keep: bool
+    ) -> Iterator[tuple[list[PairIds], list[NoteIds], list[CreateIds]]]:
+        """Pairs, notes and creates, up to ``size`` in all at a time (pairs first); each
+        slice leaves these lists as it is handed out, unless ``keep``."""
+        at = [0, 0, 0]
+        while at[0] < len(self.pairs) or at[1] < len(self.notes) or at[2] < len(self.creates):
+            room = size
+            pairs = self.pairs[at[0] : at[0] + room]
+            room -= len(pairs)
+            notes = self.notes[at[1] : at[1] + room]
+            room -= len(notes)
+            creates = self.creates[at[2] : at[2] + room]
+            if keep:
+                at = [at[0] + len(pairs), at[1] + len(notes), at[2] + len(creates)]
+            else:
+                del self.pairs[: len(pairs)], self.notes[: len(notes)], self.creates[: len(creates)]
+            yield pairs, notes, creates
 
     def take(self, side: Side, rid: str) -> Record:
         """The record of ``rid``, unpacked for its slice. One from ``found`` is forgotten
@@ -175,7 +206,7 @@ class Matcher:
             s: {h for ks in keys[s.other].values() for k in ks for h in holders(s, k)}
             for s in (Side.A, Side.B)
         }
-        bound = {s: set(self.state.bindings_for(s, candidates[s])) for s in (Side.A, Side.B)}
+        bound = {s: set(self.state.pairs_for(s, candidates[s])) for s in (Side.A, Side.B)}
 
         dup: dict[Side, dict[str, str]] = {Side.A: {}, Side.B: {}}
         for side in (Side.A, Side.B):

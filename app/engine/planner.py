@@ -14,7 +14,7 @@ from app.engine.context import (
     _same,
     value_to_json_any,
 )
-from app.engine.match import Matcher, MatchResult, hold, holders_of, keys_of
+from app.engine.match import Matcher, hold, holders_of, keys_of
 from app.engine.merge import merge_lists, merge_sets, merge_value
 from app.engine.plan import (
     Note,
@@ -25,7 +25,8 @@ from app.engine.plan import (
     Problem,
     SyncPlan,
 )
-from app.engine.state import NOT_FITTING, BindingRow
+from app.engine.state import NOT_FITTING, BindingRow, PairRef
+from app.engine.work import BoundPairs, PlanWork, Step, slices
 from app.errors import NotFitting, Rejected
 from app.mapping.fields import FieldMapping, ListField, Patch
 from app.model import (
@@ -67,42 +68,37 @@ class Planner(RunContext):
         sizes = [app.info.capabilities.batch_size for app in self.apps.values()]
         return max(2000, *sizes)
 
-    def make_plan(self, reads: dict[Side, SideRead]) -> SyncPlan:
-        """The whole plan at once: for the write guard, which counts every write before any
-        is made. (A dry run counts slice by slice instead: see ``SyncRun.run``.)"""
-        plan, work = self.plan_head(reads)
-        for part in self.plan_parts(work, reads):
-            plan.absorb(part)
-        return plan
+    def plan_head(self, reads: dict[Side, SideRead]) -> tuple[SyncPlan, PlanWork]:
+        """Tombstones, and the bound pairs' merges when they fit in one slice; the rest, to
+        be planned a slice at a time (``plan_parts``): bound pairs by binding id, then what
+        matching found.
 
-    def plan_head(self, reads: dict[Side, SideRead]) -> tuple[SyncPlan, MatchResult]:
-        """Tombstones and the bound pairs' merges, planned; what matching found, to be
-        planned a slice at a time (``plan_parts``)."""
+        Nothing here holds a base, a record or a plan per changed contact beyond one slice:
+        a later run where every contact changed plans in the memory of a first sync."""
         self.progress("Matching", 0, 0)
         plan = SyncPlan()
-        # Bindings of everything that changed or disappeared.
-        bindings: dict[Side, dict[str, BindingRow]] = {
-            side: self.state.bindings_for(side, [*reads[side].changed, *reads[side].gone])
+        # Bindings of everything that changed or disappeared (without their bases).
+        refs: dict[Side, dict[str, PairRef]] = {
+            side: self.state.pairs_for(side, [*reads[side].changed, *reads[side].gone])
             for side in (Side.A, Side.B)
         }
         # A contact back under a new id (see SyncRun.find_moved): its binding, with the id
         # it has now, stands for it everywhere in this plan.
-        moved_rows: dict[int, BindingRow] = {}
+        moved: dict[int, tuple[Side, str]] = {}
         for side in (Side.A, Side.B):
-            moved = reads[side].moved
-            if not moved:
+            if not reads[side].moved:
                 continue
-            old_rows = self.state.bindings_for(side, [o for o, _ in moved.values()])
-            for new_id, (old_id, _bid) in moved.items():
-                b = old_rows.get(old_id)
+            old_refs = self.state.pairs_for(side, [o for o, _ in reads[side].moved.values()])
+            for new_id, (old_id, _bid) in reads[side].moved.items():
+                b = old_refs.get(old_id)
                 if b is None:
                     continue
                 b = replace(b, id_a=new_id) if side is Side.A else replace(b, id_b=new_id)
-                bindings[side][new_id] = b
-                moved_rows[b.id] = b
+                refs[side][new_id] = b
+                moved[b.id] = (side, new_id)
         for side in (Side.A, Side.B):
             for rid in reads[side].gone:
-                b = bindings[side].get(rid)
+                b = refs[side].get(rid)
                 if b is not None and b.state == "active":
                     plan.tombstones.append(
                         PlannedTombstone(
@@ -111,25 +107,26 @@ class Planner(RunContext):
                     )
         tomb_ids = {t.binding_id for t in plan.tombstones}
         # Pairs to merge: changed bound records, pairs needing merge, due retries.
-        pair_rows: dict[int, BindingRow] = {}
+        pair_ids: dict[int, None] = {}
         for side in (Side.A, Side.B):
             for rid in reads[side].changed:
-                b = bindings[side].get(rid)
+                b = refs[side].get(rid)
                 if b is not None and b.state == "active" and b.id not in tomb_ids:
-                    pair_rows[b.id] = b
-        for b in self.state.bindings_needing_merge():
+                    pair_ids[b.id] = None
+        for b in self.state.pairs_needing_merge():
             if b.state == "active" and b.id not in tomb_ids:
-                pair_rows[b.id] = b
+                pair_ids[b.id] = None
         due = self.state.due_failures(self.run_no) if self.run_no else []
         retry_ids = [f.binding_id for f in due if f.binding_id is not None]
-        for b in self.state.bindings_by_id(retry_ids):
-            if b.state == "active" and b.id not in tomb_ids:
-                pair_rows.setdefault(b.id, b)
+        for row in self.state.bindings_by_id(retry_ids):
+            if row.state == "active" and row.id not in tomb_ids:
+                pair_ids[row.id] = None
         # Unbound records to match (ids: the records stay packed until their slice).
         unbound: dict[Side, dict[str, None]] = {
-            side: dict.fromkeys(rid for rid in reads[side].changed if rid not in bindings[side])
+            side: dict.fromkeys(rid for rid in reads[side].changed if rid not in refs[side])
             for side in (Side.A, Side.B)
         }
+        del refs
         found: dict[Side, PackedRecords] = {Side.A: PackedRecords(), Side.B: PackedRecords()}
         retry_creates: dict[Side, list[str]] = {Side.A: [], Side.B: []}
         for f in due:
@@ -140,23 +137,34 @@ class Planner(RunContext):
             # Mappings or rules changed since the bases were agreed: every pair is planned
             # again, from the local index (no app is read again); only what the change
             # implies is written.
-            for chunk in self.state.active_bindings():
-                for b in chunk:
-                    if b.id not in tomb_ids and b.id not in pair_rows:
-                        pair_rows[b.id] = b
-                        self.replan_only.add(b.id)
-        pair_rows = {bid: moved_rows.get(bid, b) for bid, b in pair_rows.items()}
+            for chunk in self.state.active_pair_ids():
+                for bid in chunk:
+                    if bid not in tomb_ids and bid not in pair_ids:
+                        pair_ids[bid] = None
+                        self.replan_only.add(bid)
         # Bound pairs first: the emails they are about to write are what matching must see
         # (a contact freed from Duplicates by an email change syncs in this same run).
-        self.plan_bound_pairs(plan, list(pair_rows.values()), reads)
-        self.hold_back_email_collisions(plan, reads)
+        bound = BoundPairs(list(pair_ids), moved)
+        del pair_ids
+        future: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        if len(bound.ids) <= self.slice_size():
+            self.plan_bound_pairs(plan, self.bound_rows(bound, bound.ids), reads)
+            self.hold_back_email_collisions(plan, reads)
+            future = self.planned_keys(plan)
+            bound.ids = []
+        elif config_changed or self.matching_wanted(unbound, retry_creates):
+            # Too many to plan at once: planned slice by slice for their keys alone, and
+            # planned again when their slice is applied (``plan_parts``).
+            for part in self.bound_parts(bound, reads, keep=True):
+                for side, keys in self.planned_keys(part).items():
+                    future[side].update(keys)
         matcher = Matcher(
             self.state,
             reads,
             unbound,
             found,
             {s: self.app_name(s) for s in (Side.A, Side.B)},
-            future=self.planned_keys(plan),
+            future=future,
         )
         for side in (Side.A, Side.B):
             extra = [rid for rid in retry_creates[side] if rid not in unbound[side]]
@@ -171,43 +179,84 @@ class Planner(RunContext):
                 ]
             if extra:
                 loaded = self.state.load_records(side, extra)
-                still_bound = self.state.bindings_for(side, list(loaded))
+                still_bound = self.state.pairs_for(side, list(loaded))
                 for rid, (rec, _status) in loaded.items():
                     if rid not in still_bound and rid not in reads[side].gone:
                         unbound[side][rid] = None
                         found[side][rid] = rec
-        return plan, matcher.match(self.settings.avoid_duplicates)
+        return plan, PlanWork(bound, matcher.match(self.settings.avoid_duplicates))
+
+    def matching_wanted(
+        self, unbound: dict[Side, dict[str, None]], retry_creates: dict[Side, list[str]]
+    ) -> bool:
+        """Has matching anything to match? (If not, the keys bound pairs will write do not
+        matter, and are not worked out ahead of their slices.)"""
+        return (
+            any(unbound.values())
+            or any(retry_creates.values())
+            or any(self.state.ids_with_status(side, "duplicate") for side in (Side.A, Side.B))
+        )
+
+    def bound_rows(self, bound: BoundPairs, ids: list[int]) -> list[BindingRow]:
+        """The bindings of ``ids``, in that order, each with the id a moved contact has now."""
+        rows = {row.id: row for row in self.state.bindings_by_id(ids)}
+        out: list[BindingRow] = []
+        for bid in ids:
+            row = rows.get(bid)
+            if row is None:
+                continue
+            if bid in bound.moved:
+                side, new_id = bound.moved[bid]
+                row = replace(row, id_a=new_id) if side is Side.A else replace(row, id_b=new_id)
+            out.append(row)
+        return out
+
+    def bound_parts(
+        self, bound: BoundPairs, reads: dict[Side, SideRead], keep: bool = False, step: Step = None
+    ) -> Iterator[SyncPlan]:
+        """The bound pairs' merges, a slice at a time (``keep``: without using them up)."""
+        for ids in slices(bound.ids, self.slice_size(), keep):
+            part = SyncPlan()
+            self.plan_bound_pairs(part, self.bound_rows(bound, ids), reads, step)
+            self.hold_back_email_collisions(part, reads)
+            yield part
 
     def plan_parts(
-        self, work: MatchResult, reads: dict[Side, SideRead], quiet: bool = False
+        self, work: PlanWork, reads: dict[Side, SideRead], quiet: bool = False, keep: bool = False
     ) -> Iterator[SyncPlan]:
-        """The plan of what matching found, a slice of ``slice_size()`` contacts at a time.
+        """The plan of what is left: the bound pairs, then what matching found, a slice of
+        ``slice_size()`` contacts at a time.
 
-        Each slice holds the new pairs (merged as first-sync pairs), the notes and the
-        creates of up to ``slice_size()`` contacts. ``work`` is consumed as the slices are
-        made: once a slice is applied and dropped, nothing of it is held any more, so a
-        first sync of 100,000 contacts never holds 100,000 planned writes (issue 18).
-        Slices are independent: a new pair's or a create's plan depends only on its own
-        records, the index and this run's reads. ``quiet``: no "Planning" progress (the
-        slices are applied as they come, and the run reports "Writing").
+        A slice of what matching found holds the new pairs (merged as first-sync pairs), the
+        notes and the creates of up to ``slice_size()`` contacts. ``work`` is consumed as
+        the slices are made: once a slice is applied and dropped, nothing of it is held any
+        more, so a first sync of 100,000 contacts never holds 100,000 planned writes (issue
+        18). ``keep``: ``work`` is left whole, to be planned again (the write guard counts
+        every slice before the first is applied). Slices are independent: a pair's or a
+        create's plan depends only on its own records, the index and this run's reads.
+        ``quiet``: no "Planning" progress (the slices are applied as they come, and the run
+        reports "Writing").
         """
-        total = len(work.pairs) + len(work.notes) + len(work.creates)
+        total = work.left() + len(work.matched.notes)
         done = 0
         say = _noop_progress if quiet else self.progress
+
+        def step() -> None:
+            nonlocal done
+            done += 1
+            self.planning_step(say, done, total)
+
         say("Planning", 0, total)
-        while work.pairs or work.notes or work.creates:
+        yield from self.bound_parts(work.bound, reads, keep, step)
+        found = work.matched
+        take = found.peek if keep else found.take
+        size = self.slice_size()
+        for pairs, notes, creates in found.slices(size, keep):
             part = SyncPlan()
-            room = self.slice_size()
-            pairs, work.pairs[:room] = work.pairs[:room], []
-            room -= len(pairs)
-            notes, work.notes[:room] = work.notes[:room], []
-            room -= len(notes)
-            creates, work.creates[:room] = work.creates[:room], []
             matched: list[PairPlan] = []
             for id_a, id_b in pairs:
-                rec_a, rec_b = work.take(Side.A, id_a), work.take(Side.B, id_b)
-                done += 1
-                self.planning_step(say, done, total)
+                rec_a, rec_b = take(Side.A, id_a), take(Side.B, id_b)
+                step()
                 if not (
                     self.rules.matching(Side.A, rec_a, exists=True)
                     or self.rules.matching(Side.B, rec_b, exists=True)
@@ -219,12 +268,11 @@ class Planner(RunContext):
                     continue
                 matched.append(self.plan_pair(0, rec_a, rec_b, None))
             for side, rid, status, reason in notes:
-                done += 1
-                part.notes.append(Note(side, work.take(side, rid), status, reason))
+                step()
+                part.notes.append(Note(side, take(side, rid), status, reason))
             for side, rid in creates:
-                done += 1
-                self.planning_step(say, done, total)
-                self.plan_one_create(part, side, work.take(side, rid))
+                step()
+                self.plan_one_create(part, side, take(side, rid))
             if matched:
                 self.hold_back_email_collisions(SyncPlan(pairs=matched), reads)
                 part.pairs.extend(matched)
@@ -347,8 +395,14 @@ class Planner(RunContext):
         return out
 
     def plan_bound_pairs(
-        self, plan: SyncPlan, rows: list[BindingRow], reads: dict[Side, SideRead]
+        self,
+        plan: SyncPlan,
+        rows: list[BindingRow],
+        reads: dict[Side, SideRead],
+        step: Step = None,
     ) -> None:
+        """Merge bound pairs. ``step``: called once a pair (progress, a safe point to stop);
+        by default "Matching" progress every ``PROGRESS_EVERY`` pairs."""
         if not rows:
             return
         need: dict[Side, list[str]] = {Side.A: [], Side.B: []}
@@ -359,7 +413,9 @@ class Planner(RunContext):
                     need[side].append(rid)
         loaded = {side: self.state.load_records(side, ids) for side, ids in need.items()}
         for i, b in enumerate(rows, 1):
-            if i % PROGRESS_EVERY == 0:
+            if step is not None:
+                step()
+            elif i % PROGRESS_EVERY == 0:
                 self.progress("Matching", i, len(rows))
                 self.checkpoint()
             recs: dict[Side, Record | None] = {}

@@ -286,7 +286,7 @@ class Reader(RunContext):
         new = [rid for rid in out.changed if rid not in known]
         if not new:
             return
-        bound = self.state.bindings_for(side, out.gone)
+        bound = self.state.pairs_for(side, out.gone)
         olds = [rid for rid in out.gone if rid in bound and bound[rid].state == "active"]
         if not olds:
             return

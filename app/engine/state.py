@@ -44,6 +44,22 @@ class BindingRow:
         return self.id_a if side is Side.A else self.id_b
 
 
+@dataclass(frozen=True, slots=True)
+class PairRef:
+    """A binding without its base and rule state: what planning needs to know of every
+    pair a run touches before it plans them a slice at a time (a decoded base is about
+    1.4 KB; a run that changed 100,000 contacts must not hold 100,000 of them)."""
+
+    id: int
+    id_a: str
+    id_b: str
+    state: str
+    needs_merge: bool
+
+    def id_on(self, side: Side) -> str:
+        return self.id_a if side is Side.A else self.id_b
+
+
 @dataclass(slots=True)
 class NewBinding:
     id_a: str
@@ -295,9 +311,13 @@ class SyncStateStore(Protocol):
 
     def bindings_for(self, side: Side, ids: Iterable[str]) -> dict[str, BindingRow]: ...
 
+    def pairs_for(self, side: Side, ids: Iterable[str]) -> dict[str, PairRef]:
+        """As ``bindings_for``, without bases and rule states."""
+        ...
+
     def bindings_by_id(self, ids: Iterable[int]) -> list[BindingRow]: ...
 
-    def bindings_needing_merge(self) -> list[BindingRow]: ...
+    def pairs_needing_merge(self) -> list[PairRef]: ...
 
     def bound_unindexed(self, side: Side) -> list[str]:
         """Ids on ``side`` of active pairs waiting for their first merge whose record was
@@ -305,8 +325,8 @@ class SyncStateStore(Protocol):
         check they still exist, as no listing of the index would miss them."""
         ...
 
-    def active_bindings(self) -> Iterator[list[BindingRow]]:
-        """Every active binding, a chunk at a time."""
+    def active_pair_ids(self) -> Iterator[list[int]]:
+        """The ids of every active binding, a chunk at a time."""
         ...
 
     # --- intents, failures, conflicts, journal ----------------------------------------------

@@ -59,7 +59,7 @@ class SyncRun(Reader, Planner, Applier):
                 # and no slice is kept: a dry run of 100,000 contacts holds its reads, never
                 # 100,000 planned writes (issue 18). The guard then judges the counts.
                 head, work = self.plan_head(reads)
-                work.keep_taken = False
+                work.matched.keep_taken = False
                 self.fill_counts(head)
                 del head
                 for part in self.plan_parts(work, reads):
@@ -67,12 +67,27 @@ class SyncRun(Reader, Planner, Applier):
                 self.check_writes(confirm)
                 self.checkpoint()
             elif self.guard_applies(confirm):
-                # The whole plan first: the guard counts it before anything is written.
-                plan = self.make_plan(reads)
-                self.fill_counts(plan)
-                self.check_writes(confirm)
-                self.checkpoint()
-                self.apply(plan, reads)
+                plan, work = self.plan_head(reads)
+                if work.fits(self.slice_size()):
+                    # One slice: planned whole, counted by the guard, then applied.
+                    for part in self.plan_parts(work, reads):
+                        plan.absorb(part)
+                    self.fill_counts(plan)
+                    self.check_writes(confirm)
+                    self.checkpoint()
+                    self.apply(plan, reads)
+                else:
+                    # The guard counts every write before any is made, a slice at a time
+                    # as a dry run does; the slices are then planned again as they are
+                    # applied: a later run where every contact changed holds a slice of
+                    # planned writes, never all of them (issue 18).
+                    self.fill_counts(plan)
+                    for part in self.plan_parts(work, reads, keep=True):
+                        self.fill_counts(part)
+                    self.check_writes(confirm)
+                    self.checkpoint()
+                    self.progress("Planning", 0, work.left())  # then interleaved with Writing
+                    self.apply(plan, reads, self.plan_parts(work, reads, True), work.left)
             else:
                 # A first sync (or --yes): what matching found is planned and applied a
                 # slice at a time, in bounded memory, and writing starts early.

@@ -28,6 +28,7 @@ from app.engine.state import (
     IndexEntry,
     IntentNote,
     JournalRow,
+    PairRef,
     RunFacts,
     SyncStateStore,
 )
@@ -53,6 +54,15 @@ def _binding(row: Sequence[Any]) -> BindingRow:
     return BindingRow(
         bid, id_a, id_b, state, json.loads(base), bool(merge), json.loads(rule_state or "{}")
     )
+
+
+_PAIR = "id, id_a, id_b, state, needs_merge"
+"""A binding's columns without its base and rule state, in the order ``_pair`` reads them."""
+
+
+def _pair(row: Sequence[Any]) -> PairRef:
+    bid, id_a, id_b, state, merge = row
+    return PairRef(bid, id_a, id_b, state, bool(merge))
 
 
 _text = json.JSONEncoder(ensure_ascii=False).encode
@@ -226,19 +236,20 @@ class SyncState:
         else:
             conn.execute(bulk.PUT_CURSOR, (self.cid, key, value, stamp(utcnow())))
 
-    def active_bindings(self) -> Iterator[list[BindingRow]]:
-        """Every active binding, a chunk at a time (re-planning after a configuration change)."""
+    def active_pair_ids(self) -> Iterator[list[int]]:
+        """Every active binding's id, a chunk at a time (re-planning after a configuration
+        change)."""
         last = 0
         while True:
             rows = self._rows(
-                f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND state = 'active'"
+                "SELECT id FROM bindings WHERE connection_id = ? AND state = 'active'"
                 " AND id > ? ORDER BY id LIMIT ?",
                 (self.cid, last, CHUNK * 4),
             )
             if not rows:
                 return
             last = rows[-1][0]
-            yield [_binding(row) for row in rows]
+            yield [bid for (bid,) in rows]
 
     def ids_with_status(self, side: Side, status: str) -> list[str]:
         rows = self._rows(
@@ -324,6 +335,18 @@ class SyncState:
             out[b.id_on(side)] = b
         return out
 
+    def pairs_for(self, side: Side, ids: Iterable[str]) -> dict[str, PairRef]:
+        column = "id_a" if side is Side.A else "id_b"
+        out: dict[str, PairRef] = {}
+        for row in self._in(
+            f"SELECT {_PAIR} FROM bindings WHERE connection_id = ? AND {column} IN ({{}})",
+            (self.cid,),
+            ids,
+        ):
+            p = _pair(row)
+            out[p.id_on(side)] = p
+        return out
+
     def bindings_by_id(self, ids: Iterable[int]) -> list[BindingRow]:
         return [
             _binding(row)
@@ -334,12 +357,12 @@ class SyncState:
             )
         ]
 
-    def bindings_needing_merge(self) -> list[BindingRow]:
+    def pairs_needing_merge(self) -> list[PairRef]:
         rows = self._rows(
-            f"SELECT {_BINDING} FROM bindings WHERE connection_id = ? AND needs_merge = 1",
+            f"SELECT {_PAIR} FROM bindings WHERE connection_id = ? AND needs_merge = 1",
             (self.cid,),
         )
-        return [_binding(row) for row in rows]
+        return [_pair(row) for row in rows]
 
     def bound_unindexed(self, side: Side) -> list[str]:
         bound = "id_a" if side is Side.A else "id_b"

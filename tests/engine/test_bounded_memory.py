@@ -14,6 +14,8 @@ import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from app.connectors.memory import MemoryApp
 from app.engine.match import Holders, hold, holders_of, let_go
 from app.mapping.canonical import canon_phone
@@ -87,6 +89,55 @@ def test_a_first_sync_holds_a_slice_not_the_address_book(tmp_path: Path) -> None
     # its place in the matching result: ≈ 600 bytes. The same records held as objects cost
     # ≈ 1,450; the whole plan held until the last write cost ≈ 2,000.
     assert per_contact < 800, f"{per_contact:.0f} bytes held per contact"
+
+
+def held_in_a_later_run(tmp_path: Path, count: int, *, with_new: bool) -> int:
+    """The most bytes traced at any write of a later run where every contact of app A
+    changed (the mass-change guard counts it whole first). ``with_new``: app A also has a
+    new contact, so that matching has work (and needs the emails the bound pairs write)."""
+    pair = Pair(tmp_path / f"later{count}{with_new}", batch_size=100, guard_max_writes=10**9)
+    pair.plan_slice = SLICE
+    one_phone = (Labeled("+44 7700 900000", "mobile"),)  # the phone cache is bounded (4,096)
+    for i in range(count):
+        pair.a.add({**person(i), "phones": one_phone})
+    assert pair.run(confirm=True).status == "ok"
+    for rid in list(pair.a.records):
+        pair.a.edit(rid, title="Director")
+    if with_new:
+        pair.a.add({**person(count), "phones": one_phone})
+    peak = 0
+
+    def measure(op: WriteOp) -> None:
+        nonlocal peak
+        peak = max(peak, tracemalloc.get_traced_memory()[0])
+
+    pair.b.before_write = measure
+    gc.collect()
+    tracemalloc.start()
+    try:
+        report = pair.run()
+    finally:
+        tracemalloc.stop()
+    pair.store.close()
+    assert report.status == "ok", report.message
+    assert report.updated == {"a": 0, "b": count}
+    assert report.created == {"a": 0, "b": 1 if with_new else 0}
+    return peak
+
+
+@pytest.mark.parametrize("with_new", [False, True])
+def test_a_later_run_where_every_contact_changed_holds_a_slice(
+    tmp_path: Path, with_new: bool
+) -> None:
+    held_in_a_later_run(tmp_path, 50, with_new=with_new)  # what a first run loads once
+    small, big = 300, 1500
+    held_small = held_in_a_later_run(tmp_path, small, with_new=with_new)
+    held_big = held_in_a_later_run(tmp_path, big, with_new=with_new)
+    per_contact = (held_big - held_small) / (big - small)
+    # Each contact read is held packed until its slice is planned, with its binding's id
+    # and (when matching has work) the keys its pair will have: ≈ 700 bytes. Planned whole,
+    # with the bases, the other app's records and the planned writes, it was ≈ 9 KB.
+    assert per_contact < 1000, f"{per_contact:.0f} bytes held per contact"
 
 
 def test_key_holders_keep_a_lone_id_without_a_list() -> None:
