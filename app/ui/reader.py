@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from itertools import count
@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.errors import PairsyncError
 from app.service import Service
-from app.ui.signals import emit
+from app.ui.signals import Handoff, emit
 from app.ui.tasks import ServiceFactory, open_service
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,6 @@ class _Query:
     owner: QObject | None
     slot: Hashable
     ticket: int
-
-
-class _Delivery(QObject):
-    """Lives in the GUI thread; emitted from the readers, so its slot runs there."""
-
-    answered = Signal()
-    """an answer is waiting in ``Reader._answers``"""
 
 
 class Reader(QObject):
@@ -75,13 +68,9 @@ class Reader(QObject):
         self._latest: dict[Hashable, int] = {}
         """The newest query asked for each slot: answers to older ones are dropped, even
         when they arrive after it (two threads)."""
-        self._delivery = _Delivery(self)
-        self._delivery.answered.connect(self._answered)
         self._outstanding = 0
-        self._answers: deque[tuple[_Query, Any, str | None]] = deque()
-        """(query, result, error sentence) handed to the GUI thread: a thread puts its
-        answer here and lets go of it *before* it signals, so the last reference to the
-        query's callbacks (widgets) always goes in the GUI thread."""
+        self._answers = Handoff(self._answered, self)
+        """(query, result, error sentence), from the threads to the GUI thread."""
 
     @property
     def busy(self) -> bool:
@@ -166,19 +155,17 @@ class Reader(QObject):
                 except Exception as err:
                     log.exception("database query failed")
                     error = f"Unexpected error: {type(err).__name__}: {err}"
-                # The query's callbacks hold widgets (the window's list), and a Qt object
-                # freed here crashes the app: the answer is handed over and this thread's
-                # references dropped before the GUI thread is told, never after it (it may
-                # have answered and let go of its own by then).
-                self._answers.append((query, result, error))
+                # The query's callbacks hold widgets: handed over, and let go of here
+                # before the GUI thread is told (see Handoff).
+                self._answers.items.append((query, result, error))
                 del query, result
-                emit(self._delivery.answered)
+                emit(self._answers.arrived)
         finally:
             if service is not None:
                 service.close()
 
     def _answered(self) -> None:
-        query, result, error = self._answers.popleft()  # one per signal, oldest first
+        query, result, error = self._answers.items.popleft()  # one per signal, oldest first
         try:
             if self._latest.get(query.slot) != query.ticket:
                 return  # a newer query of its slot was asked meanwhile

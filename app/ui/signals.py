@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -49,3 +51,20 @@ def emit(signal: Any, *args: Any) -> None:
     result = signal.emit(*args)
     if EMIT_DROPS_A_REFERENCE and isinstance(result, bool):
         _incref(result)
+
+
+class Handoff(QObject):
+    """Objects handed from worker threads to the GUI thread (a reader's answers, a task's
+    outcome). A worker appends its object to ``items``, drops its own references to it, and
+    only then emits ``arrived``; ``receive`` pops one item per signal, in the GUI thread. So
+    the last reference to what a worker was given (a query's or a job's callbacks, which hold
+    widgets) always goes in the GUI thread: a Qt object freed on a worker thread crashes the
+    app, and a worker that still held its reference while emitting could be the last holder
+    by the time the GUI thread was done. Created in the GUI thread."""
+
+    arrived = Signal()
+
+    def __init__(self, receive: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self.items: deque[Any] = deque()
+        self.arrived.connect(receive)

@@ -31,7 +31,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from app.errors import PairsyncError
 from app.service import Service
 from app.sync_worker import WorkerClient, WorkerOptions
-from app.ui.signals import emit
+from app.ui.signals import Handoff, emit
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +243,6 @@ class Task:
             emit(self.signals.finished)
 
 
-class _Delivery(QObject):
-    """Lives in the GUI thread; emitted from the pool's threads, so its slot runs there."""
-
-    ended = Signal()
-    """a task's outcome is waiting in ``TaskRunner._ended``"""
-
-
 class TaskRunner(QObject):
     """Starts jobs on its own thread pool and keeps their tasks alive until they finish."""
 
@@ -272,14 +265,10 @@ class TaskRunner(QObject):
         self.pool.setMaxThreadCount(max_threads)
         self._tasks: set[Task] = set()
         self._to_start: deque[Task] = deque()
-        self._ended: deque[tuple[Task, Outcome]] = deque()
-        """Tasks whose job has returned, handed to the GUI thread. A pool thread lets go of
-        its task *before* it signals: a job and its callbacks hold widgets, and a Qt object
-        freed on a pool thread crashes the app, so their last reference must go in the GUI
-        thread (the pool never holds a task: it runs ``_work``, which takes one from
-        ``_to_start``; a QRunnable handed to PySide's pool was kept for the pool's life)."""
-        self._delivery = _Delivery(self)
-        self._delivery.ended.connect(self._deliver)
+        self._ended = Handoff(self._deliver, self)
+        """(task, outcome) of jobs that returned, from the pool's threads to the GUI thread
+        (see Handoff). The pool never holds a task: it runs ``_work``, which takes one from
+        ``_to_start`` (a QRunnable given to PySide's pool was kept for the pool's life)."""
 
     @property
     def active(self) -> int:
@@ -326,12 +315,12 @@ class TaskRunner(QObject):
     def _work(self) -> None:  # on a pool thread: one per ``start``
         task = self._to_start.popleft()
         outcome = task.execute()
-        self._ended.append((task, outcome))
+        self._ended.items.append((task, outcome))
         del task, outcome
-        emit(self._delivery.ended)
+        emit(self._ended.arrived)
 
     def _deliver(self) -> None:
-        task, outcome = self._ended.popleft()  # one per signal, oldest first
+        task, outcome = self._ended.items.popleft()  # one per signal, oldest first
         try:
             task.deliver(outcome)
         finally:
