@@ -144,7 +144,7 @@ class Planner(RunContext):
                         self.replan_only.add(bid)
         # Bound pairs first: the emails they are about to write are what matching must see
         # (a contact freed from Duplicates by an email change syncs in this same run).
-        bound = BoundPairs(list(pair_ids), moved)
+        bound = BoundPairs(list(pair_ids), moved, set(retry_ids))
         del pair_ids
         future: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
         if len(bound.ids) <= self.slice_size():
@@ -152,12 +152,8 @@ class Planner(RunContext):
             self.hold_back_email_collisions(plan, reads)
             future = self.planned_keys(plan)
             bound.ids = []
-        elif config_changed or self.matching_wanted(unbound, retry_creates):
-            # Too many to plan at once: planned slice by slice for their keys alone, and
-            # planned again when their slice is applied (``plan_parts``).
-            for part in self.bound_parts(bound, reads, keep=True):
-                for side, keys in self.planned_keys(part).items():
-                    future[side].update(keys)
+        elif self.matching_wanted(unbound, retry_creates, config_changed):
+            future = self.keys_ahead(bound, reads, config_changed)
         matcher = Matcher(
             self.state,
             reads,
@@ -187,15 +183,51 @@ class Planner(RunContext):
         return plan, PlanWork(bound, matcher.match(self.settings.avoid_duplicates))
 
     def matching_wanted(
-        self, unbound: dict[Side, dict[str, None]], retry_creates: dict[Side, list[str]]
+        self,
+        unbound: dict[Side, dict[str, None]],
+        retry_creates: dict[Side, list[str]],
+        config_changed: bool,
     ) -> bool:
         """Has matching anything to match? (If not, the keys bound pairs will write do not
         matter, and are not worked out ahead of their slices.)"""
+        statuses = ("duplicate", "excluded") if config_changed else ("duplicate",)
         return (
             any(unbound.values())
             or any(retry_creates.values())
-            or any(self.state.ids_with_status(side, "duplicate") for side in (Side.A, Side.B))
+            or any(self.state.ids_with_status(s, status) for s in Side for status in statuses)
         )
+
+    def keys_ahead(
+        self, bound: BoundPairs, reads: dict[Side, SideRead], config_changed: bool
+    ) -> dict[Side, dict[str, list[str]]]:
+        """The match keys bound pairs will write, for matching, when they are too many to
+        plan at once: planned slice by slice for these alone (and planned again when their
+        slice is applied). Only the pairs that may write an email are: one whose emails
+        changed on either side since the index saw them, one merged for the first time or
+        retried, or any after a mapping change; a run where every contact got a new title
+        plans nothing ahead."""
+        future: dict[Side, dict[str, list[str]]] = {Side.A: {}, Side.B: {}}
+        for ids in slices(bound.ids, self.slice_size(), keep=True):
+            rows = self.bound_rows(bound, ids)
+            if not config_changed:
+                moved = self.emails_moved(rows, reads)
+                rows = [b for b in rows if b.needs_merge or b.id in bound.retried or b.id in moved]
+            part = SyncPlan()
+            self.plan_bound_pairs(part, rows, reads)
+            self.hold_back_email_collisions(part, reads)
+            for side, keys in self.planned_keys(part).items():
+                future[side].update(keys)
+        return future
+
+    def emails_moved(self, rows: list[BindingRow], reads: dict[Side, SideRead]) -> set[int]:
+        """Pairs with a record read whose match keys are not those the index has for it."""
+        out: set[int] = set()
+        for side in (Side.A, Side.B):
+            read = reads[side].changed.match_keys
+            mine = {b.id_on(side): b.id for b in rows if b.id_on(side) in read}
+            indexed = self.state.keys_of(side, mine)
+            out.update(bid for rid, bid in mine.items() if read[rid] != indexed.get(rid, []))
+        return out
 
     def bound_rows(self, bound: BoundPairs, ids: list[int]) -> list[BindingRow]:
         """The bindings of ``ids``, in that order, each with the id a moved contact has now."""

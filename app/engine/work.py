@@ -24,6 +24,8 @@ class BoundPairs:
     moved: dict[int, tuple[Side, str]] = field(default_factory=dict)
     """Binding id -> (side, id): a contact back under a new id (see ``SyncRun.find_moved``);
     the id it has now stands for it in the plan."""
+    retried: set[int] = field(default_factory=set)
+    """Pairs retried after a failed write."""
 
 
 @dataclass(slots=True)

@@ -24,9 +24,10 @@ Phases, each in a fresh subprocess so that peak RSS (``ru_maxrss``) is per phase
 new title; for files the .vcf files are rewritten), ``edit_b`` (1 % of B's contacts get a new
 title). ``bulk_a`` / ``bulk_b`` (optional, after ``resync``) give *every* contact of A or
 B a new title: a later run with 100 % changed, which the mass-change guard (here at its
-largest) plans whole. ``--phases dry,preview,first,...`` adds a dry run and the wizard's
-preview of the first sync (each before ``first``, on the same data: neither writes). Edits
-are made by a separate, unmeasured subprocess before the measured one.
+largest) counts slice by slice before the slices are planned again and applied.
+``--phases dry,preview,first,...`` adds a dry run and the wizard's preview of the first
+sync (each before ``first``, on the same data: neither writes). Edits are made by a
+separate, unmeasured subprocess before the measured one.
 
 For each phase: wall time and process CPU time of the sync call, peak RSS of the process,
 records read/created/updated (from the RunReport), records/s, and a split of the time into
