@@ -27,6 +27,7 @@ from app.engine.plan import SyncPlan
 from app.engine.planner import Planner
 from app.engine.reader import Reader
 from app.engine.state import BatchOutcome
+from app.engine.work import PlanWork
 from app.errors import AuthExpired, PairsyncError, RateLimited
 from app.model import Side
 
@@ -76,7 +77,7 @@ class SyncRun(Reader, Planner, Applier):
                     self.check_writes(confirm)
                     self.checkpoint()
                     self.apply(plan, reads)
-                else:
+                elif self.guard_may_stop(plan, work):
                     # The guard counts every write before any is made, a slice at a time
                     # as a dry run does; the slices are then planned again as they are
                     # applied: a later run where every contact changed holds a slice of
@@ -88,14 +89,12 @@ class SyncRun(Reader, Planner, Applier):
                     self.checkpoint()
                     self.progress("Planning", 0, work.left())  # then interleaved with Writing
                     self.apply(plan, reads, self.plan_parts(work, reads, True), work.left)
+                else:
+                    self.apply_in_slices(plan, work, reads)
             else:
-                # A first sync (or --yes): what matching found is planned and applied a
-                # slice at a time, in bounded memory, and writing starts early.
-                plan, work = self.plan_head(reads)
-                self.fill_counts(plan)
-                self.checkpoint()
-                self.progress("Planning", 0, work.left())  # then interleaved with Writing
-                self.apply(plan, reads, self.counted(self.plan_parts(work, reads, True)), work.left)
+                # A first sync (or --yes): planned and applied a slice at a time, in bounded
+                # memory, and writing starts early.
+                self.apply_in_slices(*self.plan_head(reads), reads)
             if not dry_run:
                 # Everything the reads produced is committed: the feeds' cursors may move.
                 cursors: dict[str, str | None] = {MAPPINGS_CURSOR: self.mapping_fingerprint()}
@@ -122,6 +121,21 @@ class SyncRun(Reader, Planner, Applier):
             self.run_id, status, self.report.as_json(), message, wrote=not dry_run
         )
         return self.report
+
+    def apply_in_slices(self, plan: SyncPlan, work: PlanWork, reads: dict[Side, SideRead]) -> None:
+        """Apply ``plan``, then the rest a slice at a time as it is planned, each counted as
+        it comes."""
+        self.fill_counts(plan)
+        self.checkpoint()
+        self.progress("Planning", 0, work.left())  # then interleaved with Writing
+        self.apply(plan, reads, self.counted(self.plan_parts(work, reads, True)), work.left)
+
+    def guard_may_stop(self, plan: SyncPlan, work: PlanWork) -> bool:
+        """Could this run's writes be more than the guard allows? At most: what ``plan``
+        writes, one write a side per pair and one per create left. If not, nothing needs
+        counting before writing (each slice is then planned once)."""
+        most = sum(plan.count_creates(s) + plan.count_updates(s) for s in Side)
+        return most + work.most_writes() > self.settings.guard_max_writes
 
     def counted(self, parts: Iterator[SyncPlan]) -> Iterator[SyncPlan]:
         """The slices, each counted in the report before it is applied."""

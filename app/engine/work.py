@@ -39,6 +39,10 @@ class PlanWork:
         """Contacts still to plan that may be written."""
         return len(self.bound.ids) + self.matched.left()
 
+    def most_writes(self) -> int:
+        """The most writes what is left can make: one a side per pair, one per create."""
+        return 2 * (len(self.bound.ids) + len(self.matched.pairs)) + len(self.matched.creates)
+
     def fits(self, size: int) -> bool:
         """Does what is left make at most one slice of ``size``?"""
         m = self.matched

@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.engine.plan import PairPlan
 from app.engine.sync import SyncRun
 from app.model import Record, Side
@@ -101,16 +103,23 @@ class CountingRun(SyncRun):
         return super().plan_pair(binding_id, *args, **kwargs)
 
 
-def test_only_pairs_that_may_write_an_email_are_planned_ahead(tmp_path: Path) -> None:
-    p = bound_pairs(tmp_path, 10, guard_max_writes=10**6)
+@pytest.mark.parametrize(("limit", "passes"), [(10**6, 1), (15, 2)])
+def test_each_pair_is_planned_once_unless_the_guard_must_count_first(
+    tmp_path: Path, limit: int, passes: int
+) -> None:
+    """Limit 10**6: the run cannot write that much, so nothing is counted ahead. Limit 15:
+    it could (11 pairs may write both ways: 22, and a create), so the guard counts every
+    slice (12 writes: under the limit), then each is planned again as it is applied."""
+    p = bound_pairs(tmp_path, 10, guard_max_writes=limit)
     run = CountingRun("c", p.state, {Side.A: p.a, Side.B: p.b}, p.mappings, p.settings)
     run.PLAN_SLICE = 3
     run.planned = Counter()
     report = run.run()
     assert report.status == "ok" and report.created == {"a": 1, "b": 0}
+    assert report.updated == {"a": 0, "b": 11}
     x_pair = p.state.pairs_for(Side.B, [r.id for r in p.b.records.values() if "X" in str(r.fields)])
     (x_id,) = [b.id for b in x_pair.values()]
-    # Counted by the guard, then planned again as applied; X's, whose email changed, also
-    # once ahead, for matching (it frees Y). The titles alone are never planned ahead.
-    assert run.planned.pop(x_id) == 3
-    assert set(run.planned.values()) == {2} and len(run.planned) == 10
+    # X's pair, whose email changed, is also planned once ahead, for matching (it frees Y);
+    # a pair whose title alone changed is never planned ahead.
+    assert run.planned.pop(x_id) == passes + 1
+    assert set(run.planned.values()) == {passes} and len(run.planned) == 10
