@@ -18,6 +18,7 @@ import pytest
 
 from app.connectors.memory import MemoryApp
 from app.engine.match import Holders, hold, holders_of, let_go
+from app.engine.sync import RunReport
 from app.mapping.canonical import canon_phone
 from app.model import FieldValue, Labeled, WriteOp, WriteResult
 from tests.engine.harness import Pair
@@ -58,6 +59,13 @@ def held_at_writes(tmp_path: Path, count: int) -> int:
     pair.b = sink
     for i in range(count):
         pair.a.add(person(i))
+    peak, report = run_traced(pair, sink)
+    assert report.created == {"a": 0, "b": count}
+    return peak
+
+
+def run_traced(pair: Pair, target: MemoryApp) -> tuple[int, RunReport]:
+    """Run ``pair``: the most bytes traced at any write to ``target``, and the report."""
     peak = 0
 
     def measure(op: WriteOp) -> None:
@@ -66,7 +74,7 @@ def held_at_writes(tmp_path: Path, count: int) -> int:
         canon_phone.cache_clear()
         peak = max(peak, tracemalloc.get_traced_memory()[0])
 
-    sink.before_write = measure
+    target.before_write = measure
     gc.collect()
     tracemalloc.start()
     try:
@@ -75,8 +83,7 @@ def held_at_writes(tmp_path: Path, count: int) -> int:
         tracemalloc.stop()
     pair.store.close()
     assert report.status == "ok", report.message
-    assert report.created == {"a": 0, "b": count}
-    return peak
+    return peak, report
 
 
 def test_a_first_sync_holds_a_slice_not_the_address_book(tmp_path: Path) -> None:
@@ -107,21 +114,7 @@ def held_in_a_later_run(tmp_path: Path, count: int, *, with_new: bool) -> int:
         pair.a.edit(rid, title="Director")
     if with_new:
         pair.a.add({**person(count), "phones": one_phone})
-    peak = 0
-
-    def measure(op: WriteOp) -> None:
-        nonlocal peak
-        peak = max(peak, tracemalloc.get_traced_memory()[0])
-
-    pair.b.before_write = measure
-    gc.collect()
-    tracemalloc.start()
-    try:
-        report = pair.run()
-    finally:
-        tracemalloc.stop()
-    pair.store.close()
-    assert report.status == "ok", report.message
+    peak, report = run_traced(pair, pair.b)
     assert report.updated == {"a": 0, "b": count}
     assert report.created == {"a": 0, "b": 1 if with_new else 0}
     return peak
