@@ -66,6 +66,7 @@ class Applier(RunContext):
             self.commit_notes(part.notes, done_ids)
             self.apply_plan(part, done_ids)
             self.release(part, reads, done_ids)
+            del part  # not held while the next slice is planned
         self.apply_rest(reads, done_ids)
 
     def apply_plan(self, plan: SyncPlan, done: dict[Side, set[str]]) -> None:

@@ -63,8 +63,7 @@ class SyncRun(Reader, Planner, Applier):
                 work.matched.keep_taken = False
                 self.fill_counts(head)
                 del head
-                for part in self.plan_parts(work, reads):
-                    self.fill_counts(part)
+                self.count_all(self.plan_parts(work, reads))
                 self.check_writes(confirm)
                 self.checkpoint()
             elif self.guard_applies(confirm):
@@ -83,8 +82,7 @@ class SyncRun(Reader, Planner, Applier):
                     # applied: a later run where every contact changed holds a slice of
                     # planned writes, never all of them (issue 18).
                     self.fill_counts(plan)
-                    for part in self.plan_parts(work, reads, keep=True):
-                        self.fill_counts(part)
+                    self.count_all(self.plan_parts(work, reads, keep=True))
                     self.check_writes(confirm)
                     self.checkpoint()
                     self.progress("Planning", 0, work.left())  # then interleaved with Writing
@@ -137,11 +135,18 @@ class SyncRun(Reader, Planner, Applier):
         most = sum(plan.count_creates(s) + plan.count_updates(s) for s in Side)
         return most + work.most_writes() > self.settings.guard_max_writes
 
+    def count_all(self, parts: Iterator[SyncPlan]) -> None:
+        """Count every slice of ``parts``; none is held once counted (not even the last)."""
+        for part in parts:
+            self.fill_counts(part)
+            del part  # not held while the next slice is planned
+
     def counted(self, parts: Iterator[SyncPlan]) -> Iterator[SyncPlan]:
         """The slices, each counted in the report before it is applied."""
         for part in parts:
             self.add_counts(part)
             yield part
+            del part  # not held while the next slice is planned
 
     def unavailable_message(self, err: PairsyncError) -> str:
         """One line naming the app that could not be used, and why (CLI exit code 5)."""

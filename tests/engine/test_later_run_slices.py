@@ -9,13 +9,14 @@ depend on the slicing: the same counts, the same stop with nothing written, the 
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.engine.plan import PairPlan
+from app.engine.plan import PairPlan, PlannedCreate
 from app.engine.sync import SyncRun
 from app.model import Record, Side
 from tests.engine.harness import Pair
@@ -123,3 +124,28 @@ def test_each_pair_is_planned_once_unless_the_guard_must_count_first(
     # a pair whose title alone changed is never planned ahead.
     assert run.planned.pop(x_id) == passes + 1
     assert set(run.planned.values()) == {passes} and len(run.planned) == 10
+
+
+class LiveCountingRun(SyncRun):
+    """Notes the most planned pairs and creates alive while a pair is being planned."""
+
+    most_alive = 0
+
+    def plan_pair(self, binding_id: int, *args: Any, **kwargs: Any) -> PairPlan:
+        gc.collect()
+        alive = sum(isinstance(o, PairPlan | PlannedCreate) for o in gc.get_objects())
+        self.most_alive = max(self.most_alive, alive)
+        return super().plan_pair(binding_id, *args, **kwargs)
+
+
+@pytest.mark.parametrize("limit", [10**6, 15])
+def test_a_slice_is_let_go_before_the_next_is_planned(tmp_path: Path, limit: int) -> None:
+    """While a slice is planned, nothing of the slice applied before it is held (by the
+    loop that applied it, or the one that counted it): a run holds one slice, not two."""
+    p = bound_pairs(tmp_path, 12, guard_max_writes=limit)
+    run = LiveCountingRun("c", p.state, {Side.A: p.a, Side.B: p.b}, p.mappings, p.settings)
+    run.PLAN_SLICE = 4
+    report = run.run()
+    assert report.status == "ok" and report.updated == {"a": 0, "b": 13}
+    # At most the pairs planned so far in this slice (3 of 4) are alive, never the 4 before.
+    assert 0 < run.most_alive < 4
