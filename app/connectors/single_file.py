@@ -70,6 +70,21 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+DIGEST_CHUNK = 1 << 20
+
+
+def digest_file(path: Path) -> tuple[int, bytes]:
+    """How many bytes ``path`` holds as it is read now, and their ``digest``, read a chunk
+    at a time: checking a file of 100,000 rows must not hold its 22 MB (issue 18)."""
+    hasher = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(DIGEST_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, hasher.digest()
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What a file was read (or written) as: enough to tell whether it is still that file."""
@@ -212,6 +227,11 @@ class SingleFileApp(ABC, Generic[Book]):
         if book is not None and trusted:
             return book
         try:
+            if book is not None and read_as is not None and read_as.same_status(st):
+                # A recent mtime: the very bytes already parsed? (digested as they are read)
+                size, sum_now = digest_file(self.path)
+                if Fingerprint(st.st_mtime_ns, size, st.st_ino, sum_now) == read_as:
+                    return book
             data = self.path.read_bytes()
         except FileNotFoundError:
             return self._forget()
@@ -219,8 +239,6 @@ class SingleFileApp(ABC, Generic[Book]):
             raise self._cannot_read(err) from err
         # What was read, not what was stat'ed: a write after the stat shows in the size.
         now = Fingerprint(st.st_mtime_ns, len(data), st.st_ino, digest(data))
-        if book is not None and now == read_as:
-            return book  # a recent mtime, and the very bytes already parsed
         book = self._parse_file(data)
         del data
         self._book, self._read_as = book, now
@@ -238,10 +256,10 @@ class SingleFileApp(ABC, Generic[Book]):
         (None: there was no file): another program wrote it meanwhile."""
         if read_as is not None and read_as.recent():
             try:
-                again = digest(self.path.read_bytes())
+                size, again = digest_file(self.path)
             except OSError:
                 raise FileChanged from None
-            if again != read_as.digest:
+            if (size, again) != (read_as.size, read_as.digest):
                 raise FileChanged
         # The status last: the file is replaced right after this check, so the moment
         # another program's write could still slip in between is as short as it can be.
